@@ -1,0 +1,59 @@
+"""Chat messages as immutable values.
+
+A message's text is a template filled from named slots, so a stimulus can be attached to a
+part of the prompt (the instruction, the few-shot block) and not only to the whole text. Every
+change returns a new message; the logged form is the rendered `{role, content}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: str
+    template: str = "{text}"
+    slots: tuple[tuple[str, str], ...] = field(default=())
+
+    @classmethod
+    def text(cls, role: str, content: str) -> Message:
+        return cls(role=role, template="{text}", slots=(("text", content),))
+
+    @property
+    def content(self) -> str:
+        return self.template.format_map(dict(self.slots))
+
+    def slot(self, name: str) -> str | None:
+        return dict(self.slots).get(name)
+
+    def with_slot(self, name: str, value: str) -> Message:
+        """A copy with slot `name` set to `value` (the slot must already be in the template)."""
+        if self.slot(name) is None:
+            raise KeyError(f"message has no slot {name!r}")
+        return replace(self, slots=tuple((k, value if k == name else v) for k, v in self.slots))
+
+    def with_template(self, template: str, **new_slots: str) -> Message:
+        return replace(self, template=template, slots=self.slots + tuple(new_slots.items()))
+
+    def to_dict(self) -> dict[str, str]:
+        return {"role": self.role, "content": self.content}
+
+
+Messages = tuple[Message, ...]
+
+
+def to_dicts(messages: Iterable[Message]) -> list[dict[str, str]]:
+    return [m.to_dict() for m in messages]
+
+
+def last_index(messages: Sequence[Message], role: str) -> int | None:
+    for index in range(len(messages) - 1, -1, -1):
+        if messages[index].role == role:
+            return index
+    return None
+
+
+def replace_at(messages: Sequence[Message], index: int, message: Message) -> Messages:
+    return tuple(message if i == index else m for i, m in enumerate(messages))

@@ -1,0 +1,31 @@
+"""Where the workbench finds its data and keeps its caches, in a checkout and when installed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def data_dir(name: str) -> Path:
+    """The directory `stimuli`, `tasks` or `studies`: bundled in the wheel, or at the checkout's top."""
+    for candidate in (_PACKAGE / "_data" / name, _PACKAGE.parent / name):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"the workbench data directory {name!r} is missing from this installation")
+
+
+def cache_dir() -> Path:
+    """Per-user cache for model weights and the model server's environment (WORKBENCH_CACHE overrides)."""
+    root = os.environ.get("WORKBENCH_CACHE")
+    if root:
+        path = Path(root)
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        path = Path(base) / "prompt-affect-workbench"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+DEFAULT_DB = Path("runs") / "workbench.duckdb"

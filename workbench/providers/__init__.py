@@ -1,0 +1,74 @@
+"""Model adapters behind one interface: `sim/<name>` in process, everything else via litellm."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..local_models import LOCAL_MODELS, Log, Server, ensure_server
+from ..study import ModelSpec
+from .base import (
+    CallOutcome,
+    ModelRequest,
+    ModelResponse,
+    Provider,
+    ProviderError,
+    TrialContext,
+    cache_key,
+    complete_with_retries,
+)
+from .litellm_provider import LiteLLMProvider
+from .simulated import SimulatedProvider
+
+__all__ = [
+    "CallOutcome", "ModelRequest", "ModelResponse", "Provider", "ProviderError", "TrialContext",
+    "cache_key", "complete_with_retries", "ProviderPool", "open_provider",
+]
+
+LOCAL_API_KEY = "sk-local-no-key"
+
+
+@dataclass
+class ProviderPool:
+    """The providers of one run, and the local servers they started (stopped on close)."""
+
+    providers: dict[str, Provider] = field(default_factory=dict)
+    servers: list[Server] = field(default_factory=list)
+
+    def get(self, model_id: str) -> Provider:
+        return self.providers[model_id]
+
+    async def close(self) -> None:
+        for provider in self.providers.values():
+            await provider.close()
+        for server in self.servers:
+            server.stop()
+        self.servers.clear()
+
+
+def open_provider(spec: ModelSpec, pool: ProviderPool, log: Log) -> Provider:
+    if spec.id.startswith("sim/"):
+        provider: Provider = SimulatedProvider(spec)
+    elif spec.id in LOCAL_MODELS:
+        local = LOCAL_MODELS[spec.id]
+        api_base = spec.api_base
+        if api_base is None:
+            server = ensure_server(spec.id, log)
+            pool.servers.append(server)
+            api_base = server.api_base
+        provider = LiteLLMProvider(f"openai/{local.alias}", endpoint=local.endpoint, api_base=api_base, local=True, api_key=LOCAL_API_KEY)
+    else:
+        provider = LiteLLMProvider(spec.id, endpoint=spec.api_base or "default", api_base=spec.api_base)
+    pool.providers[spec.id] = provider
+    return provider
+
+
+def open_pool(specs: list[ModelSpec], log: Log) -> ProviderPool:
+    pool = ProviderPool()
+    try:
+        for spec in specs:
+            open_provider(spec, pool, log)
+    except BaseException:
+        for server in pool.servers:
+            server.stop()
+        raise
+    return pool

@@ -1,0 +1,117 @@
+"""The one model interface the runner, cache and store see, and bounded retries around it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    model: str  # the study's model id, e.g. local/default or openai/gpt-4o-mini
+    messages: tuple[tuple[str, str], ...]  # (role, content) exactly as sent
+    params: tuple[tuple[str, Any], ...]  # sampling parameters, sorted
+    repeat: int = 0
+    purpose: str = "answer"
+
+    @classmethod
+    def build(cls, model: str, messages: list[dict[str, str]], params: dict[str, Any], repeat: int, purpose: str = "answer") -> ModelRequest:
+        return cls(
+            model=model,
+            messages=tuple((m["role"], m["content"]) for m in messages),
+            params=tuple(sorted(params.items())),
+            repeat=repeat,
+            purpose=purpose,
+        )
+
+    def message_dicts(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What a simulated model may see to plant effects. Real adapters never read it."""
+
+    condition: str
+    targets: tuple[str, ...]
+    seed: int
+    call_index: int = 0
+
+
+@dataclass(frozen=True)
+class ModelResponse:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    latency_s: float = 0.0
+    finish_reason: str | None = None
+
+
+class ProviderError(Exception):
+    """A classified failure: transient ones are retried, permanent ones are not."""
+
+    def __init__(self, message: str, *, kind: str, transient: bool) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.transient = transient
+
+
+class Provider(Protocol):
+    endpoint: str
+    """Stable identity of what serves the model (api base, weights hash); part of the cache key."""
+
+    async def complete(self, request: ModelRequest, context: TrialContext, attempt: int) -> ModelResponse: ...
+
+    async def close(self) -> None: ...
+
+
+def cache_key(request: ModelRequest, endpoint: str) -> str:
+    """sha256 of the full request: model, endpoint, messages, parameters and repeat index."""
+    payload = {
+        "model": request.model,
+        "endpoint": endpoint,
+        "messages": request.messages,
+        "params": request.params,
+        "repeat": request.repeat,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class CallOutcome:
+    response: ModelResponse | None
+    error: ProviderError | None
+    retries: int
+    latency_s: float = 0.0
+    attempts: list[str] = field(default_factory=list)
+
+
+async def complete_with_retries(
+    provider: Provider,
+    request: ModelRequest,
+    context: TrialContext,
+    *,
+    max_retries: int,
+    timeout_s: float,
+    backoff_s: float = 0.5,
+) -> CallOutcome:
+    """Call with a timeout; retry transient failures at most `max_retries` times with backoff."""
+    errors: list[str] = []
+    for attempt in range(max_retries + 1):
+        try:
+            response = await asyncio.wait_for(provider.complete(request, context, attempt), timeout=timeout_s + 5)
+            return CallOutcome(response=response, error=None, retries=attempt, attempts=errors)
+        except asyncio.TimeoutError:
+            error = ProviderError(f"no answer within {timeout_s:.0f} s", kind="timeout", transient=True)
+        except ProviderError as exc:
+            error = exc
+        errors.append(f"{error.kind}: {error}")
+        if not error.transient or attempt == max_retries:
+            return CallOutcome(response=None, error=error, retries=attempt, attempts=errors)
+        await asyncio.sleep(backoff_s * (2**attempt) * (0.5 + random.random()))
+    raise AssertionError("unreachable")

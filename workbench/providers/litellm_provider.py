@@ -1,0 +1,95 @@
+"""Every real model goes through litellm: remote providers by their model string, and the
+embedded llama.cpp server as an OpenAI-compatible endpoint on 127.0.0.1."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .base import ModelRequest, ModelResponse, ProviderError, TrialContext
+
+# litellm exception class name -> (kind, transient)
+_ERROR_KINDS: dict[str, tuple[str, bool]] = {
+    "Timeout": ("timeout", True),
+    "APITimeoutError": ("timeout", True),
+    "RateLimitError": ("rate_limit", True),
+    "APIConnectionError": ("connection", True),
+    "ServiceUnavailableError": ("unavailable", True),
+    "InternalServerError": ("server_error", True),
+    "BadGatewayError": ("server_error", True),
+    "ContextWindowExceededError": ("context_window", False),
+    "ContentPolicyViolationError": ("content_policy", False),
+    "BadRequestError": ("bad_request", False),
+    "UnprocessableEntityError": ("bad_request", False),
+    "AuthenticationError": ("authentication", False),
+    "PermissionDeniedError": ("permission", False),
+    "NotFoundError": ("not_found", False),
+}
+
+
+def classify(exc: Exception) -> ProviderError:
+    """Map a litellm/httpx exception once, at this boundary, to a kind and retry decision."""
+    for cls in type(exc).__mro__:
+        if cls.__name__ in _ERROR_KINDS:
+            kind, transient = _ERROR_KINDS[cls.__name__]
+            return ProviderError(_short(exc), kind=kind, transient=transient)
+    return ProviderError(_short(exc), kind=type(exc).__name__, transient=False)
+
+
+def _short(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text[:500]
+
+
+class LiteLLMProvider:
+    def __init__(self, litellm_model: str, endpoint: str, api_base: str | None = None, local: bool = False, api_key: str | None = None) -> None:
+        self.litellm_model = litellm_model
+        self.endpoint = endpoint
+        self.api_base = api_base
+        self.local = local
+        self._api_key = api_key  # only the local server's placeholder; real keys stay in the environment
+
+    async def complete(self, request: ModelRequest, context: TrialContext, attempt: int) -> ModelResponse:
+        import litellm
+
+        params: dict[str, Any] = dict(request.params)
+        extra: dict[str, Any] = {}
+        if self.api_base:
+            extra["api_base"] = self.api_base
+        if self._api_key:
+            extra["api_key"] = self._api_key
+        started = time.perf_counter()
+        try:
+            response = await litellm.acompletion(
+                model=self.litellm_model,
+                messages=request.message_dicts(),
+                num_retries=0,
+                drop_params=True,
+                **extra,
+                **params,
+            )
+        except Exception as exc:  # noqa: BLE001 - every provider failure is classified here
+            raise classify(exc) from exc
+        latency = time.perf_counter() - started
+        choice = response.choices[0]
+        usage = getattr(response, "usage", None)
+        return ModelResponse(
+            text=choice.message.content or "",
+            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
+            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
+            cost=0.0 if self.local else _cost(response),
+            latency_s=latency,
+            finish_reason=getattr(choice, "finish_reason", None),
+        )
+
+    async def close(self) -> None:
+        return None
+
+
+def _cost(response: Any) -> float:
+    import litellm
+
+    try:
+        return float(litellm.completion_cost(completion_response=response) or 0.0)
+    except Exception:  # noqa: BLE001 - unknown prices are reported as 0, not as a failed call
+        return 0.0

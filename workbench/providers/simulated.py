@@ -1,0 +1,42 @@
+"""`sim/<name>`: an in-process model with planted per-condition accuracy, for fast tests,
+statistical validation and benchmarks. Seeded: the same trial gives the same answer."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from ..study import ModelSpec, SimulatorSpec
+from ..tasks import stable_seed
+from .base import ModelRequest, ModelResponse, ProviderError, TrialContext
+
+
+class SimulatedProvider:
+    endpoint = "simulator"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.model_id = spec.id
+        self.sim = spec.simulate or SimulatorSpec()
+
+    async def complete(self, request: ModelRequest, context: TrialContext, attempt: int) -> ModelResponse:
+        if self.sim.latency_ms:
+            await asyncio.sleep(self.sim.latency_ms / 1000)
+        if self.sim.error_rate and random.Random(stable_seed(context.seed, context.condition, request.repeat, context.call_index, attempt, "error")).random() < self.sim.error_rate:
+            raise ProviderError("simulated service error", kind="server_error", transient=True)
+        rng = random.Random(stable_seed(self.model_id, context.seed, context.condition, request.repeat, context.call_index))
+        p = self.sim.accuracy.get(context.condition, self.sim.default_accuracy)
+        gold = context.targets[0] if context.targets else ""
+        text = gold if rng.random() < p else _wrong(gold, rng)
+        prompt_tokens = sum(len(content.split()) for _, content in request.messages)
+        return ModelResponse(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()), latency_s=self.sim.latency_ms / 1000)
+
+    async def close(self) -> None:
+        return None
+
+
+def _wrong(gold: str, rng: random.Random) -> str:
+    """An answer that no scorer accepts for `gold`."""
+    try:
+        return str(int(gold) + rng.choice((-3, -2, -1, 1, 2, 3)))
+    except ValueError:
+        return "I do not know."

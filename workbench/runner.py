@@ -1,0 +1,339 @@
+"""Run a study: expand trials, skip those already logged, call models concurrently, log.
+
+Resumable by construction: a trial is done when its row has landed in the log, and a killed
+run loses at most the trials of its unflushed batch, which simply run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .local_models import Log
+from .messages import Messages, to_dicts
+from .providers import ModelRequest, ModelResponse, ProviderPool, TrialContext, cache_key, complete_with_retries
+from .providers import open_pool
+from .solvers import SOLVERS, Generation, Solution
+from .store import SCHEMA_VERSION, SegmentWriter, compact, connect_reader
+from .study import ResolvedStudy
+from .trials import Trial, expand
+
+Progress = Callable[[int, int], None]
+
+FLUSH_EVERY_S = 1.0
+FLUSH_EVERY_TRIALS = 64
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    db_path: str
+    trials_planned: int
+    trials_done: int = 0
+    trials_run_now: int = 0
+    errors: int = 0
+    model_calls: int = 0
+    cache_hits: int = 0
+    interrupted: bool = False
+    compacted: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def run_id_for(study: ResolvedStudy, fresh: bool) -> str:
+    base = f"{study.spec.name}-{study.spec.spec_hash()[:10]}"
+    return f"{base}-{time.strftime('%Y%m%dT%H%M%S')}" if fresh else base
+
+
+class _Log:
+    """Buffers finished rows and appends them as segments in batches."""
+
+    def __init__(self, writer: SegmentWriter) -> None:
+        self.writer = writer
+        self.rows: dict[str, list[dict[str, Any]]] = {}
+        self.pending_trials = 0
+        self.last_flush = time.monotonic()
+
+    def add(self, table: str, row: dict[str, Any]) -> None:
+        self.rows.setdefault(table, []).append(row)
+        if table == "trials":
+            self.pending_trials += 1
+
+    def maybe_flush(self) -> None:
+        if self.pending_trials >= FLUSH_EVERY_TRIALS or time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.rows:
+            self.writer.write(self.rows)
+        self.rows = {}
+        self.pending_trials = 0
+        self.last_flush = time.monotonic()
+
+
+class Runner:
+    def __init__(self, study: ResolvedStudy, db_path: Path, *, fresh: bool = False, use_cache: bool = True, log: Log | None = None, progress: Progress | None = None) -> None:
+        self.study = study
+        self.db_path = Path(db_path)
+        self.run_id = run_id_for(study, fresh)
+        self.use_cache = use_cache
+        self.say: Log = log or (lambda _: None)
+        self.progress = progress or (lambda done, total: None)
+        self.cache: dict[str, ModelResponse] = {}
+        self.summary = RunSummary(run_id=self.run_id, db_path=str(self.db_path), trials_planned=0)
+
+    # -- setup -------------------------------------------------------------------------------
+    def _existing(self, trial_ids: set[str]) -> tuple[set[str], bool]:
+        if not self.db_path.exists() and not (self.db_path.parent / (self.db_path.name + ".segments")).exists():
+            return set(), False
+        con = connect_reader(self.db_path)
+        try:
+            done = {r[0] for r in con.execute("SELECT trial_id FROM trials WHERE run_id = ?", [self.run_id]).fetchall()}
+            registered = bool(con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [self.run_id]).fetchone()[0])
+            if self.use_cache:
+                models = [m.id for m in self.study.spec.models]
+                rows = con.execute(
+                    "SELECT cache_key, response_text, prompt_tokens, completion_tokens, cost, latency_s, finish_reason "
+                    "FROM calls_landed WHERE error IS NULL AND NOT cached AND model IN (SELECT unnest(?))",
+                    [models],
+                ).fetchall()
+                for key, text, p_tok, c_tok, cost, latency, finish in rows:
+                    self.cache.setdefault(key, ModelResponse(text=text, prompt_tokens=p_tok, completion_tokens=c_tok, cost=cost, latency_s=latency, finish_reason=finish))
+        finally:
+            con.close()
+        return done & trial_ids, registered
+
+    def _run_rows(self, trials: list[Trial]) -> dict[str, list[dict[str, Any]]]:
+        spec = self.study.spec
+        control = spec.control_name
+        return {
+            "runs": [
+                {
+                    "run_id": self.run_id,
+                    "name": spec.name,
+                    "study_path": self.study.path,
+                    "spec_json": spec.canonical_json(),
+                    "spec_hash": spec.spec_hash(),
+                    "seed": spec.seed,
+                    "trials_planned": len(trials),
+                    "created_at": _now(),
+                    "workbench_version": __version__,
+                    "git_sha": _git_sha(),
+                    "packages_json": json.dumps(_package_versions(), sort_keys=True),
+                    "schema_version": SCHEMA_VERSION,
+                }
+            ],
+            "conditions": [
+                {
+                    "run_id": self.run_id,
+                    "condition": name,
+                    "is_control": name == control,
+                    "stimuli_json": json.dumps([s.model_dump() for s in stimuli]),
+                }
+                for name, stimuli in self.study.conditions.items()
+            ],
+        }
+
+    def _event(self, event: str, **detail: Any) -> dict[str, Any]:
+        return {"event_id": f"{self.run_id}:{time.time_ns()}", "run_id": self.run_id, "event": event, "event_at": _now(), "detail_json": json.dumps(detail)}
+
+    # -- execution ---------------------------------------------------------------------------
+    async def run(self) -> RunSummary:
+        trials = expand(self.study, self.run_id)
+        self.summary.trials_planned = len(trials)
+        done, registered = self._existing({t.trial_id for t in trials})
+        pending = [t for t in trials if t.trial_id not in done]
+        self.summary.trials_done = len(done)
+        writer = SegmentWriter(self.db_path)
+        log = _Log(writer)
+        if not registered:
+            for table, rows in self._run_rows(trials).items():
+                for row in rows:
+                    log.add(table, row)
+        log.add("run_events", self._event("resumed" if done else "started", pending=len(pending)))
+        log.flush()
+        self.progress(len(done), len(trials))
+        pool = ProviderPool()
+        if pending:
+            pool = await asyncio.to_thread(open_pool, [m for m in self.study.spec.models if any(t.model.id == m.id for t in pending)], self.say)
+        semaphore = asyncio.Semaphore(self.study.spec.concurrency)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+
+        async def one(trial: Trial) -> None:
+            async with semaphore:
+                if stop.is_set():
+                    return
+                rows = await self._run_trial(trial, pool)
+            for call in rows["calls"]:
+                log.add("calls", call)
+            log.add("trials", rows["trial"])
+            self.summary.trials_done += 1
+            self.summary.trials_run_now += 1
+            self.summary.errors += rows["trial"]["status"] == "error"
+            log.maybe_flush()
+            self.progress(self.summary.trials_done, len(trials))
+
+        try:
+            tasks = [asyncio.ensure_future(one(t)) for t in pending]
+            waiter = asyncio.ensure_future(stop.wait())
+            all_done = asyncio.gather(*tasks)
+            await asyncio.wait([all_done, waiter], return_when=asyncio.FIRST_COMPLETED)
+            if stop.is_set():
+                self.summary.interrupted = True
+                for task in tasks:
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await all_done
+            else:
+                await all_done
+            waiter.cancel()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+            log.add("run_events", self._event("interrupted" if self.summary.interrupted else "finished", done=self.summary.trials_done))
+            log.flush()
+            await pool.close()
+        self.summary.errors = self._count_errors()
+        self.summary.compacted = await asyncio.to_thread(compact, self.db_path)
+        return self.summary
+
+    def _count_errors(self) -> int:
+        con = connect_reader(self.db_path)
+        try:
+            return int(con.execute("SELECT count(*) FROM trials WHERE run_id = ? AND status = 'error'", [self.run_id]).fetchone()[0])
+        finally:
+            con.close()
+
+    async def _run_trial(self, trial: Trial, pool: ProviderPool) -> dict[str, Any]:
+        provider = pool.get(trial.model.id)
+        calls: list[dict[str, Any]] = []
+        started = _now()
+        params = {"seed": trial.seed, **trial.model.params}
+
+        async def generate(messages: Messages, purpose: str = "answer") -> Generation:
+            index = len(calls)
+            request = ModelRequest.build(trial.model.id, to_dicts(messages), params, trial.repeat, purpose)
+            key = cache_key(request, provider.endpoint)
+            call_started = _now()
+            cached = self.cache.get(key) if self.use_cache else None
+            if cached is not None:
+                self.summary.cache_hits += 1
+                response, error, retries = cached, None, 0
+            else:
+                self.summary.model_calls += 1
+                context = TrialContext(condition=trial.condition, targets=trial.item.targets, seed=trial.seed, call_index=index)
+                outcome = await complete_with_retries(provider, request, context, max_retries=trial.model.max_retries, timeout_s=trial.model.timeout_s)
+                response, error, retries = outcome.response, outcome.error, outcome.retries
+                if response is not None:
+                    self.cache[key] = response
+            calls.append(
+                {
+                    "call_id": f"{trial.trial_id}:{index}",
+                    "trial_id": trial.trial_id,
+                    "run_id": trial.run_id,
+                    "call_index": index,
+                    "purpose": purpose,
+                    "model": trial.model.id,
+                    "endpoint": provider.endpoint,
+                    "params_json": json.dumps(dict(request.params), sort_keys=True),
+                    "repeat": trial.repeat,
+                    "cache_key": key,
+                    "messages_json": json.dumps(request.message_dicts()),
+                    "response_text": response.text if response else None,
+                    "finish_reason": response.finish_reason if response else None,
+                    "prompt_tokens": response.prompt_tokens if response else 0,
+                    "completion_tokens": response.completion_tokens if response else 0,
+                    "cost": 0.0 if cached is not None or response is None else response.cost,
+                    "latency_s": response.latency_s if response else None,
+                    "cached": cached is not None,
+                    "retries": retries,
+                    "error": str(error) if error else None,
+                    "error_kind": error.kind if error else None,
+                    "started_at": call_started,
+                    "finished_at": _now(),
+                }
+            )
+            return Generation(text=response.text if response else None, error=f"{error.kind}: {error}" if error else None)
+
+        try:
+            solution = await SOLVERS.get("single_turn")(trial, generate)
+        except Exception as exc:  # noqa: BLE001 - a failing program is an errored trial, not a crashed sweep
+            solution = Solution(text=None, error=f"{type(exc).__name__}: {exc}")
+        answer, score = (None, None)
+        if solution.text is not None:
+            answer, score = trial.task.score(solution.text, trial.item)
+        return {
+            "calls": calls,
+            "trial": {
+                "trial_id": trial.trial_id,
+                "run_id": trial.run_id,
+                "condition": trial.condition,
+                "model": trial.model.id,
+                "model_params_json": json.dumps(params, sort_keys=True),
+                "task": trial.task.id,
+                "task_version": trial.task.version,
+                "task_json": json.dumps(trial.task.descriptor(), sort_keys=True),
+                "item_id": trial.item.id,
+                "item_input": trial.item.input,
+                "targets_json": json.dumps(list(trial.item.targets)),
+                "repeat": trial.repeat,
+                "seed": trial.seed,
+                "stimuli_json": json.dumps([s.model_dump() for s in trial.stimuli]),
+                "messages_json": json.dumps(to_dicts(trial.messages)),
+                "response_text": solution.text,
+                "answer": answer,
+                "score": score,
+                "status": "ok" if solution.text is not None else "error",
+                "error": solution.error,
+                "n_calls": len(calls),
+                "prompt_tokens": sum(c["prompt_tokens"] for c in calls),
+                "completion_tokens": sum(c["completion_tokens"] for c in calls),
+                "cost": sum(c["cost"] for c in calls),
+                "latency_s": sum(c["latency_s"] or 0.0 for c in calls),
+                "cached": bool(calls) and all(c["cached"] for c in calls),
+                "started_at": started,
+                "finished_at": _now(),
+            },
+        }
+
+
+def run_study(study: ResolvedStudy, db_path: Path, **kwargs: Any) -> RunSummary:
+    return asyncio.run(Runner(study, db_path, **kwargs).run())
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {}
+    for name in ("litellm", "duckdb", "pydantic", "dspy", "optuna", "scipy", "statsmodels", "pandas"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions

@@ -1,0 +1,297 @@
+"""The log: a DuckDB file plus append-only Parquet segments.
+
+DuckDB lets one process hold a file for writing. A sweep therefore never holds it while it runs:
+it appends each batch of finished trials as Parquet segments (written to a temporary name, then
+renamed, so a killed writer leaves no partial file), and folds segments into the DuckDB file when
+the file is free (compaction, under a lock, idempotent by key). Readers attach the file read-only
+and see the segments too, so the log can be read while a sweep writes it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[tuple[str, str], ...]  # (name, DuckDB type)
+
+    def arrow_schema(self) -> pa.Schema:
+        return pa.schema([(name, _ARROW[sql]) for name, sql in self.columns])
+
+    def ddl(self) -> str:
+        cols = ", ".join(f"{name} {sql}" for name, sql in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} ({cols}, PRIMARY KEY ({', '.join(self.key)}))"
+
+
+_ARROW: dict[str, pa.DataType] = {
+    "VARCHAR": pa.string(),
+    "BIGINT": pa.int64(),
+    "INTEGER": pa.int32(),
+    "DOUBLE": pa.float64(),
+    "BOOLEAN": pa.bool_(),
+    "TIMESTAMP": pa.timestamp("us"),
+}
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "runs",
+            ("run_id",),
+            (
+                ("run_id", "VARCHAR"), ("name", "VARCHAR"), ("study_path", "VARCHAR"), ("spec_json", "VARCHAR"),
+                ("spec_hash", "VARCHAR"), ("seed", "BIGINT"), ("trials_planned", "BIGINT"), ("created_at", "TIMESTAMP"),
+                ("workbench_version", "VARCHAR"), ("git_sha", "VARCHAR"), ("packages_json", "VARCHAR"),
+                ("schema_version", "INTEGER"),
+            ),
+        ),
+        Table(
+            "run_events",
+            ("event_id",),
+            (("event_id", "VARCHAR"), ("run_id", "VARCHAR"), ("event", "VARCHAR"), ("event_at", "TIMESTAMP"), ("detail_json", "VARCHAR")),
+        ),
+        Table(
+            "conditions",
+            ("run_id", "condition"),
+            (("run_id", "VARCHAR"), ("condition", "VARCHAR"), ("is_control", "BOOLEAN"), ("stimuli_json", "VARCHAR")),
+        ),
+        Table(
+            "trials",
+            ("trial_id",),
+            (
+                ("trial_id", "VARCHAR"), ("run_id", "VARCHAR"), ("condition", "VARCHAR"), ("model", "VARCHAR"),
+                ("model_params_json", "VARCHAR"), ("task", "VARCHAR"), ("task_version", "VARCHAR"), ("task_json", "VARCHAR"),
+                ("item_id", "VARCHAR"), ("item_input", "VARCHAR"), ("targets_json", "VARCHAR"), ("repeat", "INTEGER"),
+                ("seed", "BIGINT"), ("stimuli_json", "VARCHAR"), ("messages_json", "VARCHAR"), ("response_text", "VARCHAR"),
+                ("answer", "VARCHAR"), ("score", "DOUBLE"), ("status", "VARCHAR"), ("error", "VARCHAR"),
+                ("n_calls", "INTEGER"), ("prompt_tokens", "BIGINT"), ("completion_tokens", "BIGINT"), ("cost", "DOUBLE"),
+                ("latency_s", "DOUBLE"), ("cached", "BOOLEAN"), ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
+            ),
+        ),
+        Table(
+            "calls",
+            ("call_id",),
+            (
+                ("call_id", "VARCHAR"), ("trial_id", "VARCHAR"), ("run_id", "VARCHAR"), ("call_index", "INTEGER"),
+                ("purpose", "VARCHAR"), ("model", "VARCHAR"), ("endpoint", "VARCHAR"), ("params_json", "VARCHAR"),
+                ("repeat", "INTEGER"), ("cache_key", "VARCHAR"), ("messages_json", "VARCHAR"), ("response_text", "VARCHAR"),
+                ("finish_reason", "VARCHAR"), ("prompt_tokens", "BIGINT"), ("completion_tokens", "BIGINT"),
+                ("cost", "DOUBLE"), ("latency_s", "DOUBLE"), ("cached", "BOOLEAN"), ("retries", "INTEGER"),
+                ("error", "VARCHAR"), ("error_kind", "VARCHAR"), ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
+            ),
+        ),
+    )
+}
+
+# Written in this order in every flush; readers ignore rows whose parent row is not yet there.
+FLUSH_ORDER = ("runs", "conditions", "calls", "trials", "run_events")
+
+
+def segments_dir(db_path: Path) -> Path:
+    return db_path.with_name(db_path.name + ".segments")
+
+
+def _segment_files(db_path: Path, table: str) -> list[Path]:
+    directory = segments_dir(db_path) / table
+    return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
+
+
+class SegmentWriter:
+    """Appends rows as Parquet segments. Holds no lock on the DuckDB file."""
+
+    def __init__(self, db_path: Path) -> None:
+        self.db_path = Path(db_path)
+        self.root = segments_dir(self.db_path)
+        for table in TABLES:
+            (self.root / table).mkdir(parents=True, exist_ok=True)
+        self._drop_orphan_calls()
+
+    def write(self, rows: dict[str, Sequence[dict[str, Any]]]) -> None:
+        """Write one batch; all files of a batch share a name, and trials go after their calls."""
+        batch = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        for table in FLUSH_ORDER:
+            records = rows.get(table)
+            if not records:
+                continue
+            spec = TABLES[table]
+            arrow = pa.Table.from_pylist([{c: r.get(c) for c, _ in spec.columns} for r in records], schema=spec.arrow_schema())
+            final = self.root / table / f"{batch}.parquet"
+            tmp = final.with_suffix(".parquet.tmp")
+            pq.write_table(arrow, tmp)
+            os.replace(tmp, final)
+
+    def _drop_orphan_calls(self) -> None:
+        """Calls files whose trials file never landed belong to trials that will run again."""
+        trial_batches = {p.name for p in (self.root / "trials").glob("*.parquet")}
+        for path in (self.root / "calls").glob("*.parquet"):
+            if path.name not in trial_batches and _older_than(path, 60):
+                path.unlink(missing_ok=True)
+        for path in self.root.glob("*/*.parquet.tmp"):
+            if _older_than(path, 60):
+                path.unlink(missing_ok=True)
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    with contextlib.suppress(FileNotFoundError):
+        return time.time() - path.stat().st_mtime > seconds
+    return False
+
+
+@contextlib.contextmanager
+def _compaction_lock(db_path: Path, blocking: bool) -> Iterator[bool]:
+    lock_path = db_path.with_name(db_path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _migrate(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
+    applied = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+    if 1 not in applied:
+        for table in TABLES.values():
+            con.execute(table.ddl())
+        con.execute("INSERT INTO schema_migrations VALUES (1, now())")
+
+
+def compact(db_path: Path, wait_s: float = 10.0) -> bool:
+    """Fold all segments into the DuckDB file. False if the file stayed busy for `wait_s`."""
+    db_path = Path(db_path)
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    with _compaction_lock(db_path, blocking=True):
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                con = duckdb.connect(str(db_path))
+                break
+            except duckdb.IOException:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.2)
+        try:
+            _migrate(con)
+            trial_batches = {p.name for p in _segment_files(db_path, "trials")}
+            done: list[Path] = []
+            con.execute("BEGIN TRANSACTION")
+            for name in FLUSH_ORDER:
+                table = TABLES[name]
+                files = _segment_files(db_path, name)
+                if name == "calls":
+                    files = [p for p in files if p.name in trial_batches]
+                if not files:
+                    continue
+                cols = ", ".join(c for c, _ in table.columns)
+                key_match = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
+                con.execute(
+                    f"INSERT INTO {name} ({cols}) SELECT {cols} FROM read_parquet(?, union_by_name=true) s "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {key_match})",
+                    [[str(p) for p in files]],
+                )
+                done.extend(files)
+            con.execute("COMMIT")
+            # Delete while still holding the file, so no reader attaches between commit and delete.
+            for path in done:
+                path.unlink(missing_ok=True)
+        finally:
+            con.close()
+    return True
+
+
+def connect_reader(db_path: Path, wait_s: float = 30.0) -> duckdb.DuckDBPyConnection:
+    """An in-memory connection whose tables show the DuckDB file plus all landed segments.
+
+    The file is attached read-only, so a compaction waits for this reader rather than deleting
+    segments under it; segments are snapshotted at connect time.
+    """
+    db_path = Path(db_path)
+    while True:
+        existed = db_path.exists()
+        con = _build_reader(db_path, existed, wait_s)
+        if existed or not db_path.exists():
+            return con
+        con.close()  # the first compaction created the file meanwhile: start again with it attached
+
+
+def _build_reader(db_path: Path, attach: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(":memory:")
+    stored: set[str] = set()
+    if attach:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                con.execute("ATTACH ? AS log (READ_ONLY)", [str(db_path)])
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        stored = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'log'").fetchall()}
+    for name, table in TABLES.items():
+        cols = ", ".join(c for c, _ in table.columns)
+        con.execute(f"CREATE TABLE seg_{name} AS SELECT * FROM ({_empty_select(table)}) LIMIT 0")
+        _load_segments(con, db_path, name, table)
+        if name in stored:
+            key_match = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
+            con.execute(
+                f"CREATE VIEW {name} AS SELECT {cols} FROM log.{name} UNION ALL "
+                f"SELECT {cols} FROM seg_{name} s WHERE NOT EXISTS (SELECT 1 FROM log.{name} t WHERE {key_match})"
+            )
+        else:
+            con.execute(f"CREATE VIEW {name} AS SELECT {cols} FROM seg_{name}")
+    # A calls row counts once its trial row has landed (they are written in that order).
+    con.execute("CREATE VIEW calls_landed AS SELECT c.* FROM calls c WHERE c.trial_id IN (SELECT trial_id FROM trials)")
+    return con
+
+
+def _empty_select(table: Table) -> str:
+    return "SELECT " + ", ".join(f"CAST(NULL AS {sql}) AS {name}" for name, sql in table.columns)
+
+
+def _load_segments(con: duckdb.DuckDBPyConnection, db_path: Path, name: str, table: Table) -> None:
+    cols = ", ".join(c for c, _ in table.columns)
+    for _ in range(50):
+        files = [str(p) for p in _segment_files(db_path, name)]
+        if not files:
+            return
+        try:
+            con.execute(f"INSERT INTO seg_{name} SELECT {cols} FROM read_parquet(?, union_by_name=true)", [files])
+            return
+        except duckdb.IOException:
+            # Only possible before the file existed: a first compaction took these segments.
+            time.sleep(0.05)
+    raise RuntimeError(f"could not read the {name} segments of {db_path}")
+
+
+def query(db_path: Path, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    con = connect_reader(db_path)
+    try:
+        cursor = con.execute(sql, list(params))
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+    finally:
+        con.close()

@@ -1,0 +1,250 @@
+"""Study files: parse YAML safely, validate with pydantic, check every id against the registries.
+
+Any problem becomes a UserError naming the file, the field path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .errors import UserError
+from .stimuli import PLACEMENTS, AppliedStimulus, StimulusLibrary, builtin_library, resolve
+from .tasks import TaskSpec, get_task
+
+_SECRET_PARAMS = {"api_key", "api_secret", "token", "password", "aws_secret_access_key"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SimulatorSpec(Strict):
+    """Planted behaviour of a `sim/<name>` model: accuracy per condition, latency, error rate."""
+
+    accuracy: dict[str, float] = Field(default_factory=dict)
+    default_accuracy: float = Field(0.5, ge=0.0, le=1.0)
+    latency_ms: float = Field(0.0, ge=0.0)
+    error_rate: float = Field(0.0, ge=0.0, le=1.0)
+
+    @field_validator("accuracy")
+    @classmethod
+    def _probabilities(cls, value: dict[str, float]) -> dict[str, float]:
+        for name, p in value.items():
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"accuracy of {name!r} must lie in [0, 1], got {p}")
+        return value
+
+
+class ModelSpec(Strict):
+    id: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    api_base: str | None = None
+    timeout_s: float = Field(120.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    simulate: SimulatorSpec | None = None
+
+    @field_validator("params")
+    @classmethod
+    def _no_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
+        leaked = _SECRET_PARAMS & set(value)
+        if leaked:
+            raise ValueError(f"{', '.join(sorted(leaked))} must come from the environment, not the study file")
+        return value
+
+    @model_validator(mode="after")
+    def _simulator_only_for_sim(self) -> ModelSpec:
+        if self.simulate is not None and not self.id.startswith("sim/"):
+            raise ValueError("`simulate` is allowed only for sim/<name> models")
+        return self
+
+
+class StimulusRef(Strict):
+    id: str
+    placement: str | None = None
+    separator: Literal["none", "space", "newline"] | None = None
+    variant: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConditionSpec(Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:+\-]+$")
+    stimuli: list[str | StimulusRef] = Field(default_factory=list)
+
+    def refs(self) -> list[StimulusRef]:
+        return [StimulusRef(id=s) if isinstance(s, str) else s for s in self.stimuli]
+
+
+class TaskRef(Strict):
+    task: str
+    n: int = Field(20, ge=1)
+    shots: int = Field(0, ge=0)
+    seed: int | None = None
+
+
+class StudySpec(Strict):
+    name: str = Field(min_length=1)
+    description: str = ""
+    models: list[ModelSpec] = Field(min_length=1)
+    conditions: list[ConditionSpec] = Field(min_length=1)
+    tasks: list[TaskRef] = Field(min_length=1)
+    repeats: int = Field(1, ge=1)
+    seed: int = 0
+    concurrency: int = Field(4, ge=1, le=256)
+    control: str | None = None
+    errors: Literal["wrong", "exclude"] = "wrong"
+    stimulus_files: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> StudySpec:
+        names = [c.name for c in self.conditions]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"condition names must be unique; repeated: {', '.join(dupes)}")
+        model_ids = [m.id for m in self.models]
+        if len(set(model_ids)) != len(model_ids):
+            raise ValueError("model ids must be unique")
+        if self.control is not None and self.control not in names:
+            raise ValueError(f"control {self.control!r} is not a condition (conditions: {', '.join(names)})")
+        return self
+
+    @property
+    def control_name(self) -> str:
+        if self.control:
+            return self.control
+        plain = [c.name for c in self.conditions if not c.stimuli]
+        return "control" if "control" in plain else (plain[0] if plain else self.conditions[0].name)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    def spec_hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+
+class ResolvedStudy(BaseModel):
+    """A validated study with every reference resolved against the registries."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    spec: StudySpec
+    path: str
+    tasks: dict[str, TaskSpec]
+    conditions: dict[str, tuple[AppliedStimulus, ...]]
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("str", "StimulusRef") or str(part).startswith("function-"):
+            continue  # union branch labels carry no meaning for the user
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def _pydantic_error(exc: ValidationError, path: str) -> UserError:
+    errors = exc.errors()
+    # For str|StimulusRef unions pydantic reports both branches; the structured one is more useful.
+    err = next((e for e in errors if "StimulusRef" in map(str, e["loc"])), errors[0])
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        parent = err["loc"][:-1]
+        message = f"unknown key {err['loc'][-1]!r}{_allowed_keys(parent)}"
+    elif err["type"] == "missing":
+        message = "is required"
+    return UserError(message.removeprefix("Value error, "), file=path, field=_loc(err["loc"]) or "(top level)")
+
+
+def _allowed_keys(parent: tuple[Any, ...]) -> str:
+    model: Any = StudySpec
+    for part in parent:
+        if isinstance(part, int) or part in ("str",):
+            continue
+        if part == "StimulusRef":
+            model = StimulusRef
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return ""
+        annotation = field.annotation
+        for candidate in (SimulatorSpec, ModelSpec, ConditionSpec, TaskRef, StimulusRef):
+            if candidate is annotation or candidate in getattr(annotation, "__args__", ()) or any(
+                candidate in getattr(a, "__args__", ()) for a in getattr(annotation, "__args__", ())
+            ):
+                model = candidate
+                break
+    return f" (allowed: {', '.join(model.model_fields)})"
+
+
+def load_study(path: str | Path, library: StimulusLibrary | None = None) -> ResolvedStudy:
+    """Read and validate a study file; raise UserError on the first problem."""
+    path = Path(path)
+    label = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read study file ({exc.strerror})", file=label) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else None
+        raise UserError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=label, field=where) from None
+    if not isinstance(raw, dict):
+        raise UserError("a study file must be a mapping with name, models, conditions and tasks", file=label)
+    try:
+        spec = StudySpec.model_validate(raw)
+    except ValidationError as exc:
+        raise _pydantic_error(exc, label) from None
+    return resolve_study(spec, label, library)
+
+
+def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None = None) -> ResolvedStudy:
+    library = library or builtin_library()
+    base = Path(label).parent
+    if spec.stimulus_files:
+        library = library.with_files([base / p for p in spec.stimulus_files])
+    tasks: dict[str, TaskSpec] = {}
+    for index, ref in enumerate(spec.tasks):
+        try:
+            tasks[ref.task] = get_task(ref.task)
+        except UserError as exc:
+            raise UserError(exc.detail, file=label, field=f"tasks[{index}].task") from None
+    conditions: dict[str, tuple[AppliedStimulus, ...]] = {}
+    for c_index, condition in enumerate(spec.conditions):
+        applied = []
+        for s_index, ref in enumerate(condition.refs()):
+            field = f"conditions[{c_index}].stimuli[{s_index}]"
+            if ref.id not in library:
+                known = ", ".join(library.ids())
+                try:
+                    library.get(ref.id)
+                except UserError as exc:
+                    raise UserError(f"{exc.detail} (known: {known})", file=label, field=field) from None
+            if ref.placement is not None and ref.placement not in PLACEMENTS:
+                raise UserError(PLACEMENTS.unknown_message(ref.placement), file=label, field=f"{field}.placement")
+            try:
+                applied.append(
+                    resolve(library, ref.id, placement=ref.placement, separator=ref.separator, variant=ref.variant, params=ref.params)
+                )
+            except UserError as exc:
+                raise UserError(exc.detail, file=label, field=field) from None
+        conditions[condition.name] = tuple(applied)
+    for m_index, model in enumerate(spec.models):
+        for name in (model.simulate.accuracy if model.simulate else {}):
+            if name not in conditions:
+                raise UserError(
+                    f"unknown condition {name!r} (conditions: {', '.join(conditions)})",
+                    file=label,
+                    field=f"models[{m_index}].simulate.accuracy",
+                )
+    return ResolvedStudy(spec=spec, path=label, tasks=tasks, conditions=conditions)
+

@@ -1,0 +1,80 @@
+"""Expand a study into its trials: condition x model x task example x repeat, paired.
+
+Every condition sees the same examples, demos and seeds; trial ids are content hashes, so a
+resumed run recognises what it has already done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+
+from .messages import Messages
+from .stimuli import AppliedStimulus, apply_all
+from .study import ModelSpec, ResolvedStudy
+from .tasks import TaskItem, TaskSpec, stable_seed
+
+
+@dataclass(frozen=True)
+class Trial:
+    trial_id: str
+    run_id: str
+    condition: str
+    model: ModelSpec
+    task: TaskSpec
+    item: TaskItem
+    repeat: int
+    seed: int
+    stimuli: tuple[AppliedStimulus, ...]
+    messages: Messages
+
+    @property
+    def pair_key(self) -> str:
+        """Identifies the paired unit: the same across conditions, different across repeats."""
+        return f"{self.model.id}|{self.task.id}|{self.item.id}|{self.repeat}"
+
+
+def trial_id(run_id: str, condition: str, model_id: str, task_id: str, item_id: str, repeat: int) -> str:
+    key = "\x1f".join((run_id, condition, model_id, task_id, item_id, str(repeat)))
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
+    """All trials of a run, ordered so that the conditions of one example run side by side."""
+    spec = study.spec
+    trials: list[Trial] = []
+    for model in spec.models:
+        for ref in spec.tasks:
+            task = study.tasks[ref.task]
+            task_seed = spec.seed if ref.seed is None else ref.seed
+            pool = task.items(ref.n + (max(ref.shots * 4, 20) if ref.shots else 0), task_seed)
+            items, demo_pool = pool[: ref.n], pool[ref.n :]
+            for item in items:
+                for repeat in range(spec.repeats):
+                    seed = stable_seed(spec.seed, task.id, item.id, repeat) % (2**31 - 1)
+                    demos = _demos(demo_pool, ref.shots, seed)
+                    base = task.render(item, demos)
+                    for condition, stimuli in study.conditions.items():
+                        trials.append(
+                            Trial(
+                                trial_id=trial_id(run_id, condition, model.id, task.id, item.id, repeat),
+                                run_id=run_id,
+                                condition=condition,
+                                model=model,
+                                task=task,
+                                item=item,
+                                repeat=repeat,
+                                seed=seed,
+                                stimuli=stimuli,
+                                messages=apply_all(base, stimuli),
+                            )
+                        )
+    return trials
+
+
+def _demos(pool: list[TaskItem], k: int, seed: int) -> list[TaskItem]:
+    """k demos resampled per query (as the source papers do), seeded by the trial's seed."""
+    if k == 0:
+        return []
+    return random.Random(seed).sample(pool, min(k, len(pool)))
