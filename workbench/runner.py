@@ -275,7 +275,7 @@ class Runner:
             return Generation(text=response.text if response else None, error=f"{error.kind}: {error}" if error else None)
 
         try:
-            solution = await SOLVERS.get("single_turn")(trial, generate)
+            solution = await SOLVERS.get(trial.solver)(trial, generate)
         except Exception as exc:  # noqa: BLE001 - a failing program is an errored trial, not a crashed sweep
             solution = Solution(text=None, error=f"{type(exc).__name__}: {exc}")
         answer, score = (None, None)
@@ -304,6 +304,7 @@ class Runner:
                 "score": score,
                 "status": "ok" if solution.text is not None else "error",
                 "error": solution.error,
+                "details_json": json.dumps(solution.details, sort_keys=True, default=str),
                 "n_calls": len(calls),
                 "prompt_tokens": sum(c["prompt_tokens"] for c in calls),
                 "completion_tokens": sum(c["completion_tokens"] for c in calls),

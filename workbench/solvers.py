@@ -7,8 +7,8 @@ model, so every call is cached, retried and logged under the trial whatever the 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .messages import Messages
 from .registry import Registry
@@ -31,6 +31,7 @@ class Generate(Protocol):
 class Solution:
     text: str | None
     error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # e.g. rounds used, stopping reason
 
 
 Solver = Callable[["Trial", Generate], Awaitable[Solution]]

@@ -80,7 +80,7 @@ TABLES: dict[str, Table] = {
                 ("model_params_json", "VARCHAR"), ("task", "VARCHAR"), ("task_version", "VARCHAR"), ("task_json", "VARCHAR"),
                 ("item_id", "VARCHAR"), ("item_input", "VARCHAR"), ("targets_json", "VARCHAR"), ("repeat", "INTEGER"),
                 ("seed", "BIGINT"), ("stimuli_json", "VARCHAR"), ("messages_json", "VARCHAR"), ("response_text", "VARCHAR"),
-                ("answer", "VARCHAR"), ("score", "DOUBLE"), ("status", "VARCHAR"), ("error", "VARCHAR"),
+                ("answer", "VARCHAR"), ("score", "DOUBLE"), ("status", "VARCHAR"), ("error", "VARCHAR"), ("details_json", "VARCHAR"),
                 ("n_calls", "INTEGER"), ("prompt_tokens", "BIGINT"), ("completion_tokens", "BIGINT"), ("cost", "DOUBLE"),
                 ("latency_s", "DOUBLE"), ("cached", "BOOLEAN"), ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
             ),

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
+from .solvers import SOLVERS
 from .stimuli import PLACEMENTS, AppliedStimulus, StimulusLibrary, builtin_library, resolve
 from .tasks import TaskSpec, get_task
 
@@ -75,6 +76,8 @@ class StimulusRef(Strict):
 class ConditionSpec(Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:+\-]+$")
     stimuli: list[str | StimulusRef] = Field(default_factory=list)
+    solver: str = "single_turn"  # a registered solver (workbench.solvers.SOLVERS)
+    solver_params: dict[str, Any] = Field(default_factory=dict)
 
     def refs(self) -> list[StimulusRef]:
         return [StimulusRef(id=s) if isinstance(s, str) else s for s in self.stimuli]
@@ -238,6 +241,8 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
             except UserError as exc:
                 raise UserError(exc.detail, file=label, field=field) from None
         conditions[condition.name] = tuple(applied)
+        if condition.solver not in SOLVERS:
+            raise UserError(SOLVERS.unknown_message(condition.solver), file=label, field=f"conditions[{c_index}].solver")
     for m_index, model in enumerate(spec.models):
         for name in (model.simulate.accuracy if model.simulate else {}):
             if name not in conditions:

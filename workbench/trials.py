@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import random
 from dataclasses import dataclass
+from typing import Any
 
 from .messages import Messages
 from .stimuli import AppliedStimulus, apply_all
@@ -28,6 +29,8 @@ class Trial:
     seed: int
     stimuli: tuple[AppliedStimulus, ...]
     messages: Messages
+    solver: str = "single_turn"
+    solver_params: tuple[tuple[str, Any], ...] = ()
 
     @property
     def pair_key(self) -> str:
@@ -43,6 +46,7 @@ def trial_id(run_id: str, condition: str, model_id: str, task_id: str, item_id: 
 def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
     """All trials of a run, ordered so that the conditions of one example run side by side."""
     spec = study.spec
+    programs = {c.name: (c.solver, tuple(sorted(c.solver_params.items()))) for c in spec.conditions}
     trials: list[Trial] = []
     for model in spec.models:
         for ref in spec.tasks:
@@ -68,6 +72,8 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                                 seed=seed,
                                 stimuli=stimuli,
                                 messages=apply_all(base, stimuli),
+                                solver=programs[condition][0],
+                                solver_params=programs[condition][1],
                             )
                         )
     return trials
