@@ -32,7 +32,9 @@ import httpx
 from .paths import cache_dir
 
 LLAMA_CPP_VERSION = "0.3.36"
-CMAKE_ARGS = "-DGGML_NATIVE=OFF"
+# Portable CPU kernels (the native build dies in the AMX kernels on these CPUs); no multimodal
+# library, which text models never load and which is a large share of the build time.
+CMAKE_ARGS = "-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF"
 N_THREADS = 2
 N_CTX = 4096
 
