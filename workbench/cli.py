@@ -43,12 +43,13 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Run a study (or resume it), log every call, print the per-condition table."""
+    from .study import load_study
+
+    resolved = load_study(study)  # validate before the heavy imports, so bad input fails fast
+
     from .runner import Runner
     from .stats import condition_table, trial_frame
     from .store import connect_reader
-    from .study import load_study
-
-    resolved = load_study(study)
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
         console=err, transient=as_json, disable=not err.is_terminal and as_json,
@@ -175,7 +176,9 @@ def models_check(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns an Exit's code in this mode
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UserError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)

@@ -1,0 +1,193 @@
+"""Runner behaviour on the simulated model: pairing, cache, repeats, errors, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+from conftest import run_json, sim_study, write_study
+from workbench.store import connect_reader
+
+
+def _trials(db: Path, run_id: str) -> list[tuple]:
+    con = connect_reader(db)
+    try:
+        return con.execute(
+            "SELECT condition, task, item_id, item_input, repeat, seed, status, score FROM trials WHERE run_id = ? ORDER BY 1, 2, 3, 5",
+            [run_id],
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_conditions_are_paired_on_the_same_examples_and_seeds(tmp_path: Path) -> None:
+    study = write_study(tmp_path / "s.yaml", sim_study(repeats=2))
+    db = tmp_path / "log.duckdb"
+    result = run_json("run", str(study), "--db", str(db))
+    rows = _trials(db, result["run_id"])
+    by_condition: dict[str, set[tuple]] = {}
+    for condition, task, item_id, item_input, repeat, seed, *_ in rows:
+        by_condition.setdefault(condition, set()).add((task, item_id, item_input, repeat, seed))
+    units = list(by_condition.values())
+    assert len(units) == 3 and len(units[0]) == 40
+    assert all(u == units[0] for u in units), "every condition must see the same examples, repeats and seeds"
+    # repeats of one example get different seeds (new samples), examples too
+    assert len({u[4] for u in units[0]}) == 40
+
+
+def test_rerun_makes_zero_model_calls_and_fresh_run_is_served_from_cache(tmp_path: Path) -> None:
+    study = write_study(tmp_path / "s.yaml", sim_study())
+    db = tmp_path / "log.duckdb"
+    first = run_json("run", str(study), "--db", str(db))
+    assert first["trials_planned"] == first["trials_done"] == 60
+    assert first["model_calls"] == 60 and first["cache_hits"] == 0
+    again = run_json("run", str(study), "--db", str(db))
+    assert again["run_id"] == first["run_id"]
+    assert again["model_calls"] == 0 and again["trials_done"] == 60
+    fresh = run_json("run", str(study), "--db", str(db), "--fresh")
+    assert fresh["run_id"] != first["run_id"]
+    assert fresh["model_calls"] == 0 and fresh["cache_hits"] == 60
+    assert [c["accuracy"] for c in fresh["conditions"]] == [c["accuracy"] for c in first["conditions"]]
+
+
+def test_repeats_at_temperature_above_zero_are_separate_calls(tmp_path: Path) -> None:
+    study = sim_study(repeats=3)
+    study["models"][0]["params"] = {"temperature": 0.7}
+    path = write_study(tmp_path / "s.yaml", study)
+    db = tmp_path / "log.duckdb"
+    result = run_json("run", str(path), "--db", str(db))
+    assert result["model_calls"] == 3 * 60 and result["cache_hits"] == 0
+    con = connect_reader(db)
+    keys = con.execute("SELECT count(DISTINCT cache_key), count(*), sum(cached::INT) FROM calls").fetchone()
+    assert keys == (180, 180, 0)
+
+
+def test_errored_trials_stay_in_the_denominator(tmp_path: Path) -> None:
+    study = sim_study()
+    study["models"][0]["simulate"] = {"default_accuracy": 1.0, "error_rate": 1.0}
+    study["models"][0]["max_retries"] = 2
+    path = write_study(tmp_path / "s.yaml", study)
+    db = tmp_path / "log.duckdb"
+    result = run_json("run", str(path), "--db", str(db))
+    assert result["errors"] == 60
+    for condition in result["conditions"]:
+        assert condition["n"] == 20 and condition["errors"] == 20 and condition["accuracy"] == 0.0
+    con = connect_reader(db)
+    # bounded retries: 1 try + 2 retries, each recorded once per call
+    assert con.execute("SELECT max(retries), count(*) FROM calls WHERE error IS NOT NULL").fetchone() == (2, 60)
+    assert con.execute("SELECT count(*) FROM trials WHERE status = 'error' AND score IS NULL").fetchone()[0] == 60
+
+
+def test_errors_can_be_excluded_and_the_table_says_so(tmp_path: Path) -> None:
+    study = sim_study(errors="exclude")
+    study["models"][0]["simulate"] = {"default_accuracy": 1.0, "error_rate": 0.5}
+    study["models"][0]["max_retries"] = 0
+    path = write_study(tmp_path / "s.yaml", study)
+    result = run_json("run", str(path), "--db", str(tmp_path / "log.duckdb"))
+    assert result["errors"] > 0
+    for condition in result["conditions"]:
+        assert condition["n"] == 20
+        assert condition["accuracy"] == 1.0  # every trial that answered was right
+
+
+def _sweep(study: Path, db: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "workbench.cli", "run", str(study), "--db", str(db), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+
+
+def _landed(db: Path) -> int:
+    con = connect_reader(db)
+    try:
+        return con.execute("SELECT count(*) FROM trials").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_sigkill_midway_then_resume_keeps_every_trial_exactly_once(tmp_path: Path) -> None:
+    study = sim_study(concurrency=8)
+    study["tasks"] = [{"task": "ii/sum", "n": 100}]
+    study["models"][0]["simulate"] = {"accuracy": {"control": 0.5, "EP02": 0.8}, "latency_ms": 40}
+    path = write_study(tmp_path / "s.yaml", study)
+    db = tmp_path / "log.duckdb"
+    process = _sweep(path, db)
+    deadline = time.monotonic() + 120
+    while _landed(db) < 60 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    landed_before = _landed(db)
+    assert process.poll() is None, "the sweep finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert 0 < landed_before < 300
+    resumed = run_json("run", str(path), "--db", str(db))
+    assert resumed["trials_planned"] == resumed["trials_done"] == 300
+    # the resumed run called the model only for trials that had not landed
+    assert resumed["model_calls"] + resumed["cache_hits"] <= 300 - landed_before
+    con = connect_reader(db)
+    counts = con.execute("SELECT count(*), count(DISTINCT trial_id) FROM trials WHERE run_id = ?", [resumed["run_id"]]).fetchone()
+    assert counts == (300, 300)
+    # and every landed trial has exactly its own calls
+    orphans = con.execute("SELECT count(*) FROM calls_landed GROUP BY trial_id HAVING count(*) <> 1").fetchall()
+    assert orphans == []
+
+
+def test_sigint_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    study = sim_study(concurrency=4)
+    study["tasks"] = [{"task": "ii/sum", "n": 100}]
+    study["models"][0]["simulate"] = {"latency_ms": 40}
+    path = write_study(tmp_path / "s.yaml", study)
+    db = tmp_path / "log.duckdb"
+    process = _sweep(path, db)
+    deadline = time.monotonic() + 120
+    while _landed(db) < 20 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert json.loads(out)["interrupted"] is True
+    resumed = run_json("run", str(path), "--db", str(db))
+    assert resumed["trials_done"] == 300 and not resumed["interrupted"]
+    assert _landed(db) == 300
+
+
+def test_log_can_be_read_from_a_second_process_while_a_sweep_writes(tmp_path: Path) -> None:
+    study = sim_study(concurrency=4)
+    study["tasks"] = [{"task": "ii/sum", "n": 60}]
+    study["models"][0]["simulate"] = {"latency_ms": 50}
+    path = write_study(tmp_path / "s.yaml", study)
+    db = tmp_path / "log.duckdb"
+    # the log exists as a DuckDB file before the sweep starts (from an earlier small run)
+    run_json("run", str(write_study(tmp_path / "small.yaml", sim_study(name="small"))), "--db", str(db))
+    process = _sweep(path, db)
+    reader = (
+        "import sys, json; from workbench.store import connect_reader\n"
+        "con = connect_reader(sys.argv[1]); print(con.execute(\"SELECT count(*) FROM trials WHERE run_id LIKE 'simstudy-%'\").fetchone()[0])"
+    )
+    seen = []
+    while process.poll() is None:
+        result = subprocess.run([sys.executable, "-c", reader, str(db)], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        seen.append(int(result.stdout))
+        # plain DuckDB in another process opens the file read-only while the sweep runs
+        con = duckdb.connect(str(db), read_only=True)
+        assert con.execute("SELECT count(*) FROM runs").fetchone()[0] >= 1
+        con.close()
+    out, err = process.communicate()
+    assert process.returncode == 0, err
+    assert json.loads(out)["trials_done"] == 180
+    assert any(0 < n < 180 for n in seen), f"the reader never saw a partial log: {seen}"
+    assert seen == sorted(seen), "a reader must never see trials disappear"
+    # after the sweep, the DuckDB file alone holds everything (segments compacted)
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM trials").fetchone()[0] == 180 + 60
