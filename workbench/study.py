@@ -167,24 +167,34 @@ def _pydantic_error(exc: ValidationError, path: str) -> UserError:
 
 
 def _allowed_keys(parent: tuple[Any, ...]) -> str:
-    model: Any = StudySpec
+    """The keys allowed where an unknown key was found, by walking the models along its path."""
+    model: type[BaseModel] = StudySpec
     for part in parent:
-        if isinstance(part, int) or part in ("str",):
+        if isinstance(part, int):
             continue
-        if part == "StimulusRef":
-            model = StimulusRef
+        if part in _UNION_TAGS:
+            model = _UNION_TAGS[part]
             continue
-        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
-        if field is None:
+        field = model.model_fields.get(str(part))
+        found = _model_in(field.annotation) if field else None
+        if found is None:
             return ""
-        annotation = field.annotation
-        for candidate in (SimulatorSpec, ModelSpec, ConditionSpec, TaskRef, StimulusRef):
-            if candidate is annotation or candidate in getattr(annotation, "__args__", ()) or any(
-                candidate in getattr(a, "__args__", ()) for a in getattr(annotation, "__args__", ())
-            ):
-                model = candidate
-                break
+        model = found
     return f" (allowed: {', '.join(model.model_fields)})"
+
+
+_UNION_TAGS: dict[str, type[BaseModel]] = {"StimulusRef": StimulusRef}
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model inside an annotation such as list[ModelSpec] or SimulatorSpec | None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def load_study(path: str | Path, library: StimulusLibrary | None = None) -> ResolvedStudy:
