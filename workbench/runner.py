@@ -32,7 +32,7 @@ from .trials import Trial, expand
 Progress = Callable[[int, int], None]
 
 FLUSH_EVERY_S = 1.0
-FLUSH_EVERY_TRIALS = 64
+FLUSH_EVERY_TRIALS = 512
 
 
 @dataclass
@@ -67,22 +67,25 @@ class _Log:
         self.rows: dict[str, list[dict[str, Any]]] = {}
         self.pending_trials = 0
         self.last_flush = time.monotonic()
+        self._lock = asyncio.Lock()
 
     def add(self, table: str, row: dict[str, Any]) -> None:
         self.rows.setdefault(table, []).append(row)
         if table == "trials":
             self.pending_trials += 1
 
-    def maybe_flush(self) -> None:
+    async def maybe_flush(self) -> None:
         if self.pending_trials >= FLUSH_EVERY_TRIALS or time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
-            self.flush()
+            await self.flush()
 
-    def flush(self) -> None:
-        if self.rows:
-            self.writer.write(self.rows)
-        self.rows = {}
+    async def flush(self) -> None:
+        """Hand the batch to a thread so trials keep running while Parquet is written."""
+        rows, self.rows = self.rows, {}
         self.pending_trials = 0
         self.last_flush = time.monotonic()
+        if rows:
+            async with self._lock:  # batches land in order
+                await asyncio.to_thread(self.writer.write, rows)
 
 
 class Runner:
@@ -165,7 +168,7 @@ class Runner:
                 for row in rows:
                     log.add(table, row)
         log.add("run_events", self._event("resumed" if done else "started", pending=len(pending)))
-        log.flush()
+        await log.flush()
         self.progress(len(done), len(trials))
         pool = ProviderPool()
         if pending:
@@ -188,7 +191,7 @@ class Runner:
             self.summary.trials_done += 1
             self.summary.trials_run_now += 1
             self.summary.errors += rows["trial"]["status"] == "error"
-            log.maybe_flush()
+            await log.maybe_flush()
             self.progress(self.summary.trials_done, len(trials))
 
         try:
@@ -210,7 +213,7 @@ class Runner:
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
             log.add("run_events", self._event("interrupted" if self.summary.interrupted else "finished", done=self.summary.trials_done))
-            log.flush()
+            await log.flush()
             await pool.close()
         self.summary.errors = self._count_errors()
         self.summary.compacted = await asyncio.to_thread(compact, self.db_path)
