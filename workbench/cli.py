@@ -47,6 +47,7 @@ def run(
 
     resolved = load_study(study)  # validate before the heavy imports, so bad input fails fast
 
+    from .reports import run_reports
     from .runner import Runner
     from .stats import condition_table, trial_frame
     from .store import connect_reader
@@ -66,6 +67,7 @@ def run(
         rows = condition_table(
             trial_frame(con, summary.run_id), resolved.spec.control_name, resolved.spec.errors, order=list(resolved.conditions)
         )
+        reports = run_reports(con, summary.run_id, resolved.spec.control_name)  # e.g. traits, perspectives
     finally:
         con.close()
     if as_json:
@@ -79,10 +81,13 @@ def run(
             "cache_hits": summary.cache_hits,
             "interrupted": summary.interrupted,
             "conditions": [{"name": r.condition, **{k: v for k, v in r.to_dict().items() if k != "condition"}} for r in rows],
+            **reports,
         }
         out.print_json(json.dumps(payload))
     else:
         _print_condition_table(summary, rows, resolved.spec.control_name, resolved.spec.errors)
+        for name, report in reports.items():
+            _print_report(name, report)
     if summary.interrupted:
         err.print(f"interrupted: run the same command again to resume {summary.run_id}")
         raise typer.Exit(130)
@@ -103,6 +108,18 @@ def _print_condition_table(summary: Any, rows: list[Any], control: str, errors: 
         f"model calls {summary.model_calls}, cache hits {summary.cache_hits}; log: {summary.db_path}",
         highlight=False,
     )
+
+
+def _print_report(name: str, rows: list[dict[str, Any]]) -> None:
+    from .reports import REPORTS
+
+    columns = REPORTS.get(name).columns
+    table = Table(title=name)
+    for column in columns:
+        table.add_column(column, justify="left" if isinstance(rows[0][column], str) else "right")
+    for row in rows:
+        table.add_row(*("" if row[c] is None else f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]) for c in columns))
+    out.print(table)
 
 
 @runs_app.command("list")

@@ -14,6 +14,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import UserError
+from .programs import PROGRAMS
+from .scorers import SCORERS, scoring_of
 from .solvers import SOLVERS
 from .stimuli import PLACEMENTS, AppliedStimulus, StimulusLibrary, builtin_library, resolve
 from .tasks import TaskSpec, get_task
@@ -88,6 +90,7 @@ class TaskRef(Strict):
     n: int = Field(20, ge=1)
     shots: int = Field(0, ge=0)
     seed: int | None = None
+    program: str | None = None  # a registered DSPy program answers this task (workbench.programs)
 
 
 class StudySpec(Strict):
@@ -102,6 +105,7 @@ class StudySpec(Strict):
     control: str | None = None
     errors: Literal["wrong", "exclude"] = "wrong"
     stimulus_files: list[str] = Field(default_factory=list)
+    judge: ModelSpec | None = None  # the model that grades judge-scored tasks (any model id)
 
     @model_validator(mode="after")
     def _unique_names(self) -> StudySpec:
@@ -253,13 +257,46 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
         conditions[condition.name] = tuple(applied)
         if condition.solver not in SOLVERS:
             raise UserError(SOLVERS.unknown_message(condition.solver), file=label, field=f"conditions[{c_index}].solver")
-    for m_index, model in enumerate(spec.models):
+    simulated = [(f"models[{i}]", m) for i, m in enumerate(spec.models)] + ([("judge", spec.judge)] if spec.judge else [])
+    for where, model in simulated:
         for name in (model.simulate.accuracy if model.simulate else {}):
             if name not in conditions:
                 raise UserError(
                     f"unknown condition {name!r} (conditions: {', '.join(conditions)})",
                     file=label,
-                    field=f"models[{m_index}].simulate.accuracy",
+                    field=f"{where}.simulate.accuracy",
                 )
+    _check_programs_and_judge(spec, tasks, label)
     return ResolvedStudy(spec=spec, path=label, tasks=tasks, conditions=conditions)
+
+
+def _check_programs_and_judge(spec: StudySpec, tasks: dict[str, TaskSpec], label: str) -> None:
+    """A DSPy program answers a task (`tasks[].program`) or every task of a condition
+    (`solver: dspy` with `solver_params: {program: ...}`); it replaces the condition's solver, so
+    the two cannot be combined. A task graded by a judge needs the study to name the judge model."""
+    for c_index, condition in enumerate(spec.conditions):
+        if condition.solver == "dspy" and condition.solver_params.get("program") not in PROGRAMS:
+            message = PROGRAMS.unknown_message(str(condition.solver_params.get("program")))
+            raise UserError(message, file=label, field=f"conditions[{c_index}].solver_params.program")
+    custom = [c.name for c in spec.conditions if c.solver != "single_turn"]
+    seen: set[tuple[str, str | None]] = set()
+    for index, ref in enumerate(spec.tasks):
+        if (ref.task, ref.program) in seen:
+            raise UserError(f"task {ref.task} is listed twice" + (f" with program {ref.program}" if ref.program else ""), file=label, field=f"tasks[{index}]")
+        seen.add((ref.task, ref.program))
+        program = ref.program or tasks[ref.task].program
+        if ref.program is not None and ref.program not in PROGRAMS:
+            raise UserError(PROGRAMS.unknown_message(ref.program), file=label, field=f"tasks[{index}].program")
+        if program is not None and custom:
+            raise UserError(
+                f"task {ref.task} runs the DSPy program {program!r}, which cannot be combined with the solver of condition(s) {', '.join(custom)}",
+                file=label,
+                field=f"tasks[{index}].program",
+            )
+        if SCORERS.get(scoring_of(tasks[ref.task])).needs_judge and spec.judge is None:
+            raise UserError(
+                f"task {ref.task} is graded by a judge model: add `judge: {{id: local/default}}` (any model id) to the study",
+                file=label,
+                field="judge",
+            )
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .messages import Messages
+from .programs import program_task_id
 from .stimuli import AppliedStimulus, apply_all
 from .study import ModelSpec, ResolvedStudy
 from .tasks import TaskItem, TaskSpec, stable_seed
@@ -54,6 +55,9 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
             task_seed = spec.seed if ref.seed is None else ref.seed
             pool = task.items(ref.n + (max(ref.shots * 4, 20) if ref.shots else 0), task_seed)
             items, demo_pool = pool[: ref.n], pool[ref.n :]
+            program = ref.program or task.program  # a DSPy program replaces the conditions' solver
+            if ref.program:  # the study picks the program: the log names it in the task id, e.g. ii/sum@cot
+                task = task.model_copy(update={"id": program_task_id(task.id, ref.program), "program": ref.program})
             for item in items:
                 for repeat in range(spec.repeats):
                     seed = stable_seed(spec.seed, task.id, item.id, repeat) % (2**31 - 1)
@@ -72,8 +76,8 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                                 seed=seed,
                                 stimuli=stimuli,
                                 messages=apply_all(base, stimuli),
-                                solver=programs[condition][0],
-                                solver_params=programs[condition][1],
+                                solver="dspy" if program else programs[condition][0],
+                                solver_params=(("program", program),) if program else programs[condition][1],
                             )
                         )
     return trials

@@ -61,6 +61,9 @@ class TaskSpec(BaseModel):
     template: Template = Field(default_factory=Template)
     citation: str | None = None
     n_available: int | None = None
+    scoring: str = "metric"  # a registered scorer (workbench.scorers.SCORERS), e.g. `judge`
+    scoring_args: dict[str, Any] = Field(default_factory=dict)  # its arguments, e.g. {rubric: truthfulness}
+    program: str | None = None  # a registered DSPy program as the system under test (workbench.programs)
 
     def items(self, n: int, seed: int) -> list[TaskItem]:
         return SOURCES.get(self.source)(self, n, seed)
@@ -89,6 +92,9 @@ class TaskSpec(BaseModel):
             "metric": self.metric,
             "parser": self.parser,
             "template": self.template.model_dump(),
+            "scoring": self.scoring,
+            "scoring_args": self.scoring_args,
+            "program": self.program,
         }
 
 
@@ -136,13 +142,28 @@ def load_suite_file(path: Path) -> list[TaskSpec]:
         for registry, name, label in ((SOURCES, spec.source, "source"), (PARSERS, spec.parser, "parser"), (METRICS, spec.metric, "metric")):
             if name not in registry:
                 raise UserError(registry.unknown_message(name), file=str(path), field=f"tasks[{index}].{label}")
+        _check_scoring_and_program(spec, str(path), f"tasks[{index}]")
         specs.append(spec)
     return specs
 
 
+def _check_scoring_and_program(spec: TaskSpec, file: str, where: str) -> None:
+    from ..programs import PROGRAMS
+    from ..scorers import SCORERS
+
+    if spec.scoring not in SCORERS:
+        raise UserError(SCORERS.unknown_message(spec.scoring), file=file, field=f"{where}.scoring")
+    try:
+        SCORERS.get(spec.scoring).check(spec)
+    except ValueError as exc:
+        raise UserError(str(exc), file=file, field=f"{where}.scoring_args") from None
+    if spec.program is not None and spec.program not in PROGRAMS:
+        raise UserError(PROGRAMS.unknown_message(spec.program), file=file, field=f"{where}.program")
+
+
 @functools.cache
 def builtin_tasks() -> dict[str, TaskSpec]:
-    from . import generators  # noqa: F401  (registers the item sources)
+    from . import generators, judge, perspectives  # noqa: F401  (register sources, parsers, scorers)
 
     specs: dict[str, TaskSpec] = {}
     for path in sorted(data_dir("tasks").glob("*.yaml")):
