@@ -163,7 +163,7 @@ def _check_scoring_and_program(spec: TaskSpec, file: str, where: str) -> None:
 
 @functools.cache
 def builtin_tasks() -> dict[str, TaskSpec]:
-    from . import generators, judge, perspectives  # noqa: F401  (register sources, parsers, scorers)
+    from . import generators, inventory, judge, perspectives  # noqa: F401  (register sources, parsers, scorers)
 
     specs: dict[str, TaskSpec] = {}
     for path in sorted(data_dir("tasks").glob("*.yaml")):
