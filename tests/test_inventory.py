@@ -14,6 +14,7 @@ import yaml
 
 from conftest import REPO, run_cli, run_json, write_study
 from workbench.scorers import ScoreCase, Unparseable, score_trial
+from workbench.store import connect_reader
 from workbench.scoring import PARSERS
 from workbench.tasks import builtin_tasks
 from workbench.tasks.inventory import inventory_items, load_inventory, trait_deltas
@@ -156,3 +157,26 @@ def test_a_simulated_study_reports_traits_in_run_json(tmp_path: Path) -> None:
     plain = run_cli("run", str(tmp_path / "s.yaml"), "--db", str(tmp_path / "log.duckdb"))
     assert plain.returncode == 0 and "WARMTH" in plain.stdout
     assert json.loads(run_cli("run", str(tmp_path / "s.yaml"), "--db", str(tmp_path / "log.duckdb"), "--json").stdout)["model_calls"] == 0
+
+
+@pytest.mark.local_model
+def test_ii_and_inventory_tasks_run_together_on_the_embedded_model(local_server, tmp_path: Path) -> None:
+    study = {
+        "name": "inventory-local",
+        "models": [{"id": "local/default", "params": {"temperature": 0.0, "max_tokens": 8}}],
+        "conditions": [{"name": "control"}, {"name": "EP02", "stimuli": ["EP02"]}],
+        "tasks": [{"task": "ii/sum", "n": 2}, {"task": "inventory/pers16", "n": 16}],
+        "concurrency": 2,
+    }
+    result = run_json("run", str(write_study(tmp_path / "s.yaml", study)), "--db", str(tmp_path / "log.duckdb"))
+    assert result["trials_done"] == 36
+    traits = result["traits"]
+    assert len(traits) == 32 and {r["trait"] for r in traits} == set(load_inventory("pers16").traits)
+    assert all(r["n"] == 1 and (r["errors"] == 1 or 1.0 <= r["mean"] <= 5.0) for r in traits)
+    read = sum(r["errors"] == 0 for r in traits)
+    assert read >= 24, f"only {read} of 32 answers named an option"  # the 0.5B model answers the SAC template with a letter
+    con = connect_reader(tmp_path / "log.duckdb")
+    per_task = dict(con.execute("SELECT task, count(score) FROM trials GROUP BY task").fetchall())
+    assert per_task["ii/sum"] == 4 and per_task["inventory/pers16"] == read
+    user = json.loads(con.execute("SELECT messages_json FROM trials WHERE task = 'inventory/pers16' AND condition = 'EP02' LIMIT 1").fetchone()[0])[1]["content"]
+    assert user.startswith('Question:\nGiven a statement of you: "You ') and "describes you. This is very important to my career.\nOptions:" in user

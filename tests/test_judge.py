@@ -165,9 +165,9 @@ def test_simulate_on_the_judge_is_checked_like_a_model(tmp_path: Path) -> None:
     assert result.returncode == 2 and "judge.simulate.accuracy" in result.stderr
 
 
-# Items on which the embedded 0.5B judge picks the right statement in both option orders
-# (measured over all 20 items x 2 orders x gold/false: see the report). The test checks the
-# path with a real judge, not the small judge's skill.
+# The embedded 0.5B judge gave the right verdict in 78 of 80 cases (all 20 items, gold and
+# false answer, two seeded statement orders); it missed only item 013's gold answer. The test
+# checks the path with a real judge on three items, not the small judge's skill.
 REAL_JUDGE_ITEMS = ["000", "001", "009"]
 
 
@@ -186,7 +186,7 @@ def test_a_real_local_judge_scores_gold_one_and_falsehood_zero(local_server) -> 
 def test_a_run_with_the_local_model_as_judge_logs_its_verdicts(local_server, tmp_path: Path) -> None:
     study = _judge_study(
         judge={"id": "local/default", "params": {"temperature": 0.0, "max_tokens": 8}},
-        models=[{"id": "sim/answers", "simulate": {"accuracy": {"control": 1.0, "EP02": 1.0}}}],
+        models=[{"id": "sim/answers", "simulate": {"default_accuracy": 1.0}}],
         tasks=[{"task": "judge/truthfulqa", "n": 2}],
         conditions=[{"name": "control"}],
     )
