@@ -124,3 +124,23 @@ def _assert_rejected(tmp_path: Path, tasks: list[dict], file: str, where: str, h
     assert "Traceback" not in result.stderr and len(message.splitlines()) == 1, message
     assert file in message and where in message and hint in message, message
     assert not (tmp_path / "runs").exists(), "a rejected study writes nothing"
+
+
+def test_edited_data_starts_a_new_run_and_a_recorded_fingerprint_must_match(tmp_path: Path) -> None:
+    data = write_jsonl(tmp_path / "quiz.jsonl", CUSTOM_RECORDS)
+    oracle = [{"id": "sim/oracle", "simulate": {"default_accuracy": 1.0}}]
+    study = write_study(tmp_path / "s.yaml", sim_study(tasks=[_custom("quiz.jsonl")], conditions=[{"name": "control"}], models=oracle))
+    db = tmp_path / "log.duckdb"
+    first = run_json("run", str(study), "--db", str(db))
+    assert run_json("run", str(study), "--db", str(db))["run_id"] == first["run_id"], "unchanged data resumes the same run"
+    write_jsonl(data, [{**CUSTOM_RECORDS[0], "target": "Lyon"}, *CUSTOM_RECORDS[1:]])
+    second = run_json("run", str(study), "--db", str(db))
+    assert second["run_id"] != first["run_id"] and second["trials_done"] == 5
+    assert second["model_calls"] == 1 and second["cache_hits"] == 4, "only the edited example is asked again"
+    con = connect_reader(db)
+    spec = json.loads(con.execute("SELECT spec_json FROM runs WHERE run_id = ?", [second["run_id"]]).fetchone()[0])
+    recorded = spec["tasks"][0]["data_sha256"]
+    write_jsonl(data, CUSTOM_RECORDS)
+    pinned = write_study(tmp_path / "pinned.yaml", sim_study(tasks=[_custom("quiz.jsonl", data_sha256=recorded)], conditions=[{"name": "control"}], models=oracle))
+    result = run_cli("run", str(pinned), "--db", str(tmp_path / "other.duckdb"))
+    assert result.returncode == 2 and "tasks[0].data_sha256" in result.stderr and "differ" in result.stderr

@@ -94,6 +94,9 @@ class TaskRef(Strict):
     metric: str | None = None  # a registered metric (required for custom/ tasks)
     parser: str | None = None  # a registered answer parser
     scorer: str | None = None  # a scorer profile, e.g. "negativeprompt-v1"
+    # Filled in when the study is loaded: a fingerprint of the examples and demos it draws, so the
+    # run id (and the logged spec) change when the data do. Set in a study file, it must match.
+    data_sha256: str | None = None
 
     @field_validator("shots", mode="before")
     @classmethod
@@ -231,17 +234,21 @@ def load_study(path: str | Path, library: StimulusLibrary | None = None) -> Reso
     return resolve_study(spec, label, library)
 
 
-def _resolve_task(ref: TaskRef, index: int, label: str, base: Path, study_seed: int) -> TaskSpec:
+def _resolve_task(ref: TaskRef, index: int, label: str, base: Path, study_seed: int) -> tuple[TaskSpec, TaskRef]:
     """The configured task, its data read and its sample drawn now, so a bad data file fails
-    before anything is written: with the data file and line when the file is at fault."""
+    before anything is written: with the data file and line when the file is at fault. Returns
+    the task and the entry with its data fingerprint."""
     try:
         task = resolve_task(TaskConfig.of(ref), base)
-        task.sample(ref.n, ref.shots, ref.seed if ref.seed is not None else study_seed)
+        items, pool = task.sample(ref.n, ref.shots, ref.seed if ref.seed is not None else study_seed)
     except UserError as exc:
         if exc.file is not None:
             raise UserError(f"{exc.detail} (tasks[{index}] of {label})", file=exc.file, field=exc.field) from None
         raise UserError(exc.detail, file=label, field=f"tasks[{index}].{exc.field or 'task'}") from None
-    return task
+    digest = hashlib.sha256("\n".join(item.id for item in [*items, *pool]).encode()).hexdigest()[:16]
+    if ref.data_sha256 is not None and ref.data_sha256 != digest:
+        raise UserError(f"the task's examples differ from those this study recorded (data_sha256 {digest}, recorded {ref.data_sha256})", file=label, field=f"tasks[{index}].data_sha256")
+    return task, ref.model_copy(update={"data_sha256": digest})
 
 
 def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None = None) -> ResolvedStudy:
@@ -250,10 +257,13 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
     if spec.stimulus_files:
         library = library.with_files([base / p for p in spec.stimulus_files])
     tasks: dict[str, TaskSpec] = {}
+    refs: list[TaskRef] = []
     for index, ref in enumerate(spec.tasks):
         if ref.task in tasks:
             raise UserError(f"task {ref.task!r} is listed twice", file=label, field=f"tasks[{index}].task")
-        tasks[ref.task] = _resolve_task(ref, index, label, base, spec.seed)
+        tasks[ref.task], fingerprinted = _resolve_task(ref, index, label, base, spec.seed)
+        refs.append(fingerprinted)
+    spec = spec.model_copy(update={"tasks": refs})
     conditions: dict[str, tuple[AppliedStimulus, ...]] = {}
     for c_index, condition in enumerate(spec.conditions):
         applied = []

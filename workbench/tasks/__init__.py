@@ -13,7 +13,7 @@ import functools
 import hashlib
 import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,9 +114,11 @@ class TaskSpec(BaseModel):
 
     # -- items -------------------------------------------------------------------------------
     def items(self, n: int, seed: int) -> list[TaskItem]:
+        """Up to n items; each id carries a fingerprint of the example's content, so a resumed
+        run never takes a logged trial for an example whose text or gold has changed since."""
         if self.source is None:
             raise UserError(f"task {self.id} has no built-in items: give `path` to its data file in the study", field="path")
-        return SOURCES.get(self.source)(self, n, seed)
+        return [replace(item, id=f"{item.id}#{fingerprint(item)}") for item in SOURCES.get(self.source)(self, n, seed)]
 
     def available(self) -> int:
         """How many distinct items this task can give (0 when it needs a data file)."""
@@ -233,6 +235,12 @@ class SuiteFile(BaseModel):
     custom_source: str | None = None  # set when studies may define their own tasks in this suite
     defaults: dict[str, Any] = Field(default_factory=dict)  # task fields shared by the suite's tasks
     tasks: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def fingerprint(item: TaskItem) -> str:
+    """8 hex digits of sha256 over the example's input, targets and choices."""
+    content = "\x1e".join((item.input, "\x1f".join(item.targets), "\x1f".join(item.choices)))
+    return hashlib.sha256(content.encode()).hexdigest()[:8]
 
 
 def stable_seed(*parts: object) -> int:
