@@ -69,6 +69,13 @@ def parse_number(text: str) -> str:
     return canonical_number(match.group()) if match else text.strip()
 
 
+@PARSERS.register("last_number")
+def parse_last_number(text: str) -> str:
+    """The last number in the text: models often restate the operands ("8 + 63 = 71") before the result."""
+    found = _NUMBER.findall(text)
+    return canonical_number(found[-1]) if found else text.strip()
+
+
 _HASHES = re.compile(r"####")
 _ANSWER_MARKERS = re.compile(r"answer is|answer:", re.IGNORECASE)
 
@@ -83,8 +90,7 @@ def parse_final_number(text: str) -> str:
         match = _NUMBER.search(text, markers[0].end())
         if match:
             return canonical_number(match.group())
-    numbers = _NUMBER.findall(text)
-    return canonical_number(numbers[-1]) if numbers else text.strip()
+    return parse_last_number(text)
 
 
 @PARSERS.register("bigbench")
