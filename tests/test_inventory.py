@@ -17,7 +17,7 @@ from workbench.scorers import ScoreCase, Unparseable, score_trial
 from workbench.store import connect_reader
 from workbench.scoring import PARSERS
 from workbench.tasks import builtin_tasks
-from workbench.tasks.inventory import inventory_items, load_inventory, trait_deltas
+from workbench.tasks.inventory import inventory_items, inventory_traits, load_inventory, trait_deltas
 
 REFERENCE = Path("/work/shared/reference/stimuli.yaml")
 OPPOSITE = {"A": "E", "E": "A"}
@@ -30,7 +30,7 @@ def _score(task_id: str, item, text: str):
 def test_pers16_has_163_items_with_the_sac_factor_counts_and_keys() -> None:
     bank = load_inventory("pers16")
     items = inventory_items("pers16")
-    assert len(items) == 163 == builtin_tasks()["inventory/pers16"].n_available
+    assert len(items) == 163 == builtin_tasks()["inventory/pers16"].available()
     counts = pd.Series([dict(i.meta)["trait"] for i in items]).value_counts().to_dict()
     assert counts == {factor: (13 if factor == "B" else 10) for factor in bank.traits}
     assert len(bank.traits) == 16
@@ -40,7 +40,7 @@ def test_pers16_has_163_items_with_the_sac_factor_counts_and_keys() -> None:
 
 def test_mpi120_has_24_items_per_big_five_factor() -> None:
     items = inventory_items("mpi120")
-    assert len(items) == 120 == builtin_tasks()["inventory/mpi120"].n_available
+    assert len(items) == 120 == builtin_tasks()["inventory/mpi120"].available()
     counts = pd.Series([dict(i.meta)["trait"] for i in items]).value_counts().to_dict()
     assert counts == {f: 24 for f in "OCEAN"}
 
@@ -117,7 +117,10 @@ def _planted_frame() -> pd.DataFrame:
     rows = []
     keyed = {("control", "A-01"): [3, 3], ("control", "A-02"): [3, 3], ("control", "B-01"): [2, 2],
              ("SAC-A", "A-01"): [5, 5], ("SAC-A", "A-02"): [4, 4], ("SAC-A", "B-01"): [2, None]}
-    for (condition, item), levels in keyed.items():
+    traits = inventory_traits()
+    logged = {i.split("#")[0]: i for i in traits.loc[traits["task"] == "inventory/pers16", "item_id"]}  # ids as trials log them
+    for (condition, base_id), levels in keyed.items():
+        item = logged[base_id]
         for repeat, level in enumerate(levels):
             rows.append({"model": "m", "condition": condition, "task": "inventory/pers16", "item_id": item, "repeat": repeat,
                          "score": None if level is None else (level - 1) / 4, "status": "ok" if level is not None else "error"})
@@ -132,11 +135,6 @@ def test_trait_deltas_on_planted_data() -> None:
     assert 0.0 < a["p_value"] <= 1.0
     b = rows[("SAC-A", "B")]
     assert (b["mean"], b["delta"], b["n"], b["errors"], b["p_value"]) == (2.0, 0.0, 2, 1, 1.0)
-
-
-def test_trait_deltas_are_reported_for_program_runs_of_an_inventory_too() -> None:
-    frame = _planted_frame().assign(task="inventory/pers16@predict")
-    assert {r["inventory"] for r in trait_deltas(frame, "control")} == {"inventory/pers16@predict"}
 
 
 def test_a_simulated_study_reports_traits_in_run_json(tmp_path: Path) -> None:

@@ -60,7 +60,7 @@ def _all_perspectives_answer() -> str:
 def test_every_question_gold_scores_one_and_corrupted_zero_with_a_simulated_judge() -> None:
     task = builtin_tasks()["perspectives/values"]
     items = task.items(100, 0)
-    assert len(items) == task.n_available == 12
+    assert len(items) == task.available() == 12
     cases = [(task, item, _all_perspectives_answer()) for item in items] + [(task, item, "I do not know.") for item in items]
     scores, calls = score_with_judge(ModelSpec(id="sim/judge", simulate={"default_accuracy": 1.0}), cases)
     assert [s.value for s in scores] == [1.0] * 12 + [0.0] * 12

@@ -117,7 +117,7 @@ def test_a_dspy_program_runs_on_the_embedded_model_through_the_log(local_server,
     calls = con.execute(
         "SELECT t.condition, t.task, c.purpose, c.model, c.messages_json, c.response_text FROM calls c JOIN trials t USING (trial_id)"
     ).fetchall()
-    assert {(task, purpose, model) for _, task, purpose, model, *_ in calls} == {("ii/sum@predict", "dspy", "local/default")}
+    assert {(task, purpose, model) for _, task, purpose, model, *_ in calls} == {("ii/sum", "dspy", "local/default")}
     for condition, _, _, _, messages, response in calls:
         system = json.loads(messages)[0]["content"]
         assert "Sum the two given numbers." in system and (EP02 in system) == (condition == "EP02")

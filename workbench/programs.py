@@ -44,15 +44,6 @@ PROGRAMS.add("predict", Program("input -> answer", lambda dspy, sig: dspy.Predic
 PROGRAMS.add("cot", Program("input -> answer", lambda dspy, sig: dspy.ChainOfThought(sig), "dspy.ChainOfThought: reasoning, then the answer"))
 
 
-def program_task_id(task_id: str, program: str) -> str:
-    """The id under which a study's task runs when the study names its program."""
-    return f"{task_id}@{program}"
-
-
-def base_task_id(task_id: str) -> str:
-    return task_id.split("@", 1)[0]
-
-
 def stimulated_instructions(instruction: str, stimuli: tuple[AppliedStimulus, ...]) -> str:
     """The instruction as the condition's stimuli change it, through the same placements as a
     chat prompt: system-placed text comes first, then the (prefixed or suffixed) instruction."""

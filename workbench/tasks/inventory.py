@@ -27,11 +27,10 @@ from scipy import stats as sps
 
 from ..errors import UserError
 from ..paths import data_dir
-from ..programs import base_task_id
 from ..reports import REPORTS, Report
 from ..scorers import Unparseable
 from ..scoring import METRICS, PARSERS
-from . import SOURCES, TaskItem, TaskSpec, builtin_tasks, stable_seed
+from . import CAPACITY, SOURCES, TaskItem, TaskSpec, builtin_tasks, stable_seed
 
 
 class Inventory(BaseModel):
@@ -87,6 +86,9 @@ def load_inventory(name: str) -> Inventory:
 @functools.cache
 def inventory_items(name: str) -> tuple[TaskItem, ...]:
     return tuple(load_inventory(name).item_list())
+
+
+CAPACITY.add("inventory", lambda spec: len(inventory_items(spec.source_args["inventory"])))
 
 
 @SOURCES.register("inventory")
@@ -158,11 +160,12 @@ def likert(answer: str, targets: Sequence[str]) -> float:
 
 # -- the per-trait report ----------------------------------------------------------------------
 def inventory_traits(tasks: dict[str, TaskSpec] | None = None) -> pd.DataFrame:
-    """(task, item_id) -> trait and trait name, for every task drawing on an item bank."""
+    """(task, item_id) -> trait and trait name, for every task drawing on an item bank (the item
+    ids as trials log them, from the task's own items)."""
     rows = []
     for task_id, spec in (tasks or builtin_tasks()).items():
         if spec.source == "inventory":
-            for item in inventory_items(spec.source_args["inventory"]):
+            for item in spec.items(len(inventory_items(spec.source_args["inventory"])), 0):
                 meta = dict(item.meta)
                 rows.append({"task": task_id, "item_id": item.id, "trait": meta["trait"], "trait_name": meta["trait_name"]})
     return pd.DataFrame(rows, columns=["task", "item_id", "trait", "trait_name"])
@@ -174,8 +177,7 @@ def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None 
     p-value over the items' differences. `frame` has model, condition, task, item_id, score and
     status per trial; errored trials are counted and left out of the means."""
     traits = inventory_traits() if traits is None else traits
-    bases = frame.assign(base=frame["task"].map(base_task_id))  # ii/x@cot is ii/x answered by a program
-    data = bases.merge(traits.rename(columns={"task": "base"}), on=["base", "item_id"], how="inner")
+    data = frame.merge(traits, on=["task", "item_id"], how="inner")
     if data.empty:
         return []
     data["is_error"] = data["status"] != "ok"
@@ -218,7 +220,7 @@ def traits_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
     if traits.empty:
         return []
     frame = con.execute(
-        "SELECT model, condition, task, item_id, repeat, score, status FROM trials WHERE run_id = ? AND split_part(task, '@', 1) IN (SELECT unnest(?))",
+        "SELECT model, condition, task, item_id, repeat, score, status FROM trials WHERE run_id = ? AND task IN (SELECT unnest(?))",
         [run_id, sorted(set(traits["task"]))],
     ).df()
     return trait_deltas(frame, control, traits)

@@ -39,7 +39,7 @@ from ..paths import data_dir
 from ..registry import Registry
 from ..scorers import Score, ScoreCase, Unparseable, scorer
 from ..scoring import PARSERS
-from . import SOURCES, TaskItem, TaskSpec, stable_seed
+from . import CAPACITY, SOURCES, TaskItem, TaskSpec, stable_seed
 
 
 # -- items listed in the task file -------------------------------------------------------------
@@ -56,6 +56,9 @@ def seeded_prefix(keys: Sequence[str], n: int, *seed_parts: object) -> list[int]
     """Indices of the first n keys in a seeded order that depends only on the keys and the seed,
     so a longer draw extends a shorter one and every machine draws the same."""
     return sorted(range(len(keys)), key=lambda i: stable_seed(*seed_parts, keys[i]))[:n]
+
+
+CAPACITY.add("listed", lambda spec: len(spec.source_args.get("items", [])))
 
 
 @SOURCES.register("listed")

@@ -28,7 +28,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..programs import base_task_id
 from ..reports import REPORTS, Report
 from ..scorers import ScoreCase, Unparseable
 from . import TaskSpec, builtin_tasks
@@ -109,11 +108,11 @@ def pds_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
     if not rubrics:
         return []
     frame = con.execute(
-        "SELECT model, condition, task, answer, score, status FROM trials WHERE run_id = ? AND split_part(task, '@', 1) IN (SELECT unnest(?))",
+        "SELECT model, condition, task, answer, score, status FROM trials WHERE run_id = ? AND task IN (SELECT unnest(?))",
         [run_id, list(rubrics)],
     ).df()
     rows = []
-    frame["rubric"] = frame["task"].map(lambda t: rubrics[base_task_id(t)].rubric)
+    frame["rubric"] = frame["task"].map(lambda t: rubrics[t].rubric)
     for (model, condition, rubric_name), group in frame.groupby(["model", "condition", "rubric"], sort=False):
         rubric = next(r for r in rubrics.values() if r.rubric == rubric_name)
         ok = group[group["status"] == "ok"]
