@@ -10,9 +10,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .cli_stimuli import stimuli_app
 from .errors import UserError
 from .paths import DEFAULT_DB
 
@@ -21,6 +23,7 @@ runs_app = typer.Typer(no_args_is_help=True, help="Runs in a log.")
 models_app = typer.Typer(no_args_is_help=True, help="Model adapters.")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
+app.add_typer(stimuli_app, name="stimuli")
 
 out = Console()
 err = Console(stderr=True)
@@ -64,7 +67,7 @@ def run(
     con = connect_reader(db)
     try:
         rows = condition_table(
-            trial_frame(con, summary.run_id), resolved.spec.control_name, resolved.spec.errors, order=list(resolved.conditions)
+            trial_frame(con, summary.run_id), resolved.control_name, resolved.spec.errors, order=list(resolved.conditions)
         )
     finally:
         con.close()
@@ -82,7 +85,7 @@ def run(
         }
         out.print_json(json.dumps(payload))
     else:
-        _print_condition_table(summary, rows, resolved.spec.control_name, resolved.spec.errors)
+        _print_condition_table(summary, rows, resolved.control_name, resolved.spec.errors)
     if summary.interrupted:
         err.print(f"interrupted: run the same command again to resume {summary.run_id}")
         raise typer.Exit(130)
@@ -180,18 +183,16 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except UserError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+    except Exception as exc:  # usage errors carry their own exit code (2); typer vendors its own click, so match the shape
+        if hasattr(exc, "exit_code") and hasattr(exc, "format_message"):
+            err.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         raise
 
