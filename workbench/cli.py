@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -63,7 +64,8 @@ def run(
             bar.update(task_id, completed=done, total=total)
 
         runner = Runner(resolved, db, fresh=fresh, use_cache=not no_cache, log=lambda m: err.print(m, highlight=False), progress=progress)
-        summary = asyncio.run(runner.run())
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
+            summary = asyncio.run(runner.run())
     con = connect_reader(db)
     try:
         rows = condition_table(

@@ -43,14 +43,23 @@ def parse_first_line(text: str) -> str:
     return ""
 
 
+def _canonical_number(literal: str) -> str:
+    value = float(literal.replace(",", ""))
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 @PARSERS.register("number")
 def parse_number(text: str) -> str:
     """The first number in the text, canonicalised ("1,200.0" -> "1200"); the stripped text if none."""
     match = _NUMBER.search(text)
-    if not match:
-        return text.strip()
-    value = float(match.group().replace(",", ""))
-    return str(int(value)) if value.is_integer() else repr(value)
+    return _canonical_number(match.group()) if match else text.strip()
+
+
+@PARSERS.register("last_number")
+def parse_last_number(text: str) -> str:
+    """The last number in the text: models often restate the operands ("8 + 63 = 71") before the result."""
+    found = _NUMBER.findall(text)
+    return _canonical_number(found[-1]) if found else text.strip()
 
 
 @METRICS.register("em")
