@@ -178,3 +178,24 @@ def test_ii_and_inventory_tasks_run_together_on_the_embedded_model(local_server,
     assert per_task["ii/sum"] == 4 and per_task["inventory/pers16"] == read
     user = json.loads(con.execute("SELECT messages_json FROM trials WHERE task = 'inventory/pers16' AND condition = 'EP02' LIMIT 1").fetchone()[0])[1]["content"]
     assert user.startswith('Question:\nGiven a statement of you: "You ') and "describes you. This is very important to my career.\nOptions:" in user
+
+
+def test_sac_and_big_five_conditions_run_on_the_inventories(tmp_path: Path) -> None:
+    study = {
+        "name": "sac-inventory",
+        "models": [{"id": "sim/persona", "simulate": {"default_accuracy": 1.0}}],
+        "conditions": [
+            {"name": "neutral"},
+            {"name": "SAC-warmth-5", "stimuli": [{"id": "SAC/warmth", "level": 5}]},
+            {"name": "BIG5-extraversion", "stimuli": [{"id": "BIG5/extraversion", "intensity": 0.9}]},
+        ],
+        "control": "neutral",
+        "tasks": [{"task": "inventory/pers16", "n": 16}, {"task": "inventory/mpi120", "n": 5}],
+    }
+    result = run_json("run", str(write_study(tmp_path / "s.yaml", study)), "--db", str(tmp_path / "log.duckdb"))
+    assert result["errors"] == 0 and {r["condition"] for r in result["traits"]} == {"neutral", "SAC-warmth-5", "BIG5-extraversion"}
+    assert all(r["control_mean"] == 5.0 and r["delta"] == 0.0 for r in result["traits"] if r["condition"] != "neutral")
+    con = connect_reader(tmp_path / "log.duckdb")
+    prompts = dict(con.execute("SELECT condition, any_value(messages_json) FROM trials WHERE task = 'inventory/pers16' GROUP BY 1").fetchall())
+    assert "The trait WARMTH would be described as" in json.loads(prompts["SAC-warmth-5"])[1]["content"]
+    assert json.loads(prompts["BIG5-extraversion"])[0]["content"] != json.loads(prompts["neutral"])[0]["content"]

@@ -10,6 +10,7 @@ import pytest
 from conftest import run_json, write_study
 from doors import score_with_judge
 from workbench.scorers import Unparseable
+from workbench.store import connect_reader
 from workbench.study import ModelSpec
 from workbench.tasks import builtin_tasks
 from workbench.tasks.judge import RUBRIC_KINDS, builtin_rubrics
@@ -81,3 +82,19 @@ def test_a_simulated_study_reports_pds_per_condition(tmp_path: Path) -> None:
     assert rows["control"]["k"] == 9 and rows["control"]["n"] == 4 and rows["control"]["errors"] == 0
     assert rows["control"]["coverage"] == 0.0 and rows["control"]["entropy_pct"] is None  # "I do not know." has no perspective
     assert rows["multiplex"]["errors"] == 4 and rows["multiplex"]["coverage"] is None  # an unreadable verdict is an error
+
+
+def test_multiplexity_conditions_are_judged_and_reported(tmp_path: Path) -> None:
+    """The contextual system prompt and the multi-agent program both end in one judged answer."""
+    study = {
+        "name": "pds-mpx",
+        "models": [{"id": "sim/answers"}],
+        "judge": {"id": "sim/judge", "simulate": {"default_accuracy": 1.0}},
+        "conditions": [{"name": "control"}, {"name": "contextual", "stimuli": ["MPX/contextual"]}, {"name": "agents", "stimuli": ["MPX/agents"]}],
+        "tasks": [{"task": "perspectives/values", "n": 2}],
+    }
+    result = run_json("run", str(write_study(tmp_path / "s.yaml", study)), "--db", str(tmp_path / "log.duckdb"))
+    assert {r["condition"] for r in result["perspectives"]} == {"control", "contextual", "agents"} and result["errors"] == 0
+    con = connect_reader(tmp_path / "log.duckdb")
+    judged = dict(con.execute("SELECT t.condition, count(*) FROM calls c JOIN trials t USING (trial_id) WHERE c.purpose = 'judge' GROUP BY 1").fetchall())
+    assert judged == {"control": 2, "contextual": 2, "agents": 2}  # one verdict per trial, on the synthesised answer

@@ -11,9 +11,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .cli_stimuli import stimuli_app
 from .errors import UserError
 from .paths import DEFAULT_DB
 
@@ -24,6 +26,7 @@ tasks_app = typer.Typer(no_args_is_help=True, help="Task suites: list tasks, sam
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(stimuli_app, name="stimuli")
 
 out = Console()
 err = Console(stderr=True)
@@ -70,7 +73,7 @@ def run(
     con = connect_reader(db)
     try:
         rows = condition_table(
-            trial_frame(con, summary.run_id), resolved.spec.control_name, resolved.spec.errors, order=list(resolved.conditions)
+            trial_frame(con, summary.run_id), resolved.control_name, resolved.spec.errors, order=list(resolved.conditions)
         )
         per_task = task_scores(con, summary.run_id, resolved.spec.errors)
         reports = run_reports(con, summary.run_id, resolved.spec.control_name)  # e.g. traits, perspectives
@@ -92,7 +95,7 @@ def run(
         }
         out.print_json(json.dumps(payload))
     else:
-        _print_condition_table(summary, rows, resolved.spec.control_name, resolved.spec.errors)
+        _print_condition_table(summary, rows, resolved.control_name, resolved.spec.errors)
         if len(resolved.tasks) > 1:
             _print_task_table(per_task)
         for name, report in reports.items():
@@ -264,18 +267,16 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except UserError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+    except Exception as exc:  # usage errors carry their own exit code (2); typer vendors its own click, so match the shape
+        if hasattr(exc, "exit_code") and hasattr(exc, "format_message"):
+            err.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         raise
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .messages import Message, Messages
 from .registry import Registry
 from .solvers import SOLVERS, Generate, Solution
-from .stimuli import AppliedStimulus, apply_all
+from .stimuli import AppliedStimulus, build_prompt
 
 if TYPE_CHECKING:
     from .trials import Trial
@@ -51,7 +51,7 @@ def stimulated_instructions(instruction: str, stimuli: tuple[AppliedStimulus, ..
         Message.text("system", ""),
         Message(role="user", template="{instruction}", slots=(("instruction", instruction),)),
     )
-    return "\n\n".join(m.content for m in apply_all(scaffold, stimuli) if m.content)
+    return "\n\n".join(m.content for m in build_prompt(scaffold, stimuli) if m.content)
 
 
 class ModelCallFailed(RuntimeError):
