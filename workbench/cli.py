@@ -76,7 +76,7 @@ def run(
             trial_frame(con, summary.run_id), resolved.control_name, resolved.spec.errors, order=list(resolved.conditions)
         )
         per_task = task_scores(con, summary.run_id, resolved.spec.errors)
-        reports = run_reports(con, summary.run_id, resolved.spec.control_name)  # e.g. traits, perspectives
+        reports = run_reports(con, summary.run_id, resolved.control_name)  # e.g. traits, perspectives
     finally:
         con.close()
     if as_json:
