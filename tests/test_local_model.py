@@ -106,3 +106,20 @@ def test_quickstart_study_is_valid() -> None:
     study = load_study(REPO / "studies" / "quickstart.yaml")
     assert [c for c in study.conditions] == ["control", "EP02", "NP01"]
     assert study.spec.models[0].id == "local/default"
+
+
+def test_any_litellm_model_string_runs_by_changing_one_line(tmp_path: Path, local_server) -> None:
+    """The generic litellm path (not the local/ alias): an OpenAI-compatible model string with an
+    api_base, the key from the environment. Here the endpoint is the embedded server itself."""
+    alias = LOCAL_MODELS["local/default"].alias
+    study = _study(name="litellm-generic", conditions=[{"name": "control"}, {"name": "EP02", "stimuli": ["EP02"]}])
+    study["models"] = [{"id": f"openai/{alias}", "api_base": local_server.api_base, "params": {"temperature": 0.0, "max_tokens": 16}}]
+    db = tmp_path / "log.duckdb"
+    secret = "sk-test-never-logged-0123456789"
+    result = run_json("run", str(write_study(tmp_path / "s.yaml", study)), "--db", str(db), env={"OPENAI_API_KEY": secret})
+    assert result["trials_done"] == 8 and result["errors"] == 0 and result["model_calls"] == 8
+    con = connect_reader(db)
+    assert con.execute("SELECT DISTINCT model, endpoint FROM calls").fetchall() == [(f"openai/{alias}", local_server.api_base)]
+    for table in ("runs", "trials", "calls", "conditions"):
+        dump = con.execute(f"SELECT * FROM {table}").fetchall()
+        assert secret not in repr(dump), f"the API key leaked into {table}"

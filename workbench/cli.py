@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -19,8 +20,10 @@ from .paths import DEFAULT_DB
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Prompt-Affect Workbench: run and analyse stimulus studies.")
 runs_app = typer.Typer(no_args_is_help=True, help="Runs in a log.")
 models_app = typer.Typer(no_args_is_help=True, help="Model adapters.")
+tasks_app = typer.Typer(no_args_is_help=True, help="Task suites: list tasks, sample examples.")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
+app.add_typer(tasks_app, name="tasks")
 
 out = Console()
 err = Console(stderr=True)
@@ -50,6 +53,7 @@ def run(
     from .runner import Runner
     from .stats import condition_table, trial_frame
     from .store import connect_reader
+    from .task_scores import task_scores
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
         console=err, transient=as_json, disable=not err.is_terminal and as_json,
@@ -60,10 +64,12 @@ def run(
             bar.update(task_id, completed=done, total=total)
 
         runner = Runner(resolved, db, fresh=fresh, use_cache=not no_cache, log=lambda m: err.print(m, highlight=False), progress=progress)
-        summary = asyncio.run(runner.run())
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
+            summary = asyncio.run(runner.run())
     con = connect_reader(db)
     try:
         frame = trial_frame(con, summary.run_id)
+        per_task = task_scores(con, summary.run_id, resolved.spec.errors)
     finally:
         con.close()
     rows = condition_table(frame, resolved.spec.control_name, resolved.spec.errors, order=list(resolved.conditions))
@@ -78,10 +84,13 @@ def run(
             "cache_hits": summary.cache_hits,
             "interrupted": summary.interrupted,
             "conditions": [{"name": r.condition, **{k: v for k, v in r.to_dict().items() if k != "condition"}} for r in rows],
+            "tasks": per_task,
         }
         out.print_json(json.dumps(payload))
     else:
         _print_condition_table(summary, rows, resolved.spec.control_name, resolved.spec.errors)
+        if len(resolved.tasks) > 1:
+            _print_task_table(per_task)
     if summary.interrupted:
         err.print(f"interrupted: run the same command again to resume {summary.run_id}")
         raise typer.Exit(130)
@@ -103,6 +112,16 @@ def _print_condition_table(summary: Any, rows: list[Any], control: str, errors: 
         f"model calls {summary.model_calls}, cache hits {summary.cache_hits}; log: {summary.db_path}",
         highlight=False,
     )
+
+
+def _print_task_table(rows: list[dict[str, Any]]) -> None:
+    table = Table(title="per task", caption="normalized: BIG-bench's preferred score, 0 at chance, 100 at the maximum")
+    for column in ("model", "condition", "task", "n", "errors", "score", "normalized"):
+        table.add_column(column, justify="left" if column in ("model", "condition", "task") else "right")
+    for r in rows:
+        normalized = "" if r["normalized"] is None else f"{r['normalized']:.1f}"
+        table.add_row(r["model"], r["condition"], r["task"], str(r["n"]), str(r["errors"]), f"{r['score'] or 0.0:.3f}", normalized)
+    out.print(table)
 
 
 @runs_app.command("list")
@@ -289,6 +308,53 @@ def models_check(
         out.print(f"{model}: failed after {result['latency_s']:.2f} s: {result['error']}", highlight=False)
     if not result["ok"]:
         raise typer.Exit(1)
+
+
+@tasks_app.command("list")
+def tasks_list(
+    suite: Annotated[Optional[str], typer.Option("--suite", help="Only this suite (ii, bbh, math, custom, ...).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the built-in tasks with their metric and how many examples they can give."""
+    from .tasks.catalog import task_rows
+
+    rows = task_rows(suite)
+    if suite is not None and not rows:
+        from .tasks import builtin_suites
+
+        _fail(f"unknown suite {suite!r} (suites: {', '.join(sorted(builtin_suites()))})")
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    table = Table(title="tasks", caption="n_available 0: the task reads the data file a study names with `path`; --json shows variants and scorer profiles")
+    for column in ("id", "metric", "n_available", "data"):
+        table.add_column(column, justify="right" if column == "n_available" else "left", no_wrap=column == "id")
+    for r in rows:
+        table.add_row(r["id"], r["metric"], str(r["n_available"]), r["data"])
+    out.print(table)
+
+
+@tasks_app.command("sample")
+def tasks_sample(
+    task: Annotated[str, typer.Argument(help="A task id, e.g. ii/sum or bbh/snarks.")],
+    n: Annotated[int, typer.Option("-n", min=1, help="How many examples.")] = 3,
+    seed: Annotated[int, typer.Option("--seed", help="The study seed.")] = 0,
+    shots: Annotated[int, typer.Option("--shots", min=0, help="Few-shot demos per example.")] = 0,
+    path: Annotated[Optional[str], typer.Option("--path", help="Data file or directory, for tasks that read one.")] = None,
+    variant: Annotated[Optional[str], typer.Option("--variant", help="Instruction variant, e.g. ape.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show the examples (and prompts) a study with this seed would run."""
+    from .tasks.catalog import sample_rows
+
+    result = sample_rows(task, n, seed, shots=shots, path=path, variant=variant)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    for row in result["items"]:
+        out.rule(f"{result['task']} #{row['id']}")
+        out.print(row["messages"][-1]["content"], highlight=False, markup=False)
+        out.print(f"[bold]targets:[/] {' | '.join(row['targets'])}", highlight=False)
 
 
 def main() -> None:

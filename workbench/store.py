@@ -1,10 +1,12 @@
 """The log: a DuckDB file plus append-only Parquet segments.
 
-DuckDB lets one process hold a file for writing. A sweep therefore never holds it while it runs:
-it appends each batch of finished trials as Parquet segments (written to a temporary name, then
-renamed, so a killed writer leaves no partial file), and folds segments into the DuckDB file when
-the file is free (compaction, under a lock, idempotent by key). Readers attach the file read-only
-and see the segments too, so the log can be read while a sweep writes it.
+DuckDB lets one process hold a file for writing, and a writer locks out every reader. So no
+workbench process ever opens the live file for writing. A sweep appends each batch of finished
+trials as Parquet segments (written to a temporary name, then renamed, so a killed writer leaves
+no partial file); at the end of a run, compaction builds the next version of the file in a private
+copy, folds the segments in (idempotent by key) and renames it over the live file. Readers attach
+the file read-only and see the segments too, so the log can be read at any time, by the workbench
+or by the plain duckdb CLI.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -179,62 +182,77 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("INSERT INTO schema_migrations VALUES (1, now())")
 
 
-def compact(db_path: Path, wait_s: float = 10.0) -> bool:
-    """Fold all segments into the DuckDB file. False if the file stayed busy for `wait_s`."""
+def compact(db_path: Path) -> bool:
+    """Fold all landed segments into the DuckDB file; True when something was folded in.
+
+    No process ever opens the live file for writing: the new version is built in a private copy
+    and renamed over the old one, so readers (the duckdb CLI included) never meet a write lock,
+    and a reader that attached the old version keeps a consistent snapshot of it.
+    """
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
     with _compaction_lock(db_path, blocking=True):
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                con = duckdb.connect(str(db_path))
-                break
-            except duckdb.IOException:
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(0.2)
+        for stale in db_path.parent.glob(f"{db_path.name}.compact-*"):
+            stale.unlink(missing_ok=True)  # left by a killed compaction; we hold the lock
+        trial_batches = {p.name for p in _segment_files(db_path, "trials")}
+        files = {
+            name: [p for p in _segment_files(db_path, name) if name != "calls" or p.name in trial_batches]
+            for name in FLUSH_ORDER
+        }
+        if db_path.exists() and not any(files.values()):
+            return False
+        draft = db_path.with_name(f"{db_path.name}.compact-{uuid.uuid4().hex[:8]}")
+        if db_path.exists():
+            shutil.copyfile(db_path, draft)
+        con = duckdb.connect(str(draft))
         try:
             _migrate(con)
-            trial_batches = {p.name for p in _segment_files(db_path, "trials")}
-            done: list[Path] = []
             con.execute("BEGIN TRANSACTION")
-            for name in FLUSH_ORDER:
-                table = TABLES[name]
-                files = _segment_files(db_path, name)
-                if name == "calls":
-                    files = [p for p in files if p.name in trial_batches]
-                if not files:
+            for name, paths in files.items():
+                if not paths:
                     continue
+                table = TABLES[name]
                 cols = ", ".join(c for c, _ in table.columns)
                 key_match = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
                 con.execute(
                     f"INSERT INTO {name} ({cols}) SELECT {cols} FROM read_parquet(?, union_by_name=true) s "
                     f"WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {key_match})",
-                    [[str(p) for p in files]],
+                    [[str(p) for p in paths]],
                 )
-                done.extend(files)
             con.execute("COMMIT")
-            # Delete while still holding the file, so no reader attaches between commit and delete.
-            for path in done:
-                path.unlink(missing_ok=True)
+            con.execute("CHECKPOINT")
         finally:
             con.close()
+        os.replace(draft, db_path)
+        # Only now: a reader that listed segments before the rename still found them all.
+        for paths in files.values():
+            for path in paths:
+                path.unlink(missing_ok=True)
     return True
 
 
 def connect_reader(db_path: Path, wait_s: float = 30.0) -> duckdb.DuckDBPyConnection:
     """An in-memory connection whose tables show the DuckDB file plus all landed segments.
 
-    The file is attached read-only, so a compaction waits for this reader rather than deleting
-    segments under it; segments are snapshotted at connect time.
+    Segments are copied in at connect time (a snapshot). If a compaction replaced the file while
+    the snapshot was taken, some segments may have been folded into the new file and deleted, so
+    the snapshot is taken again.
     """
     db_path = Path(db_path)
     while True:
-        existed = db_path.exists()
-        con = _build_reader(db_path, existed, wait_s)
-        if existed or not db_path.exists():
+        before = _file_identity(db_path)
+        con = _build_reader(db_path, before is not None, wait_s)
+        if _file_identity(db_path) == before:
             return con
-        con.close()  # the first compaction created the file meanwhile: start again with it attached
+        con.close()
+
+
+def _file_identity(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return (stat.st_dev, stat.st_ino)
 
 
 def _build_reader(db_path: Path, attach: bool, wait_s: float) -> duckdb.DuckDBPyConnection:
@@ -247,6 +265,7 @@ def _build_reader(db_path: Path, attach: bool, wait_s: float) -> duckdb.DuckDBPy
                 con.execute("ATTACH ? AS log (READ_ONLY)", [str(db_path)])
                 break
             except duckdb.IOException as exc:
+                # Only a writer outside the workbench can hold the file; wait for it a while.
                 if "lock" not in str(exc).lower() or time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
@@ -282,7 +301,8 @@ def _load_segments(con: duckdb.DuckDBPyConnection, db_path: Path, name: str, tab
             con.execute(f"INSERT INTO seg_{name} SELECT {cols} FROM read_parquet(?, union_by_name=true)", [files])
             return
         except duckdb.IOException:
-            # Only possible before the file existed: a first compaction took these segments.
+            # A compaction folded a listed segment in and deleted it: list again (connect_reader
+            # notices the replaced file and takes its snapshot again).
             time.sleep(0.05)
     raise RuntimeError(f"could not read the {name} segments of {db_path}")
 

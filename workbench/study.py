@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import UserError
 from .solvers import SOLVERS
 from .stimuli import PLACEMENTS, AppliedStimulus, StimulusLibrary, builtin_library, resolve
-from .tasks import TaskSpec, get_task
+from .tasks import DEFAULT_SHOTS, TaskConfig, TaskSpec, resolve_task
 
 _SECRET_PARAMS = {"api_key", "api_secret", "token", "password", "aws_secret_access_key"}
 
@@ -90,8 +90,22 @@ class ConditionSpec(Strict):
 class TaskRef(Strict):
     task: str
     n: int = Field(20, ge=1)
-    shots: int = Field(0, ge=0)
+    shots: int = Field(0, ge=0)  # few-shot demos per query; `true` means DEFAULT_SHOTS (5, as the source papers)
     seed: int | None = None
+    path: str | None = None  # data file (relative to the study file): original data or a custom task
+    variant: str | None = None  # a named instruction variant, e.g. "ape"
+    instruction: str | None = None  # the instruction text of a custom task (or to override one)
+    metric: str | None = None  # a registered metric (required for custom/ tasks)
+    parser: str | None = None  # a registered answer parser
+    scorer: str | None = None  # a scorer profile, e.g. "negativeprompt-v1"
+    # Filled in when the study is loaded: a fingerprint of the examples and demos it draws, so the
+    # run id (and the logged spec) change when the data do. Set in a study file, it must match.
+    data_sha256: str | None = None
+
+    @field_validator("shots", mode="before")
+    @classmethod
+    def _shots_flag(cls, value: Any) -> Any:
+        return {True: DEFAULT_SHOTS, False: 0}.get(value, value) if isinstance(value, bool) else value
 
 
 class StudySpec(Strict):
@@ -224,17 +238,36 @@ def load_study(path: str | Path, library: StimulusLibrary | None = None) -> Reso
     return resolve_study(spec, label, library)
 
 
+def _resolve_task(ref: TaskRef, index: int, label: str, base: Path, study_seed: int) -> tuple[TaskSpec, TaskRef]:
+    """The configured task, its data read and its sample drawn now, so a bad data file fails
+    before anything is written: with the data file and line when the file is at fault. Returns
+    the task and the entry with its data fingerprint."""
+    try:
+        task = resolve_task(TaskConfig.of(ref), base)
+        items, pool = task.sample(ref.n, ref.shots, ref.seed if ref.seed is not None else study_seed)
+    except UserError as exc:
+        if exc.file is not None:
+            raise UserError(f"{exc.detail} (tasks[{index}] of {label})", file=exc.file, field=exc.field) from None
+        raise UserError(exc.detail, file=label, field=f"tasks[{index}].{exc.field or 'task'}") from None
+    digest = hashlib.sha256("\n".join(item.id for item in [*items, *pool]).encode()).hexdigest()[:16]
+    if ref.data_sha256 is not None and ref.data_sha256 != digest:
+        raise UserError(f"the task's examples differ from those this study recorded (data_sha256 {digest}, recorded {ref.data_sha256})", file=label, field=f"tasks[{index}].data_sha256")
+    return task, ref.model_copy(update={"data_sha256": digest})
+
+
 def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None = None) -> ResolvedStudy:
     library = library or builtin_library()
     base = Path(label).parent
     if spec.stimulus_files:
         library = library.with_files([base / p for p in spec.stimulus_files])
     tasks: dict[str, TaskSpec] = {}
+    refs: list[TaskRef] = []
     for index, ref in enumerate(spec.tasks):
-        try:
-            tasks[ref.task] = get_task(ref.task)
-        except UserError as exc:
-            raise UserError(exc.detail, file=label, field=f"tasks[{index}].task") from None
+        if ref.task in tasks:
+            raise UserError(f"task {ref.task!r} is listed twice", file=label, field=f"tasks[{index}].task")
+        tasks[ref.task], fingerprinted = _resolve_task(ref, index, label, base, spec.seed)
+        refs.append(fingerprinted)
+    spec = spec.model_copy(update={"tasks": refs})
     conditions: dict[str, tuple[AppliedStimulus, ...]] = {}
     for c_index, condition in enumerate(spec.conditions):
         applied = []

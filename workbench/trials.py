@@ -52,12 +52,11 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
         for ref in spec.tasks:
             task = study.tasks[ref.task]
             task_seed = spec.seed if ref.seed is None else ref.seed
-            pool = task.items(ref.n + (max(ref.shots * 4, 20) if ref.shots else 0), task_seed)
-            items, demo_pool = pool[: ref.n], pool[ref.n :]
+            items, demo_pool = task.sample(ref.n, ref.shots, task_seed)
             for item in items:
                 for repeat in range(spec.repeats):
-                    seed = stable_seed(spec.seed, task.id, item.id, repeat) % (2**31 - 1)
-                    demos = _demos(demo_pool, ref.shots, seed)
+                    seed = query_seed(spec.seed, task.id, item.id, repeat)
+                    demos = draw_demos(demo_pool, ref.shots, seed)
                     base = task.render(item, demos)
                     for condition, stimuli in study.conditions.items():
                         trials.append(
@@ -79,7 +78,12 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
     return trials
 
 
-def _demos(pool: list[TaskItem], k: int, seed: int) -> list[TaskItem]:
+def query_seed(study_seed: int, task_id: str, item_id: str, repeat: int) -> int:
+    """The seed of one query: shared by its conditions (paired), new for each repeat."""
+    return stable_seed(study_seed, task_id, item_id, repeat) % (2**31 - 1)
+
+
+def draw_demos(pool: list[TaskItem], k: int, seed: int) -> list[TaskItem]:
     """k demos resampled per query (as the source papers do), seeded by the trial's seed."""
     if k == 0:
         return []

@@ -41,6 +41,15 @@ def _short(exc: Exception) -> str:
     return text[:500]
 
 
+def _litellm():
+    """litellm, imported on first use (it is slow to import) and kept quiet: it prints provider
+    hints to stdout, which would corrupt `--json` output."""
+    import litellm
+
+    litellm.suppress_debug_info = True
+    return litellm
+
+
 class LiteLLMProvider:
     def __init__(self, litellm_model: str, endpoint: str, api_base: str | None = None, local: bool = False, api_key: str | None = None) -> None:
         self.litellm_model = litellm_model
@@ -50,8 +59,7 @@ class LiteLLMProvider:
         self._api_key = api_key  # only the local server's placeholder; real keys stay in the environment
 
     async def complete(self, request: ModelRequest, context: TrialContext, attempt: int) -> ModelResponse:
-        import litellm
-
+        litellm = _litellm()
         params: dict[str, Any] = dict(request.params)
         extra: dict[str, Any] = {}
         if self.api_base:
@@ -87,8 +95,7 @@ class LiteLLMProvider:
 
 
 def _cost(response: Any) -> float:
-    import litellm
-
+    litellm = _litellm()
     try:
         return float(litellm.completion_cost(completion_response=response) or 0.0)
     except Exception:  # noqa: BLE001 - unknown prices are reported as 0, not as a failed call

@@ -1,12 +1,19 @@
 """Task suites as data: `tasks/<suite>.yaml` names each task's instruction, item source,
-parser and metric; item sources are registered functions, never branches on task names."""
+parser and metric; item sources are registered functions, never branches on task names.
+
+A study refers to a task by id and may configure it (`path` to a data file, an instruction
+variant, a scorer profile); `resolve_task` returns the configured spec as a new object and
+checks its data before anything runs.
+"""
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
+import inspect
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +24,43 @@ from ..errors import UserError
 from ..messages import Message, Messages
 from ..paths import data_dir
 from ..registry import Registry
-from ..scoring import METRICS, PARSERS
+from ..scoring import CHOICE_MATCHERS, METRICS, PARSERS
 
 
 @dataclass(frozen=True)
 class TaskItem:
-    """One example. `targets` are the accepted gold answers."""
+    """One example. `targets` are the accepted gold answers; `choices`, when present, the
+    options a multiple-choice answer is matched to; `demo_output` the text a few-shot demo
+    shows as its answer (a worked solution, say), else the first target."""
 
     id: str
     input: str
     targets: tuple[str, ...]
     choices: tuple[str, ...] = ()
     meta: tuple[tuple[str, Any], ...] = field(default=())
+    demo_output: str | None = None
 
 
 ItemSource = Callable[["TaskSpec", int, int], list[TaskItem]]
-"""(task, n, seed) -> n items, the same on every machine for the same seed."""
+"""(task, n, seed) -> up to n items (fewer only when the source holds fewer), the same on every
+machine for the same seed; the first k of n+m items are the k items, so demos drawn after the
+examples never overlap them."""
 
 SOURCES: Registry[ItemSource] = Registry("task item source")
+
+Capacity = Callable[["TaskSpec"], int]
+"""How many distinct items a source can give for a task (used by `tasks list`)."""
+
+CAPACITY: Registry[Capacity] = Registry("task capacity")
+
+DEFAULT_SHOTS = 5  # demos per query in few-shot mode, as in the source papers (NegativePrompt num_demos)
+DEFAULT_SHOTS_POOL = 50  # generated demo pool per task when demos come from the item source
+DEFAULT_CHOICE_PREFIX = "\n  choice: "  # BIG-bench's default line before each choice (json_task.py)
+
+
+def with_choices(text: str, choices: Sequence[str], prefix: str = DEFAULT_CHOICE_PREFIX) -> str:
+    """The input with its choices appended, one per line, as BIG-bench formats them."""
+    return text + "".join(prefix + choice for choice in choices)
 
 
 class Template(BaseModel):
@@ -46,6 +72,16 @@ class Template(BaseModel):
     demo_joiner: str = "\n\n"
 
 
+class ScorerChoice(BaseModel):
+    """A parser and metric a named scorer profile uses for one task."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    parser: str = "raw"
+    metric: str
+    parser_args: dict[str, Any] = Field(default_factory=dict)
+
+
 class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,21 +90,86 @@ class TaskSpec(BaseModel):
     name: str
     version: str
     instruction: str
+    instructions: dict[str, str] = Field(default_factory=dict)  # named variants, e.g. the APE prompt
+    variant: str = "original"
     metric: str
     parser: str = "first_line"
-    source: str
+    parser_args: dict[str, Any] = Field(default_factory=dict)
+    parse_targets: bool = False  # pass the gold targets through the parser too (one spelling for both)
+    choice_match: str | None = None  # a CHOICE_MATCHERS name: maps an answer onto one of the item's choices
+    source: str | None = None  # None: the task needs a data file (`path` in the study)
     source_args: dict[str, Any] = Field(default_factory=dict)
+    demo_args: dict[str, Any] | None = None  # source args of a separate demo split; None: demos follow the items
+    file_source: str | None = None  # the loader used when the study gives `path`
+    file_args: dict[str, Any] = Field(default_factory=dict)  # its source args (the path is added)
+    file_demo_args: dict[str, Any] | None = None  # its demo split (e.g. induce), if the files have one
+    profiles: dict[str, ScorerChoice] = Field(default_factory=dict)
+    scorer_profile: str = "default"
     template: Template = Field(default_factory=Template)
+    chance: float | None = None  # the metric's random-chance score (BIG-bench low_score)
     citation: str | None = None
+    data_citation: str | None = None
     n_available: int | None = None
+    authored: bool = False  # items come from the workbench's own word lists, not a publication
 
+    # -- items -------------------------------------------------------------------------------
     def items(self, n: int, seed: int) -> list[TaskItem]:
-        return SOURCES.get(self.source)(self, n, seed)
+        """Up to n items; each id carries a fingerprint of the example's content, so a resumed
+        run never takes a logged trial for an example whose text or gold has changed since."""
+        if self.source is None:
+            raise UserError(f"task {self.id} has no built-in items: give `path` to its data file in the study", field="path")
+        return [replace(item, id=f"{item.id}#{fingerprint(item)}") for item in SOURCES.get(self.source)(self, n, seed)]
 
+    def available(self) -> int:
+        """How many distinct items this task can give (0 when it needs a data file)."""
+        if self.source is None:
+            return 0
+        if self.source in CAPACITY:
+            return CAPACITY.get(self.source)(self)
+        return self.n_available or 0
+
+    def sample(self, n: int, shots: int, seed: int) -> tuple[list[TaskItem], list[TaskItem]]:
+        """The n examples and the pool few-shot demos are drawn from (disjoint from them)."""
+        if self.demo_args is not None:
+            items = self.items(n, seed)
+            pool = self.with_source_args(**self.demo_args).items(_pool_size(shots), seed) if shots else []
+        else:
+            pool_all = self.items(n + (_pool_size(shots) if shots else 0), seed)
+            items, pool = pool_all[:n], pool_all[n:]
+        if len(items) < n:
+            raise UserError(f"task {self.id} has {len(items)} examples; the study asks for n={n}", field="n")
+        if shots and len(pool) < shots:
+            raise UserError(f"task {self.id} leaves {len(pool)} examples for demos; the study asks for shots={shots}", field="shots")
+        return items, pool
+
+    # -- derived specs (never mutate) --------------------------------------------------------
+    def with_source_args(self, **args: Any) -> TaskSpec:
+        return self.model_copy(update={"source_args": {**self.source_args, **args}})
+
+    def with_variant(self, variant: str) -> TaskSpec:
+        """The task with a named instruction variant (`original` is the suite file's instruction)."""
+        if variant == self.variant:
+            return self
+        if variant not in self.instructions:
+            known = ", ".join([self.variant, *sorted(self.instructions)])
+            raise UserError(f"task {self.id} has no instruction variant {variant!r} (variants: {known})", field="variant")
+        return self.model_copy(update={"instruction": self.instructions[variant], "variant": variant})
+
+    def with_profile(self, profile: str) -> TaskSpec:
+        if profile == "default":
+            return self
+        if profile not in self.profiles:
+            known = ", ".join(["default", *sorted(self.profiles)])
+            raise UserError(f"task {self.id} has no scorer profile {profile!r} (profiles: {known})", field="scorer")
+        choice = self.profiles[profile]
+        return self.model_copy(update={"parser": choice.parser, "metric": choice.metric, "parser_args": choice.parser_args, "scorer_profile": profile})
+
+    # -- prompt and score --------------------------------------------------------------------
     def render(self, item: TaskItem, demos: Sequence[TaskItem] = ()) -> Messages:
         """The control prompt for `item`: system message and a user message with named slots."""
         demo_text = self.template.demo_joiner.join(
-            self.template.demo.format(input=d.input, output=d.targets[0]) for d in demos
+            self.template.demo.format(input=d.input, output=d.demo_output if d.demo_output is not None else d.targets[0])
+            for d in demos
         )
         user = Message(
             role="user",
@@ -78,18 +179,45 @@ class TaskSpec(BaseModel):
         return (Message.text("system", self.template.system), user)
 
     def score(self, raw_text: str, item: TaskItem) -> tuple[str, float]:
-        answer = PARSERS.get(self.parser)(raw_text)
-        return answer, METRICS.get(self.metric)(answer, item.targets)
+        parse = PARSERS.get(self.parser)
+        answer = parse(raw_text, **self.parser_args)
+        if self.choice_match and item.choices:
+            answer = CHOICE_MATCHERS.get(self.choice_match)(answer, item.choices)
+        targets = tuple(parse(t, **self.parser_args) for t in item.targets) if self.parse_targets else item.targets
+        metric = METRICS.get(self.metric)
+        score = metric(answer, targets, item=item) if getattr(metric, "wants_item", False) else metric(answer, targets)
+        return answer, float(score)
+
+    def normalized(self, mean_score: float, maximum: float = 1.0) -> float | None:
+        """BIG-bench's normalised preferred score: 0 at random chance, 100 at the maximum."""
+        if self.chance is None or maximum <= self.chance:
+            return None
+        return 100.0 * (mean_score - self.chance) / (maximum - self.chance)
 
     def descriptor(self) -> dict[str, Any]:
-        """What the log records of the task as run."""
+        """What the log records of the task as run: enough to rebuild its prompts and scores."""
         return {
             "id": self.id,
+            "suite": self.suite,
             "version": self.version,
+            "instruction": self.instruction,
+            "variant": self.variant,
             "metric": self.metric,
             "parser": self.parser,
+            "parser_args": self.parser_args,
+            "parse_targets": self.parse_targets,
+            "choice_match": self.choice_match,
+            "scorer_profile": self.scorer_profile,
+            "source": self.source,
+            "source_args": self.source_args,
+            "demo_args": self.demo_args,
+            "chance": self.chance,
             "template": self.template.model_dump(),
         }
+
+
+def _pool_size(shots: int) -> int:
+    return max(DEFAULT_SHOTS_POOL, 10 * shots)
 
 
 class SuiteFile(BaseModel):
@@ -97,9 +225,22 @@ class SuiteFile(BaseModel):
 
     suite: str
     version: str
+    description: str = ""
     citation: str | None = None
+    data_citation: str | None = None
     template: Template = Field(default_factory=Template)
-    tasks: list[dict[str, Any]]
+    file_source: str | None = None
+    file_args: dict[str, Any] = Field(default_factory=dict)
+    file_demo_args: dict[str, Any] | None = None
+    custom_source: str | None = None  # set when studies may define their own tasks in this suite
+    defaults: dict[str, Any] = Field(default_factory=dict)  # task fields shared by the suite's tasks
+    tasks: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def fingerprint(item: TaskItem) -> str:
+    """8 hex digits of sha256 over the example's input, targets and choices."""
+    content = "\x1e".join((item.input, "\x1f".join(item.targets), "\x1f".join(item.choices)))
+    return hashlib.sha256(content.encode()).hexdigest()[:8]
 
 
 def stable_seed(*parts: object) -> int:
@@ -108,15 +249,30 @@ def stable_seed(*parts: object) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
-def load_suite_file(path: Path) -> list[TaskSpec]:
+def seeded_order(keys: Sequence[str], *seed_parts: object) -> list[int]:
+    """Indices of `keys` in a seeded order that depends only on the keys and the seed, so it is
+    the same on any machine and Python version, and a longer draw extends a shorter one."""
+    salt = "\x1f".join(map(str, seed_parts))
+    return sorted(range(len(keys)), key=lambda i: hashlib.sha256(f"{salt}\x1f{keys[i]}".encode()).digest())
+
+
+def _first_error(exc: ValidationError) -> tuple[str, str]:
+    err = exc.errors()[0]
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = "unknown key"
+    return message, ".".join(map(str, err["loc"]))
+
+
+def load_suite_file(path: Path) -> tuple[SuiteFile, list[TaskSpec]]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         suite = SuiteFile.model_validate(raw)
     except (OSError, yaml.YAMLError) as exc:
         raise UserError(f"cannot read task suite: {exc}", file=str(path)) from None
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise UserError(err["msg"], file=str(path), field=".".join(map(str, err["loc"]))) from None
+        message, loc = _first_error(exc)
+        raise UserError(message, file=str(path), field=loc) from None
     specs = []
     for index, entry in enumerate(suite.tasks):
         try:
@@ -125,38 +281,148 @@ def load_suite_file(path: Path) -> list[TaskSpec]:
                     "suite": suite.suite,
                     "version": suite.version,
                     "citation": suite.citation,
+                    "data_citation": suite.data_citation,
                     "template": suite.template,
+                    "file_source": suite.file_source,
+                    "file_args": suite.file_args,
+                    "file_demo_args": suite.file_demo_args,
+                    **suite.defaults,
                     **entry,
                     "id": f"{suite.suite}/{entry.get('name')}",
                 }
             )
         except ValidationError as exc:
-            err = exc.errors()[0]
-            raise UserError(err["msg"], file=str(path), field=f"tasks[{index}].{'.'.join(map(str, err['loc']))}") from None
-        for registry, name, label in ((SOURCES, spec.source, "source"), (PARSERS, spec.parser, "parser"), (METRICS, spec.metric, "metric")):
-            if name not in registry:
-                raise UserError(registry.unknown_message(name), file=str(path), field=f"tasks[{index}].{label}")
+            message, loc = _first_error(exc)
+            raise UserError(message, file=str(path), field=f"tasks[{index}].{loc}") from None
+        _check_names(spec, str(path), f"tasks[{index}]")
         specs.append(spec)
-    return specs
+    return suite, specs
+
+
+def _check_names(spec: TaskSpec, file: str | None, where: str) -> None:
+    """Every registry name a spec uses must exist (checked when loaded, not when a trial runs)."""
+    checks = [(PARSERS, spec.parser, "parser"), (METRICS, spec.metric, "metric")]
+    checks += [(SOURCES, name, label) for name, label in ((spec.source, "source"), (spec.file_source, "file_source")) if name]
+    checks += [(CHOICE_MATCHERS, spec.choice_match, "choice_match")] if spec.choice_match else []
+    for profile, choice in spec.profiles.items():
+        checks += [(PARSERS, choice.parser, f"profiles.{profile}.parser"), (METRICS, choice.metric, f"profiles.{profile}.metric")]
+    for registry, name, label in checks:
+        if name not in registry:
+            raise UserError(registry.unknown_message(name), file=file, field=f"{where}.{label}" if where else label)
+
+
+def _register_builtin_parts() -> None:
+    """Import every module of this package (and the scorer profiles): each registers its item
+    sources, parsers and metrics, so a new suite needs a module here and a YAML file, no edits."""
+    import importlib
+    import pkgutil
+
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+    importlib.import_module("workbench.scoring_profiles")
 
 
 @functools.cache
-def builtin_tasks() -> dict[str, TaskSpec]:
-    from . import generators  # noqa: F401  (registers the item sources)
-
-    specs: dict[str, TaskSpec] = {}
+def builtin_suites() -> dict[str, tuple[SuiteFile, dict[str, TaskSpec]]]:
+    _register_builtin_parts()
+    suites: dict[str, tuple[SuiteFile, dict[str, TaskSpec]]] = {}
     for path in sorted(data_dir("tasks").glob("*.yaml")):
-        for spec in load_suite_file(path):
-            specs[spec.id] = spec
-    return specs
+        suite, specs = load_suite_file(path)
+        if suite.suite in suites:
+            _, known = suites[suite.suite]
+            known.update({s.id: s for s in specs})
+        else:
+            suites[suite.suite] = (suite, {s.id: s for s in specs})
+    return suites
+
+
+def builtin_tasks() -> dict[str, TaskSpec]:
+    return {task_id: spec for _, specs in builtin_suites().values() for task_id, spec in specs.items()}
 
 
 def get_task(task_id: str) -> TaskSpec:
     tasks = builtin_tasks()
     if task_id not in tasks:
-        import difflib
-
         close = difflib.get_close_matches(task_id, tasks, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise UserError(f"unknown task {task_id!r}{hint}", field="task")
     return tasks[task_id]
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """What a study may set on a task; the study's TaskRef carries the same fields."""
+
+    task: str
+    path: str | None = None
+    variant: str | None = None
+    instruction: str | None = None
+    metric: str | None = None
+    parser: str | None = None
+    scorer: str | None = None
+
+    @classmethod
+    def of(cls, ref: Any) -> TaskConfig:
+        names = [p for p in inspect.signature(cls).parameters]
+        return cls(**{name: getattr(ref, name, None) for name in names})
+
+
+def resolve_task(config: TaskConfig, base_dir: Path | None = None) -> TaskSpec:
+    """The task as a study configures it, as a new spec; its data file is read and checked now.
+
+    Raises UserError naming the field of the task entry (`task`, `path`, `metric`, ...), or the
+    data file and line when the file itself is bad.
+    """
+    suite_name = config.task.split("/", 1)[0] if "/" in config.task else ""
+    suites = builtin_suites()
+    suite = suites.get(suite_name, (None, {}))[0]
+    if suite is not None and suite.custom_source and config.task not in suites[suite_name][1]:
+        spec = _custom_spec(suite, config)
+    else:
+        spec = get_task(config.task)
+    if config.path is not None:
+        loader = spec.file_source
+        if loader is None:
+            raise UserError(f"task {spec.id} takes no data file (its items are generated)", field="path")
+        path = Path(config.path).expanduser()
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        if not path.exists():
+            raise UserError(f"data file {str(path)!r} does not exist", field="path")
+        spec = spec.model_copy(
+            update={"source": loader, "source_args": {**spec.file_args, "path": str(path.resolve())}, "demo_args": spec.file_demo_args}
+        )
+    if config.variant is not None:
+        spec = spec.with_variant(config.variant)
+    if config.instruction is not None:
+        spec = spec.model_copy(update={"instruction": config.instruction, "variant": "study"})
+    if config.scorer is not None:
+        spec = spec.with_profile(config.scorer)
+    updates = {k: v for k, v in (("metric", config.metric), ("parser", config.parser)) if v is not None}
+    if updates:
+        spec = spec.model_copy(update=updates)
+    for registry, name, label in ((METRICS, spec.metric, "metric"), (PARSERS, spec.parser, "parser")):
+        if name not in registry:
+            raise UserError(registry.unknown_message(name), field=label)
+    if spec.source is None:
+        raise UserError(f"task {spec.id} has no built-in items: give `path` to its data file", field="path")
+    return spec
+
+
+def _custom_spec(suite: SuiteFile, config: TaskConfig) -> TaskSpec:
+    if config.path is None:
+        raise UserError(f"a {suite.suite}/ task needs `path` to its JSONL or CSV file", field="path")
+    if config.metric is None:
+        raise UserError(f"a {suite.suite}/ task needs a `metric` (known: {', '.join(METRICS.names())})", field="metric")
+    return TaskSpec(
+        id=config.task,
+        suite=suite.suite,
+        name=config.task.split("/", 1)[1],
+        version=suite.version,
+        instruction=config.instruction or "",
+        metric=config.metric,
+        source=None,
+        file_source=suite.custom_source,
+        template=suite.template,
+        **suite.defaults,
+    )

@@ -1,0 +1,29 @@
+"""Per-task scores of a run: mean score per model, condition and task, with BIG-bench's
+normalised preferred score where the task has a chance score (0 at chance, 100 at the maximum).
+
+Reads only the log: the chance score comes from the task descriptor each trial row carries.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def task_scores(con: Any, run_id: str, errors: str = "wrong") -> list[dict[str, Any]]:
+    """One row per (model, condition, task). Errored trials count as 0 with errors="wrong" and are
+    left out of the mean with errors="exclude"; either way they are counted."""
+    score = "coalesce(score, 0.0)" if errors == "wrong" else "score"
+    rows = con.execute(
+        f"SELECT model, condition, task, any_value(task_json), count(*), count(*) FILTER (WHERE status = 'error'), avg({score}) "
+        "FROM trials WHERE run_id = ? GROUP BY model, condition, task ORDER BY model, task, condition",
+        [run_id],
+    ).fetchall()
+    out = []
+    for model, condition, task, task_json, n, n_errors, mean in rows:
+        chance = json.loads(task_json).get("chance") if task_json else None
+        normalized = None if chance is None or mean is None or chance >= 1.0 else 100.0 * (mean - chance) / (1.0 - chance)
+        out.append(
+            {"model": model, "condition": condition, "task": task, "n": int(n), "errors": int(n_errors), "score": mean, "chance": chance, "normalized": normalized}
+        )
+    return out
