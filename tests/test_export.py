@@ -51,7 +51,8 @@ def pdf_pages(path: Path) -> int:
 def sim_log(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """A logged run with special characters in the study and model names and errored trials."""
     root = tmp_path_factory.mktemp("log")
-    study = sim_study(name="effects & costs_50% #1", tasks=[{"task": "ii/sum", "n": 80}])
+    tasks = [{"task": "ii/sum", "n": 80}, {"task": "ii/diff", "n": 60}, {"task": "ii/first_word_letter", "n": 60}]
+    study = sim_study(name="effects & costs_50% #1", tasks=tasks)
     study["models"][0]["id"] = NASTY_MODEL
     study["models"][0]["simulate"] = {"accuracy": {"control": 0.5, "EP02": 0.8}, "error_rate": 0.05}
     study["models"][0]["max_retries"] = 0
@@ -64,19 +65,27 @@ def test_compare_json_has_the_rows_and_agrees_with_the_run_and_the_log(sim_log) 
     db, run = sim_log
     result = run_json("compare", "--db", str(db))
     assert result["run_id"] == run["run_id"] and result["errors"] == "wrong" and result["adjust"] == "holm"
-    rows = {r["condition"]: r for r in result["rows"]}
-    assert set(rows) == {"control", "EP02", "NP01", "+EP_01"}
-    for row in rows.values():
-        assert ROW_FIELDS <= set(row) and row["task"] == "ii/sum" and row["model"] == NASTY_MODEL and row["n"] == 80
-    by_run = {c["name"]: c for c in run["conditions"]}
+    assert {(r["task"], r["condition"]) for r in result["rows"]} == {
+        (t, c) for t in ("ii/sum", "ii/diff", "ii/first_word_letter", "all") for c in ("control", "EP02", "NP01", "+EP_01")
+    }
+    for row in result["rows"]:
+        assert ROW_FIELDS <= set(row) and row["model"] == NASTY_MODEL
+        assert row["n"] == {"ii/sum": 80, "ii/diff": 60, "ii/first_word_letter": 60, "all": 200}[row["task"]]
     con = connect_reader(db)
-    logged = dict(con.execute("SELECT condition, avg(coalesce(score, 0)) FROM trials GROUP BY 1").fetchall())
-    errors = dict(con.execute("SELECT condition, count(*) FILTER (WHERE status = 'error') FROM trials GROUP BY 1").fetchall())
-    for name, row in rows.items():
-        assert row["accuracy"] == pytest.approx(logged[name]) and row["errors"] == errors[name]
-        assert row["delta"] == pytest.approx(by_run[name]["delta"]) if row["delta"] is not None else by_run[name]["delta"] is None
-        assert row["p_value"] == by_run[name]["p_value"]
-    assert sum(errors.values()) > 0
+    for row in result["rows"]:
+        where = "" if row["task"] == "all" else f" AND task = '{row['task']}'"
+        accuracy, errors = con.execute(
+            f"SELECT avg(coalesce(score, 0)), count(*) FILTER (WHERE status = 'error') FROM trials WHERE condition = ?{where}", [row["condition"]]
+        ).fetchone()
+        assert row["accuracy"] == pytest.approx(accuracy) and row["errors"] == errors
+    rows = {r["condition"]: r for r in result["rows"] if r["task"] == "all"}
+    for name, row in rows.items():  # `run` reports the across-task rows
+        by_run = next(c for c in run["conditions"] if c["name"] == name)
+        assert (row["delta"], row["p_value"], row["ci_low"]) == (by_run["delta"], by_run["p_value"], by_run["ci_low"])
+    assert sum(r["errors"] for r in rows.values()) > 0
+    pooled = {p["condition"]: p for p in result["pooled"]}
+    assert set(pooled) == {"EP02", "NP01", "+EP_01"} and pooled["EP02"]["tasks"] == 3
+    assert pooled["EP02"]["pooled_ci_low"] > 0 and pooled["EP02"]["gee_estimate"] > 1 and pooled["EP02"]["p_adjusted"] < 0.05
     ep = rows["EP02"]
     assert ep["ci_low"] < ep["delta"] < ep["ci_high"] and ep["p_adjusted"] < 0.05 and ep["test"] == "mcnemar_exact"
     assert ep["p_adjusted"] >= ep["p_value"] and ep["family_size"] == 3
@@ -86,7 +95,7 @@ def test_compare_json_has_the_rows_and_agrees_with_the_run_and_the_log(sim_log) 
     # BH on request, over a named family, with errors excluded
     other = run_json("compare", "--db", str(db), "--adjust", "bh", "--conditions", "EP02,NP01", "--errors", "exclude", "--run", run["run_id"])
     assert other["adjust"] == "bh" and other["errors"] == "exclude"
-    assert {r["condition"] for r in other["rows"]} == {"control", "EP02", "NP01"}
+    assert {r["condition"] for r in other["rows"]} == {"control", "EP02", "NP01"} and len(other["pooled"]) == 2
     assert all(r["errors_policy"] == "exclude" and r["family_size"] in (0, 2) for r in other["rows"])
 
 
@@ -116,7 +125,7 @@ def test_latex_export_compiles_with_booktabs_intervals_marks_and_escaped_names(s
     assert "effects \\& costs\\_50\\% \\#1" in text and "\\+EP" not in text and "+EP\\_01" in text
     assert re.search(r"\+0\.\d{3} \[\+0\.\d{3}, \+0\.\d{3}\]", text), "differences with their intervals"
     assert re.search(r"\$\^\{\*+\}\$", text), "significance marks"
-    assert "Holm-adjusted" in text and "count as wrong" in text
+    assert "Holm-adjusted" in text and "count as wrong" in text and "Effects across tasks" in text and "Cochran's Q" in text
     assert compile_latex(standalone) >= 1
     wrapper = tmp_path / "wrapper.tex"
     wrapper.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\\input{table.tex}\\end{document}\n")
@@ -128,12 +137,14 @@ def test_markdown_and_csv_exports_escape_what_they_print(sim_log, tmp_path: Path
     md, table_csv = tmp_path / "t.md", tmp_path / "t.csv"
     assert run_cli("export", "--db", str(db), "--format", "markdown", "--out", str(md)).returncode == 0
     assert run_cli("export", "--db", str(db), "--format", "csv", "--out", str(table_csv)).returncode == 0
-    lines = [line for line in md.read_text().splitlines() if line.startswith("|")]
-    cells_per_line = {len(re.split(r"(?<!\\)\|", line)) for line in lines}
-    assert len(cells_per_line) == 1, "a pipe in a name must not add a column"
+    tables = [block for block in md.read_text().split("\n\n") if block.startswith("|")]
+    assert len(tables) == 3  # per task, across tasks, all conditions at once
+    for table in tables:
+        cells_per_line = {len(re.split(r"(?<!\\)\|", line)) for line in table.splitlines()}
+        assert len(cells_per_line) == 1, "a pipe in a name must not add a column"
     assert markdown_escape(NASTY_MODEL) in md.read_text()
     rows = list(csv.DictReader(io.StringIO(table_csv.read_text())))
-    assert len(rows) == 4 and ROW_FIELDS <= set(rows[0])
+    assert len(rows) == 16 and ROW_FIELDS <= set(rows[0])
     assert {r["model"] for r in rows} == {NASTY_MODEL}
     assert "'+EP_01" in {r["condition"] for r in rows}, "a cell a spreadsheet would run as a formula is defused"
 

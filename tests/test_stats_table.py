@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from workbench.simulate import sim_study, simulated_frame, simulated_frames
-from workbench.stats import ALL_TASKS, compare, condition_table, gee_effects, paired_diff_ci, paired_t
+from workbench.stats import ALL_TASKS, cochran_q, compare, condition_table, gee_effects, paired_diff_ci, paired_t
 from workbench.stats.table import scored_frame
 
 
@@ -168,3 +168,15 @@ def test_condition_table_for_run_reports_across_all_tasks() -> None:
     reference = _row(compare(frame, "control"), "EP", ALL_TASKS)
     assert (ep.n, ep.errors, ep.delta, ep.p_value, ep.test) == (reference.n, reference.errors, reference.delta, reference.p_value, "mcnemar_exact")
     assert ep.mean_rounds is None and ep.ci_low < ep.delta < ep.ci_high
+
+
+def test_all_conditions_at_once_cochran_q_or_friedman_per_task() -> None:
+    frame = _three_task_frame()
+    result = compare(frame, "control")
+    assert {(o.task, o.test) for o in result.omnibus} == {(t, "cochran_q") for t in ("suite/a", "suite/b", "suite/c", ALL_TASKS)}
+    one = next(o for o in result.omnibus if o.task == "suite/a")
+    wide = scored_frame(frame[frame["task"] == "suite/a"]).pivot(index="item_id", columns="condition", values="value")
+    reference = cochran_q(wide[["control", "EP", "NP"]].to_numpy())
+    assert (one.examples, one.conditions, one.statistic, one.p_value) == (120, 3, reference.statistic, reference.p_value)
+    repeated = compare(pd.concat([frame.assign(repeat=r) for r in range(2)], ignore_index=True), "control")
+    assert {o.test for o in repeated.omnibus} == {"friedman"}

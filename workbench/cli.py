@@ -183,7 +183,7 @@ def _comparison(db: Path, run: str | None, adjust: str, family: str, test: str, 
     try:
         result = compare(
             data.frame, chosen, errors=errors or data.errors, adjust=adjust, family=family, level=level, test=test,
-            conditions=wanted, order=data.conditions,
+            conditions=wanted, order=data.conditions, task_order=data.tasks,
         )
     except ValueError as exc:
         _fail(str(exc))
@@ -208,25 +208,31 @@ def compare(
     if as_json:
         out.print_json(json.dumps({"run_id": data.run_id, "name": data.name, **result.to_dict(json_safe=True)}))
         return
-    from .export import COLUMNS, POOLED_COLUMNS, notes, pooled_cells, row_cells
+    from .export import COLUMNS, OMNIBUS_COLUMNS, POOLED_COLUMNS, notes, omnibus_cells, pooled_cells, row_cells
 
-    table = Table(title=f"run {data.run_id}", caption_justify="left")
-    for key, label in COLUMNS:
-        table.add_column(label, justify="left" if key in ("model", "task", "condition") else "right")
-    for row in result.rows:
-        cells = row_cells(row)
-        table.add_row(*[cells[key] + (cells["mark"] if key == "p_adjusted" else "") for key, _ in COLUMNS])
-    out.print(table)
+    # The terminal gets the main columns (the model in the title when there is one); --json and
+    # export carry every effect size. Piped output is not squeezed into 80 columns.
+    models = sorted({r.model for r in result.rows})
+    shown = {"task", "condition", "n", "errors", "accuracy", "delta", "relative", "p", "p_adjusted"} | ({"model"} if len(models) > 1 else set())
+    title = f"run {data.run_id}" + (f" · {models[0]}" if len(models) == 1 else "")
+    console = out if out.is_terminal else Console(width=max(out.width, 200))
+    _print_cells(console, title, [c for c in COLUMNS if c[0] in shown], [row_cells(r) for r in result.rows])
     if result.pooled:
-        pooled = Table(title="across tasks")
-        for _, label in POOLED_COLUMNS:
-            pooled.add_column(label)
-        for row in result.pooled:
-            cells = pooled_cells(row)
-            pooled.add_row(*[cells[key] + (cells["mark"] if key == "p_adjusted" else "") for key, _ in POOLED_COLUMNS])
-        out.print(pooled)
+        across = {"condition", "tasks", "pooled", "i2", "p_adjusted", "relative", "gee"} | ({"model"} if len(models) > 1 else set())
+        _print_cells(console, "across tasks", [c for c in POOLED_COLUMNS if c[0] in across], [pooled_cells(r) for r in result.pooled])
+    if result.omnibus:
+        _print_cells(console, "all conditions at once", [c for c in OMNIBUS_COLUMNS if c[0] != "model" or len(models) > 1], [omnibus_cells(r) for r in result.omnibus])
     for line in notes(result):
-        out.print(line, highlight=False, markup=False)
+        console.print(line, highlight=False, markup=False)
+
+
+def _print_cells(console: Console, title: str, columns: list[tuple[str, str]], rows: list[dict[str, str]]) -> None:
+    table = Table(title=title)
+    for key, label in columns:
+        table.add_column(label, justify="left" if key in ("model", "task", "condition", "delta", "relative", "pooled", "gee") else "right")
+    for cells in rows:
+        table.add_row(*[cells[key] + (cells["mark"] if key == "p_adjusted" else "") for key, _ in columns])
+    console.print(table, highlight=False, markup=False)
 
 
 @app.command()

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .stats.table import ALL_TASKS, Comparison, ComparisonRow, PooledRow
+from .stats.table import ALL_TASKS, Comparison, ComparisonRow, OmnibusRow, PooledRow
 
 ADJUST_LABELS = {"holm": "Holm", "bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni", "none": "no"}
 FAMILY_LABELS = {
@@ -25,6 +25,7 @@ FAMILY_LABELS = {
 TEST_LABELS = {
     "mcnemar_exact": "exact McNemar", "mcnemar_midp": "McNemar mid-p", "mcnemar_chi2_cc": "McNemar chi-square (continuity-corrected)",
     "paired_t": "paired t", "wilcoxon": "Wilcoxon signed-rank", "permutation": "paired permutation",
+    "cochran_q": "Cochran's Q", "friedman": "Friedman",
 }
 INTERVAL_LABELS = {"newcombe_paired": "Newcombe's paired score interval", "paired_t": "paired t interval"}
 MARKS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
@@ -114,6 +115,32 @@ POOLED_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+def omnibus_cells(row: OmnibusRow) -> dict[str, str]:
+    return {
+        "model": row.model, "task": row.task, "test": TEST_LABELS.get(row.test or "", DASH), "conditions": str(row.conditions),
+        "examples": str(row.examples), "statistic": fmt_number(row.statistic, 2, False), "df": fmt_number(row.df, 0), "p": fmt_p(row.p_value),
+        "mark": "",
+    }
+
+
+OMNIBUS_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("model", "Model"), ("task", "Task"), ("test", "All conditions at once"), ("conditions", "Conditions"), ("examples", "Examples"),
+    ("statistic", "Statistic"), ("df", "df"), ("p", "p"),
+)
+
+NUMERIC = {"n", "errors", "accuracy", "tasks", "tau2", "i2", "p", "p_adjusted", "gee_p", "cohens_h", "conditions", "examples", "statistic", "df"}
+
+
+def sections(comparison: Comparison) -> list[tuple[str, tuple[tuple[str, str], ...], list[dict[str, str]]]]:
+    """The tables of an export: (caption, columns, rows of cells)."""
+    out = [("Paired comparisons with the control", COLUMNS, [row_cells(r) for r in comparison.rows])]
+    if comparison.pooled:
+        out.append(("Effects across tasks", POOLED_COLUMNS, [pooled_cells(r) for r in comparison.pooled]))
+    if comparison.omnibus:
+        out.append(("All conditions at once", OMNIBUS_COLUMNS, [omnibus_cells(r) for r in comparison.omnibus]))
+    return out
+
+
 def notes(comparison: Comparison) -> list[str]:
     """The sentences a reader needs to interpret the table, in plain text."""
     tests = sorted({r.test for r in comparison.rows if r.test})
@@ -166,17 +193,14 @@ def csv_safe(value: object) -> object:
 
 def to_markdown(comparison: Comparison, title: str = "") -> str:
     parts = [f"### {markdown_escape(title)}\n"] if title else []
-    parts.append(_markdown_table(COLUMNS, [row_cells(r) for r in comparison.rows]))
-    if comparison.pooled:
-        parts.append("\n" + _markdown_table(POOLED_COLUMNS, [pooled_cells(r) for r in comparison.pooled]))
-    parts.append("\n" + "\n".join(markdown_escape(n) for n in notes(comparison)) + "\n")
+    parts.append("\n\n".join(_markdown_table(columns, rows) for _, columns, rows in sections(comparison)))
+    parts.append("\n" + "\n".join(f"- {markdown_escape(n)}" for n in notes(comparison)) + "\n")
     return "\n".join(parts)
 
 
 def _markdown_table(columns: Sequence[tuple[str, str]], rows: list[dict[str, str]]) -> str:
-    numeric = {"n", "errors", "accuracy", "tasks", "tau2", "i2", "p", "p_adjusted", "gee_p", "cohens_h"}
     lines = ["| " + " | ".join(markdown_escape(label) for _, label in columns) + " |"]
-    lines.append("| " + " | ".join("---:" if key in numeric else "---" for key, _ in columns) + " |")
+    lines.append("| " + " | ".join("---:" if key in NUMERIC else "---" for key, _ in columns) + " |")
     for cells in rows:
         values = [markdown_escape(cells[key]) + (markdown_escape(cells["mark"]) if key == "p_adjusted" else "") for key, _ in columns]
         lines.append("| " + " | ".join(values) + " |")
@@ -185,9 +209,10 @@ def _markdown_table(columns: Sequence[tuple[str, str]], rows: list[dict[str, str
 
 def to_latex(comparison: Comparison, title: str = "", standalone: bool = False) -> str:
     """booktabs tables (needs \\usepackage{booktabs}); standalone=True wraps them in a document."""
-    body = [_latex_table(COLUMNS, [row_cells(r) for r in comparison.rows], title or "Paired comparisons with the control", _model_breaks(comparison.rows))]
-    if comparison.pooled:
-        body.append(_latex_table(POOLED_COLUMNS, [pooled_cells(r) for r in comparison.pooled], "Effects across tasks", []))
+    body = []
+    for index, (caption, columns, rows) in enumerate(sections(comparison)):
+        breaks = _model_breaks(comparison.rows) if index == 0 else []
+        body.append(_latex_table(columns, rows, f"{title}: {caption}" if title else caption, breaks))
     body.append("\\begin{flushleft}\\footnotesize\n" + "\\\\\n".join(latex_escape(n) for n in notes(comparison)) + "\n\\end{flushleft}\n")
     text = "% Generated by the Prompt-Affect Workbench. Needs \\usepackage{booktabs}.\n" + "\n".join(body)
     if standalone:
@@ -203,8 +228,7 @@ def _model_breaks(rows: list[ComparisonRow]) -> list[int]:
 
 
 def _latex_table(columns: Sequence[tuple[str, str]], rows: list[dict[str, str]], caption: str, breaks: list[int]) -> str:
-    numeric = {"n", "errors", "accuracy", "tasks", "tau2", "i2", "p", "p_adjusted", "gee_p", "cohens_h"}
-    spec = "".join("r" if key in numeric else "l" for key, _ in columns)
+    spec = "".join("r" if key in NUMERIC else "l" for key, _ in columns)
     lines = [
         "\\begin{table}[ht]", "\\centering", "\\scriptsize", f"\\caption{{{latex_escape(caption)}}}", f"\\begin{{tabular}}{{{spec}}}", "\\toprule",
         " & ".join(latex_escape(label) for _, label in columns) + " \\\\", "\\midrule",

@@ -26,6 +26,7 @@ class RunData:
     control: str
     errors: str  # the study's choice: "wrong" or "exclude"
     conditions: tuple[str, ...]  # in the study's order
+    tasks: tuple[str, ...]  # in the study's order
     trials_planned: int
     frame: pd.DataFrame
 
@@ -54,4 +55,5 @@ def load_run(db_path: Path, run_id: str | None = None) -> RunData:
         con.close()
     order = tuple(c["name"] for c in spec.get("conditions", []))
     control = next((c for c, is_control in flags if is_control), None) or spec.get("control") or (order[0] if order else "control")
-    return RunData(run_id, name, control, spec.get("errors", "wrong"), order, int(planned or 0), frame)
+    tasks = tuple(t["task"] for t in spec.get("tasks", []))
+    return RunData(run_id, name, control, spec.get("errors", "wrong"), order, tasks, int(planned or 0), frame)

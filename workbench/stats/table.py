@@ -19,7 +19,7 @@ import pandas as pd
 from .effects import Estimate, cohens_h, odds_ratio_discordant, paired_diff_ci, paired_variance_of_mean_difference, relative_diff_ci
 from .multiplicity import METHODS as ADJUST_METHODS
 from .multiplicity import adjust as adjust_pvalues
-from .paired import PairedTestResult, is_binary, mcnemar, paired_t, permutation_test, wilcoxon
+from .paired import PairedTestResult, cochran_q, friedman, is_binary, mcnemar, paired_t, permutation_test, wilcoxon
 from .pooling import ModelEffect, PooledEffect, gee_effects, random_effects
 
 ALL_TASKS = "all"
@@ -131,6 +131,23 @@ class PooledRow:
 
 
 @dataclass(frozen=True)
+class OmnibusRow:
+    """All of a model's conditions at once, per task (and across tasks)."""
+
+    model: str
+    task: str
+    test: str | None
+    conditions: int
+    examples: int  # scored in every condition
+    statistic: float | None
+    df: float | None
+    p_value: float | None
+
+    def to_dict(self, json_safe: bool = False) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Comparison:
     rows: list[ComparisonRow]
     pooled: list[PooledRow]
@@ -141,6 +158,7 @@ class Comparison:
     level: float
     test: str
     notes: list[str] = field(default_factory=list)
+    omnibus: list[OmnibusRow] = field(default_factory=list)
 
     def to_dict(self, json_safe: bool = True) -> dict[str, Any]:
         return {
@@ -153,6 +171,7 @@ class Comparison:
             "notes": self.notes,
             "rows": [r.to_dict(json_safe) for r in self.rows],
             "pooled": [p.to_dict(json_safe) for p in self.pooled],
+            "omnibus": [o.to_dict(json_safe) for o in self.omnibus],
         }
 
 
@@ -255,11 +274,11 @@ def comparison_pvalues(frame: pd.DataFrame, control: str, errors: str = "wrong",
     return out
 
 
-def _ordered(present: Sequence[str], order: Sequence[str], control: str) -> list[str]:
+def _ordered(present: Sequence[str], order: Sequence[str], first: str | None = None) -> list[str]:
+    """`present` in the given order (the rest sorted after it), `first` leading."""
     listed = [c for c in order if c in present]
-    rest = sorted(c for c in present if c not in listed)
-    names = listed + rest
-    return [control, *[c for c in names if c != control]] if control in names else names
+    names = listed + sorted(c for c in present if c not in listed)
+    return [first, *[c for c in names if c != first]] if first in names else names
 
 
 def compare(
@@ -273,11 +292,13 @@ def compare(
     test: str = "auto",
     conditions: Sequence[str] | None = None,
     order: Sequence[str] = (),
+    task_order: Sequence[str] = (),
     pool: bool = True,
 ) -> Comparison:
     """The comparison table of a run's trials.
 
     conditions: the conditions to compare with the control (the family; default all);
+    order, task_order: the study's order of conditions and tasks, for the rows;
     family: which comparisons are corrected together (see FAMILIES); adjust: holm, bh,
     bonferroni or none; test: auto (exact McNemar for one 0/1 outcome per example, else the
     paired t-test on per-example means) or a name from TESTS.
@@ -296,10 +317,10 @@ def compare(
     scored = scored_frame(frame[frame["condition"].isin([control, *wanted])], errors)
     rows: list[ComparisonRow] = []
     pooled_rows: list[PooledRow] = []
+    omnibus: list[OmnibusRow] = []
     for model, by_model in scored.groupby("model", sort=False):
-        tasks = list(by_model["task"].drop_duplicates())
+        tasks = _ordered(list(by_model["task"].drop_duplicates()), task_order)
         names = _ordered(list(by_model["condition"].drop_duplicates()), order, control)
-        task_rows: dict[str, list[ComparisonRow]] = {}
         for task in [*tasks, ALL_TASKS] if len(tasks) > 1 else tasks:
             subset = by_model if task == ALL_TASKS else by_model[by_model["task"] == task]
             matrix = per_example(subset)
@@ -316,9 +337,9 @@ def compare(
                     accuracy=_mean(trials["value"]), control_accuracy=control_acc,
                     errors_policy=errors, level=level, adjust=adjust, family=family, **stats,
                 )
-                task_rows.setdefault(task, []).append(row)
-        for rows_of_task in task_rows.values():
-            rows.extend(rows_of_task)
+                rows.append(row)
+            if control in names and len(names) >= 3:
+                omnibus.append(_omnibus(str(model), str(task), matrix, names))
         if pool and len(tasks) > 1:
             pooled_rows.extend(_pooled(str(model), by_model, tasks, names, control, test, level))
     rows = _adjusted(rows, adjust, family)
@@ -328,7 +349,21 @@ def compare(
         f"errored trials {'count as wrong' if errors == 'wrong' else 'are excluded'}; n and errors count all trials",
         "repeats are averaged per example before testing" if any(r.repeats > 1 for r in rows) else "one trial per example and condition",
     ]
-    return Comparison(rows, pooled_rows, control, errors, adjust, family, level, test, notes)
+    return Comparison(rows, pooled_rows, control, errors, adjust, family, level, test, notes, omnibus)
+
+
+def _omnibus(model: str, task: str, matrix: ExampleMatrix, names: list[str]) -> OmnibusRow:
+    """Do the conditions differ at all? Cochran's Q for one 0/1 outcome per example, Friedman's
+    test on per-example means otherwise; over the examples scored in every condition."""
+    columns = [matrix.conditions.index(c) for c in names if c in matrix.conditions]
+    counts = matrix.counts[:, columns]
+    complete = (counts > 0).all(axis=1)
+    values = matrix.means[complete][:, columns]
+    if values.shape[0] < 2:
+        return OmnibusRow(model, task, None, len(columns), int(values.shape[0]), None, None, None)
+    single_binary = int(counts[complete].max()) <= 1 and is_binary(values)
+    result = cochran_q(values) if single_binary else friedman(values)
+    return OmnibusRow(model, task, result.test, len(columns), int(values.shape[0]), result.statistic, result.df, result.p_value)
 
 
 def _mean(values: pd.Series) -> float | None:
