@@ -200,3 +200,17 @@ def test_bad_input_exits_2_with_a_clear_message_and_writes_nothing(sim_log, tmp_
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
     assert not out.exists() and not list(tmp_path.glob(".never*"))
+
+
+def test_power_command_plans_examples_and_rejects_impossible_designs() -> None:
+    from workbench.stats import power_paired_binary
+
+    plan = run_json("power", "--baseline", "0.6", "--delta", "0.08", "--discordance", "0.25", "--comparisons", "4")
+    reference = power_paired_binary(0.6, 0.08, power=0.8, discordance=0.25, comparisons=4)
+    assert (plan["n"], plan["power"], plan["alpha_per_comparison"]) == (reference.n, reference.power, 0.0125)
+    at_n = run_json("power", "--baseline", "0.5", "--delta", "0.1", "--n", "200", "--simulate", "60")
+    assert at_n["n"] == 200 and 0.3 < at_n["power"] < 0.6 and at_n["simulated"]["studies"] == 60
+    assert abs(at_n["simulated"]["power"] - at_n["power"]) < 4 * at_n["simulated"]["se"] + 0.05
+    for args, message in ((("--baseline", "0.9", "--delta", "0.2"), "--delta"), (("--baseline", "0.5", "--delta", "0.1", "--discordance", "0.05"), "--discordance")):
+        result = run_cli("power", *args)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -16,6 +16,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 from statsmodels.stats.weightstats import DescrStatsW
 
+from workbench.stats.effects import bootstrap_interval
 from workbench.stats import (
     PairedTable,
     adjust,
@@ -217,6 +218,19 @@ def test_friedman_wilcoxon_and_paired_t_match_scipy_and_statsmodels() -> None:
         z = np.clip(y + rng.normal(0, 0.1, size=len(x)), 0, 1)
         f = friedman(np.column_stack([x, y, z]))
         assert abs(f.p_value - sps.friedmanchisquare(x, y, z).pvalue) < TOL
+
+
+def test_paired_bootstrap_interval_is_scipy_bca_on_the_paired_differences() -> None:
+    rng = np.random.default_rng(14)
+    for index in range(DATASETS):
+        x, y = _scores(rng) if index % 2 else _binary_pairs(rng)
+        ours = bootstrap_interval(x, y, n_resamples=999, seed=index)
+        diff = np.asarray(y, dtype=float) - np.asarray(x, dtype=float)
+        if np.all(diff == diff[0]):
+            continue
+        reference = sps.bootstrap((diff,), np.mean, n_resamples=999, method="BCa", rng=np.random.default_rng(index)).confidence_interval
+        assert abs(ours.low - reference.low) < TOL and abs(ours.high - reference.high) < TOL
+    assert paired_diff_ci([0, 1, 1, 0, 1], [1, 1, 1, 0, 1], method="bootstrap").method == "paired_bootstrap"
 
 
 def test_permutation_test_is_exact_against_enumerating_every_sign_flip() -> None:

@@ -273,6 +273,45 @@ def export(
         out.print(str(path), highlight=False)
 
 
+@app.command()
+def power(
+    baseline: Annotated[float, typer.Option("--baseline", help="The control's expected accuracy.")],
+    delta: Annotated[float, typer.Option("--delta", help="The expected difference, condition minus control (e.g. 0.05).")],
+    n: Annotated[Optional[int], typer.Option("--n", help="Paired examples: give the power at this n (default: plan the n).")] = None,
+    target: Annotated[float, typer.Option("--power", help="The power to plan for.")] = 0.8,
+    discordance: Annotated[Optional[float], typer.Option("--discordance", help="Share of examples the two conditions disagree on (default: as if independent).")] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Family-wise significance level.")] = 0.05,
+    comparisons: Annotated[int, typer.Option("--comparisons", help="Conditions compared with the control (Bonferroni/Holm alpha).")] = 1,
+    test: Annotated[str, typer.Option("--test", help="exact (McNemar), midp or normal (Connor's approximation).")] = "exact",
+    simulate: Annotated[int, typer.Option("--simulate", help="Also measure the power on this many simulated studies (0: no).")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Plan a study: the examples needed to detect a difference, or the power at a given n."""
+    from .stats import power_paired_binary, simulated_power
+
+    try:
+        plan = power_paired_binary(baseline, delta, n, power=target, discordance=discordance, alpha=alpha, comparisons=comparisons, test=test)
+    except ValueError as exc:
+        parameter, _, message = str(exc).partition(": ")
+        options = {"p_control": "--baseline", "delta": "--delta", "discordance": "--discordance", "alpha": "--alpha",
+                   "comparisons": "--comparisons", "test": "--test", "power": "--power", "n": "--n"}
+        _fail(f"{options.get(parameter, parameter)}: {message}")
+    result: dict[str, Any] = plan.to_dict()
+    if simulate > 0:
+        result["simulated"] = simulated_power(baseline, delta, plan.n, discordance=discordance, alpha=alpha, comparisons=comparisons, test=test, studies=simulate)
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    out.print(
+        f"{plan.n} paired examples give power {plan.power:.3f} ({plan.test} test at alpha {plan.alpha_per_comparison:.4g} per comparison, "
+        f"{plan.comparisons} comparison(s); baseline {plan.p_control:g}, difference {plan.delta:+g}, discordance {plan.discordance:.3f})",
+        highlight=False,
+    )
+    if "simulated" in result:
+        sim = result["simulated"]
+        out.print(f"simulated model: detected in {sim['power']:.3f} ± {sim['se']:.3f} of {sim['studies']} studies", highlight=False)
+
+
 @models_app.command("check")
 def models_check(
     model: Annotated[str, typer.Argument(help="A model id: local/default, sim/<name> or any litellm model string.")] = "local/default",

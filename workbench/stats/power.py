@@ -46,16 +46,16 @@ def independent_discordance(p_control: float, delta: float) -> float:
 def _cells(p_control: float, delta: float, discordance: float | None) -> tuple[float, float, float]:
     """(p10, p01, discordance) for control-only and treatment-only right answers; ValueError if impossible."""
     if not 0.0 < p_control < 1.0:
-        raise ValueError(f"p_control must lie strictly between 0 and 1, got {p_control}")
+        raise ValueError(f"p_control: must lie strictly between 0 and 1, got {p_control}")
     p_treatment = p_control + delta
     if not 0.0 <= p_treatment <= 1.0:
-        raise ValueError(f"p_control + delta = {p_treatment:g} is not a probability")
+        raise ValueError(f"delta: p_control + delta = {p_treatment:g} is not a probability")
     psi = independent_discordance(p_control, delta) if discordance is None else float(discordance)
     p10, p01 = (psi - delta) / 2, (psi + delta) / 2
     low, high = abs(delta), min(1.0, 2 * p_control + delta, 2 * (1 - p_control) - delta)
     if not (abs(delta) <= psi <= 1.0) or p10 < -1e-12 or p01 < -1e-12 or p10 > p_control + 1e-12 or p01 > 1 - p_control + 1e-12:
         raise ValueError(
-            f"discordance {psi:g} is impossible for p_control {p_control:g} and delta {delta:g} "
+            f"discordance: {psi:g} is impossible for p_control {p_control:g} and delta {delta:g} "
             f"(allowed: {low:g} to {high:g})"
         )
     return max(p10, 0.0), max(p01, 0.0), psi
@@ -120,11 +120,11 @@ def power_paired_binary(
     test: "exact" (exact McNemar, the workbench's default), "midp" or "normal" (Connor).
     """
     if test not in TESTS:
-        raise ValueError(f"unknown test {test!r} (allowed: {', '.join(TESTS)})")
+        raise ValueError(f"test: unknown test {test!r} (allowed: {', '.join(TESTS)})")
     if not 0.0 < alpha < 1.0 or comparisons < 1:
-        raise ValueError("alpha must lie in (0, 1) and comparisons must be at least 1")
+        raise ValueError("alpha: must lie in (0, 1)" if not 0.0 < alpha < 1.0 else "comparisons: must be at least 1")
     if not 0.0 < power < 1.0:
-        raise ValueError("power must lie in (0, 1)")
+        raise ValueError("power: must lie in (0, 1)")
     p10, p01, psi = _cells(p_control, delta, discordance)
     level = alpha / comparisons
     theta = p10 / psi if psi > 0 else 0.5
@@ -134,14 +134,14 @@ def power_paired_binary(
 
     if n is not None:
         if n < 1:
-            raise ValueError("n must be at least 1")
+            raise ValueError("n: must be at least 1")
         if test == "normal":
             return plan(n, _normal_power(n, delta, psi, level))
         g = _rejection_given_d(n, theta, level, test)
         return plan(n, float(np.dot(sps.binom.pmf(np.arange(n + 1), n, psi), g)))
 
     if delta == 0:
-        raise ValueError("delta must be non-zero to plan a sample size (with n given, delta 0 gives the test's size)")
+        raise ValueError("delta: must be non-zero to plan a sample size (with n given, delta 0 gives the test's size)")
     guess = _normal_n(delta, psi, level, power)
     if test == "normal":
         return plan(guess, _normal_power(guess, delta, psi, level))
@@ -152,7 +152,7 @@ def power_paired_binary(
         achieved = float(np.dot(sps.binom.pmf(np.arange(size + 1), size, psi), g[: size + 1]))
         if achieved >= power:
             return plan(size, achieved)
-    raise ValueError(f"more than {limit} examples would be needed; is the difference realistic?")
+    raise ValueError(f"delta: more than {limit} examples would be needed; is the difference realistic?")
 
 
 def simulated_power(
