@@ -21,6 +21,7 @@ from workbench.study import StudySpec, resolve_study
 
 STUDIES = 1000
 ALPHA = 0.05
+WORKERS = 2  # the studies are spread over two processes (CI has two cores); results do not depend on it
 
 
 def _simulation_error(rate: float, studies: int = STUDIES) -> float:
@@ -62,7 +63,7 @@ def test_in_process_simulation_yields_exactly_what_the_runner_logs(tmp_path: Pat
 def test_false_positive_rates_without_a_planted_effect_exact_midp_and_holm() -> None:
     """Four stimulus conditions with the control's accuracy, 100 examples, 1000 studies."""
     study = sim_study({"control": 0.5, "A": 0.5, "B": 0.5, "C": 0.5, "D": 0.5}, 100)
-    pvalues = simulated_pvalues(study, STUDIES, tests=("mcnemar", "midp"), seed=10_000)
+    pvalues = simulated_pvalues(study, STUDIES, tests=("mcnemar", "midp"), seed=10_000, workers=WORKERS)
     exact_p, mid_p = pvalues["mcnemar"], pvalues["midp"]
     assert exact_p.shape == (STUDIES, 4)
 
@@ -89,7 +90,7 @@ def test_false_positive_rates_without_a_planted_effect_exact_midp_and_holm() -> 
 def test_planted_difference_of_ten_points_on_400_examples_is_detected_at_the_computed_power() -> None:
     computed = power_paired_binary(0.5, 0.10, 400)  # exact McNemar, independent outcomes
     assert 0.75 < computed.power < 0.85
-    simulated = simulated_power(0.5, 0.10, 400, studies=STUDIES, seed=20_000)
+    simulated = simulated_power(0.5, 0.10, 400, studies=STUDIES, seed=20_000, workers=WORKERS)
     assert abs(simulated["power"] - computed.power) <= 0.05, (simulated, computed.power)
 
 
@@ -98,11 +99,19 @@ def test_planned_examples_reach_the_target_power_at_a_planted_discordance_with_s
     assert plan.alpha_per_comparison == ALPHA / 3 and 0.8 <= plan.power < 0.83
     study = planted_pair_study(0.6, 0.12, plan.n, discordance=0.2)
     observed = []
-    for frame in simulated_frames(study, 150, seed=30_000):
+    for frame in simulated_frames(study, 100, seed=30_000):
         wide = frame.pivot(index="item_id", columns="condition", values="score")
         observed.append(float(np.mean(wide["control"] != wide["treatment"])))
     assert abs(np.mean(observed) - 0.2) < 0.01  # the simulator plants the discordance asked for
-    simulated = simulated_power(0.6, 0.12, plan.n, discordance=0.2, comparisons=3, studies=400, seed=40_000)
+    simulated = simulated_power(0.6, 0.12, plan.n, discordance=0.2, comparisons=3, studies=300, seed=40_000, workers=WORKERS)
     assert abs(simulated["power"] - plan.power) <= 0.05 + 0.02, (simulated, plan.power)
     # and fewer examples than independent outcomes would need
     assert plan.n < power_paired_binary(0.6, 0.12, power=0.8, comparisons=3).n
+
+
+def test_spreading_studies_over_processes_does_not_change_the_results() -> None:
+    study = sim_study({"control": 0.5, "EP": 0.6, "NP": 0.5}, 12)
+    one = simulated_pvalues(study, 100, tests=("mcnemar", "t"), seed=7)
+    two = simulated_pvalues(study, 100, tests=("mcnemar", "t"), seed=7, workers=2)
+    for test in ("mcnemar", "t"):
+        assert one[test].shape == (100, 2) and np.array_equal(one[test], two[test], equal_nan=True)

@@ -298,7 +298,11 @@ def power(
         _fail(f"{options.get(parameter, parameter)}: {message}")
     result: dict[str, Any] = plan.to_dict()
     if simulate > 0:
-        result["simulated"] = simulated_power(baseline, delta, plan.n, discordance=discordance, alpha=alpha, comparisons=comparisons, test=test, studies=simulate)
+        import os
+
+        result["simulated"] = simulated_power(
+            baseline, delta, plan.n, discordance=discordance, alpha=alpha, comparisons=comparisons, test=test, studies=simulate, workers=os.cpu_count() or 1
+        )
     if as_json:
         out.print_json(json.dumps(result))
         return

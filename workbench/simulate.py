@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -142,13 +141,14 @@ def _pvalues_of_seeds(study: ResolvedStudy, seeds: Sequence[int], tests: Sequenc
 
 
 def simulated_pvalues(
-    study: ResolvedStudy, studies: int, *, tests: Sequence[str] = ("auto",), seed: int = 0, workers: int | None = None
+    study: ResolvedStudy, studies: int, *, tests: Sequence[str] = ("auto",), seed: int = 0, workers: int = 1
 ) -> dict[str, np.ndarray]:
     """For each test, the p-values of every condition against the control (columns), one row
     per replicated study (seeds seed, seed + 1, ...), computed as the comparison table computes
-    them. Large batches are spread over worker processes (results do not depend on how)."""
+    them. workers > 1 spreads the studies over spawned processes (the results do not depend on
+    it; a script doing so needs the `if __name__ == "__main__":` guard)."""
     seeds = list(range(seed, seed + studies))
-    workers = min(workers or os.cpu_count() or 1, 8) if studies >= 200 else 1
+    workers = max(1, min(workers, studies // 50))
     if workers <= 1:
         parts = [_pvalues_of_seeds(study, seeds, tests)]
     else:
@@ -161,8 +161,8 @@ def simulated_pvalues(
     return {test: np.array(parts[0][test], dtype=float) for test in tests}
 
 
-def simulated_rejections(study: ResolvedStudy, *, studies: int, alpha: float, test: str = "exact", seed: int = 0) -> np.ndarray:
+def simulated_rejections(study: ResolvedStudy, *, studies: int, alpha: float, test: str = "exact", seed: int = 0, workers: int = 1) -> np.ndarray:
     """Whether each replicated study rejects (first comparison), at level alpha."""
     names = {"exact": "mcnemar", "midp": "midp", "normal": "mcnemar_chi2"}
     name = names.get(test, test)
-    return simulated_pvalues(study, studies, tests=(name,), seed=seed)[name][:, 0] <= alpha
+    return simulated_pvalues(study, studies, tests=(name,), seed=seed, workers=workers)[name][:, 0] <= alpha

@@ -166,13 +166,15 @@ def simulated_power(
     test: str = "exact",
     studies: int = 1000,
     seed: int = 0,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Power measured by running `studies` seeded studies on the workbench's simulated model
     (see workbench.simulate) with the planted accuracies, and testing each as the comparison
-    table would. Returns the detection rate with its Monte Carlo standard error."""
+    table would. Returns the detection rate with its Monte Carlo standard error. workers > 1
+    uses that many processes (see workbench.simulate.simulated_pvalues)."""
     from ..simulate import planted_pair_study, simulated_rejections
 
     study = planted_pair_study(p_control, delta, n, discordance=discordance)
-    rejected = simulated_rejections(study, studies=studies, alpha=alpha / comparisons, test=test, seed=seed)
+    rejected = simulated_rejections(study, studies=studies, alpha=alpha / comparisons, test=test, seed=seed, workers=workers)
     rate = float(np.mean(rejected))
     return {"power": rate, "se": math.sqrt(rate * (1 - rate) / studies), "studies": studies, "n": n}

@@ -29,18 +29,18 @@ PairedTest = Callable[[np.ndarray, np.ndarray], PairedTestResult]
 
 
 @dataclass(frozen=True)
-class TestChoice:
+class PairedTestChoice:
     run: PairedTest
     binary_only: bool
 
 
-TESTS: dict[str, TestChoice] = {
-    "mcnemar": TestChoice(lambda x, y: mcnemar(x, y, exact=True), True),
-    "midp": TestChoice(lambda x, y: mcnemar(x, y, exact=True, mid_p=True), True),
-    "mcnemar_chi2": TestChoice(lambda x, y: mcnemar(x, y, exact=False), True),
-    "t": TestChoice(paired_t, False),
-    "wilcoxon": TestChoice(wilcoxon, False),
-    "permutation": TestChoice(permutation_test, False),
+TESTS: dict[str, PairedTestChoice] = {
+    "mcnemar": PairedTestChoice(lambda x, y: mcnemar(x, y, exact=True), True),
+    "midp": PairedTestChoice(lambda x, y: mcnemar(x, y, exact=True, mid_p=True), True),
+    "mcnemar_chi2": PairedTestChoice(lambda x, y: mcnemar(x, y, exact=False), True),
+    "t": PairedTestChoice(paired_t, False),
+    "wilcoxon": PairedTestChoice(wilcoxon, False),
+    "permutation": PairedTestChoice(permutation_test, False),
 }
 TEST_NAMES = ("auto", *TESTS)
 
@@ -53,6 +53,11 @@ FAMILIES: dict[str, Callable[[Any], tuple[Any, ...]]] = {
     # every comparison of the run, all models
     "run": lambda row: (row.task == ALL_TASKS,),
 }
+
+
+def _finite(data: dict[str, Any]) -> dict[str, Any]:
+    """Strict JSON has no NaN or infinity: they become null."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()}
 
 
 @dataclass(frozen=True)
@@ -94,10 +99,7 @@ class ComparisonRow:
         return self.condition == self.control
 
     def to_dict(self, json_safe: bool = False) -> dict[str, Any]:
-        data = asdict(self)
-        if json_safe:
-            data = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()}
-        return data
+        return _finite(asdict(self)) if json_safe else asdict(self)
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,7 @@ class PooledRow:
         }
         data.update({f"pooled_{k}": v for k, v in (self.pooled.to_dict() if self.pooled else {}).items()})
         data.update({f"gee_{k}": v for k, v in (self.gee.to_dict() if self.gee else {}).items() if k != "condition"})
-        if json_safe:
-            data = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()}
-        return data
+        return _finite(data) if json_safe else data
 
 
 @dataclass(frozen=True)
@@ -144,7 +144,7 @@ class OmnibusRow:
     p_value: float | None
 
     def to_dict(self, json_safe: bool = False) -> dict[str, Any]:
-        return asdict(self)
+        return _finite(asdict(self)) if json_safe else asdict(self)
 
 
 @dataclass(frozen=True)
