@@ -88,10 +88,12 @@ def simulated_frames(study: ResolvedStudy, studies: int, seed: int = 0) -> Itera
         loop.close()
 
 
-def sim_study(accuracy: dict[str, float], n: int, *, shared_difficulty: float = 0.0, task: str = "ii/sum", seed: int = 0) -> ResolvedStudy:
+def sim_study(accuracy: dict[str, float], n: int, *, shared_difficulty: float = 0.0, task: str = "math/word_problems", seed: int = 0) -> ResolvedStudy:
     """A one-task study on one simulated model with planted per-condition accuracy. The first
     condition is the control; the others carry no stimulus text (the simulator plants effects
-    by condition name, so wording would change nothing)."""
+    by condition name, so wording would change nothing). The default task is one whose seeded
+    sample is cheap to draw (about 1 ms, against 20 ms for ii/sum), since every replication
+    draws its own examples."""
     names = list(accuracy)
     spec = StudySpec.model_validate(
         {
