@@ -163,8 +163,9 @@ def test_sigint_stops_cleanly_and_resumes(tmp_path: Path) -> None:
 
 def test_log_can_be_read_from_a_second_process_while_a_sweep_writes(tmp_path: Path) -> None:
     study = sim_study(concurrency=4)
-    study["tasks"] = [{"task": "ii/sum", "n": 60}]
-    study["models"][0]["simulate"] = {"latency_ms": 50}
+    # long enough (about 10 s of 150 ms calls) that a reader on a loaded machine sees it mid-way
+    study["tasks"] = [{"task": "ii/sum", "n": 80}]
+    study["models"][0]["simulate"] = {"latency_ms": 150}
     path = write_study(tmp_path / "s.yaml", study)
     db = tmp_path / "log.duckdb"
     # the log exists as a DuckDB file before the sweep starts (from an earlier small run)
@@ -185,9 +186,9 @@ def test_log_can_be_read_from_a_second_process_while_a_sweep_writes(tmp_path: Pa
         con.close()
     out, err = process.communicate()
     assert process.returncode == 0, err
-    assert json.loads(out)["trials_done"] == 180
-    assert any(0 < n < 180 for n in seen), f"the reader never saw a partial log: {seen}"
+    assert json.loads(out)["trials_done"] == 240
+    assert any(0 < n < 240 for n in seen), f"the reader never saw a partial log: {seen}"
     assert seen == sorted(seen), "a reader must never see trials disappear"
     # after the sweep, the DuckDB file alone holds everything (segments compacted)
     con = duckdb.connect(str(db), read_only=True)
-    assert con.execute("SELECT count(*) FROM trials").fetchone()[0] == 180 + 60
+    assert con.execute("SELECT count(*) FROM trials").fetchone()[0] == 240 + 60

@@ -11,9 +11,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from .cli_stimuli import stimuli_app
 from .errors import UserError
 from .paths import DEFAULT_DB
 
@@ -24,6 +26,7 @@ tasks_app = typer.Typer(no_args_is_help=True, help="Task suites: list tasks, sam
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(stimuli_app, name="stimuli")
 
 out = Console()
 err = Console(stderr=True)
@@ -72,7 +75,7 @@ def run(
         per_task = task_scores(con, summary.run_id, resolved.spec.errors)
     finally:
         con.close()
-    rows = condition_table(frame, resolved.spec.control_name, resolved.spec.errors, order=list(resolved.conditions))
+    rows = condition_table(frame, resolved.control_name, resolved.spec.errors, order=list(resolved.conditions))
     if as_json:
         payload: dict[str, Any] = {
             "run_id": summary.run_id,
@@ -88,7 +91,7 @@ def run(
         }
         out.print_json(json.dumps(payload))
     else:
-        _print_condition_table(summary, rows, resolved.spec.control_name, resolved.spec.errors)
+        _print_condition_table(summary, rows, resolved.control_name, resolved.spec.errors)
         if len(resolved.tasks) > 1:
             _print_task_table(per_task)
     if summary.interrupted:
@@ -412,18 +415,16 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except UserError as exc:
-        err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
+    except Exception as exc:  # usage errors carry their own exit code (2); typer vendors its own click, so match the shape
+        if hasattr(exc, "exit_code") and hasattr(exc, "format_message"):
+            err.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         raise
 

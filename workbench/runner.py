@@ -122,7 +122,7 @@ class Runner:
 
     def _run_rows(self, trials: list[Trial]) -> dict[str, list[dict[str, Any]]]:
         spec = self.study.spec
-        control = spec.control_name
+        control = self.study.control_name
         return {
             "runs": [
                 {

@@ -129,7 +129,7 @@ def _pvalues_of_seeds(study: ResolvedStudy, seeds: Sequence[int], tests: Sequenc
     from .tasks import builtin_tasks
 
     builtin_tasks()  # registers the item sources in a fresh worker process
-    control = study.spec.control_name
+    control = study.control_name
     out: dict[str, list[list[float]]] = {test: [] for test in tests}
     loop = asyncio.new_event_loop()
     try:

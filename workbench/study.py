@@ -15,9 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .errors import UserError
 from .solvers import SOLVERS
-from .stimuli import PLACEMENTS, AppliedStimulus, StimulusLibrary, builtin_library, resolve
+from .stimuli import PLACEMENTS, AppliedStimulus, StimulusLibrary, builtin_library, choose_program, resolve
+from .sweep import SweepSpec, expand_all
 from .tasks import DEFAULT_SHOTS, TaskConfig, TaskSpec, resolve_task
 
+DEFAULT_SOLVER = "single_turn"
 _SECRET_PARAMS = {"api_key", "api_secret", "token", "password", "aws_secret_access_key"}
 
 
@@ -76,11 +78,26 @@ class StimulusRef(Strict):
     variant: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _params_at_top_level(cls, value: Any) -> Any:
+        """`{id: SAC/warmth, level: 5}`: keys that are not the reference's own are its parameters."""
+        if not isinstance(value, dict) or not isinstance(value.get("params", {}), dict):
+            return value
+        extra = {k: v for k, v in value.items() if k not in cls.model_fields}
+        if not extra:
+            return value
+        given = value.get("params") or {}
+        twice = sorted(set(extra) & set(given))
+        if twice:
+            raise ValueError(f"parameter {twice[0]!r} is given twice (at the top level and under params)")
+        return {**{k: v for k, v in value.items() if k in cls.model_fields}, "params": {**given, **extra}}
+
 
 class ConditionSpec(Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:+\-]+$")
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:+=\-]+$")
     stimuli: list[str | StimulusRef] = Field(default_factory=list)
-    solver: str = "single_turn"  # a registered solver (workbench.solvers.SOLVERS)
+    solver: str | None = None  # a registered solver; default: the one the stimuli need, else single_turn
     solver_params: dict[str, Any] = Field(default_factory=dict)
 
     def refs(self) -> list[StimulusRef]:
@@ -112,7 +129,8 @@ class StudySpec(Strict):
     name: str = Field(min_length=1)
     description: str = ""
     models: list[ModelSpec] = Field(min_length=1)
-    conditions: list[ConditionSpec] = Field(min_length=1)
+    conditions: list[ConditionSpec] = Field(default_factory=list)
+    sweep: SweepSpec | list[SweepSpec] | None = None  # expands into more conditions (workbench/sweep.py)
     tasks: list[TaskRef] = Field(min_length=1)
     repeats: int = Field(1, ge=1)
     seed: int = 0
@@ -123,6 +141,8 @@ class StudySpec(Strict):
 
     @model_validator(mode="after")
     def _unique_names(self) -> StudySpec:
+        if not self.conditions and not self.sweeps():
+            raise ValueError("a study needs `conditions` or a `sweep`")
         names = [c.name for c in self.conditions]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -130,16 +150,16 @@ class StudySpec(Strict):
         model_ids = [m.id for m in self.models]
         if len(set(model_ids)) != len(model_ids):
             raise ValueError("model ids must be unique")
-        if self.control is not None and self.control not in names:
+        if self.control is not None and self.control not in names and not self.sweeps():
             raise ValueError(f"control {self.control!r} is not a condition (conditions: {', '.join(names)})")
         return self
 
+    def sweeps(self) -> list[SweepSpec]:
+        return [] if self.sweep is None else (list(self.sweep) if isinstance(self.sweep, list) else [self.sweep])
+
     @property
     def control_name(self) -> str:
-        if self.control:
-            return self.control
-        plain = [c.name for c in self.conditions if not c.stimuli]
-        return "control" if "control" in plain else (plain[0] if plain else self.conditions[0].name)
+        return control_of(self.conditions, self.control)
 
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
@@ -148,8 +168,18 @@ class StudySpec(Strict):
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
 
 
+def control_of(conditions: list[ConditionSpec], control: str | None) -> str:
+    if control:
+        return control
+    plain = [c.name for c in conditions if not c.stimuli]
+    return "control" if "control" in plain else (plain[0] if plain else conditions[0].name)
+
+
 class ResolvedStudy(BaseModel):
-    """A validated study with every reference resolved against the registries."""
+    """A validated study with every reference resolved against the registries.
+
+    `condition_specs` are all conditions as they run: the study's own and those its sweep
+    expands to, each with its solver decided."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
@@ -157,6 +187,11 @@ class ResolvedStudy(BaseModel):
     path: str
     tasks: dict[str, TaskSpec]
     conditions: dict[str, tuple[AppliedStimulus, ...]]
+    condition_specs: tuple[ConditionSpec, ...] = ()
+
+    @property
+    def control_name(self) -> str:
+        return control_of(list(self.condition_specs) or self.spec.conditions, self.spec.control)
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -164,7 +199,7 @@ def _loc(loc: tuple[Any, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("str", "StimulusRef") or str(part).startswith("function-"):
+        elif part in ("str", *_UNION_TAGS) or str(part).startswith(("function-", "list[")):
             continue  # union branch labels carry no meaning for the user
         else:
             out += f".{part}" if out else str(part)
@@ -193,6 +228,8 @@ def _allowed_keys(parent: tuple[Any, ...]) -> str:
         if part in _UNION_TAGS:
             model = _UNION_TAGS[part]
             continue
+        if str(part).startswith(("list[", "function-")):  # union branches and validator wrappers of the same model
+            continue
         field = model.model_fields.get(str(part))
         found = _model_in(field.annotation) if field else None
         if found is None:
@@ -201,7 +238,7 @@ def _allowed_keys(parent: tuple[Any, ...]) -> str:
     return f" (allowed: {', '.join(model.model_fields)})"
 
 
-_UNION_TAGS: dict[str, type[BaseModel]] = {"StimulusRef": StimulusRef}
+_UNION_TAGS: dict[str, type[BaseModel]] = {"StimulusRef": StimulusRef, "SweepSpec": SweepSpec}
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
@@ -268,11 +305,13 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
         tasks[ref.task], fingerprinted = _resolve_task(ref, index, label, base, spec.seed)
         refs.append(fingerprinted)
     spec = spec.model_copy(update={"tasks": refs})
+    all_conditions, fields = _with_sweeps(spec, library, label)
     conditions: dict[str, tuple[AppliedStimulus, ...]] = {}
-    for c_index, condition in enumerate(spec.conditions):
+    condition_specs: list[ConditionSpec] = []
+    for condition, where in zip(all_conditions, fields):
         applied = []
         for s_index, ref in enumerate(condition.refs()):
-            field = f"conditions[{c_index}].stimuli[{s_index}]"
+            field = f"{where}.stimuli[{s_index}]"
             if ref.id not in library:
                 known = ", ".join(library.ids())
                 try:
@@ -286,10 +325,10 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
                     resolve(library, ref.id, placement=ref.placement, separator=ref.separator, variant=ref.variant, params=ref.params)
                 )
             except UserError as exc:
-                raise UserError(exc.detail, file=label, field=field) from None
+                raise UserError(exc.detail, file=label, field=f"{field}.{exc.field}" if exc.field else field) from None
         conditions[condition.name] = tuple(applied)
-        if condition.solver not in SOLVERS:
-            raise UserError(SOLVERS.unknown_message(condition.solver), file=label, field=f"conditions[{c_index}].solver")
+        solver = _program_of(condition, applied, label, where)
+        condition_specs.append(condition.model_copy(update={"solver": solver}))
     for m_index, model in enumerate(spec.models):
         for name in (model.simulate.accuracy if model.simulate else {}):
             if name not in conditions:
@@ -298,5 +337,38 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
                     file=label,
                     field=f"models[{m_index}].simulate.accuracy",
                 )
-    return ResolvedStudy(spec=spec, path=label, tasks=tasks, conditions=conditions)
+    return ResolvedStudy(spec=spec, path=label, tasks=tasks, conditions=conditions, condition_specs=tuple(condition_specs))
 
+
+def _with_sweeps(spec: StudySpec, library: StimulusLibrary, label: str) -> tuple[list[ConditionSpec], list[str]]:
+    """The study's conditions and those its sweep expands to, with the field each error should name."""
+    conditions = list(spec.conditions)
+    fields = [f"conditions[{i}]" for i in range(len(conditions))]
+    if not spec.sweeps():
+        return conditions, fields
+    try:
+        swept = expand_all(spec.sweeps(), library, [c.name for c in conditions])
+    except UserError as exc:
+        raise UserError(exc.detail, file=label, field=exc.field) from None
+    for raw in swept:
+        where = f"sweep (condition {raw['name']})"
+        try:
+            conditions.append(ConditionSpec.model_validate(raw))
+        except ValidationError as exc:
+            raise UserError(exc.errors()[0]["msg"], file=label, field=where) from None
+        fields.append(where)
+    names = [c.name for c in conditions]
+    if spec.control is not None and spec.control not in names:
+        raise UserError(f"control {spec.control!r} is not a condition (conditions: {', '.join(names)})", file=label, field="control")
+    return conditions, fields
+
+
+def _program_of(condition: ConditionSpec, applied: list[AppliedStimulus], label: str, where: str) -> str:
+    """The solver a condition runs: the one it names, else the one its stimuli need, else single_turn."""
+    try:
+        solver = choose_program(applied, condition.solver, DEFAULT_SOLVER)
+    except UserError as exc:
+        raise UserError(exc.detail, file=label, field=f"{where}.{exc.field}") from None
+    if solver not in SOLVERS:
+        raise UserError(SOLVERS.unknown_message(solver), file=label, field=f"{where}.solver")
+    return solver

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .messages import Messages
-from .stimuli import AppliedStimulus, apply_all
+from .stimuli import AppliedStimulus, build_prompt
 from .study import ModelSpec, ResolvedStudy
 from .tasks import TaskItem, TaskSpec, stable_seed
 
@@ -46,7 +46,7 @@ def trial_id(run_id: str, condition: str, model_id: str, task_id: str, item_id: 
 def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
     """All trials of a run, ordered so that the conditions of one example run side by side."""
     spec = study.spec
-    programs = {c.name: (c.solver, tuple(sorted(c.solver_params.items()))) for c in spec.conditions}
+    programs = {c.name: (c.solver or "single_turn", tuple(sorted(c.solver_params.items()))) for c in (study.condition_specs or spec.conditions)}
     trials: list[Trial] = []
     for model in spec.models:
         for ref in spec.tasks:
@@ -70,7 +70,7 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                                 repeat=repeat,
                                 seed=seed,
                                 stimuli=stimuli,
-                                messages=apply_all(base, stimuli),
+                                messages=build_prompt(base, stimuli),
                                 solver=programs[condition][0],
                                 solver_params=programs[condition][1],
                             )

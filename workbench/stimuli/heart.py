@@ -1,0 +1,131 @@
+"""HEART feedback phrases (Pinto et al. 2025) and the API the HEART loop calls.
+
+The paper's phrase list was not found, so `stimuli/heart.yaml` carries the workbench's own
+(labelled authored): concise phrases for Ekman's six emotions, each its own id, the emotions
+grouped into encouraging and critical tones. A user file with `family: heart` and
+`replaces: true` swaps them out. The feedback turn is built by the `feedback` placement from a
+phrase and a feedback template (workbench-authored, chosen by name or given as text).
+
+    phrases("anger")                       # the anger phrases, ordered by id
+    phrases(tone="encouraging")            # every phrase of the encouraging emotions
+    stimulus = feedback_stimulus("HEART/anger/1", template="review")
+    messages = feedback_turn(messages, stimulus)   # messages end with the previous answer
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from ..errors import UserError
+from ..messages import Messages
+from .library import StimulusLibrary, builtin_library
+from .model import AppliedStimulus, Family, StimulusItem
+from .placements import FEEDBACK_TEMPLATE_PART, place_feedback
+from .renderers import RENDERERS, Rendered, Renderer, Strict, data_of, fields_of, no_variant
+from .resolve import resolve
+
+FAMILY = "heart"
+PLACEHOLDER = "{phrase}"
+
+
+class HeartData(Strict):
+    tones: dict[str, list[str]] = Field(min_length=1)  # tone -> emotions
+    feedback_templates: dict[str, str] = Field(min_length=1)  # name -> text with {phrase}
+    default_template: str
+
+    @model_validator(mode="after")
+    def _templates(self) -> HeartData:
+        if self.default_template not in self.feedback_templates:
+            raise ValueError(f"default_template {self.default_template!r} is not among feedback_templates")
+        unfilled = [name for name, text in self.feedback_templates.items() if PLACEHOLDER not in text]
+        if unfilled:
+            raise ValueError(f"feedback template {unfilled[0]!r} lacks {PLACEHOLDER}")
+        return self
+
+
+class HeartFields(Strict):
+    emotion: str
+
+
+class HeartParams(Strict):
+    template: str | None = None  # a name from feedback_templates, or a template text containing {phrase}
+
+
+def _template(data: HeartData, chosen: str | None) -> str:
+    name = chosen or data.default_template
+    if name in data.feedback_templates:
+        return data.feedback_templates[name]
+    if PLACEHOLDER in name:
+        return name
+    raise UserError(
+        f"unknown feedback template {name!r} (named templates: {', '.join(data.feedback_templates)}; or a text containing {PLACEHOLDER})",
+        field="params.template",
+    )
+
+
+def _render(item: StimulusItem, family: Family, params: HeartParams, variant: str | None) -> Rendered:
+    no_variant(item, variant)
+    data = data_of(family, HeartData)
+    template = _template(data, params.template)
+    return Rendered(text=item.text or "", parts={FEEDBACK_TEMPLATE_PART: template}, params={"template": params.template or data.default_template})
+
+
+def _check(item: StimulusItem, family: Family) -> None:
+    data = data_of(family, HeartData)
+    emotion = fields_of(item, HeartFields).emotion
+    known = [e for group in data.tones.values() for e in group]
+    if emotion not in known:
+        raise UserError(f"unknown emotion {emotion!r} (emotions: {', '.join(known)})", field="emotion")
+
+
+RENDERERS.add("feedback_phrase", Renderer(render=_render, params=HeartParams, item_fields=HeartFields, family_data=HeartData, needs_text=True, check=_check))
+
+
+# -- the API the HEART loop calls --------------------------------------------------------------
+
+def _data(library: StimulusLibrary | None) -> HeartData:
+    return data_of((library or builtin_library()).family(FAMILY), HeartData)
+
+
+def emotions(library: StimulusLibrary | None = None) -> dict[str, str]:
+    """Each emotion with its tone, e.g. {"happiness": "encouraging", "anger": "critical", ...}."""
+    return {emotion: tone for tone, group in _data(library).tones.items() for emotion in group}
+
+
+def tones(library: StimulusLibrary | None = None) -> dict[str, list[str]]:
+    return dict(_data(library).tones)
+
+
+def phrases(emotion: str | None = None, tone: str | None = None, library: StimulusLibrary | None = None) -> list[StimulusItem]:
+    """The phrase items of an emotion and/or a tone, ordered by id."""
+    library = library or builtin_library()
+    by_emotion = emotions(library)
+    if emotion is not None and emotion not in by_emotion:
+        raise UserError(f"unknown emotion {emotion!r} (emotions: {', '.join(by_emotion)})", field="emotion")
+    if tone is not None and tone not in by_emotion.values():
+        raise UserError(f"unknown tone {tone!r} (tones: {', '.join(tones(library))})", field="tone")
+    chosen = []
+    for item in library.items(FAMILY):
+        its_emotion = fields_of(item, HeartFields).emotion
+        if (emotion is None or its_emotion == emotion) and (tone is None or by_emotion[its_emotion] == tone):
+            chosen.append(item)
+    return chosen
+
+
+def emotion_of(item: StimulusItem) -> str:
+    return fields_of(item, HeartFields).emotion
+
+
+def feedback_templates(library: StimulusLibrary | None = None) -> dict[str, str]:
+    return dict(_data(library).feedback_templates)
+
+
+def feedback_stimulus(phrase_id: str, template: str | None = None, library: StimulusLibrary | None = None) -> AppliedStimulus:
+    """A phrase resolved for the feedback placement (what the round's log row records)."""
+    params = {} if template is None else {"template": template}
+    return resolve(library or builtin_library(), phrase_id, placement="feedback", params=params)
+
+
+def feedback_turn(messages: Messages, stimulus: AppliedStimulus) -> Messages:
+    """The messages with the feedback user turn appended after the previous assistant answer."""
+    return place_feedback(messages, stimulus)

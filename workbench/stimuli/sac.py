@@ -1,0 +1,120 @@
+"""SAC (Chittem et al. 2025): the induced-trait prompt for one 16PF trait at an intensity level.
+
+The stimulus is the part of the authors' prompt that induces the trait (definition, level,
+adjective anchors); the per-question task block that follows it in their code is available as
+`task_block` for inventory tasks that ask the probe items. Both come from the template in
+`stimuli/sac.yaml`, verbatim with the code's layout.
+
+Over any task the stimulus goes before the instruction (`prefix`, as in the authors' code, where
+the induction precedes the task in one user message) or into the system message. Paired with an
+`inventory/*` task and a control condition, a run measures the induced change per trait
+(induced minus neutral). The template's {trait} (the trait being assessed) is the target trait
+unless the parameter `assessed_trait` names another.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from ..errors import UserError
+from .library import StimulusLibrary, builtin_library
+from .model import Family, StimulusItem
+from .renderers import RENDERERS, Rendered, Renderer, Strict, data_of, fields_of, no_variant
+
+FAMILY = "sac"
+MODES = ("code_faithful", "paper_intended")
+
+
+class IntensityFactor(Strict):
+    factor: str
+    stem: str
+    anchors: dict[int, str]
+
+
+class SacData(Strict):
+    intensity_scale: list[int]
+    intensity_levels_run_in_code: list[int] = Field(default_factory=list)
+    intensity_factors: list[IntensityFactor]
+    system_message: str
+    induction_template: list[str]  # lines, joined with "\n"
+    task_template: list[str]
+
+
+class SacFields(Strict):
+    trait: str
+    factor: str
+    naive_prompt: str
+    adjectives: dict[int, list[str]]
+    p2_description: str
+    p2_description_reversed: str | None = None
+    probe_items: list[str] = Field(default_factory=list)
+
+
+class SacParams(Strict):
+    level: int = Field(ge=1, le=5)
+    mode: Literal["code_faithful", "paper_intended"] = "paper_intended"
+    assessed_trait: str | None = None
+
+
+def _values(fields: SacFields, level: int, mode: str, assessed: str) -> dict[str, object]:
+    values: dict[str, object] = {
+        "trait_const": fields.trait.upper(),
+        "definition": fields.p2_description,
+        "trait": assessed.upper(),
+        "intensity_scale": level,
+    }
+    for n in range(1, 6):
+        # The published code reads its string-keyed adjective table with int keys: every line is N/A.
+        values[f"adjectives_{n}"] = "N/A" if mode == "code_faithful" else ", ".join(fields.adjectives.get(n, ["N/A"]))
+    return values
+
+
+def _render(item: StimulusItem, family: Family, params: SacParams, variant: str | None) -> Rendered:
+    no_variant(item, variant)
+    fields, data = fields_of(item, SacFields), data_of(family, SacData)
+    assessed = params.assessed_trait or fields.trait
+    text = "\n".join(data.induction_template).format(**_values(fields, params.level, params.mode, assessed))
+    return Rendered(text=text, params={**params.model_dump(), "assessed_trait": assessed})
+
+
+def _check(item: StimulusItem, family: Family) -> None:
+    fields, data = fields_of(item, SacFields), data_of(family, SacData)
+    missing = [level for level in data.intensity_scale if not fields.adjectives.get(level)]
+    if missing:
+        raise UserError(f"needs adjective anchors for every level of the scale; missing {missing}", field="adjectives")
+
+
+RENDERERS.add("sac_induced", Renderer(render=_render, params=SacParams, item_fields=SacFields, family_data=SacData, check=_check))
+
+
+# -- the API inventory tasks use -----------------------------------------------------------------
+
+def traits(library: StimulusLibrary | None = None) -> list[StimulusItem]:
+    return (library or builtin_library()).items(FAMILY)
+
+
+def sac_data(library: StimulusLibrary | None = None) -> SacData:
+    return data_of((library or builtin_library()).family(FAMILY), SacData)
+
+
+def intensity_factors(library: StimulusLibrary | None = None) -> list[IntensityFactor]:
+    """Frequency, Depth, Threshold, Effort, Willingness: each a question stem and five answer labels."""
+    return sac_data(library).intensity_factors
+
+
+def task_block(question: str, factor: str, *, target: str, assessed: str, library: StimulusLibrary | None = None) -> str:
+    """The authors' per-question task block (stem + probe item + the factor's five labels), verbatim.
+
+    `target` and `assessed` are trait names (e.g. "WARMTH"); `question` a probe item as written in
+    the authors' files (e.g. "Know how to comfort others."), which their code joins as
+    "{stem} {question}?"."""
+    data = sac_data(library)
+    by_name = {f.factor.lower(): f for f in data.intensity_factors}
+    chosen = by_name[factor.lower()]
+    values: dict[str, object] = {
+        "trait_const": target.upper(), "trait": assessed.upper(), "intensity_question": chosen.stem, "question": question,
+    }
+    values.update({f"intensity_answers_{n}": chosen.anchors[n] for n in range(1, 6)})
+    return "\n".join(data.task_template).format(**values)
