@@ -26,7 +26,12 @@ class SimulatedProvider:
         rng = random.Random(stable_seed(self.model_id, context.seed, context.condition, request.repeat, context.call_index))
         p = self.sim.accuracy.get(context.condition, self.sim.default_accuracy)
         gold = context.targets[0] if context.targets else ""
-        text = gold if rng.random() < p else _wrong(gold, rng)
+        draw = rng.random()
+        if self.sim.shared_difficulty:
+            example = random.Random(stable_seed(self.model_id, context.seed, request.repeat, context.call_index, "difficulty"))
+            if example.random() < self.sim.shared_difficulty:
+                draw = example.random()
+        text = gold if draw < p else _wrong(gold, rng)
         prompt_tokens = sum(len(content.split()) for _, content in request.messages)
         return ModelResponse(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()), latency_s=self.sim.latency_ms / 1000)
 

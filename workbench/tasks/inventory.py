@@ -23,13 +23,13 @@ from typing import Any
 import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from scipy import stats as sps
 
 from ..errors import UserError
 from ..paths import data_dir
 from ..reports import REPORTS, Report
 from ..scorers import Unparseable
 from ..scoring import METRICS, PARSERS
+from ..stats import wilcoxon
 from . import CAPACITY, SOURCES, TaskItem, TaskSpec, builtin_tasks, stable_seed
 
 
@@ -209,7 +209,7 @@ def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None 
                         control_mean=float(pairs[control].mean()),
                         delta=float(diff.mean()),
                         n_pairs=int(len(pairs)),
-                        p_value=1.0 if not diff.any() else float(sps.wilcoxon(diff, zero_method="zsplit").pvalue),
+                        p_value=wilcoxon(pairs[control], pairs[condition], zero_method="zsplit").p_value,
                     )
             rows.append(row)
     return rows
