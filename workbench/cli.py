@@ -72,14 +72,13 @@ def run(
             summary = asyncio.run(runner.run())
     con = connect_reader(db)
     try:
-        rows = condition_table(
-            trial_frame(con, summary.run_id), resolved.control_name, resolved.spec.errors, order=list(resolved.conditions)
-        )
+        frame = trial_frame(con, summary.run_id)
         per_task = task_scores(con, summary.run_id, resolved.spec.errors)
         costs = by_condition(condition_costs(con, summary.run_id, resolved.spec.errors))
         curve = round_curve(con, summary.run_id, resolved.spec.errors)
     finally:
         con.close()
+    rows = condition_table(frame, resolved.control_name, resolved.spec.errors, order=list(resolved.conditions))
     loops = {c.condition for c in costs.values() if c.mean_rounds is not None}
     if as_json:
         payload: dict[str, Any] = {
@@ -119,8 +118,9 @@ def _loop_columns(cost: Any) -> dict[str, Any]:
 
 
 def _print_condition_table(summary: Any, rows: list[Any], control: str, errors: str, costs: dict[Any, Any]) -> None:
+    tests = ", ".join(sorted({r.test for r in rows if r.test})) or "none"
     gold_note = "; GOLD: the condition's loop read gold labels (oracle verifier), an upper bound" if any(c.consumes_gold for c in costs.values()) else ""
-    table = Table(title=f"run {summary.run_id}", caption=f"errors count as {'wrong' if errors == 'wrong' else 'excluded'}; p: exact McNemar vs {control}{gold_note}")
+    table = Table(title=f"run {summary.run_id}", caption=f"errors count as {'wrong' if errors == 'wrong' else 'excluded'}; p vs {control}: {tests}{gold_note}")
     for column in ("model", "condition", "n", "errors", "accuracy", f"Δ vs {control}", "p", "rounds", "tokens"):
         table.add_column(column, justify="left" if column in ("model", "condition") else "right")
     for r in rows:
@@ -182,6 +182,172 @@ def runs_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     for r in rows:
         table.add_row(r["run_id"], r["name"], str(r["created_at"])[:19], f"{r['trials_done']}/{r['trials_planned']}", str(r["errors"]), r["status"] or "")
     out.print(table)
+
+
+RunOption = Annotated[Optional[str], typer.Option("--run", help="Run id (default: the latest run in the log).")]
+AdjustOption = Annotated[str, typer.Option("--adjust", help="Multiple-comparison correction: holm, bh, bonferroni or none.")]
+FamilyOption = Annotated[str, typer.Option("--family", help="Comparisons corrected together: model (conditions vs control per model and task), model-tasks or run.")]
+TestOption = Annotated[str, typer.Option("--test", help="auto (exact McNemar for one 0/1 outcome per example, else paired t on per-example means), mcnemar, midp, mcnemar_chi2, t, wilcoxon or permutation.")]
+ConditionsOption = Annotated[Optional[str], typer.Option("--conditions", help="Comma-separated conditions to compare with the control (the family; default all).")]
+ControlOption = Annotated[Optional[str], typer.Option("--control", help="The condition to compare with (default: the study's control).")]
+ErrorsOption = Annotated[Optional[str], typer.Option("--errors", help="Override the study's choice: wrong or exclude.")]
+LevelOption = Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")]
+
+
+def _comparison(db: Path, run: str | None, adjust: str, family: str, test: str, conditions: str | None, control: str | None, errors: str | None, level: float) -> tuple[Any, Any]:
+    """The run and its comparison table; bad options fail with exit code 2 before anything is written."""
+    choices = {"--adjust": (adjust, ("holm", "bh", "bonferroni", "none")), "--family": (family, ("model", "model-tasks", "run")),
+               "--test": (test, ("auto", "mcnemar", "midp", "mcnemar_chi2", "t", "wilcoxon", "permutation"))}
+    if errors is not None:
+        choices["--errors"] = (errors, ("wrong", "exclude"))
+    for option, (value, allowed) in choices.items():
+        if value not in allowed:
+            _fail(f"{option}: {value!r} is not allowed (allowed: {', '.join(allowed)})")
+    if not 0.5 <= level < 1.0:
+        _fail(f"--level: {level} is not allowed (allowed: 0.5 to below 1, e.g. 0.95)")
+    from .stats import compare, load_run
+
+    data = load_run(db, run)
+    if data.frame.empty:
+        _fail(f"{db}: run {data.run_id} has no trials yet")
+    chosen = control or data.control
+    if chosen not in set(data.frame["condition"]):
+        _fail(f"--control: {chosen!r} has no trials in run {data.run_id} (conditions: {', '.join(data.conditions)})")
+    wanted = None if conditions is None else [c.strip() for c in conditions.split(",") if c.strip()]
+    try:
+        result = compare(
+            data.frame, chosen, errors=errors or data.errors, adjust=adjust, family=family, level=level, test=test,
+            conditions=wanted, order=data.conditions, task_order=data.tasks,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    return data, result
+
+
+@app.command()
+def compare(
+    db: DbOption = DEFAULT_DB,
+    run: RunOption = None,
+    as_json: JsonOption = False,
+    adjust: AdjustOption = "holm",
+    family: FamilyOption = "model",
+    test: TestOption = "auto",
+    conditions: ConditionsOption = None,
+    control: ControlOption = None,
+    errors: ErrorsOption = None,
+    level: LevelOption = 0.95,
+) -> None:
+    """The comparison table of a run: each condition against the control, per task and across tasks."""
+    data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level)
+    if as_json:
+        out.print_json(json.dumps({"run_id": data.run_id, "name": data.name, **result.to_dict(json_safe=True)}))
+        return
+    from .export import COLUMNS, OMNIBUS_COLUMNS, POOLED_COLUMNS, notes, omnibus_cells, pooled_cells, row_cells
+
+    # The terminal gets the main columns (the model in the title when there is one); --json and
+    # export carry every effect size. Piped output is not squeezed into 80 columns.
+    models = sorted({r.model for r in result.rows})
+    shown = {"task", "condition", "n", "errors", "accuracy", "delta", "relative", "p", "p_adjusted"} | ({"model"} if len(models) > 1 else set())
+    title = f"run {data.run_id}" + (f" · {models[0]}" if len(models) == 1 else "")
+    console = out if out.is_terminal else Console(width=max(out.width, 200))
+    _print_cells(console, title, [c for c in COLUMNS if c[0] in shown], [row_cells(r) for r in result.rows])
+    if result.pooled:
+        across = {"condition", "tasks", "pooled", "i2", "p_adjusted", "relative", "gee"} | ({"model"} if len(models) > 1 else set())
+        _print_cells(console, "across tasks", [c for c in POOLED_COLUMNS if c[0] in across], [pooled_cells(r) for r in result.pooled])
+    if result.omnibus:
+        _print_cells(console, "all conditions at once", [c for c in OMNIBUS_COLUMNS if c[0] != "model" or len(models) > 1], [omnibus_cells(r) for r in result.omnibus])
+    for line in notes(result):
+        console.print(line, highlight=False, markup=False)
+
+
+def _print_cells(console: Console, title: str, columns: list[tuple[str, str]], rows: list[dict[str, str]]) -> None:
+    table = Table(title=title)
+    for key, label in columns:
+        table.add_column(label, justify="left" if key in ("model", "task", "condition", "delta", "relative", "pooled", "gee") else "right")
+    for cells in rows:
+        table.add_row(*[cells[key] + (cells["mark"] if key == "p_adjusted" else "") for key, _ in columns])
+    console.print(table, highlight=False, markup=False)
+
+
+@app.command()
+def export(
+    db: DbOption = DEFAULT_DB,
+    run: RunOption = None,
+    format: Annotated[Optional[str], typer.Option("--format", help="latex (booktabs), markdown or csv.")] = None,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="The table file to write.")] = None,
+    figures: Annotated[Optional[Path], typer.Option("--figures", help="Directory for the forest plot and heatmap (PDF and PNG).")] = None,
+    standalone: Annotated[bool, typer.Option("--standalone", help="LaTeX: a complete document instead of a table to \\input.")] = False,
+    adjust: AdjustOption = "holm",
+    family: FamilyOption = "model",
+    test: TestOption = "auto",
+    conditions: ConditionsOption = None,
+    control: ControlOption = None,
+    errors: ErrorsOption = None,
+    level: LevelOption = 0.95,
+) -> None:
+    """Write the comparison table as LaTeX, Markdown or CSV, and figures as PDF and PNG."""
+    from .export import FORMATS, export_table
+
+    if format is None and figures is None:
+        _fail("--format: give a table format (latex, markdown, csv) with --out, or --figures DIR")
+    if format is not None and format not in FORMATS:
+        _fail(f"--format: {format!r} is not allowed (allowed: {', '.join(FORMATS)})")
+    if (format is None) != (out_file is None):
+        _fail("--out: --format and --out go together" if out_file is None else "--format: --out needs a table format (latex, markdown, csv)")
+    data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level)
+    title = f"{data.name} ({data.run_id})"
+    written = []
+    if format is not None and out_file is not None:
+        written.append(export_table(result, format, out_file, title=title, standalone=standalone))
+    if figures is not None:
+        from .figures import write_figures
+
+        written.extend(write_figures(result, figures, title=title))
+    for path in written:
+        out.print(str(path), highlight=False)
+
+
+@app.command()
+def power(
+    baseline: Annotated[float, typer.Option("--baseline", help="The control's expected accuracy.")],
+    delta: Annotated[float, typer.Option("--delta", help="The expected difference, condition minus control (e.g. 0.05).")],
+    n: Annotated[Optional[int], typer.Option("--n", help="Paired examples: give the power at this n (default: plan the n).")] = None,
+    target: Annotated[float, typer.Option("--power", help="The power to plan for.")] = 0.8,
+    discordance: Annotated[Optional[float], typer.Option("--discordance", help="Share of examples the two conditions disagree on (default: as if independent).")] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Family-wise significance level.")] = 0.05,
+    comparisons: Annotated[int, typer.Option("--comparisons", help="Conditions compared with the control (Bonferroni/Holm alpha).")] = 1,
+    test: Annotated[str, typer.Option("--test", help="exact (McNemar), midp or normal (Connor's approximation).")] = "exact",
+    simulate: Annotated[int, typer.Option("--simulate", help="Also measure the power on this many simulated studies (0: no).")] = 0,
+    as_json: JsonOption = False,
+) -> None:
+    """Plan a study: the examples needed to detect a difference, or the power at a given n."""
+    from .stats import power_paired_binary, simulated_power
+
+    try:
+        plan = power_paired_binary(baseline, delta, n, power=target, discordance=discordance, alpha=alpha, comparisons=comparisons, test=test)
+    except ValueError as exc:
+        parameter, _, message = str(exc).partition(": ")
+        options = {"p_control": "--baseline", "delta": "--delta", "discordance": "--discordance", "alpha": "--alpha",
+                   "comparisons": "--comparisons", "test": "--test", "power": "--power", "n": "--n"}
+        _fail(f"{options.get(parameter, parameter)}: {message}")
+    result: dict[str, Any] = plan.to_dict()
+    if simulate > 0:
+        import os
+
+        result["simulated"] = simulated_power(
+            baseline, delta, plan.n, discordance=discordance, alpha=alpha, comparisons=comparisons, test=test, studies=simulate, workers=os.cpu_count() or 1
+        )
+    if as_json:
+        out.print_json(json.dumps(result))
+        return
+    out.print(
+        f"{plan.n} paired examples give power {plan.power:.3f} ({plan.test} test at alpha {plan.alpha_per_comparison:.4g} per comparison, "
+        f"{plan.comparisons} comparison(s); baseline {plan.p_control:g}, difference {plan.delta:+g}, discordance {plan.discordance:.3f})",
+        highlight=False,
+    )
+    if "simulated" in result:
+        sim = result["simulated"]
+        out.print(f"simulated model: detected in {sim['power']:.3f} ± {sim['se']:.3f} of {sim['studies']} studies", highlight=False)
 
 
 @models_app.command("check")

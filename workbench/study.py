@@ -36,6 +36,10 @@ class SimulatorSpec(Strict):
     latency_ms: float = Field(0.0, ge=0.0)
     error_rate: float = Field(0.0, ge=0.0, le=1.0)
     judge_accuracy: float = Field(1.0, ge=0.0, le=1.0)  # how often it judges an answer right when asked to verify
+    # Share of examples whose outcome in every condition follows one shared difficulty draw, so
+    # conditions disagree only where their accuracies differ: plants a discordance below the
+    # independent conditions' (0, the default).
+    shared_difficulty: float = Field(0.0, ge=0.0, le=1.0)
 
     @field_validator("accuracy")
     @classmethod

@@ -33,7 +33,12 @@ class SimulatedProvider:
             text = _judge(request, gold, rng.random() < self.sim.judge_accuracy)
         else:
             p = self.sim.accuracy.get(context.condition, self.sim.default_accuracy)
-            text = gold if rng.random() < p else _wrong(gold, rng)
+            draw = rng.random()
+            if self.sim.shared_difficulty:
+                example = random.Random(stable_seed(self.model_id, context.seed, request.repeat, context.call_index, "difficulty"))
+                if example.random() < self.sim.shared_difficulty:
+                    draw = example.random()
+            text = gold if draw < p else _wrong(gold, rng)
         prompt_tokens = sum(len(content.split()) for _, content in request.messages)
         return ModelResponse(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()), latency_s=self.sim.latency_ms / 1000)
 

@@ -1,0 +1,59 @@
+"""A run's trials and analysis settings, read from the log (the only input statistics take)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from ..errors import UserError
+from ..store import connect_reader, segments_dir
+
+TRIAL_COLUMNS = ("model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls")
+
+
+def trial_frame(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    return con.execute(f"SELECT {', '.join(TRIAL_COLUMNS)} FROM trials WHERE run_id = ?", [run_id]).df()
+
+
+@dataclass(frozen=True)
+class RunData:
+    run_id: str
+    name: str
+    control: str
+    errors: str  # the study's choice: "wrong" or "exclude"
+    conditions: tuple[str, ...]  # in the study's order
+    tasks: tuple[str, ...]  # in the study's order
+    trials_planned: int
+    frame: pd.DataFrame
+
+
+def load_run(db_path: Path, run_id: str | None = None) -> RunData:
+    """The trials of `run_id` (default: the latest run in the log) with the study's control,
+    error policy and condition order. UserError if there is no such log or run."""
+    db_path = Path(db_path)
+    if not db_path.exists() and not segments_dir(db_path).exists():
+        raise UserError("no log here (run a study first, or pass --db)", file=str(db_path))
+    con = connect_reader(db_path)
+    try:
+        runs = con.execute("SELECT run_id, name, spec_json, trials_planned FROM runs ORDER BY created_at").fetchall()
+        if not runs:
+            raise UserError("the log holds no runs", file=str(db_path))
+        by_id = {r[0]: r for r in runs}
+        if run_id is None:
+            run_id = runs[-1][0]
+        elif run_id not in by_id:
+            raise UserError(f"no run {run_id!r} (runs: {', '.join(by_id)})", file=str(db_path), field="--run")
+        _, name, spec_json, planned = by_id[run_id]
+        spec = json.loads(spec_json)
+        flags = con.execute("SELECT condition, is_control FROM conditions WHERE run_id = ?", [run_id]).fetchall()
+        frame = trial_frame(con, run_id)
+    finally:
+        con.close()
+    order = tuple(c["name"] for c in spec.get("conditions", []))
+    control = next((c for c, is_control in flags if is_control), None) or spec.get("control") or (order[0] if order else "control")
+    tasks = tuple(t["task"] for t in spec.get("tasks", []))
+    return RunData(run_id, name, control, spec.get("errors", "wrong"), order, tasks, int(planned or 0), frame)

@@ -1,0 +1,463 @@
+"""The comparison table: every condition against the control, per model and task (and across
+tasks), from a frame of logged trials.
+
+Units: an example (task, item) is the paired unit. Repeats are averaged per example first, so
+they never count as independent examples. Errored trials are counted in every row; they score
+0 ("wrong", the default) or are left out ("exclude"), and each row says which.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .effects import Estimate, cohens_h, odds_ratio_discordant, paired_diff_ci, paired_variance_of_mean_difference, relative_diff_ci
+from .multiplicity import METHODS as ADJUST_METHODS
+from .multiplicity import adjust as adjust_pvalues
+from .paired import PairedTestResult, cochran_q, friedman, is_binary, mcnemar, paired_t, permutation_test, wilcoxon
+from .pooling import ModelEffect, PooledEffect, gee_effects, random_effects
+
+ALL_TASKS = "all"
+ERROR_POLICIES = ("wrong", "exclude")
+
+PairedTest = Callable[[np.ndarray, np.ndarray], PairedTestResult]
+
+
+@dataclass(frozen=True)
+class PairedTestChoice:
+    run: PairedTest
+    binary_only: bool
+
+
+TESTS: dict[str, PairedTestChoice] = {
+    "mcnemar": PairedTestChoice(lambda x, y: mcnemar(x, y, exact=True), True),
+    "midp": PairedTestChoice(lambda x, y: mcnemar(x, y, exact=True, mid_p=True), True),
+    "mcnemar_chi2": PairedTestChoice(lambda x, y: mcnemar(x, y, exact=False), True),
+    "t": PairedTestChoice(paired_t, False),
+    "wilcoxon": PairedTestChoice(wilcoxon, False),
+    "permutation": PairedTestChoice(permutation_test, False),
+}
+TEST_NAMES = ("auto", *TESTS)
+
+# Which comparisons are corrected together. Each maps a row to its family's key.
+FAMILIES: dict[str, Callable[[Any], tuple[Any, ...]]] = {
+    # every condition against the control within one model, for one task (or across tasks)
+    "model": lambda row: (row.model, row.task),
+    # within one model, all conditions and all tasks together (per-task claims)
+    "model-tasks": lambda row: (row.model, row.task == ALL_TASKS),
+    # every comparison of the run, all models
+    "run": lambda row: (row.task == ALL_TASKS,),
+}
+
+
+def _finite(data: dict[str, Any]) -> dict[str, Any]:
+    """Strict JSON has no NaN or infinity: they become null."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()}
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    model: str
+    condition: str
+    task: str  # a task id, or "all" across the run's tasks
+    control: str
+    n: int  # trials of this condition, errored ones included
+    errors: int
+    examples: int  # paired examples in the comparison
+    repeats: int  # most repeats of one example (averaged per example before testing)
+    accuracy: float | None  # mean score of the condition
+    control_accuracy: float | None
+    delta: float | None = None  # paired difference in mean score, condition - control
+    ci_low: float | None = None
+    ci_high: float | None = None
+    interval: str | None = None
+    relative: float | None = None  # delta / control accuracy (relative gain)
+    relative_low: float | None = None
+    relative_high: float | None = None
+    odds_ratio: float | None = None  # discordant pairs: only condition right / only control right
+    odds_ratio_low: float | None = None
+    odds_ratio_high: float | None = None
+    cohens_h: float | None = None
+    cohens_h_low: float | None = None
+    cohens_h_high: float | None = None
+    p_value: float | None = None
+    p_adjusted: float | None = None
+    test: str | None = None
+    adjust: str = "holm"
+    family: str = "model"
+    family_size: int = 0
+    errors_policy: str = "wrong"
+    level: float = 0.95
+
+    @property
+    def is_control(self) -> bool:
+        return self.condition == self.control
+
+    def to_dict(self, json_safe: bool = False) -> dict[str, Any]:
+        return _finite(asdict(self)) if json_safe else asdict(self)
+
+
+@dataclass(frozen=True)
+class PooledRow:
+    """A condition's effect across tasks: random-effects pooled delta, the per-task relative
+    gains' mean and max (the source papers' convention), and the GEE model's effect."""
+
+    model: str
+    condition: str
+    control: str
+    tasks: int
+    pooled: PooledEffect | None
+    p_adjusted: float | None
+    relative_mean: float | None
+    relative_max: float | None
+    delta_mean: float | None
+    delta_max: float | None
+    gee: ModelEffect | None
+
+    def to_dict(self, json_safe: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "model": self.model, "condition": self.condition, "control": self.control, "tasks": self.tasks,
+            "p_adjusted": self.p_adjusted, "relative_mean": self.relative_mean, "relative_max": self.relative_max,
+            "delta_mean": self.delta_mean, "delta_max": self.delta_max,
+        }
+        data.update({f"pooled_{k}": v for k, v in (self.pooled.to_dict() if self.pooled else {}).items()})
+        data.update({f"gee_{k}": v for k, v in (self.gee.to_dict() if self.gee else {}).items() if k != "condition"})
+        return _finite(data) if json_safe else data
+
+
+@dataclass(frozen=True)
+class OmnibusRow:
+    """All of a model's conditions at once, per task (and across tasks)."""
+
+    model: str
+    task: str
+    test: str | None
+    conditions: int
+    examples: int  # scored in every condition
+    statistic: float | None
+    df: float | None
+    p_value: float | None
+
+    def to_dict(self, json_safe: bool = False) -> dict[str, Any]:
+        return _finite(asdict(self)) if json_safe else asdict(self)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    rows: list[ComparisonRow]
+    pooled: list[PooledRow]
+    control: str
+    errors_policy: str
+    adjust: str
+    family: str
+    level: float
+    test: str
+    notes: list[str] = field(default_factory=list)
+    omnibus: list[OmnibusRow] = field(default_factory=list)
+
+    def to_dict(self, json_safe: bool = True) -> dict[str, Any]:
+        return {
+            "control": self.control,
+            "errors": self.errors_policy,
+            "adjust": self.adjust,
+            "family": self.family,
+            "level": self.level,
+            "test": self.test,
+            "notes": self.notes,
+            "rows": [r.to_dict(json_safe) for r in self.rows],
+            "pooled": [p.to_dict(json_safe) for p in self.pooled],
+            "omnibus": [o.to_dict(json_safe) for o in self.omnibus],
+        }
+
+
+def scored_frame(frame: pd.DataFrame, errors: str = "wrong") -> pd.DataFrame:
+    """Trials with `is_error` and `value`: the score, 0 for errored trials under "wrong",
+    missing for them under "exclude"."""
+    if errors not in ERROR_POLICIES:
+        raise ValueError(f"errors must be one of {', '.join(ERROR_POLICIES)}, got {errors!r}")
+    out = frame.copy()
+    out["is_error"] = out["status"] == "error"
+    value = out["score"].astype(float)
+    out["value"] = value.where(~out["is_error"], 0.0 if errors == "wrong" else np.nan)
+    if errors == "wrong":
+        out["value"] = out["value"].fillna(0.0)
+    out["example"] = out["task"].astype(str) + "\x1f" + out["item_id"].astype(str)
+    return out
+
+
+@dataclass(frozen=True)
+class ExampleMatrix:
+    """Per example (rows) and condition (columns): the mean value over scored repeats, and
+    how many repeats were scored (0 where the example has none in that condition)."""
+
+    conditions: tuple[str, ...]
+    means: np.ndarray
+    counts: np.ndarray
+
+    def pair(self, control: str, condition: str) -> tuple[np.ndarray, np.ndarray, int]:
+        """(control values, condition values, most repeats) over examples scored in both."""
+        if control not in self.conditions or condition not in self.conditions:
+            return np.empty(0), np.empty(0), 0
+        i, j = self.conditions.index(control), self.conditions.index(condition)
+        both = (self.counts[:, i] > 0) & (self.counts[:, j] > 0)
+        repeats = int(self.counts[both][:, [i, j]].max()) if both.any() else 0
+        return self.means[both, i], self.means[both, j], repeats
+
+
+def per_example(scored: pd.DataFrame) -> ExampleMatrix:
+    kept = scored.dropna(subset=["value"])
+    rows, _ = pd.factorize(kept["example"])
+    cols, names = pd.factorize(kept["condition"])
+    shape = (int(rows.max()) + 1 if rows.size else 0, len(names))
+    sums, counts = np.zeros(shape), np.zeros(shape, dtype=int)
+    np.add.at(sums, (rows, cols), kept["value"].to_numpy(dtype=float))
+    np.add.at(counts, (rows, cols), 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+    return ExampleMatrix(tuple(map(str, names)), means, counts)
+
+
+def _choose_test(test: str, single_binary: bool) -> str:
+    if test == "auto":
+        return "mcnemar" if single_binary else "t"
+    if test not in TESTS:
+        raise ValueError(f"unknown test {test!r} (allowed: {', '.join(TEST_NAMES)})")
+    if TESTS[test].binary_only and not single_binary:
+        raise ValueError(f"test {test!r} needs one 0/1 outcome per example; these scores are per-example means or not 0/1 (use t, wilcoxon or permutation)")
+    return test
+
+
+def _estimate_fields(prefix: str, est: Estimate | None) -> dict[str, float | None]:
+    if est is None:
+        return {}
+    return {prefix: est.estimate, f"{prefix}_low": est.low, f"{prefix}_high": est.high}
+
+
+def _compare_pair(x: np.ndarray, y: np.ndarray, repeats: int, test: str, level: float) -> dict[str, Any]:
+    """Every statistic of one comparison (control x, condition y, aligned by example)."""
+    if x.size == 0:
+        return {}
+    single_binary = repeats <= 1 and is_binary(x) and is_binary(y)
+    name = _choose_test(test, single_binary)
+    out: dict[str, Any] = {"delta": float(np.mean(y - x))}
+    if x.size >= 2 or single_binary:
+        result = TESTS[name].run(x, y)
+        out.update(p_value=result.p_value, test=result.test)
+    if x.size >= 2:
+        diff = paired_diff_ci(x, y, level, method="newcombe" if single_binary else "t")
+        out.update(ci_low=diff.low, ci_high=diff.high, interval=diff.method)
+        out.update(_estimate_fields("relative", relative_diff_ci(x, y, level)))
+        out.update(_estimate_fields("cohens_h", cohens_h(x, y, level)) if max(x.max(), y.max()) <= 1 and min(x.min(), y.min()) >= 0 else {})
+        if single_binary:
+            out.update(_estimate_fields("odds_ratio", odds_ratio_discordant(x, y, level)))
+    return out
+
+
+def comparison_pvalues(frame: pd.DataFrame, control: str, errors: str = "wrong", test: str = "auto") -> list[float]:
+    """p-values of each other condition against the control over all examples (first model),
+    exactly as the comparison table computes them; for simulation studies."""
+    scored = scored_frame(frame, errors)
+    scored = scored[scored["model"] == scored["model"].iloc[0]]
+    matrix = per_example(scored)
+    out = []
+    for condition in scored["condition"].drop_duplicates():
+        if condition == control:
+            continue
+        x, y, repeats = matrix.pair(control, condition)
+        single_binary = repeats <= 1 and is_binary(x) and is_binary(y)
+        out.append(TESTS[_choose_test(test, single_binary)].run(x, y).p_value if x.size else float("nan"))
+    return out
+
+
+def _ordered(present: Sequence[str], order: Sequence[str], first: str | None = None) -> list[str]:
+    """`present` in the given order (the rest sorted after it), `first` leading."""
+    listed = [c for c in order if c in present]
+    names = listed + sorted(c for c in present if c not in listed)
+    return [first, *[c for c in names if c != first]] if first in names else names
+
+
+def compare(
+    frame: pd.DataFrame,
+    control: str,
+    *,
+    errors: str = "wrong",
+    adjust: str = "holm",
+    family: str = "model",
+    level: float = 0.95,
+    test: str = "auto",
+    conditions: Sequence[str] | None = None,
+    order: Sequence[str] = (),
+    task_order: Sequence[str] = (),
+    pool: bool = True,
+) -> Comparison:
+    """The comparison table of a run's trials.
+
+    conditions: the conditions to compare with the control (the family; default all);
+    order, task_order: the study's order of conditions and tasks, for the rows;
+    family: which comparisons are corrected together (see FAMILIES); adjust: holm, bh,
+    bonferroni or none; test: auto (exact McNemar for one 0/1 outcome per example, else the
+    paired t-test on per-example means) or a name from TESTS.
+    """
+    if adjust not in ADJUST_METHODS:
+        raise ValueError(f"unknown adjustment {adjust!r} (allowed: {', '.join(ADJUST_METHODS)})")
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r} (allowed: {', '.join(FAMILIES)})")
+    if test not in TEST_NAMES:
+        raise ValueError(f"unknown test {test!r} (allowed: {', '.join(TEST_NAMES)})")
+    present = list(frame["condition"].drop_duplicates())
+    wanted = list(present if conditions is None else conditions)
+    unknown = [c for c in wanted if c not in present]
+    if unknown:
+        raise ValueError(f"unknown condition(s) {', '.join(unknown)} (conditions: {', '.join(map(str, present))})")
+    scored = scored_frame(frame[frame["condition"].isin([control, *wanted])], errors)
+    rows: list[ComparisonRow] = []
+    pooled_rows: list[PooledRow] = []
+    omnibus: list[OmnibusRow] = []
+    for model, by_model in scored.groupby("model", sort=False):
+        tasks = _ordered(list(by_model["task"].drop_duplicates()), task_order)
+        names = _ordered(list(by_model["condition"].drop_duplicates()), order, control)
+        for task in [*tasks, ALL_TASKS] if len(tasks) > 1 else tasks:
+            subset = by_model if task == ALL_TASKS else by_model[by_model["task"] == task]
+            matrix = per_example(subset)
+            control_acc = _mean(subset.loc[subset["condition"] == control, "value"])
+            for condition in names:
+                trials = subset[subset["condition"] == condition]
+                x, y, repeats = matrix.pair(control, condition)
+                stats = {} if condition == control else _compare_pair(x, y, repeats, test, level)
+                row = ComparisonRow(
+                    model=str(model), condition=str(condition), task=str(task), control=control,
+                    n=len(trials), errors=int(trials["is_error"].sum()),
+                    examples=int(x.size) if condition != control else int(trials["example"].nunique()),
+                    repeats=int(trials.groupby("example").size().max()) if len(trials) else 0,
+                    accuracy=_mean(trials["value"]), control_accuracy=control_acc,
+                    errors_policy=errors, level=level, adjust=adjust, family=family, **stats,
+                )
+                rows.append(row)
+            if control in names and len(names) >= 3:
+                omnibus.append(_omnibus(str(model), str(task), matrix, names))
+        if pool and len(tasks) > 1:
+            pooled_rows.extend(_pooled(str(model), by_model, tasks, names, control, test, level))
+    rows = _adjusted(rows, adjust, family)
+    pooled_rows = _adjusted_pooled(pooled_rows, adjust)
+    notes = [] if control in present else [f"control {control!r} has no trials yet: nothing to compare"]
+    notes += [
+        f"errored trials {'count as wrong' if errors == 'wrong' else 'are excluded'}; n and errors count all trials",
+        "repeats are averaged per example before testing" if any(r.repeats > 1 for r in rows) else "one trial per example and condition",
+    ]
+    return Comparison(rows, pooled_rows, control, errors, adjust, family, level, test, notes, omnibus)
+
+
+def _omnibus(model: str, task: str, matrix: ExampleMatrix, names: list[str]) -> OmnibusRow:
+    """Do the conditions differ at all? Cochran's Q for one 0/1 outcome per example, Friedman's
+    test on per-example means otherwise; over the examples scored in every condition."""
+    columns = [matrix.conditions.index(c) for c in names if c in matrix.conditions]
+    counts = matrix.counts[:, columns]
+    complete = (counts > 0).all(axis=1)
+    values = matrix.means[complete][:, columns]
+    if values.shape[0] < 2:
+        return OmnibusRow(model, task, None, len(columns), int(values.shape[0]), None, None, None)
+    single_binary = int(counts[complete].max()) <= 1 and is_binary(values)
+    result = cochran_q(values) if single_binary else friedman(values)
+    return OmnibusRow(model, task, result.test, len(columns), int(values.shape[0]), result.statistic, result.df, result.p_value)
+
+
+def _mean(values: pd.Series) -> float | None:
+    values = values.dropna()
+    return float(values.mean()) if len(values) else None
+
+
+def _adjusted(rows: list[ComparisonRow], method: str, family: str) -> list[ComparisonRow]:
+    key = FAMILIES[family]
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for index, row in enumerate(rows):
+        if row.p_value is not None:
+            groups.setdefault(key(row), []).append(index)
+    out = list(rows)
+    for members in groups.values():
+        adjusted = adjust_pvalues([rows[i].p_value for i in members], method)
+        for i, p in zip(members, adjusted):
+            out[i] = replace(rows[i], p_adjusted=float(p), family_size=len(members))
+    return out
+
+
+def _adjusted_pooled(rows: list[PooledRow], method: str) -> list[PooledRow]:
+    out = list(rows)
+    for model in {r.model for r in rows}:
+        members = [i for i, r in enumerate(rows) if r.model == model and r.pooled is not None]
+        adjusted = adjust_pvalues([rows[i].pooled.p_value for i in members], method)  # type: ignore[union-attr]
+        for i, p in zip(members, adjusted):
+            out[i] = replace(rows[i], p_adjusted=float(p))
+    return out
+
+
+def _pooled(model: str, scored: pd.DataFrame, tasks: list[str], names: list[str], control: str, test: str, level: float) -> list[PooledRow]:
+    per_task = {task: per_example(scored[scored["task"] == task]) for task in tasks}
+    binary = is_binary(scored["value"].dropna())
+    gee = {e.condition: e for e in gee_effects(scored, control, binary, level)}
+    out = []
+    for condition in names:
+        if condition == control:
+            continue
+        effects, variances, relatives = [], [], []
+        for matrix in per_task.values():
+            x, y, _ = matrix.pair(control, condition)
+            if x.size < 2:
+                continue
+            effects.append(float(np.mean(y - x)))
+            variances.append(paired_variance_of_mean_difference(x, y))
+            rel = relative_diff_ci(x, y, level).estimate
+            if math.isfinite(rel):
+                relatives.append(rel)
+        pooled = random_effects(effects, variances, level) if len(effects) >= 2 else None
+        out.append(
+            PooledRow(
+                model=model, condition=condition, control=control, tasks=len(effects), pooled=pooled, p_adjusted=None,
+                relative_mean=float(np.mean(relatives)) if relatives else None, relative_max=float(np.max(relatives)) if relatives else None,
+                delta_mean=float(np.mean(effects)) if effects else None, delta_max=float(np.max(effects)) if effects else None,
+                gee=gee.get(condition),
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class ConditionRow:
+    """One line of `workbench run`'s table: a condition of a model over all the run's tasks."""
+
+    model: str
+    condition: str
+    n: int
+    errors: int
+    accuracy: float
+    delta: float | None
+    p_value: float | None
+    test: str | None
+    mean_rounds: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_adjusted: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def condition_table(frame: pd.DataFrame, control: str, errors: str = "wrong", order: Sequence[str] = ()) -> list[ConditionRow]:
+    """Per model and condition, over all tasks: n, errors, accuracy, and the paired difference
+    to the control with its interval, p-value and Holm-adjusted p-value."""
+    if frame.empty:
+        return []
+    result = compare(frame, control, errors=errors, order=order, pool=False)
+    single_task = frame["task"].nunique() == 1
+    return [
+        ConditionRow(
+            model=r.model, condition=r.condition, n=r.n, errors=r.errors, accuracy=r.accuracy if r.accuracy is not None else 0.0,
+            delta=r.delta, p_value=r.p_value, test=r.test, ci_low=r.ci_low, ci_high=r.ci_high, p_adjusted=r.p_adjusted,
+        )
+        for r in result.rows
+        if single_task or r.task == ALL_TASKS
+    ]
