@@ -53,6 +53,7 @@ def run(
 
     resolved = load_study(study)  # validate before the heavy imports, so bad input fails fast
 
+    from .rounds import by_condition, condition_costs, round_curve
     from .runner import Runner
     from .stats import condition_table, trial_frame
     from .store import connect_reader
@@ -73,9 +74,12 @@ def run(
     try:
         frame = trial_frame(con, summary.run_id)
         per_task = task_scores(con, summary.run_id, resolved.spec.errors)
+        costs = by_condition(condition_costs(con, summary.run_id, resolved.spec.errors))
+        curve = round_curve(con, summary.run_id, resolved.spec.errors)
     finally:
         con.close()
     rows = condition_table(frame, resolved.control_name, resolved.spec.errors, order=list(resolved.conditions))
+    loops = {c.condition for c in costs.values() if c.mean_rounds is not None}
     if as_json:
         payload: dict[str, Any] = {
             "run_id": summary.run_id,
@@ -86,28 +90,45 @@ def run(
             "model_calls": summary.model_calls,
             "cache_hits": summary.cache_hits,
             "interrupted": summary.interrupted,
-            "conditions": [{"name": r.condition, **{k: v for k, v in r.to_dict().items() if k != "condition"}} for r in rows],
+            "conditions": [
+                {"name": r.condition, **{k: v for k, v in r.to_dict().items() if k != "condition"}, **_loop_columns(costs.get((r.model, r.condition)))}
+                for r in rows
+            ],
             "tasks": per_task,
+            "rounds": [p.to_dict() for p in curve if p.condition in loops],
         }
         out.print_json(json.dumps(payload))
     else:
-        _print_condition_table(summary, rows, resolved.control_name, resolved.spec.errors)
+        _print_condition_table(summary, rows, resolved.control_name, resolved.spec.errors, costs)
         if len(resolved.tasks) > 1:
             _print_task_table(per_task)
+        if loops:
+            _print_round_table([p for p in curve if p.condition in loops])
     if summary.interrupted:
         err.print(f"interrupted: run the same command again to resume {summary.run_id}")
         raise typer.Exit(130)
 
 
-def _print_condition_table(summary: Any, rows: list[Any], control: str, errors: str) -> None:
+def _loop_columns(cost: Any) -> dict[str, Any]:
+    """What the rounds analysis adds to a condition's row: rounds used (None without a loop), and
+    whether it consumed gold labels (an oracle verifier)."""
+    if cost is None:
+        return {"mean_rounds": None, "consumes_gold": False, "mean_tokens": None}
+    return {"mean_rounds": cost.mean_rounds, "consumes_gold": cost.consumes_gold, "mean_tokens": cost.mean_tokens}
+
+
+def _print_condition_table(summary: Any, rows: list[Any], control: str, errors: str, costs: dict[Any, Any]) -> None:
     tests = ", ".join(sorted({r.test for r in rows if r.test})) or "none"
-    table = Table(title=f"run {summary.run_id}", caption=f"errors count as {'wrong' if errors == 'wrong' else 'excluded'}; p vs {control}: {tests}")
-    for column in ("model", "condition", "n", "errors", "accuracy", f"Δ vs {control}", "p"):
+    gold_note = "; GOLD: the condition's loop read gold labels (oracle verifier), an upper bound" if any(c.consumes_gold for c in costs.values()) else ""
+    table = Table(title=f"run {summary.run_id}", caption=f"errors count as {'wrong' if errors == 'wrong' else 'excluded'}; p vs {control}: {tests}{gold_note}")
+    for column in ("model", "condition", "n", "errors", "accuracy", f"Δ vs {control}", "p", "rounds", "tokens"):
         table.add_column(column, justify="left" if column in ("model", "condition") else "right")
     for r in rows:
+        loop = _loop_columns(costs.get((r.model, r.condition)))
         table.add_row(
-            r.model, r.condition, str(r.n), str(r.errors), f"{r.accuracy:.3f}",
+            r.model, r.condition + (" GOLD" if loop["consumes_gold"] else ""), str(r.n), str(r.errors), f"{r.accuracy:.3f}",
             "" if r.delta is None else f"{r.delta:+.3f}", "" if r.p_value is None else f"{r.p_value:.4f}",
+            "" if loop["mean_rounds"] is None else f"{loop['mean_rounds']:.2f}", "" if loop["mean_tokens"] is None else f"{loop['mean_tokens']:.0f}",
         )
     out.print(table)
     out.print(
@@ -115,6 +136,16 @@ def _print_condition_table(summary: Any, rows: list[Any], control: str, errors: 
         f"model calls {summary.model_calls}, cache hits {summary.cache_hits}; log: {summary.db_path}",
         highlight=False,
     )
+
+
+def _print_round_table(points: list[Any]) -> None:
+    table = Table(title="per round", caption="accuracy of the answer held after round t; pass@t: a correct answer in rounds 0..t; tokens: mean per trial through t")
+    for column in ("model", "condition", "t", "n", "accuracy", "pass@t", "tokens"):
+        table.add_column(column, justify="left" if column in ("model", "condition") else "right")
+    for p in points:
+        name = p.condition + (" GOLD" if p.consumes_gold else "")
+        table.add_row(p.model, name, str(p.round), str(p.n), f"{p.accuracy:.3f}", f"{p.pass_at:.3f}", f"{p.mean_tokens:.0f}")
+    out.print(table)
 
 
 def _print_task_table(rows: list[dict[str, Any]]) -> None:

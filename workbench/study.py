@@ -13,8 +13,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import heart as _heart  # noqa: F401  (registers the `heart` solver and its setup)
 from .errors import UserError
-from .solvers import SOLVERS
+from .solvers import SOLVERS, prepare_solver
 from .stimuli import PLACEMENTS, AppliedStimulus, StimulusLibrary, builtin_library, choose_program, resolve
 from .sweep import SweepSpec, expand_all
 from .tasks import DEFAULT_SHOTS, TaskConfig, TaskSpec, resolve_task
@@ -34,6 +35,7 @@ class SimulatorSpec(Strict):
     default_accuracy: float = Field(0.5, ge=0.0, le=1.0)
     latency_ms: float = Field(0.0, ge=0.0)
     error_rate: float = Field(0.0, ge=0.0, le=1.0)
+    judge_accuracy: float = Field(1.0, ge=0.0, le=1.0)  # how often it judges an answer right when asked to verify
     # Share of examples whose outcome in every condition follows one shared difficulty draw, so
     # conditions disagree only where their accuracies differ: plants a discordance below the
     # independent conditions' (0, the default).
@@ -326,9 +328,13 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
                 )
             except UserError as exc:
                 raise UserError(exc.detail, file=label, field=f"{field}.{exc.field}" if exc.field else field) from None
-        conditions[condition.name] = tuple(applied)
         solver = _program_of(condition, applied, label, where)
-        condition_specs.append(condition.model_copy(update={"solver": solver}))
+        try:
+            plan, with_program = prepare_solver(solver, condition.solver_params, tuple(applied), library)
+        except UserError as exc:
+            raise UserError(exc.detail, file=label, field=f"{where}.{exc.field}" if exc.field else where) from None
+        conditions[condition.name] = with_program
+        condition_specs.append(condition.model_copy(update={"solver": solver, "solver_params": plan}))
     for m_index, model in enumerate(spec.models):
         for name in (model.simulate.accuracy if model.simulate else {}):
             if name not in conditions:
