@@ -241,7 +241,8 @@ class Runner:
         async def generate(messages: Messages, purpose: str = "answer") -> Generation:
             index = len(calls)
             request = ModelRequest.build(trial.model.id, to_dicts(messages), params, trial.repeat, purpose)
-            key = cache_key(request, provider.endpoint)
+            context = TrialContext(condition=trial.condition, targets=trial.item.targets, seed=trial.seed, call_index=index)
+            key = cache_key(request, provider.endpoint, provider.cache_scope(context))
             call_started = _now()
             cached = self.cache.get(key) if self.use_cache else None
             if cached is not None:
@@ -249,7 +250,6 @@ class Runner:
                 response, error, retries = cached, None, 0
             else:
                 self.summary.model_calls += 1
-                context = TrialContext(condition=trial.condition, targets=trial.item.targets, seed=trial.seed, call_index=index)
                 # A simulated model plants its effects against the gold; the solver is suspended meanwhile.
                 with gold.access("provider"):
                     outcome = await complete_with_retries(provider, request, context, max_retries=trial.model.max_retries, timeout_s=trial.model.timeout_s)

@@ -42,6 +42,11 @@ class SimulatedProvider:
         prompt_tokens = sum(len(content.split()) for _, content in request.messages)
         return ModelResponse(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()), latency_s=self.sim.latency_ms / 1000)
 
+    def cache_scope(self, context: TrialContext) -> str:
+        # Its answers are planted per condition and call: two conditions sending the same prompt
+        # (HEART's shared round 0) must not share one draw, or results would depend on call order.
+        return f"{context.condition}\x1f{context.call_index}"
+
     async def close(self) -> None:
         return None
 
