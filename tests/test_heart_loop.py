@@ -340,3 +340,26 @@ def test_read_verdict() -> None:
     assert read_verdict("Incorrect: the correct total is 12.", words) == "incorrect"
     assert read_verdict("The answer is correct.", words) == "correct"
     assert read_verdict("I am not sure.", words) == "unclear"
+
+
+def test_compare_shows_per_round_accuracy_and_token_cost_per_condition(tmp_path: Path) -> None:
+    conditions = [_loop("oracle", mode="oracle"), _loop("vf", mode="verifier_free", final="last")]
+    path = write_study(tmp_path / "s.yaml", _study(conditions, n=10))
+    db = tmp_path / "log.duckdb"
+    run = run_json("run", str(path), "--db", str(db))
+    compared = run_json("compare", "--db", str(db))
+    costs = {c["condition"]: c for c in compared["costs"]}
+    assert set(costs) == {"control", "oracle", "vf"}
+    for c in run["conditions"]:
+        assert costs[c["name"]]["accuracy"] == pytest.approx(c["accuracy"])
+        assert costs[c["name"]]["mean_rounds"] == c["mean_rounds"]
+    assert costs["vf"]["mean_calls"] == T + 1 and costs["control"]["mean_calls"] == 1
+    assert costs["vf"]["mean_tokens"] > costs["control"]["mean_tokens"] > 0
+    assert costs["oracle"]["consumes_gold"] and not costs["vf"]["consumes_gold"]
+    curve = {(p["condition"], p["round"]): p for p in compared["rounds"]}
+    assert curve == {(p["condition"], p["round"]): p for p in run["rounds"]}
+    passes = [curve[("oracle", t)]["pass_at"] for t in range(T + 1)]
+    assert passes == sorted(passes)
+    table = __import__("conftest").run_cli("compare", "--db", str(db), env={"COLUMNS": "200"})
+    assert table.returncode == 0, table.stderr
+    assert "gain against cost" in table.stdout and "per round" in table.stdout and "oracle GOLD" in table.stdout

@@ -53,7 +53,7 @@ def run(
 
     resolved = load_study(study)  # validate before the heavy imports, so bad input fails fast
 
-    from .rounds import by_condition, condition_costs, round_curve
+    from .rounds import by_condition
     from .runner import Runner
     from .stats import condition_table, trial_frame
     from .store import connect_reader
@@ -74,10 +74,10 @@ def run(
     try:
         frame = trial_frame(con, summary.run_id)
         per_task = task_scores(con, summary.run_id, resolved.spec.errors)
-        costs = by_condition(condition_costs(con, summary.run_id, resolved.spec.errors))
-        curve = round_curve(con, summary.run_id, resolved.spec.errors)
     finally:
         con.close()
+    cost_list, curve = _gain_and_cost(db, summary.run_id, resolved.spec.errors)
+    costs = by_condition(cost_list)
     rows = condition_table(frame, resolved.control_name, resolved.spec.errors, order=list(resolved.conditions))
     loops = {c.condition for c in costs.values() if c.mean_rounds is not None}
     if as_json:
@@ -239,8 +239,12 @@ def compare(
 ) -> None:
     """The comparison table of a run: each condition against the control, per task and across tasks."""
     data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level)
+    costs, curve = _gain_and_cost(db, data.run_id, errors or data.errors)
+    loops = {(c.model, c.condition) for c in costs if c.mean_rounds is not None}
+    curve = [p for p in curve if (p.model, p.condition) in loops]
     if as_json:
-        out.print_json(json.dumps({"run_id": data.run_id, "name": data.name, **result.to_dict(json_safe=True)}))
+        payload = {"run_id": data.run_id, "name": data.name, **result.to_dict(json_safe=True)}
+        out.print_json(json.dumps({**payload, "costs": [c.to_dict() for c in costs], "rounds": [p.to_dict() for p in curve]}))
         return
     from .export import COLUMNS, OMNIBUS_COLUMNS, POOLED_COLUMNS, notes, omnibus_cells, pooled_cells, row_cells
 
@@ -258,6 +262,34 @@ def compare(
         _print_cells(console, "all conditions at once", [c for c in OMNIBUS_COLUMNS if c[0] != "model" or len(models) > 1], [omnibus_cells(r) for r in result.omnibus])
     for line in notes(result):
         console.print(line, highlight=False, markup=False)
+    _print_cost_table(costs)
+    if curve:
+        _print_round_table(curve)
+
+
+def _gain_and_cost(db: Path, run_id: str, errors: str) -> tuple[list[Any], list[Any]]:
+    """Per condition: accuracy against rounds, calls and tokens spent; per round of a loop: the curve."""
+    from .rounds import condition_costs, round_curve
+    from .store import connect_reader
+
+    con = connect_reader(db)
+    try:
+        return condition_costs(con, run_id, errors), round_curve(con, run_id, errors)
+    finally:
+        con.close()
+
+
+def _print_cost_table(costs: list[Any]) -> None:
+    table = Table(title="gain against cost", caption="per trial: feedback rounds used, model calls, prompt + completion tokens; GOLD: read gold labels (oracle)")
+    for column in ("model", "condition", "n", "accuracy", "rounds", "calls", "tokens", "tokens/correct"):
+        table.add_column(column, justify="left" if column in ("model", "condition") else "right")
+    for c in costs:
+        table.add_row(
+            c.model, c.condition + (" GOLD" if c.consumes_gold else ""), str(c.n), f"{c.accuracy:.3f}",
+            "" if c.mean_rounds is None else f"{c.mean_rounds:.2f}", f"{c.mean_calls:.2f}", f"{c.mean_tokens:.0f}",
+            "" if c.tokens_per_correct is None else f"{c.tokens_per_correct:.0f}",
+        )
+    out.print(table)
 
 
 def _print_cells(console: Console, title: str, columns: list[tuple[str, str]], rows: list[dict[str, str]]) -> None:
