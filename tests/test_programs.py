@@ -99,6 +99,8 @@ def test_a_condition_can_run_every_task_through_a_program(tmp_path: Path) -> Non
     con = connect_reader(tmp_path / "log.duckdb")
     purposes = dict(con.execute("SELECT t.condition, any_value(c.purpose) FROM calls c JOIN trials t USING (trial_id) GROUP BY 1").fetchall())
     assert purposes == {"control": "answer", "cot": "dspy"} and result["trials_done"] == 6
+    errors = [e for (e,) in con.execute("SELECT error FROM trials WHERE error IS NOT NULL").fetchall()]
+    assert not any("GoldSealed" in e for e in errors)  # the program never reads the gold (the simulator's plain answers fail DSPy's parse)
 
 
 @pytest.mark.local_model

@@ -192,3 +192,15 @@ def test_log_can_be_read_from_a_second_process_while_a_sweep_writes(tmp_path: Pa
     # after the sweep, the DuckDB file alone holds everything (segments compacted)
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*) FROM trials").fetchone()[0] == 240 + 60
+
+
+def test_simulated_conditions_with_identical_prompts_keep_their_planted_effects(tmp_path: Path) -> None:
+    """The simulator's answers depend on the condition, so its cache entries must too: two
+    conditions with the same prompt (like HEART's shared round 0) may not share a draw."""
+    # one at a time, so the second condition's call would find the first one's answer in the cache
+    study = sim_study(conditions=[{"name": "control"}, {"name": "same_prompt"}], concurrency=1)
+    study["models"][0]["simulate"] = {"accuracy": {"control": 0.0, "same_prompt": 1.0}}
+    result = run_json("run", str(write_study(tmp_path / "s.yaml", study)), "--db", str(tmp_path / "log.duckdb"))
+    accuracy = {c["name"]: c["accuracy"] for c in result["conditions"]}
+    assert accuracy == {"control": 0.0, "same_prompt": 1.0}
+    assert result["model_calls"] == 40 and result["cache_hits"] == 0

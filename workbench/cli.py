@@ -54,6 +54,7 @@ def run(
     resolved = load_study(study)  # validate before the heavy imports, so bad input fails fast
 
     from .reports import run_reports
+    from .rounds import by_condition
     from .runner import Runner
     from .stats import condition_table, trial_frame
     from .store import connect_reader
@@ -77,7 +78,10 @@ def run(
         reports = run_reports(con, summary.run_id, resolved.control_name)  # e.g. traits, perspectives
     finally:
         con.close()
+    cost_list, curve = _gain_and_cost(db, summary.run_id, resolved.spec.errors)
+    costs = by_condition(cost_list)
     rows = condition_table(frame, resolved.control_name, resolved.spec.errors, order=list(resolved.conditions))
+    loops = {c.condition for c in costs.values() if c.mean_rounds is not None}
     if as_json:
         payload: dict[str, Any] = {
             "run_id": summary.run_id,
@@ -88,31 +92,48 @@ def run(
             "model_calls": summary.model_calls,
             "cache_hits": summary.cache_hits,
             "interrupted": summary.interrupted,
-            "conditions": [{"name": r.condition, **{k: v for k, v in r.to_dict().items() if k != "condition"}} for r in rows],
+            "conditions": [
+                {"name": r.condition, **{k: v for k, v in r.to_dict().items() if k != "condition"}, **_loop_columns(costs.get((r.model, r.condition)))}
+                for r in rows
+            ],
             "tasks": per_task,
             **reports,
+            "rounds": [p.to_dict() for p in curve if p.condition in loops],
         }
         out.print_json(json.dumps(payload))
     else:
-        _print_condition_table(summary, rows, resolved.control_name, resolved.spec.errors)
+        _print_condition_table(summary, rows, resolved.control_name, resolved.spec.errors, costs)
         if len(resolved.tasks) > 1:
             _print_task_table(per_task)
         for name, report in reports.items():
             _print_report(name, report)
+        if loops:
+            _print_round_table([p for p in curve if p.condition in loops])
     if summary.interrupted:
         err.print(f"interrupted: run the same command again to resume {summary.run_id}")
         raise typer.Exit(130)
 
 
-def _print_condition_table(summary: Any, rows: list[Any], control: str, errors: str) -> None:
+def _loop_columns(cost: Any) -> dict[str, Any]:
+    """What the rounds analysis adds to a condition's row: rounds used (None without a loop), and
+    whether it consumed gold labels (an oracle verifier)."""
+    if cost is None:
+        return {"mean_rounds": None, "consumes_gold": False, "mean_tokens": None}
+    return {"mean_rounds": cost.mean_rounds, "consumes_gold": cost.consumes_gold, "mean_tokens": cost.mean_tokens}
+
+
+def _print_condition_table(summary: Any, rows: list[Any], control: str, errors: str, costs: dict[Any, Any]) -> None:
     tests = ", ".join(sorted({r.test for r in rows if r.test})) or "none"
-    table = Table(title=f"run {summary.run_id}", caption=f"errors count as {'wrong' if errors == 'wrong' else 'excluded'}; p vs {control}: {tests}")
-    for column in ("model", "condition", "n", "errors", "accuracy", f"Δ vs {control}", "p"):
+    gold_note = "; GOLD: the condition's loop read gold labels (oracle verifier), an upper bound" if any(c.consumes_gold for c in costs.values()) else ""
+    table = Table(title=f"run {summary.run_id}", caption=f"errors count as {'wrong' if errors == 'wrong' else 'excluded'}; p vs {control}: {tests}{gold_note}")
+    for column in ("model", "condition", "n", "errors", "accuracy", f"Δ vs {control}", "p", "rounds", "tokens"):
         table.add_column(column, justify="left" if column in ("model", "condition") else "right")
     for r in rows:
+        loop = _loop_columns(costs.get((r.model, r.condition)))
         table.add_row(
-            r.model, r.condition, str(r.n), str(r.errors), f"{r.accuracy:.3f}",
+            r.model, r.condition + (" GOLD" if loop["consumes_gold"] else ""), str(r.n), str(r.errors), f"{r.accuracy:.3f}",
             "" if r.delta is None else f"{r.delta:+.3f}", "" if r.p_value is None else f"{r.p_value:.4f}",
+            "" if loop["mean_rounds"] is None else f"{loop['mean_rounds']:.2f}", "" if loop["mean_tokens"] is None else f"{loop['mean_tokens']:.0f}",
         )
     out.print(table)
     out.print(
@@ -120,6 +141,16 @@ def _print_condition_table(summary: Any, rows: list[Any], control: str, errors: 
         f"model calls {summary.model_calls}, cache hits {summary.cache_hits}; log: {summary.db_path}",
         highlight=False,
     )
+
+
+def _print_round_table(points: list[Any]) -> None:
+    table = Table(title="per round", caption="accuracy of the answer held after round t; pass@t: a correct answer in rounds 0..t; tokens: mean per trial through t")
+    for column in ("model", "condition", "t", "n", "accuracy", "pass@t", "tokens"):
+        table.add_column(column, justify="left" if column in ("model", "condition") else "right")
+    for p in points:
+        name = p.condition + (" GOLD" if p.consumes_gold else "")
+        table.add_row(p.model, name, str(p.round), str(p.n), f"{p.accuracy:.3f}", f"{p.pass_at:.3f}", f"{p.mean_tokens:.0f}")
+    out.print(table)
 
 
 def _print_task_table(rows: list[dict[str, Any]]) -> None:
@@ -225,8 +256,12 @@ def compare(
 ) -> None:
     """The comparison table of a run: each condition against the control, per task and across tasks."""
     data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level)
+    costs, curve = _gain_and_cost(db, data.run_id, errors or data.errors)
+    loops = {(c.model, c.condition) for c in costs if c.mean_rounds is not None}
+    curve = [p for p in curve if (p.model, p.condition) in loops]
     if as_json:
-        out.print_json(json.dumps({"run_id": data.run_id, "name": data.name, **result.to_dict(json_safe=True)}))
+        payload = {"run_id": data.run_id, "name": data.name, **result.to_dict(json_safe=True)}
+        out.print_json(json.dumps({**payload, "costs": [c.to_dict() for c in costs], "rounds": [p.to_dict() for p in curve]}))
         return
     from .export import COLUMNS, OMNIBUS_COLUMNS, POOLED_COLUMNS, notes, omnibus_cells, pooled_cells, row_cells
 
@@ -244,6 +279,34 @@ def compare(
         _print_cells(console, "all conditions at once", [c for c in OMNIBUS_COLUMNS if c[0] != "model" or len(models) > 1], [omnibus_cells(r) for r in result.omnibus])
     for line in notes(result):
         console.print(line, highlight=False, markup=False)
+    _print_cost_table(costs)
+    if curve:
+        _print_round_table(curve)
+
+
+def _gain_and_cost(db: Path, run_id: str, errors: str) -> tuple[list[Any], list[Any]]:
+    """Per condition: accuracy against rounds, calls and tokens spent; per round of a loop: the curve."""
+    from .rounds import condition_costs, round_curve
+    from .store import connect_reader
+
+    con = connect_reader(db)
+    try:
+        return condition_costs(con, run_id, errors), round_curve(con, run_id, errors)
+    finally:
+        con.close()
+
+
+def _print_cost_table(costs: list[Any]) -> None:
+    table = Table(title="gain against cost", caption="per trial: feedback rounds used, model calls, prompt + completion tokens; GOLD: read gold labels (oracle)")
+    for column in ("model", "condition", "n", "accuracy", "rounds", "calls", "tokens", "tokens/correct"):
+        table.add_column(column, justify="left" if column in ("model", "condition") else "right")
+    for c in costs:
+        table.add_row(
+            c.model, c.condition + (" GOLD" if c.consumes_gold else ""), str(c.n), f"{c.accuracy:.3f}",
+            "" if c.mean_rounds is None else f"{c.mean_rounds:.2f}", f"{c.mean_calls:.2f}", f"{c.mean_tokens:.0f}",
+            "" if c.tokens_per_correct is None else f"{c.tokens_per_correct:.0f}",
+        )
+    out.print(table)
 
 
 def _print_cells(console: Console, title: str, columns: list[tuple[str, str]], rows: list[dict[str, str]]) -> None:

@@ -205,7 +205,15 @@ class Server:
             time.sleep(0.1)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
-        _state_path(self.model).unlink(missing_ok=True)
+        _forget(self.model, self.pid)
+
+
+def _forget(model: LocalModel, pid: int) -> None:
+    """Remove the state file if it still names this server (another may have replaced it)."""
+    path = _state_path(model)
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        if int(json.loads(path.read_text())["pid"]) == pid:
+            path.unlink(missing_ok=True)
 
 
 def _state_path(model: LocalModel) -> Path:
@@ -228,9 +236,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _healthy(api_base: str) -> bool:
+def _healthy(api_base: str, timeout_s: float = 2.0) -> bool:
     try:
-        return httpx.get(f"{api_base}/models", timeout=2.0).status_code == 200
+        return httpx.get(f"{api_base}/models", timeout=timeout_s).status_code == 200
     except httpx.HTTPError:
         return False
 
@@ -248,7 +256,8 @@ def running_server(model: LocalModel) -> Server | None:
         state = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if _alive(int(state["pid"])) and _healthy(state["api_base"]):
+    # A server busy generating can answer slowly: give a live process time before starting another.
+    if _alive(int(state["pid"])) and _healthy(state["api_base"], timeout_s=30.0):
         return Server(model=model, api_base=state["api_base"], pid=int(state["pid"]), owned=False)
     return None
 

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from .messages import Message, Messages
 from .registry import Registry
-from .solvers import SOLVERS, Generate, Solution
+from .errors import UserError
+from .solvers import SOLVER_SETUPS, SOLVERS, Generate, Solution, SolverSetup
 from .stimuli import AppliedStimulus, build_prompt
 
 if TYPE_CHECKING:
@@ -114,6 +115,19 @@ def trial_lm(generate: Generate, model_id: str) -> tuple[Any, _TrialEngine]:
     engine = _TrialEngine(generate, model_id)
     lm = dspy.LM(f"workbench/{model_id}", engine=_NoSyncCalls(), async_engine=engine, cache=False, num_retries=0)
     return lm, engine
+
+
+def _prepare(params: Any, stimuli: tuple[AppliedStimulus, ...], library: Any) -> tuple[dict[str, Any], tuple[AppliedStimulus, ...]]:
+    """`solver: dspy` on a condition: its `solver_params` name the program every task runs."""
+    extra = set(params) - {"program"}
+    if extra:
+        raise UserError(f"unknown parameter(s) {', '.join(sorted(extra))} (allowed: program)", field="solver_params")
+    if params.get("program") not in PROGRAMS:
+        raise UserError(PROGRAMS.unknown_message(str(params.get("program"))), field="solver_params.program")
+    return {"program": params["program"]}, stimuli
+
+
+SOLVER_SETUPS.add("dspy", SolverSetup(prepare=_prepare))
 
 
 @SOLVERS.register("dspy")

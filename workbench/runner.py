@@ -19,13 +19,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from . import __version__, gold
 from .local_models import Log
 from .messages import Messages, to_dicts
 from .providers import ModelRequest, ModelResponse, ProviderPool, TrialContext, cache_key, complete_with_retries
 from .providers import open_pool
 from .scorers import Score, ScoreCase, score_trial
-from .solvers import SOLVERS, Generate, Generation, Solution
+from .solvers import SOLVERS, Generate, Generation, RoundRecord, Solution, consumes_gold
 from .store import SCHEMA_VERSION, SegmentWriter, compact, connect_reader
 from .study import ModelSpec, ResolvedStudy
 from .trials import Trial, expand
@@ -130,6 +130,7 @@ class Runner:
     def _run_rows(self, trials: list[Trial]) -> dict[str, list[dict[str, Any]]]:
         spec = self.study.spec
         control = self.study.control_name
+        programs = {c.name: c for c in (self.study.condition_specs or spec.conditions)}
         return {
             "runs": [
                 {
@@ -153,6 +154,9 @@ class Runner:
                     "condition": name,
                     "is_control": name == control,
                     "stimuli_json": json.dumps([s.model_dump() for s in stimuli]),
+                    "solver": programs[name].solver,
+                    "solver_params_json": json.dumps(programs[name].solver_params, sort_keys=True),
+                    "consumes_gold": consumes_gold(programs[name].solver or "single_turn", programs[name].solver_params),
                 }
                 for name, stimuli in self.study.conditions.items()
             ],
@@ -195,6 +199,8 @@ class Runner:
                 rows = await self._run_trial(trial, pool)
             for call in rows["calls"]:
                 log.add("calls", call)
+            for round_row in rows["rounds"]:
+                log.add("rounds", round_row)
             log.add("trials", rows["trial"])
             self.summary.trials_done += 1
             self.summary.trials_run_now += 1
@@ -247,7 +253,9 @@ class Runner:
             async def generate(messages: Messages, purpose: str = "answer", *, sim_targets: tuple[str, ...] | None = None) -> Generation:
                 index = len(calls)
                 request = ModelRequest.build(model.id, to_dicts(messages), model_params, trial.repeat, purpose)
-                key = cache_key(request, provider.endpoint)
+                targets = trial.item.targets if sim_targets is None else sim_targets  # what a simulated model may plant
+                context = TrialContext(condition=trial.condition, targets=targets, seed=trial.seed, call_index=index)
+                key = cache_key(request, provider.endpoint, provider.cache_scope(context))
                 call_started = _now()
                 cached = self.cache.get(key) if self.use_cache else None
                 if cached is not None:
@@ -255,9 +263,9 @@ class Runner:
                     response, error, retries = cached, None, 0
                 else:
                     self.summary.model_calls += 1
-                    targets = trial.item.targets if sim_targets is None else sim_targets  # what a simulated model may plant
-                    context = TrialContext(condition=trial.condition, targets=targets, seed=trial.seed, call_index=index)
-                    outcome = await complete_with_retries(provider, request, context, max_retries=model.max_retries, timeout_s=model.timeout_s)
+                    # A simulated model plants its effects against the gold; the solver is suspended meanwhile.
+                    with gold.access("provider"):
+                        outcome = await complete_with_retries(provider, request, context, max_retries=model.max_retries, timeout_s=model.timeout_s)
                     response, error, retries = outcome.response, outcome.error, outcome.retries
                     if response is not None:
                         self.cache[key] = response
@@ -288,24 +296,28 @@ class Runner:
                         "finished_at": _now(),
                     }
                 )
-                return Generation(text=response.text if response else None, error=f"{error.kind}: {error}" if error else None)
+                return Generation(text=response.text if response else None, error=f"{error.kind}: {error}" if error else None, call_index=index)
 
             return generate
 
         generate = door(trial.model)
         judge_spec = self.study.spec.judge
         try:
-            solution = await SOLVERS.get(trial.solver)(trial, generate)
+            solution = await SOLVERS.get(trial.solver)(trial.for_solver(), generate)
         except Exception as exc:  # noqa: BLE001 - a failing program is an errored trial, not a crashed sweep
             solution = Solution(text=None, error=f"{type(exc).__name__}: {exc}")
         scored = Score(answer=None, value=None)
-        if solution.text is not None:
-            judge = door(judge_spec) if judge_spec is not None else None
-            scored = await score_trial(ScoreCase(trial.task, trial.item, solution.text, trial.seed, judge, judge_spec.id if judge_spec else None))
+        with gold.access("scoring"):  # final scoring: the first time the runner itself reads the gold
+            if solution.text is not None:
+                judge = door(judge_spec) if judge_spec is not None else None  # a judge's calls are the trial's calls too
+                scored = await score_trial(ScoreCase(trial.task, trial.item, solution.text, trial.seed, judge, judge_spec.id if judge_spec else None))
+            targets_json = json.dumps(list(trial.item.targets))
+            rounds = [self._round_row(trial, record, calls) for record in solution.rounds]
         answer, score = scored.answer, scored.value
         details = {**solution.details, **({"scoring": scored.details} if scored.details else {})}
         return {
             "calls": calls,
+            "rounds": rounds,
             "trial": {
                 "trial_id": trial.trial_id,
                 "run_id": trial.run_id,
@@ -317,7 +329,7 @@ class Runner:
                 "task_json": json.dumps(trial.task.descriptor(), sort_keys=True),
                 "item_id": trial.item.id,
                 "item_input": trial.item.input,
-                "targets_json": json.dumps(list(trial.item.targets)),
+                "targets_json": targets_json,
                 "repeat": trial.repeat,
                 "seed": trial.seed,
                 "stimuli_json": json.dumps([s.model_dump() for s in trial.stimuli]),
@@ -336,7 +348,38 @@ class Runner:
                 "cached": bool(calls) and all(c["cached"] for c in calls),
                 "started_at": started,
                 "finished_at": _now(),
+                "consumes_gold": trial.consumes_gold,
             },
+        }
+
+    @staticmethod
+    def _round_row(trial: Trial, record: RoundRecord, calls: list[dict[str, Any]]) -> dict[str, Any]:
+        """A round as the `rounds` table logs it, its answer scored now (final scoring)."""
+        own = [calls[i] for i in record.call_indices]
+        score = trial.task.score(record.text, trial.item)[1] if record.text is not None else None
+        return {
+            "round_id": f"{trial.trial_id}:{record.round}",
+            "trial_id": trial.trial_id,
+            "run_id": trial.run_id,
+            "condition": trial.condition,
+            "round": record.round,
+            "emotion": record.emotion,
+            "tone": record.tone,
+            "phrase_id": record.phrase_id,
+            "feedback": record.feedback,
+            "messages_json": json.dumps(to_dicts(record.messages)),
+            "response_text": record.text,
+            "answer": record.answer,
+            "verdict": record.verdict,
+            "verdict_source": record.verdict_source,
+            "score": score,
+            "consumes_gold": trial.consumes_gold,
+            "prompt_tokens": sum(c["prompt_tokens"] for c in own),
+            "completion_tokens": sum(c["completion_tokens"] for c in own),
+            "latency_s": sum(c["latency_s"] or 0.0 for c in own),
+            "call_id": own[0]["call_id"] if own else None,
+            "call_ids_json": json.dumps([c["call_id"] for c in own]),
+            "error": record.error,
         }
 
 

@@ -2,18 +2,26 @@
 
 A solver is `async (trial, generate) -> Solution`; `generate` is the runner's only door to the
 model, so every call is cached, retried and logged under the trial whatever the program does.
+The trial a solver gets has its gold sealed (workbench/gold.py); a condition that consumes gold
+labels gets an oracle verifier in `trial.verify` instead.
+
+A solver that takes parameters registers a `SolverSetup`: it checks the condition's
+`solver_params` when the study loads (errors name the field), completes them into the frozen
+plan the log records, and says whether the condition consumes gold labels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .errors import UserError
 from .messages import Messages
 from .registry import Registry
 
 if TYPE_CHECKING:
+    from .stimuli import AppliedStimulus, StimulusLibrary
     from .trials import Trial
 
 
@@ -21,6 +29,10 @@ if TYPE_CHECKING:
 class Generation:
     text: str | None  # None when the call failed after its retries
     error: str | None = None
+    call_index: int | None = None  # the call's index under the trial (its calls row is `<trial_id>:<index>`)
+
+
+JUDGE_PURPOSE = "verify"  # a call asking the model to judge the answer before it (purpose `verify:<round>`)
 
 
 class Generate(Protocol):
@@ -31,14 +43,66 @@ class Generate(Protocol):
 
 
 @dataclass(frozen=True)
+class RoundRecord:
+    """One round of an iterative program, as the `rounds` table logs it (the runner adds the
+    tokens and latency of its calls, and the score of its answer at final scoring)."""
+
+    round: int
+    messages: Messages  # exactly what the round's answer call was sent
+    text: str | None  # the raw answer
+    answer: str | None = None  # the answer parsed without the gold
+    call_indices: tuple[int, ...] = ()  # the answer call first, then any judging calls of the round
+    emotion: str | None = None
+    tone: str | None = None
+    phrase_id: str | None = None
+    feedback: str | None = None  # the feedback turn that opened the round
+    verdict: str | None = None  # correct | incorrect | unclear, where a verifier or the model judged
+    verdict_source: str | None = None  # oracle | self
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class Solution:
     text: str | None
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)  # e.g. rounds used, stopping reason
+    rounds: tuple[RoundRecord, ...] = ()
 
 
 Solver = Callable[["Trial", Generate], Awaitable[Solution]]
 SOLVERS: Registry[Solver] = Registry("solver")
+
+Prepare = Callable[
+    [Mapping[str, Any], "tuple[AppliedStimulus, ...]", "StimulusLibrary"],
+    "tuple[dict[str, Any], tuple[AppliedStimulus, ...]]",
+]
+"""(solver_params as written, the condition's stimuli, the study's library) -> (the plan the trials
+carry, the condition's stimuli with any the program draws on). Raises UserError(field=...)."""
+
+
+@dataclass(frozen=True)
+class SolverSetup:
+    prepare: Prepare
+    consumes_gold: Callable[[Mapping[str, Any]], bool] = lambda plan: False
+
+
+SOLVER_SETUPS: Registry[SolverSetup] = Registry("solver setup")
+
+
+def prepare_solver(
+    solver: str, params: Mapping[str, Any], stimuli: tuple[AppliedStimulus, ...], library: StimulusLibrary
+) -> tuple[dict[str, Any], tuple[AppliedStimulus, ...]]:
+    """Check and complete a condition's solver parameters (UserError fields are relative to the condition)."""
+    if solver in SOLVER_SETUPS:
+        return SOLVER_SETUPS.get(solver).prepare(params, stimuli, library)
+    if params:
+        raise UserError(f"solver {solver!r} takes no parameters (given: {', '.join(sorted(params))})", field="solver_params")
+    return {}, stimuli
+
+
+def consumes_gold(solver: str, plan: Mapping[str, Any]) -> bool:
+    """Whether a condition's program reads gold labels while it runs (an oracle verifier)."""
+    return solver in SOLVER_SETUPS and SOLVER_SETUPS.get(solver).consumes_gold(plan)
 
 
 @SOLVERS.register("single_turn")

@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,10 @@ TABLES: dict[str, Table] = {
         Table(
             "conditions",
             ("run_id", "condition"),
-            (("run_id", "VARCHAR"), ("condition", "VARCHAR"), ("is_control", "BOOLEAN"), ("stimuli_json", "VARCHAR")),
+            (
+                ("run_id", "VARCHAR"), ("condition", "VARCHAR"), ("is_control", "BOOLEAN"), ("stimuli_json", "VARCHAR"),
+                ("solver", "VARCHAR"), ("solver_params_json", "VARCHAR"), ("consumes_gold", "BOOLEAN"),
+            ),
         ),
         Table(
             "trials",
@@ -86,6 +89,7 @@ TABLES: dict[str, Table] = {
                 ("answer", "VARCHAR"), ("score", "DOUBLE"), ("status", "VARCHAR"), ("error", "VARCHAR"), ("details_json", "VARCHAR"),
                 ("n_calls", "INTEGER"), ("prompt_tokens", "BIGINT"), ("completion_tokens", "BIGINT"), ("cost", "DOUBLE"),
                 ("latency_s", "DOUBLE"), ("cached", "BOOLEAN"), ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
+                ("consumes_gold", "BOOLEAN"),
             ),
         ),
         Table(
@@ -100,11 +104,25 @@ TABLES: dict[str, Table] = {
                 ("error", "VARCHAR"), ("error_kind", "VARCHAR"), ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
             ),
         ),
+        Table(
+            "rounds",  # one row per round of an iterative program (the HEART loop)
+            ("round_id",),
+            (
+                ("round_id", "VARCHAR"), ("trial_id", "VARCHAR"), ("run_id", "VARCHAR"), ("condition", "VARCHAR"),
+                ("round", "INTEGER"), ("emotion", "VARCHAR"), ("tone", "VARCHAR"), ("phrase_id", "VARCHAR"),
+                ("feedback", "VARCHAR"), ("messages_json", "VARCHAR"), ("response_text", "VARCHAR"), ("answer", "VARCHAR"),
+                ("verdict", "VARCHAR"), ("verdict_source", "VARCHAR"), ("score", "DOUBLE"), ("consumes_gold", "BOOLEAN"),
+                ("prompt_tokens", "BIGINT"), ("completion_tokens", "BIGINT"), ("latency_s", "DOUBLE"),
+                ("call_id", "VARCHAR"), ("call_ids_json", "VARCHAR"), ("error", "VARCHAR"),
+            ),
+        ),
     )
 }
 
 # Written in this order in every flush; readers ignore rows whose parent row is not yet there.
-FLUSH_ORDER = ("runs", "conditions", "calls", "trials", "run_events")
+FLUSH_ORDER = ("runs", "conditions", "calls", "rounds", "trials", "run_events")
+# Rows that belong to a trial: they count once the trial's row has landed in the same batch.
+TRIAL_CHILDREN = ("calls", "rounds")
 
 
 def segments_dir(db_path: Path) -> Path:
@@ -114,6 +132,24 @@ def segments_dir(db_path: Path) -> Path:
 def _segment_files(db_path: Path, table: str) -> list[Path]:
     directory = segments_dir(db_path) / table
     return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
+
+
+def _landed_segments(db_path: Path, table: str) -> list[Path]:
+    """A table's segment files; a trial's calls and rounds only once its trials file has landed."""
+    files = _segment_files(db_path, table)
+    if table not in TRIAL_CHILDREN:
+        return files
+    trial_batches = {p.name for p in _segment_files(db_path, "trials")}
+    return [p for p in files if p.name in trial_batches]
+
+
+def _select_list(table: Table, available: set[str]) -> str:
+    """The table's columns, NULL for those a file written by an older version lacks."""
+    return ", ".join(name if name in available else f"CAST(NULL AS {sql}) AS {name}" for name, sql in table.columns)
+
+
+def _parquet_columns(con: duckdb.DuckDBPyConnection, files: list[str]) -> set[str]:
+    return {row[0] for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?, union_by_name=true)", [files]).fetchall()}
 
 
 class SegmentWriter:
@@ -141,11 +177,12 @@ class SegmentWriter:
             os.replace(tmp, final)
 
     def _drop_orphan_calls(self) -> None:
-        """Calls files whose trials file never landed belong to trials that will run again."""
+        """Calls and rounds files whose trials file never landed belong to trials that will run again."""
         trial_batches = {p.name for p in (self.root / "trials").glob("*.parquet")}
-        for path in (self.root / "calls").glob("*.parquet"):
-            if path.name not in trial_batches and _older_than(path, 60):
-                path.unlink(missing_ok=True)
+        for child in TRIAL_CHILDREN:
+            for path in (self.root / child).glob("*.parquet"):
+                if path.name not in trial_batches and _older_than(path, 60):
+                    path.unlink(missing_ok=True)
         for path in self.root.glob("*/*.parquet.tmp"):
             if _older_than(path, 60):
                 path.unlink(missing_ok=True)
@@ -173,13 +210,34 @@ def _compaction_lock(db_path: Path, blocking: bool) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
+    for table in TABLES.values():
+        con.execute(table.ddl())
+
+
+def _add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
+    """Bring every table to the columns TABLES lists (additive changes: new tables, new columns)."""
+    _create_tables(con)
+    for table in TABLES.values():
+        for name, sql in table.columns:
+            con.execute(f"ALTER TABLE {table.name} ADD COLUMN IF NOT EXISTS {name} {sql}")
+
+
+# Applied in order, each once, recorded in schema_migrations. A file written by an older version
+# gains the new tables and columns (NULL in its old rows) the next time a run compacts into it.
+MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
+    (1, "the log tables", _create_tables),
+    (2, "rounds table; trials/conditions say which solver ran and whether it consumed gold labels", _add_missing_columns),
+)
+
+
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
     applied = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
-    if 1 not in applied:
-        for table in TABLES.values():
-            con.execute(table.ddl())
-        con.execute("INSERT INTO schema_migrations VALUES (1, now())")
+    for version, _, migrate in MIGRATIONS:
+        if version not in applied:
+            migrate(con)
+            con.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
 
 
 def compact(db_path: Path) -> bool:
@@ -194,11 +252,7 @@ def compact(db_path: Path) -> bool:
     with _compaction_lock(db_path, blocking=True):
         for stale in db_path.parent.glob(f"{db_path.name}.compact-*"):
             stale.unlink(missing_ok=True)  # left by a killed compaction; we hold the lock
-        trial_batches = {p.name for p in _segment_files(db_path, "trials")}
-        files = {
-            name: [p for p in _segment_files(db_path, name) if name != "calls" or p.name in trial_batches]
-            for name in FLUSH_ORDER
-        }
+        files = {name: _landed_segments(db_path, name) for name in FLUSH_ORDER}
         if db_path.exists() and not any(files.values()):
             return False
         draft = db_path.with_name(f"{db_path.name}.compact-{uuid.uuid4().hex[:8]}")
@@ -214,10 +268,12 @@ def compact(db_path: Path) -> bool:
                 table = TABLES[name]
                 cols = ", ".join(c for c, _ in table.columns)
                 key_match = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
+                listed = [str(p) for p in paths]
+                select = _select_list(table, _parquet_columns(con, listed))
                 con.execute(
-                    f"INSERT INTO {name} ({cols}) SELECT {cols} FROM read_parquet(?, union_by_name=true) s "
+                    f"INSERT INTO {name} ({cols}) SELECT {select} FROM read_parquet(?, union_by_name=true) s "
                     f"WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {key_match})",
-                    [[str(p) for p in paths]],
+                    [listed],
                 )
             con.execute("COMMIT")
             con.execute("CHECKPOINT")
@@ -276,8 +332,9 @@ def _build_reader(db_path: Path, attach: bool, wait_s: float) -> duckdb.DuckDBPy
         _load_segments(con, db_path, name, table)
         if name in stored:
             key_match = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
+            in_file = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'log' AND table_name = ?", [name]).fetchall()}
             con.execute(
-                f"CREATE VIEW {name} AS SELECT {cols} FROM log.{name} UNION ALL "
+                f"CREATE VIEW {name} AS SELECT {_select_list(table, in_file)} FROM log.{name} UNION ALL "
                 f"SELECT {cols} FROM seg_{name} s WHERE NOT EXISTS (SELECT 1 FROM log.{name} t WHERE {key_match})"
             )
         else:
@@ -292,13 +349,13 @@ def _empty_select(table: Table) -> str:
 
 
 def _load_segments(con: duckdb.DuckDBPyConnection, db_path: Path, name: str, table: Table) -> None:
-    cols = ", ".join(c for c, _ in table.columns)
     for _ in range(50):
-        files = [str(p) for p in _segment_files(db_path, name)]
+        files = [str(p) for p in _landed_segments(db_path, name)]
         if not files:
             return
         try:
-            con.execute(f"INSERT INTO seg_{name} SELECT {cols} FROM read_parquet(?, union_by_name=true)", [files])
+            select = _select_list(table, _parquet_columns(con, files))
+            con.execute(f"INSERT INTO seg_{name} SELECT {select} FROM read_parquet(?, union_by_name=true)", [files])
             return
         except duckdb.IOException:
             # A compaction folded a listed segment in and deleted it: list again (connect_reader

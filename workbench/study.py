@@ -13,10 +13,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import heart as _heart  # noqa: F401  (registers the `heart` solver and its setup)
 from .errors import UserError
 from .programs import PROGRAMS
 from .scorers import SCORERS, scoring_of
-from .solvers import SOLVERS
+from .solvers import SOLVERS, prepare_solver
 from .stimuli import PLACEMENTS, AppliedStimulus, StimulusLibrary, builtin_library, choose_program, resolve
 from .sweep import SweepSpec, expand_all
 from .tasks import DEFAULT_SHOTS, TaskConfig, TaskSpec, resolve_task
@@ -36,6 +37,7 @@ class SimulatorSpec(Strict):
     default_accuracy: float = Field(0.5, ge=0.0, le=1.0)
     latency_ms: float = Field(0.0, ge=0.0)
     error_rate: float = Field(0.0, ge=0.0, le=1.0)
+    judge_accuracy: float = Field(1.0, ge=0.0, le=1.0)  # how often it judges an answer right when asked to verify
     # Share of examples whose outcome in every condition follows one shared difficulty draw, so
     # conditions disagree only where their accuracies differ: plants a discordance below the
     # independent conditions' (0, the default).
@@ -334,9 +336,13 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
                 )
             except UserError as exc:
                 raise UserError(exc.detail, file=label, field=f"{field}.{exc.field}" if exc.field else field) from None
-        conditions[condition.name] = tuple(applied)
         solver = _program_of(condition, applied, label, where)
-        condition_specs.append(condition.model_copy(update={"solver": solver}))
+        try:
+            plan, with_program = prepare_solver(solver, condition.solver_params, tuple(applied), library)
+        except UserError as exc:
+            raise UserError(exc.detail, file=label, field=f"{where}.{exc.field}" if exc.field else where) from None
+        conditions[condition.name] = with_program
+        condition_specs.append(condition.model_copy(update={"solver": solver, "solver_params": plan}))
     simulated = [(f"models[{i}]", m) for i, m in enumerate(spec.models)] + ([("judge", spec.judge)] if spec.judge else [])
     for where, model in simulated:
         for name in (model.simulate.accuracy if model.simulate else {}):
@@ -346,7 +352,7 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
                     file=label,
                     field=f"{where}.simulate.accuracy",
                 )
-    _check_programs_and_judge(spec, tasks, list(zip(condition_specs, fields)), label)
+    _check_programs_and_judge(spec, tasks, condition_specs, label)
     return ResolvedStudy(spec=spec, path=label, tasks=tasks, conditions=conditions, condition_specs=tuple(condition_specs))
 
 
@@ -384,15 +390,11 @@ def _program_of(condition: ConditionSpec, applied: list[AppliedStimulus], label:
     return solver
 
 
-def _check_programs_and_judge(spec: StudySpec, tasks: dict[str, TaskSpec], conditions: list[tuple[ConditionSpec, str]], label: str) -> None:
-    """A DSPy program answers a task (`tasks[].program`) or every task of a condition
-    (`solver: dspy` with `solver_params: {program: ...}`); it replaces the condition's solver, so
-    the two cannot be combined. A task graded by a judge needs the study to name the judge model."""
-    for condition, where in conditions:
-        if condition.solver == "dspy" and condition.solver_params.get("program") not in PROGRAMS:
-            message = PROGRAMS.unknown_message(str(condition.solver_params.get("program")))
-            raise UserError(message, file=label, field=f"{where}.solver_params.program")
-    custom = [c.name for c, _ in conditions if c.solver != DEFAULT_SOLVER]
+def _check_programs_and_judge(spec: StudySpec, tasks: dict[str, TaskSpec], conditions: list[ConditionSpec], label: str) -> None:
+    """A DSPy program that answers a task (`tasks[].program`) replaces the conditions' solvers, so
+    it cannot be combined with a condition that runs another one (`solver: dspy` with a program is
+    the condition-level form). A task graded by a judge needs the study to name the judge model."""
+    custom = [c.name for c in conditions if c.solver != DEFAULT_SOLVER]
     for index, ref in enumerate(spec.tasks):
         program = tasks[ref.task].program
         if program is not None and custom:

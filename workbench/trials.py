@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+from . import gold
 from .messages import Messages
+from .solvers import consumes_gold
 from .stimuli import AppliedStimulus, build_prompt
 from .study import ModelSpec, ResolvedStudy
 from .tasks import TaskItem, TaskSpec, stable_seed
@@ -31,6 +33,14 @@ class Trial:
     messages: Messages
     solver: str = "single_turn"
     solver_params: tuple[tuple[str, Any], ...] = ()
+    consumes_gold: bool = False  # its program reads gold labels while it runs (an oracle verifier)
+    verify: gold.Verifier | None = None  # set by the runner on the solver's view, only where consumes_gold
+
+    def for_solver(self) -> Trial:
+        """The trial as its solver sees it: the gold sealed, and an oracle verifier only where the
+        condition consumes gold labels."""
+        verify = gold.oracle(self.task, self.item) if self.consumes_gold else None
+        return replace(self, item=replace(self.item, targets=gold.seal(self.item.targets)), verify=verify)
 
     @property
     def pair_key(self) -> str:
@@ -46,7 +56,7 @@ def trial_id(run_id: str, condition: str, model_id: str, task_id: str, item_id: 
 def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
     """All trials of a run, ordered so that the conditions of one example run side by side."""
     spec = study.spec
-    programs = {c.name: (c.solver or "single_turn", tuple(sorted(c.solver_params.items()))) for c in (study.condition_specs or spec.conditions)}
+    programs = {c.name: (c.solver or "single_turn", c.solver_params) for c in (study.condition_specs or spec.conditions)}
     trials: list[Trial] = []
     for model in spec.models:
         for ref in spec.tasks:
@@ -58,7 +68,8 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                 for repeat in range(spec.repeats):
                     seed = query_seed(spec.seed, task.id, item.id, repeat)
                     demos = draw_demos(demo_pool, ref.shots, seed)
-                    base = task.render(item, demos)
+                    with gold.access("data"):  # demos show their answers
+                        base = task.render(item, demos)
                     for condition, stimuli in study.conditions.items():
                         trials.append(
                             Trial(
@@ -73,7 +84,8 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                                 stimuli=stimuli,
                                 messages=build_prompt(base, stimuli),
                                 solver="dspy" if program else programs[condition][0],
-                                solver_params=(("program", program),) if program else programs[condition][1],
+                                solver_params=(("program", program),) if program else tuple(sorted(programs[condition][1].items())),
+                                consumes_gold=False if program else consumes_gold(*programs[condition]),
                             )
                         )
     return trials

@@ -67,11 +67,16 @@ class Provider(Protocol):
 
     async def complete(self, request: ModelRequest, context: TrialContext, attempt: int) -> ModelResponse: ...
 
+    def cache_scope(self, context: TrialContext) -> str:
+        """What else the answer depends on beyond the request: "" for real models."""
+        ...
+
     async def close(self) -> None: ...
 
 
-def cache_key(request: ModelRequest, endpoint: str) -> str:
-    """sha256 of the full request: model, endpoint, messages, parameters and repeat index."""
+def cache_key(request: ModelRequest, endpoint: str, scope: str = "") -> str:
+    """sha256 of the full request: model, endpoint, messages, parameters and repeat index, plus
+    the provider's scope where its answer depends on more than the request (the simulator)."""
     payload = {
         "model": request.model,
         "endpoint": endpoint,
@@ -79,6 +84,8 @@ def cache_key(request: ModelRequest, endpoint: str) -> str:
         "params": request.params,
         "repeat": request.repeat,
     }
+    if scope:
+        payload["scope"] = scope
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

@@ -90,6 +90,9 @@ class LiteLLMProvider:
             finish_reason=getattr(choice, "finish_reason", None),
         )
 
+    def cache_scope(self, context: TrialContext) -> str:
+        return ""
+
     async def close(self) -> None:
         return None
 

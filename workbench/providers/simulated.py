@@ -1,11 +1,15 @@
 """`sim/<name>`: an in-process model with planted per-condition accuracy, for fast tests,
-statistical validation and benchmarks. Seeded: the same trial gives the same answer."""
+statistical validation and benchmarks. Seeded: the same trial gives the same answer.
+
+It is the one model that reads the gold (to plant its effects), through the trial context, and
+only inside the runner's model call (workbench/gold.py, phase `provider`)."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 
+from ..solvers import JUDGE_PURPOSE
 from ..study import ModelSpec, SimulatorSpec
 from ..tasks import stable_seed
 from .base import ModelRequest, ModelResponse, ProviderError, TrialContext
@@ -24,19 +28,39 @@ class SimulatedProvider:
         if self.sim.error_rate and random.Random(stable_seed(context.seed, context.condition, request.repeat, context.call_index, attempt, "error")).random() < self.sim.error_rate:
             raise ProviderError("simulated service error", kind="server_error", transient=True)
         rng = random.Random(stable_seed(self.model_id, context.seed, context.condition, request.repeat, context.call_index))
-        p = self.sim.accuracy.get(context.condition, self.sim.default_accuracy)
-        gold = context.targets[0] if context.targets else ""
-        draw = rng.random()
-        if self.sim.shared_difficulty:
-            example = random.Random(stable_seed(self.model_id, context.seed, request.repeat, context.call_index, "difficulty"))
-            if example.random() < self.sim.shared_difficulty:
-                draw = example.random()
-        text = gold if draw < p else _wrong(gold, rng)
+        gold = context.targets[0] if context.targets else ""  # sealed gold opens only inside the runner's provider phase
+        if request.purpose.startswith(JUDGE_PURPOSE):
+            text = _judge(request, gold, rng.random() < self.sim.judge_accuracy)
+        else:
+            p = self.sim.accuracy.get(context.condition, self.sim.default_accuracy)
+            draw = rng.random()
+            if self.sim.shared_difficulty:
+                example = random.Random(stable_seed(self.model_id, context.seed, request.repeat, context.call_index, "difficulty"))
+                if example.random() < self.sim.shared_difficulty:
+                    draw = example.random()
+            text = gold if draw < p else _wrong(gold, rng)
         prompt_tokens = sum(len(content.split()) for _, content in request.messages)
         return ModelResponse(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()), latency_s=self.sim.latency_ms / 1000)
 
+    def cache_scope(self, context: TrialContext) -> str:
+        # Its answers are planted per condition and call: two conditions sending the same prompt
+        # (HEART's shared round 0) must not share one draw, or results would depend on call order.
+        return f"{context.condition}\x1f{context.call_index}"
+
     async def close(self) -> None:
         return None
+
+
+# Asked to judge the answer before it (the HEART loop's self-verification), the simulator replies
+# with the loop's default verdict words (stimuli/heart.yaml), right with the planted probability:
+# it compares the answer under review with the gold.
+VERDICTS = {True: "CORRECT", False: "INCORRECT"}
+
+
+def _judge(request: ModelRequest, gold: str, judges_right: bool) -> str:
+    reviewed = next((content for role, content in reversed(request.messages) if role == "assistant"), "")
+    is_gold = reviewed.strip() == gold.strip()
+    return VERDICTS[is_gold if judges_right else not is_gold]
 
 
 def _wrong(gold: str, rng: random.Random) -> str:

@@ -28,10 +28,36 @@ FAMILY = "heart"
 PLACEHOLDER = "{phrase}"
 
 
+class Verdicts(Strict):
+    correct: str = Field(min_length=1)
+    incorrect: str = Field(min_length=1)
+
+
+class LoopPrompts(Strict):
+    """The HEART loop's own prompts (workbench-authored; see stimuli/heart.yaml)."""
+
+    templates: dict[str, str]  # mode -> the feedback template it uses unless a condition names one
+    verify: str  # self-verification: asked after an answer; the reply is read for a verdict word
+    verdicts: Verdicts
+    synthesis_system: str
+    synthesis: str  # {task} {candidates} {n}
+    candidate: str  # {index} {answer}
+
+    @model_validator(mode="after")
+    def _slots(self) -> LoopPrompts:
+        for name, slots in (("synthesis", ("{task}", "{candidates}")), ("candidate", ("{answer}",))):
+            missing = [slot for slot in slots if slot not in getattr(self, name)]
+            if missing:
+                raise ValueError(f"loop.{name} lacks {missing[0]}")
+        return self
+
+
 class HeartData(Strict):
     tones: dict[str, list[str]] = Field(min_length=1)  # tone -> emotions
     feedback_templates: dict[str, str] = Field(min_length=1)  # name -> text with {phrase}
     default_template: str
+    neutral: list[str] = Field(default_factory=list)  # emotion-free labels: the neutral-feedback baseline's phrases
+    loop: LoopPrompts | None = None  # a replacing file without it keeps the built-in loop prompts
 
     @model_validator(mode="after")
     def _templates(self) -> HeartData:
@@ -73,7 +99,7 @@ def _render(item: StimulusItem, family: Family, params: HeartParams, variant: st
 def _check(item: StimulusItem, family: Family) -> None:
     data = data_of(family, HeartData)
     emotion = fields_of(item, HeartFields).emotion
-    known = [e for group in data.tones.values() for e in group]
+    known = [e for group in data.tones.values() for e in group] + data.neutral
     if emotion not in known:
         raise UserError(f"unknown emotion {emotion!r} (emotions: {', '.join(known)})", field="emotion")
 
@@ -100,16 +126,30 @@ def phrases(emotion: str | None = None, tone: str | None = None, library: Stimul
     """The phrase items of an emotion and/or a tone, ordered by id."""
     library = library or builtin_library()
     by_emotion = emotions(library)
-    if emotion is not None and emotion not in by_emotion:
-        raise UserError(f"unknown emotion {emotion!r} (emotions: {', '.join(by_emotion)})", field="emotion")
+    labels = [*by_emotion, *_data(library).neutral]
+    if emotion is not None and emotion not in labels:
+        raise UserError(f"unknown emotion {emotion!r} (emotions: {', '.join(labels)})", field="emotion")
     if tone is not None and tone not in by_emotion.values():
         raise UserError(f"unknown tone {tone!r} (tones: {', '.join(tones(library))})", field="tone")
     chosen = []
     for item in library.items(FAMILY):
         its_emotion = fields_of(item, HeartFields).emotion
-        if (emotion is None or its_emotion == emotion) and (tone is None or by_emotion[its_emotion] == tone):
+        if (emotion is None or its_emotion == emotion) and (tone is None or by_emotion.get(its_emotion) == tone):
             chosen.append(item)
     return chosen
+
+
+def neutral_phrases(library: StimulusLibrary | None = None) -> list[StimulusItem]:
+    """The emotion-free phrases the neutral-feedback baseline uses, ordered by id."""
+    library = library or builtin_library()
+    labels = set(_data(library).neutral)
+    return [item for item in library.items(FAMILY) if fields_of(item, HeartFields).emotion in labels]
+
+
+def loop_prompts(library: StimulusLibrary | None = None) -> LoopPrompts:
+    """The loop's prompts from the library's heart family, else the built-in ones."""
+    prompts = _data(library).loop
+    return prompts if prompts is not None else _data(builtin_library()).loop  # type: ignore[return-value]
 
 
 def emotion_of(item: StimulusItem) -> str:
@@ -118,6 +158,15 @@ def emotion_of(item: StimulusItem) -> str:
 
 def feedback_templates(library: StimulusLibrary | None = None) -> dict[str, str]:
     return dict(_data(library).feedback_templates)
+
+
+def default_template(library: StimulusLibrary | None = None) -> str:
+    return _data(library).default_template
+
+
+def template_text(template: str | None = None, library: StimulusLibrary | None = None) -> str:
+    """A feedback template by name (or given as text containing {phrase}); None: the default one."""
+    return _template(_data(library), template)
 
 
 def feedback_stimulus(phrase_id: str, template: str | None = None, library: StimulusLibrary | None = None) -> AppliedStimulus:

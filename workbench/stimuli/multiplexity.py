@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from ..errors import UserError
-from ..messages import Message, Messages, last_index
+from ..messages import Messages
 from ..solvers import SOLVERS, Generate, Solution
 from .model import AppliedStimulus, Family, StimulusItem
-from .placements import append_system
+from .placements import append_system, synthesis_prompt, task_text
 from .renderers import RENDERERS, Rendered, Renderer, Strict, fields_of, no_variant
 
 if TYPE_CHECKING:
@@ -82,15 +82,11 @@ def agent_messages(messages: Messages, stimulus: AppliedStimulus, agent: str) ->
 def synthesis_messages(messages: Messages, stimulus: AppliedStimulus, answers: dict[str, str]) -> Messages:
     """The synthesiser's prompt: the trial's system message with the synthesis role, and one user
     turn holding the task as the agents saw it and their answers, labelled by perspective."""
-    index = last_index(messages, "user")
-    if index is None:
-        raise ValueError("the prompt has no user message to synthesise answers to")
     block = "\n\n".join(
         stimulus.parts[ANSWER_TEMPLATE].format(name=stimulus.parts[LABEL + agent], answer=answer) for agent, answer in answers.items()
     )
-    user = stimulus.parts[SYNTHESIS_TEMPLATE].format(task=messages[index].content, answers=block, n=len(answers))
-    system = tuple(m for m in messages[:1] if m.role == "system")
-    return (*append_system(system, stimulus.parts[SYNTHESIS_SYSTEM], stimulus.separator), Message.text("user", user))
+    user = stimulus.parts[SYNTHESIS_TEMPLATE].format(task=task_text(messages), answers=block, n=len(answers))
+    return synthesis_prompt(messages, stimulus.parts[SYNTHESIS_SYSTEM], user, stimulus.separator)
 
 
 @SOLVERS.register("multi_agent")

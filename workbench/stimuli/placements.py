@@ -63,6 +63,20 @@ def append_system(messages: Messages, text: str, separator: Separator = "newline
     return (Message.text("system", text), *messages)
 
 
+def task_text(messages: Messages) -> str:
+    """The task as the model saw it: the last user message of the prompt."""
+    index = last_index(messages, "user")
+    if index is None:
+        raise ValueError("the prompt has no user message")
+    return messages[index].content
+
+
+def synthesis_prompt(messages: Messages, system: str, user: str, separator: Separator = "newline") -> Messages:
+    """A synthesiser's prompt: the conversation's system message with `system` appended, and one user turn."""
+    opening = tuple(m for m in messages[:1] if m.role == "system")
+    return (*append_system(opening, system, separator), Message.text("user", user))
+
+
 def place_suffix(messages: Messages, stimulus: AppliedStimulus) -> Messages:
     return _edit_slot(messages, INSTRUCTION_SLOT, lambda text: join(text, stimulus.text, stimulus.separator))
 

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from .. import gold
 from ..errors import UserError
 from ..messages import Message, Messages
 from ..paths import data_dir
@@ -121,7 +122,8 @@ class TaskSpec(BaseModel):
         run never takes a logged trial for an example whose text or gold has changed since."""
         if self.source is None:
             raise UserError(f"task {self.id} has no built-in items: give `path` to its data file in the study", field="path")
-        return [replace(item, id=f"{item.id}#{fingerprint(item)}") for item in SOURCES.get(self.source)(self, n, seed)]
+        with gold.access("data"):  # the fingerprint covers the gold
+            return [replace(item, id=f"{item.id}#{fingerprint(item)}") for item in SOURCES.get(self.source)(self, n, seed)]
 
     def available(self) -> int:
         """How many distinct items this task can give (0 when it needs a data file)."""
@@ -181,11 +183,16 @@ class TaskSpec(BaseModel):
         )
         return (Message.text("system", self.template.system), user)
 
-    def score(self, raw_text: str, item: TaskItem) -> tuple[str, float]:
-        parse = PARSERS.get(self.parser)
-        answer = parse(raw_text, **self.parser_args)
+    def parse(self, raw_text: str, item: TaskItem) -> str:
+        """The answer in raw text, as scoring reads it; needs no gold (a verifier-free loop votes on it)."""
+        answer = PARSERS.get(self.parser)(raw_text, **self.parser_args)
         if self.choice_match and item.choices:
             answer = CHOICE_MATCHERS.get(self.choice_match)(answer, item.choices)
+        return answer
+
+    def score(self, raw_text: str, item: TaskItem) -> tuple[str, float]:
+        parse = PARSERS.get(self.parser)
+        answer = self.parse(raw_text, item)
         targets = tuple(parse(t, **self.parser_args) for t in item.targets) if self.parse_targets else item.targets
         metric = METRICS.get(self.metric)
         score = metric(answer, targets, item=item) if getattr(metric, "wants_item", False) else metric(answer, targets)

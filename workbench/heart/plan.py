@@ -1,0 +1,154 @@
+"""A HEART condition's configuration (`solver: heart`, `solver_params:` in a study file), checked
+when the study loads and completed into the frozen plan every trial of the condition carries and
+the log records (conditions.solver_params_json): defaults filled, the template's text, the phrase
+bank by emotion, and the loop prompts its strategy uses."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import UserError
+from ..stimuli import AppliedStimulus, StimulusLibrary, heart
+from .bank import PhraseBank
+from .feedback import FEEDBACK
+from .schedules import DEFAULT_SCHEDULE, Schedule, dump_schedule, parse_schedule
+from .strategies import STRATEGIES
+
+Mode = Literal["oracle", "verifier_free"]
+ORACLE_STRATEGY = "oracle"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class HeartConfig(Strict):
+    """What a study file sets."""
+
+    rounds: int = Field(ge=1, le=50)  # T: feedback rounds after the first answer
+    mode: Mode
+    feedback: str = "emotional"  # emotional (HEART) | neutral | self_refine
+    schedule: str | dict[str, Any] | None = None  # emotional feedback only; default alternating
+    history: Literal["full", "last"] = "full"  # the whole conversation, or the task and the last answer only
+    template: str | None = None  # feedback template name or text with {phrase}; default by mode
+    final: str | None = None  # verifier_free only: last | majority | self_verify | synthesis
+
+
+class HeartPlan(Strict):
+    """What the trials carry and the log records."""
+
+    rounds: int
+    mode: Mode
+    feedback: str
+    schedule: dict[str, Any] | None
+    history: Literal["full", "last"]
+    template: str
+    template_text: str
+    strategy: str
+    bank: dict[str, list[str]]  # emotion -> phrase ids the condition carries
+    tones: dict[str, str | None]  # emotion -> tone
+    prompts: dict[str, Any]  # the loop prompts the strategy uses
+    synthesiser: str | None = None  # who writes a synthesised final answer
+
+    def phrase_bank(self) -> PhraseBank:
+        return PhraseBank.of(self.bank, self.tones)
+
+    def schedule_model(self) -> Schedule | None:
+        return None if self.schedule is None else parse_schedule(self.schedule)
+
+    def loop_prompts(self) -> heart.LoopPrompts:
+        """The prompts the strategy uses, the rest taken from the built-in family (never sent)."""
+        return heart.loop_prompts().model_copy(update=self._typed_prompts())
+
+    def _typed_prompts(self) -> dict[str, Any]:
+        return {k: heart.Verdicts(**v) if k == "verdicts" else v for k, v in self.prompts.items()}
+
+
+def _config(params: Mapping[str, Any]) -> HeartConfig:
+    try:
+        return HeartConfig.model_validate(dict(params))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "solver_params"
+        allowed = ", ".join(HeartConfig.model_fields)
+        message = {
+            "extra_forbidden": f"unknown key {key!r} (allowed: {allowed})",
+            "missing": f"is required (parameters: {allowed})",
+        }.get(err["type"], err["msg"].removeprefix("Value error, "))
+        raise UserError(message, field=f"solver_params.{key}") from None
+
+
+def _strategy(config: HeartConfig) -> str:
+    if config.mode == "oracle":
+        if config.final is not None:
+            raise UserError("`final` applies in verifier_free mode; in oracle mode the verifier decides", field="solver_params.final")
+        return ORACLE_STRATEGY
+    choices = [name for name in STRATEGIES.names() if not STRATEGIES.get(name).needs_gold]
+    if config.final is None:
+        raise UserError(f"verifier_free mode needs `final`, the final-answer strategy (allowed: {', '.join(choices)})", field="solver_params.final")
+    if config.final not in choices:
+        raise UserError(f"unknown final-answer strategy {config.final!r} (allowed: {', '.join(choices)})", field="solver_params.final")
+    return config.final
+
+
+def prepare(params: Mapping[str, Any], stimuli: tuple[AppliedStimulus, ...], library: StimulusLibrary) -> tuple[dict[str, Any], tuple[AppliedStimulus, ...]]:
+    """The SolverSetup of `heart`: the plan, and the condition's stimuli plus the phrases it draws on."""
+    listed = [s.id for s in stimuli if s.placement == "feedback"]
+    if listed:
+        raise UserError(
+            f"{listed[0]} is a feedback phrase: the HEART loop draws them by its schedule; name emotions or "
+            "phrase ids in solver_params.schedule (e.g. {name: sequence, steps: [sadness, HEART/happiness/2]})",
+            field="stimuli",
+        )
+    config = _config(params)
+    if config.feedback not in FEEDBACK:
+        raise UserError(FEEDBACK.unknown_message(config.feedback), field="solver_params.feedback")
+    kind = FEEDBACK.get(config.feedback)
+    strategy = _strategy(config)
+    if config.schedule is not None and not kind.takes_schedule:
+        raise UserError(f"`schedule` applies to emotional feedback, not {config.feedback!r}", field="solver_params.schedule")
+    schedule = _field(lambda: parse_schedule(config.schedule or DEFAULT_SCHEDULE)) if kind.takes_schedule else None
+    prompts = heart.loop_prompts(library)
+    template = config.template or prompts.templates.get(config.mode) or heart.default_template(library)
+    template_text = _field(lambda: heart.template_text(template, library), "template")
+    items = _field(lambda: kind.pool(schedule, library))
+    phrases = tuple(_field(lambda: heart.feedback_stimulus(item.id, template, library), "template") for item in items)
+    bank: dict[str, list[str]] = {}
+    for item in items:
+        bank.setdefault(heart.emotion_of(item), []).append(item.id)
+    tone_of = heart.emotions(library)
+    tones = {emotion: tone_of.get(emotion) for emotion in bank}
+    if schedule is not None:
+        _field(lambda: schedule.check(PhraseBank.of(bank, tones)))
+    used = STRATEGIES.get(strategy).prompts
+    plan = HeartPlan(
+        rounds=config.rounds,
+        mode=config.mode,
+        feedback=config.feedback,
+        schedule=dump_schedule(schedule) if schedule is not None else None,
+        history=config.history,
+        template=template,
+        template_text=template_text,
+        strategy=strategy,
+        bank=bank,
+        tones=tones,
+        prompts={name: prompts.model_dump(mode="json")[name] for name in used},
+        synthesiser="the trial's model" if "synthesis" in used else None,
+    )
+    return plan.model_dump(mode="json"), (*stimuli, *phrases)
+
+
+def _field(build: Any, default_field: str | None = None) -> Any:
+    """Run `build`; a UserError's field is made relative to the condition (solver_params.<...>)."""
+    try:
+        return build()
+    except UserError as exc:
+        inner = exc.field if exc.field and not exc.field.startswith("params.") else default_field
+        raise UserError(exc.detail, field=f"solver_params.{inner}" if inner else "solver_params") from None
+
+
+def consumes_gold(plan: Mapping[str, Any]) -> bool:
+    return STRATEGIES.get(plan["strategy"]).needs_gold

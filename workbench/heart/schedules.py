@@ -1,0 +1,156 @@
+"""Schedules: which emotion the feedback of each round carries. A registry, so a new schedule (the
+Optuna-chosen one of the search, say) is one registered class, not a branch in the loop.
+
+A schedule is a pydantic model of its parameters with `name` as its registry key. It names the
+emotions it may pick (so the condition carries their phrases), checks itself against the phrase
+bank when the study loads, and picks round by round from a seeded generator: the picks depend
+only on the trial's seed and the round, so a loop that stops early saw a prefix of the picks a
+longer one sees.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..errors import UserError
+from ..registry import Registry
+from .bank import PhraseBank
+
+
+@dataclass(frozen=True)
+class Pick:
+    emotion: str
+    phrase_id: str | None = None  # a schedule may name the phrase itself; else one is drawn
+
+
+class Schedule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    emotion_field: ClassVar[str] = "emotion"  # the parameter an error about its emotions names
+
+    def candidates(self, tones: dict[str, list[str]]) -> list[str]:
+        """The emotions this schedule may pick, given the family's tones (tone -> emotions)."""
+        raise NotImplementedError
+
+    def phrase_ids(self) -> list[str]:
+        """Phrases the schedule names directly (carried by the condition besides its emotions' phrases)."""
+        return []
+
+    def check(self, bank: PhraseBank) -> None:
+        """Raise UserError(field=...) when the bank cannot serve the schedule."""
+        for emotion in self.candidates({}):
+            if not bank.phrases.get(emotion):
+                raise UserError(f"no phrases for emotion {emotion!r} (emotions: {', '.join(bank.emotions())})", field=f"schedule.{self.emotion_field}")
+
+    def pick(self, round: int, rng: random.Random, bank: PhraseBank) -> Pick:
+        raise NotImplementedError
+
+
+SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
+
+
+@SCHEDULES.register("static")
+class Static(Schedule):
+    """One emotion in every round (the paper's ablation baseline for dynamic alternation)."""
+
+    name: Literal["static"] = "static"
+    emotion: str
+
+    def candidates(self, tones: dict[str, list[str]]) -> list[str]:
+        return [self.emotion]
+
+    def pick(self, round: int, rng: random.Random, bank: PhraseBank) -> Pick:
+        return Pick(self.emotion)
+
+
+@SCHEDULES.register("alternating")
+class Alternating(Schedule):
+    """Tones in turn (critical, encouraging, critical, ...); a seeded emotion of the round's tone."""
+
+    name: Literal["alternating"] = "alternating"
+    tones: list[str] = Field(default_factory=lambda: ["critical", "encouraging"], min_length=1)
+
+    def candidates(self, tones: dict[str, list[str]]) -> list[str]:
+        unknown = [t for t in self.tones if t not in tones]
+        if unknown:
+            raise UserError(f"unknown tone {unknown[0]!r} (tones: {', '.join(tones)})", field="schedule.tones")
+        return [e for tone in dict.fromkeys(self.tones) for e in tones[tone]]
+
+    def check(self, bank: PhraseBank) -> None:
+        known = sorted({t for t in bank.tones.values() if t})
+        for tone in self.tones:
+            if not bank.emotions(tone):
+                raise UserError(f"no phrases of tone {tone!r} (tones: {', '.join(known)})", field="schedule.tones")
+
+    def pick(self, round: int, rng: random.Random, bank: PhraseBank) -> Pick:
+        return Pick(rng.choice(bank.emotions(self.tones[(round - 1) % len(self.tones)])))
+
+
+@SCHEDULES.register("random")
+class Uniform(Schedule):
+    """A seeded uniform draw of the emotion each round (from `emotions`, default all of them)."""
+
+    name: Literal["random"] = "random"
+    emotion_field: ClassVar[str] = "emotions"
+    emotions: list[str] | None = Field(None, min_length=1)
+
+    def candidates(self, tones: dict[str, list[str]]) -> list[str]:
+        return list(self.emotions) if self.emotions is not None else [e for group in tones.values() for e in group]
+
+    def check(self, bank: PhraseBank) -> None:
+        if self.emotions is not None:
+            super().check(bank)
+
+    def pick(self, round: int, rng: random.Random, bank: PhraseBank) -> Pick:
+        return Pick(rng.choice(sorted(self.emotions) if self.emotions is not None else bank.emotions()))
+
+
+@SCHEDULES.register("sequence")
+class Sequence(Schedule):
+    """A fixed sequence of emotions or phrase ids, one per round, repeated if shorter than the rounds."""
+
+    name: Literal["sequence"] = "sequence"
+    emotion_field: ClassVar[str] = "steps"
+    steps: list[str] = Field(min_length=1)
+
+    def candidates(self, tones: dict[str, list[str]]) -> list[str]:
+        return [s for s in dict.fromkeys(self.steps) if "/" not in s]
+
+    def phrase_ids(self) -> list[str]:
+        return [s for s in dict.fromkeys(self.steps) if "/" in s]
+
+    def pick(self, round: int, rng: random.Random, bank: PhraseBank) -> Pick:
+        step = self.steps[(round - 1) % len(self.steps)]
+        return Pick(bank.emotion_of(step), step) if "/" in step else Pick(step)
+
+
+DEFAULT_SCHEDULE = "alternating"
+
+
+def parse_schedule(raw: Any) -> Schedule:
+    """A schedule from a study file: a name (`alternating`) or a mapping with `name` and its parameters."""
+    spec = {"name": raw} if isinstance(raw, str) else raw
+    if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+        raise UserError(f"a schedule is a name or a mapping with `name` (schedules: {', '.join(SCHEDULES.names())})", field="schedule")
+    if spec["name"] not in SCHEDULES:
+        raise UserError(SCHEDULES.unknown_message(spec["name"]), field="schedule.name")
+    model = SCHEDULES.get(spec["name"])
+    try:
+        return model.model_validate(spec)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"])
+        allowed = ", ".join(model.model_fields)
+        message = {"extra_forbidden": f"unknown key {key!r} (allowed: {allowed})", "missing": f"is required (parameters: {allowed})"}.get(
+            err["type"], err["msg"].removeprefix("Value error, ")
+        )
+        raise UserError(message, field=f"schedule.{key}") from None
+
+
+def dump_schedule(schedule: Schedule) -> dict[str, Any]:
+    return schedule.model_dump(mode="json")

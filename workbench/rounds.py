@@ -1,0 +1,171 @@
+"""Gain against cost for iterative programs (the HEART loop and its baselines), read from the log.
+
+- `round_curve`: per model, condition and round t, the accuracy of the answer a trial holds after
+  round t (its round-t answer, or the last one of a loop that stopped earlier), pass@t (a correct
+  answer in any round up to t) and the mean tokens spent through round t. Under an oracle
+  verifier the loop stops at the first correct answer, so the two coincide and are non-decreasing
+  in t; without one they part: pass@t is what a verifier could have picked, accuracy what the loop
+  holds. A condition without rounds (a single answer) is one point at t = 0.
+- `condition_costs`: per model and condition, the final accuracy next to the mean rounds used,
+  calls and tokens per trial, and tokens per correct answer.
+
+Every row says whether the condition consumed gold labels (`consumes_gold`): oracle results are an
+upper bound that needs the answer key, not a method one can deploy as is.
+
+Errored trials stay in the denominator as wrong (errors="wrong", the default; rounds after the
+failure count as wrong) or are left out (errors="exclude"); either way `errors` counts them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+
+CORRECT = 1.0 - 1e-9  # a score counts as correct from here (as in workbench.stats)
+
+
+@dataclass(frozen=True)
+class RoundPoint:
+    model: str
+    condition: str
+    round: int
+    n: int
+    errors: int
+    accuracy: float  # of the answer held after round t
+    pass_at: float  # a correct answer in rounds 0..t
+    mean_tokens: float  # prompt + completion tokens per trial through round t
+    consumes_gold: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ConditionCost:
+    model: str
+    condition: str
+    n: int
+    errors: int
+    accuracy: float  # of the final answer
+    mean_rounds: float | None  # feedback rounds used per trial (0 = the first answer stood); None without rounds
+    mean_calls: float
+    mean_prompt_tokens: float
+    mean_completion_tokens: float
+    mean_tokens: float
+    tokens_per_correct: float | None
+    consumes_gold: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _frames(con: Any, run_id: str, errors: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    trials = con.execute(
+        "SELECT trial_id, model, condition, status, score, n_calls, prompt_tokens, completion_tokens, "
+        "coalesce(consumes_gold, false) AS consumes_gold, details_json FROM trials WHERE run_id = ?",
+        [run_id],
+    ).df()
+    rounds = con.execute(
+        "SELECT trial_id, round, score, prompt_tokens + completion_tokens AS tokens FROM rounds "
+        "WHERE run_id = ? AND trial_id IN (SELECT trial_id FROM trials WHERE run_id = ?)",
+        [run_id, run_id],
+    ).df().drop_duplicates(["trial_id", "round"])
+    trials["is_error"] = trials["status"] == "error"
+    if errors == "exclude":
+        keep = ~trials["is_error"]
+        rounds = rounds[rounds["trial_id"].isin(trials.loc[keep, "trial_id"])]
+    trials["correct"] = (trials["score"].fillna(0.0) >= CORRECT).astype(float)
+    trials["budget"] = [_budget(d) for d in trials["details_json"]]
+    return trials, rounds
+
+
+def _budget(details_json: str | None) -> int | None:
+    try:
+        value = json.loads(details_json or "{}").get("rounds_budget")
+    except ValueError:
+        return None
+    return int(value) if value is not None else None
+
+
+def _mean(series: pd.Series) -> float:
+    value = float(series.mean()) if len(series) else 0.0
+    return 0.0 if math.isnan(value) else value
+
+
+def round_curve(con: Any, run_id: str, errors: str = "wrong") -> list[RoundPoint]:
+    """Per model, condition and round: accuracy of the held answer, pass@t and tokens through t."""
+    trials, rounds = _frames(con, run_id, errors)
+    points: list[RoundPoint] = []
+    for (model, condition), group in trials.groupby(["model", "condition"], sort=False):
+        mine = rounds[rounds["trial_id"].isin(group["trial_id"])]
+        counted = group[~group["is_error"]] if errors == "exclude" else group
+        if mine.empty:  # a single answer: one point at round 0
+            tokens = (counted["prompt_tokens"] + counted["completion_tokens"]).astype(float)
+            points.append(_point(model, condition, 0, group, counted["correct"], counted["correct"], tokens))
+            continue
+        last = int(max(mine["round"].max(), group["budget"].max(skipna=True) if group["budget"].notna().any() else 0))
+        columns = range(last + 1)
+        score = mine.pivot(index="trial_id", columns="round", values="score").reindex(index=counted["trial_id"], columns=columns)
+        spent = mine.pivot(index="trial_id", columns="round", values="tokens").reindex(index=counted["trial_id"], columns=columns)
+        # A loop that stopped holds its last answer; one that failed holds nothing after the failure.
+        held = score.ffill(axis=1)
+        failed = held.index.isin(counted.loc[counted["is_error"], "trial_id"])
+        held.loc[failed] = score.loc[failed]
+        held = held.fillna(0.0)
+        right = (held >= CORRECT).astype(float)
+        passed = right.cummax(axis=1)
+        cumulative = spent.fillna(0.0).cumsum(axis=1)
+        for t in columns:
+            points.append(_point(model, condition, t, group, right[t], passed[t], cumulative[t]))
+    return points
+
+
+def _point(model: str, condition: str, t: int, group: pd.DataFrame, right: pd.Series, passed: pd.Series, tokens: pd.Series) -> RoundPoint:
+    return RoundPoint(
+        model=str(model),
+        condition=str(condition),
+        round=int(t),
+        n=int(len(group)),
+        errors=int(group["is_error"].sum()),
+        accuracy=_mean(right),
+        pass_at=_mean(passed),
+        mean_tokens=_mean(tokens),
+        consumes_gold=bool(group["consumes_gold"].any()),
+    )
+
+
+def condition_costs(con: Any, run_id: str, errors: str = "wrong") -> list[ConditionCost]:
+    """Per model and condition: final accuracy, rounds used, calls and tokens per trial."""
+    trials, rounds = _frames(con, run_id, errors)
+    used = rounds.groupby("trial_id")["round"].max()
+    out: list[ConditionCost] = []
+    for (model, condition), group in trials.groupby(["model", "condition"], sort=False):
+        counted = group[~group["is_error"]] if errors == "exclude" else group
+        tokens = (counted["prompt_tokens"] + counted["completion_tokens"]).astype(float)
+        in_loop = used.reindex(counted["trial_id"]).dropna()
+        correct = float(counted["correct"].sum())
+        out.append(
+            ConditionCost(
+                model=str(model),
+                condition=str(condition),
+                n=int(len(group)),
+                errors=int(group["is_error"].sum()),
+                accuracy=_mean(counted["correct"]),
+                mean_rounds=float(in_loop.mean()) if len(in_loop) else None,
+                mean_calls=_mean(counted["n_calls"].astype(float)),
+                mean_prompt_tokens=_mean(counted["prompt_tokens"].astype(float)),
+                mean_completion_tokens=_mean(counted["completion_tokens"].astype(float)),
+                mean_tokens=_mean(tokens),
+                tokens_per_correct=float(tokens.sum() / correct) if correct else None,
+                consumes_gold=bool(group["consumes_gold"].any()),
+            )
+        )
+    return out
+
+
+def by_condition(costs: list[ConditionCost]) -> dict[tuple[str, str], ConditionCost]:
+    return {(c.model, c.condition): c for c in costs}
