@@ -53,6 +53,7 @@ def run(
 
     resolved = load_study(study)  # validate before the heavy imports, so bad input fails fast
 
+    from .reports import run_reports
     from .rounds import by_condition
     from .runner import Runner
     from .stats import condition_table, trial_frame
@@ -74,6 +75,7 @@ def run(
     try:
         frame = trial_frame(con, summary.run_id)
         per_task = task_scores(con, summary.run_id, resolved.spec.errors)
+        reports = run_reports(con, summary.run_id, resolved.control_name)  # e.g. traits, perspectives
     finally:
         con.close()
     cost_list, curve = _gain_and_cost(db, summary.run_id, resolved.spec.errors)
@@ -95,6 +97,7 @@ def run(
                 for r in rows
             ],
             "tasks": per_task,
+            **reports,
             "rounds": [p.to_dict() for p in curve if p.condition in loops],
         }
         out.print_json(json.dumps(payload))
@@ -102,6 +105,8 @@ def run(
         _print_condition_table(summary, rows, resolved.control_name, resolved.spec.errors, costs)
         if len(resolved.tasks) > 1:
             _print_task_table(per_task)
+        for name, report in reports.items():
+            _print_report(name, report)
         if loops:
             _print_round_table([p for p in curve if p.condition in loops])
     if summary.interrupted:
@@ -155,6 +160,18 @@ def _print_task_table(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         normalized = "" if r["normalized"] is None else f"{r['normalized']:.1f}"
         table.add_row(r["model"], r["condition"], r["task"], str(r["n"]), str(r["errors"]), f"{r['score'] or 0.0:.3f}", normalized)
+    out.print(table)
+
+
+def _print_report(name: str, rows: list[dict[str, Any]]) -> None:
+    from .reports import REPORTS
+
+    columns = REPORTS.get(name).columns
+    table = Table(title=name)
+    for column in columns:
+        table.add_column(column, justify="left" if isinstance(rows[0][column], str) else "right")
+    for row in rows:
+        table.add_row(*("" if row[c] is None else f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]) for c in columns))
     out.print(table)
 
 
@@ -445,7 +462,8 @@ def tasks_list(
     for column in ("id", "metric", "n_available", "data"):
         table.add_column(column, justify="right" if column == "n_available" else "left", no_wrap=column == "id")
     for r in rows:
-        table.add_row(r["id"], r["metric"], str(r["n_available"]), r["data"])
+        scored = r["metric"] if r["scoring"] == "metric" else f"{r['scoring']} ({', '.join(map(str, r['scoring_args'].values()))})"
+        table.add_row(r["id"], scored, str(r["n_available"]), r["data"])
     out.print(table)
 
 

@@ -24,9 +24,10 @@ from .local_models import Log
 from .messages import Messages, to_dicts
 from .providers import ModelRequest, ModelResponse, ProviderPool, TrialContext, cache_key, complete_with_retries
 from .providers import open_pool
-from .solvers import SOLVERS, Generation, RoundRecord, Solution, consumes_gold
+from .scorers import Score, ScoreCase, score_trial
+from .solvers import SOLVERS, Generate, Generation, RoundRecord, Solution, consumes_gold
 from .store import SCHEMA_VERSION, SegmentWriter, compact, connect_reader
-from .study import ResolvedStudy
+from .study import ModelSpec, ResolvedStudy
 from .trials import Trial, expand
 
 Progress = Callable[[int, int], None]
@@ -100,6 +101,12 @@ class Runner:
         self.summary = RunSummary(run_id=self.run_id, db_path=str(self.db_path), trials_planned=0)
 
     # -- setup -------------------------------------------------------------------------------
+    def _models(self) -> list[ModelSpec]:
+        """The study's models and its judge (a judge with a study model's id shares its provider)."""
+        judge = self.study.spec.judge
+        models = list(self.study.spec.models)
+        return models + [judge] if judge is not None and judge.id not in {m.id for m in models} else models
+
     def _existing(self, trial_ids: set[str]) -> tuple[set[str], bool]:
         if not self.db_path.exists() and not (self.db_path.parent / (self.db_path.name + ".segments")).exists():
             return set(), False
@@ -108,7 +115,7 @@ class Runner:
             done = {r[0] for r in con.execute("SELECT trial_id FROM trials WHERE run_id = ?", [self.run_id]).fetchall()}
             registered = bool(con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [self.run_id]).fetchone()[0])
             if self.use_cache:
-                models = [m.id for m in self.study.spec.models]
+                models = [m.id for m in self._models()]
                 rows = con.execute(
                     "SELECT cache_key, response_text, prompt_tokens, completion_tokens, cost, latency_s, finish_reason "
                     "FROM calls_landed WHERE error IS NULL AND NOT cached AND model IN (SELECT unnest(?))",
@@ -176,7 +183,8 @@ class Runner:
         self.progress(len(done), len(trials))
         pool = ProviderPool()
         if pending:
-            pool = await asyncio.to_thread(open_pool, [m for m in self.study.spec.models if any(t.model.id == m.id for t in pending)], self.say)
+            needed = [m for m in self._models() if m is self.study.spec.judge or any(t.model.id == m.id for t in pending)]
+            pool = await asyncio.to_thread(open_pool, needed, self.say)
         semaphore = asyncio.Semaphore(self.study.spec.concurrency)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -233,68 +241,80 @@ class Runner:
             con.close()
 
     async def _run_trial(self, trial: Trial, pool: ProviderPool) -> dict[str, Any]:
-        provider = pool.get(trial.model.id)
         calls: list[dict[str, Any]] = []
         started = _now()
         params = {"seed": trial.seed, **trial.model.params}
 
-        async def generate(messages: Messages, purpose: str = "answer") -> Generation:
-            index = len(calls)
-            request = ModelRequest.build(trial.model.id, to_dicts(messages), params, trial.repeat, purpose)
-            context = TrialContext(condition=trial.condition, targets=trial.item.targets, seed=trial.seed, call_index=index)
-            key = cache_key(request, provider.endpoint, provider.cache_scope(context))
-            call_started = _now()
-            cached = self.cache.get(key) if self.use_cache else None
-            if cached is not None:
-                self.summary.cache_hits += 1
-                response, error, retries = cached, None, 0
-            else:
-                self.summary.model_calls += 1
-                # A simulated model plants its effects against the gold; the solver is suspended meanwhile.
-                with gold.access("provider"):
-                    outcome = await complete_with_retries(provider, request, context, max_retries=trial.model.max_retries, timeout_s=trial.model.timeout_s)
-                response, error, retries = outcome.response, outcome.error, outcome.retries
-                if response is not None:
-                    self.cache[key] = response
-            calls.append(
-                {
-                    "call_id": f"{trial.trial_id}:{index}",
-                    "trial_id": trial.trial_id,
-                    "run_id": trial.run_id,
-                    "call_index": index,
-                    "purpose": purpose,
-                    "model": trial.model.id,
-                    "endpoint": provider.endpoint,
-                    "params_json": json.dumps(dict(request.params), sort_keys=True),
-                    "repeat": trial.repeat,
-                    "cache_key": key,
-                    "messages_json": json.dumps(request.message_dicts()),
-                    "response_text": response.text if response else None,
-                    "finish_reason": response.finish_reason if response else None,
-                    "prompt_tokens": response.prompt_tokens if response else 0,
-                    "completion_tokens": response.completion_tokens if response else 0,
-                    "cost": 0.0 if cached is not None or response is None else response.cost,
-                    "latency_s": response.latency_s if response else None,
-                    "cached": cached is not None,
-                    "retries": retries,
-                    "error": str(error) if error else None,
-                    "error_kind": error.kind if error else None,
-                    "started_at": call_started,
-                    "finished_at": _now(),
-                }
-            )
-            return Generation(text=response.text if response else None, error=f"{error.kind}: {error}" if error else None, call_index=index)
+        def door(model: ModelSpec) -> Generate:
+            """The trial's one way to a model (its own, or the study's judge): cached, retried, logged."""
+            provider = pool.get(model.id)
+            model_params = {"seed": trial.seed, **model.params}
 
+            async def generate(messages: Messages, purpose: str = "answer", *, sim_targets: tuple[str, ...] | None = None) -> Generation:
+                index = len(calls)
+                request = ModelRequest.build(model.id, to_dicts(messages), model_params, trial.repeat, purpose)
+                targets = trial.item.targets if sim_targets is None else sim_targets  # what a simulated model may plant
+                context = TrialContext(condition=trial.condition, targets=targets, seed=trial.seed, call_index=index)
+                key = cache_key(request, provider.endpoint, provider.cache_scope(context))
+                call_started = _now()
+                cached = self.cache.get(key) if self.use_cache else None
+                if cached is not None:
+                    self.summary.cache_hits += 1
+                    response, error, retries = cached, None, 0
+                else:
+                    self.summary.model_calls += 1
+                    # A simulated model plants its effects against the gold; the solver is suspended meanwhile.
+                    with gold.access("provider"):
+                        outcome = await complete_with_retries(provider, request, context, max_retries=model.max_retries, timeout_s=model.timeout_s)
+                    response, error, retries = outcome.response, outcome.error, outcome.retries
+                    if response is not None:
+                        self.cache[key] = response
+                calls.append(
+                    {
+                        "call_id": f"{trial.trial_id}:{index}",
+                        "trial_id": trial.trial_id,
+                        "run_id": trial.run_id,
+                        "call_index": index,
+                        "purpose": purpose,
+                        "model": model.id,
+                        "endpoint": provider.endpoint,
+                        "params_json": json.dumps(dict(request.params), sort_keys=True),
+                        "repeat": trial.repeat,
+                        "cache_key": key,
+                        "messages_json": json.dumps(request.message_dicts()),
+                        "response_text": response.text if response else None,
+                        "finish_reason": response.finish_reason if response else None,
+                        "prompt_tokens": response.prompt_tokens if response else 0,
+                        "completion_tokens": response.completion_tokens if response else 0,
+                        "cost": 0.0 if cached is not None or response is None else response.cost,
+                        "latency_s": response.latency_s if response else None,
+                        "cached": cached is not None,
+                        "retries": retries,
+                        "error": str(error) if error else None,
+                        "error_kind": error.kind if error else None,
+                        "started_at": call_started,
+                        "finished_at": _now(),
+                    }
+                )
+                return Generation(text=response.text if response else None, error=f"{error.kind}: {error}" if error else None, call_index=index)
+
+            return generate
+
+        generate = door(trial.model)
+        judge_spec = self.study.spec.judge
         try:
             solution = await SOLVERS.get(trial.solver)(trial.for_solver(), generate)
         except Exception as exc:  # noqa: BLE001 - a failing program is an errored trial, not a crashed sweep
             solution = Solution(text=None, error=f"{type(exc).__name__}: {exc}")
-        answer, score = (None, None)
+        scored = Score(answer=None, value=None)
         with gold.access("scoring"):  # final scoring: the first time the runner itself reads the gold
             if solution.text is not None:
-                answer, score = trial.task.score(solution.text, trial.item)
+                judge = door(judge_spec) if judge_spec is not None else None  # a judge's calls are the trial's calls too
+                scored = await score_trial(ScoreCase(trial.task, trial.item, solution.text, trial.seed, judge, judge_spec.id if judge_spec else None))
             targets_json = json.dumps(list(trial.item.targets))
             rounds = [self._round_row(trial, record, calls) for record in solution.rounds]
+        answer, score = scored.answer, scored.value
+        details = {**solution.details, **({"scoring": scored.details} if scored.details else {})}
         return {
             "calls": calls,
             "rounds": rounds,
@@ -317,9 +337,9 @@ class Runner:
                 "response_text": solution.text,
                 "answer": answer,
                 "score": score,
-                "status": "ok" if solution.text is not None else "error",
-                "error": solution.error,
-                "details_json": json.dumps(solution.details, sort_keys=True, default=str),
+                "status": "ok" if solution.text is not None and scored.error is None else "error",
+                "error": solution.error or scored.error,
+                "details_json": json.dumps(details, sort_keys=True, default=str),
                 "n_calls": len(calls),
                 "prompt_tokens": sum(c["prompt_tokens"] for c in calls),
                 "completion_tokens": sum(c["completion_tokens"] for c in calls),

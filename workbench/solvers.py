@@ -36,7 +36,10 @@ JUDGE_PURPOSE = "verify"  # a call asking the model to judge the answer before i
 
 
 class Generate(Protocol):
-    def __call__(self, messages: Messages, purpose: str = "answer") -> Awaitable[Generation]: ...
+    """`sim_targets`: what a simulated model may plant for this call (a judge's expected verdict);
+    real models never see it. Default: the trial's gold targets."""
+
+    def __call__(self, messages: Messages, purpose: str = "answer", *, sim_targets: tuple[str, ...] | None = None) -> Awaitable[Generation]: ...
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import heart as _heart  # noqa: F401  (registers the `heart` solver and its setup)
 from .errors import UserError
+from .programs import PROGRAMS
+from .scorers import SCORERS, scoring_of
 from .solvers import SOLVERS, prepare_solver
 from .stimuli import PLACEMENTS, AppliedStimulus, StimulusLibrary, builtin_library, choose_program, resolve
 from .sweep import SweepSpec, expand_all
@@ -120,6 +122,7 @@ class TaskRef(Strict):
     # Filled in when the study is loaded: a fingerprint of the examples and demos it draws, so the
     # run id (and the logged spec) change when the data do. Set in a study file, it must match.
     data_sha256: str | None = None
+    program: str | None = None  # a registered DSPy program answers this task (workbench.programs)
 
     @field_validator("shots", mode="before")
     @classmethod
@@ -140,6 +143,7 @@ class StudySpec(Strict):
     control: str | None = None
     errors: Literal["wrong", "exclude"] = "wrong"
     stimulus_files: list[str] = Field(default_factory=list)
+    judge: ModelSpec | None = None  # the model that grades judge-scored tasks (any model id)
 
     @model_validator(mode="after")
     def _unique_names(self) -> StudySpec:
@@ -306,6 +310,10 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
             raise UserError(f"task {ref.task!r} is listed twice", file=label, field=f"tasks[{index}].task")
         tasks[ref.task], fingerprinted = _resolve_task(ref, index, label, base, spec.seed)
         refs.append(fingerprinted)
+        if ref.program is not None:  # the study names the DSPy program that answers this task
+            if ref.program not in PROGRAMS:
+                raise UserError(PROGRAMS.unknown_message(ref.program), file=label, field=f"tasks[{index}].program")
+            tasks[ref.task] = tasks[ref.task].model_copy(update={"program": ref.program})
     spec = spec.model_copy(update={"tasks": refs})
     all_conditions, fields = _with_sweeps(spec, library, label)
     conditions: dict[str, tuple[AppliedStimulus, ...]] = {}
@@ -335,14 +343,16 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
             raise UserError(exc.detail, file=label, field=f"{where}.{exc.field}" if exc.field else where) from None
         conditions[condition.name] = with_program
         condition_specs.append(condition.model_copy(update={"solver": solver, "solver_params": plan}))
-    for m_index, model in enumerate(spec.models):
+    simulated = [(f"models[{i}]", m) for i, m in enumerate(spec.models)] + ([("judge", spec.judge)] if spec.judge else [])
+    for where, model in simulated:
         for name in (model.simulate.accuracy if model.simulate else {}):
             if name not in conditions:
                 raise UserError(
                     f"unknown condition {name!r} (conditions: {', '.join(conditions)})",
                     file=label,
-                    field=f"models[{m_index}].simulate.accuracy",
+                    field=f"{where}.simulate.accuracy",
                 )
+    _check_programs_and_judge(spec, tasks, condition_specs, label)
     return ResolvedStudy(spec=spec, path=label, tasks=tasks, conditions=conditions, condition_specs=tuple(condition_specs))
 
 
@@ -378,3 +388,24 @@ def _program_of(condition: ConditionSpec, applied: list[AppliedStimulus], label:
     if solver not in SOLVERS:
         raise UserError(SOLVERS.unknown_message(solver), file=label, field=f"{where}.solver")
     return solver
+
+
+def _check_programs_and_judge(spec: StudySpec, tasks: dict[str, TaskSpec], conditions: list[ConditionSpec], label: str) -> None:
+    """A DSPy program that answers a task (`tasks[].program`) replaces the conditions' solvers, so
+    it cannot be combined with a condition that runs another one (`solver: dspy` with a program is
+    the condition-level form). A task graded by a judge needs the study to name the judge model."""
+    custom = [c.name for c in conditions if c.solver != DEFAULT_SOLVER]
+    for index, ref in enumerate(spec.tasks):
+        program = tasks[ref.task].program
+        if program is not None and custom:
+            raise UserError(
+                f"task {ref.task} runs the DSPy program {program!r}, which cannot be combined with the solver of condition(s) {', '.join(custom)}",
+                file=label,
+                field=f"tasks[{index}].program",
+            )
+        if SCORERS.get(scoring_of(tasks[ref.task])).needs_judge and spec.judge is None:
+            raise UserError(
+                f"task {ref.task} is graded by a judge model: add `judge: {{id: local/default}}` (any model id) to the study",
+                file=label,
+                field="judge",
+            )

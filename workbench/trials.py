@@ -63,6 +63,7 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
             task = study.tasks[ref.task]
             task_seed = spec.seed if ref.seed is None else ref.seed
             items, demo_pool = task.sample(ref.n, ref.shots, task_seed)
+            program = task.program  # a DSPy program answers the task instead of the conditions' solvers
             for item in items:
                 for repeat in range(spec.repeats):
                     seed = query_seed(spec.seed, task.id, item.id, repeat)
@@ -82,9 +83,9 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                                 seed=seed,
                                 stimuli=stimuli,
                                 messages=build_prompt(base, stimuli),
-                                solver=programs[condition][0],
-                                solver_params=tuple(sorted(programs[condition][1].items())),
-                                consumes_gold=consumes_gold(*programs[condition]),
+                                solver="dspy" if program else programs[condition][0],
+                                solver_params=(("program", program),) if program else tuple(sorted(programs[condition][1].items())),
+                                consumes_gold=False if program else consumes_gold(*programs[condition]),
                             )
                         )
     return trials

@@ -112,6 +112,9 @@ class TaskSpec(BaseModel):
     data_citation: str | None = None
     n_available: int | None = None
     authored: bool = False  # items come from the workbench's own word lists, not a publication
+    scoring: str = "metric"  # a registered scorer (workbench.scorers.SCORERS), e.g. `judge`
+    scoring_args: dict[str, Any] = Field(default_factory=dict)  # its arguments, e.g. {rubric: truthfulness}
+    program: str | None = None  # a registered DSPy program as the system under test (workbench.programs)
 
     # -- items -------------------------------------------------------------------------------
     def items(self, n: int, seed: int) -> list[TaskItem]:
@@ -220,6 +223,9 @@ class TaskSpec(BaseModel):
             "demo_args": self.demo_args,
             "chance": self.chance,
             "template": self.template.model_dump(),
+            "scoring": self.scoring,
+            "scoring_args": self.scoring_args,
+            "program": self.program,
         }
 
 
@@ -302,6 +308,7 @@ def load_suite_file(path: Path) -> tuple[SuiteFile, list[TaskSpec]]:
             message, loc = _first_error(exc)
             raise UserError(message, file=str(path), field=f"tasks[{index}].{loc}") from None
         _check_names(spec, str(path), f"tasks[{index}]")
+        _check_scoring_and_program(spec, str(path), f"tasks[{index}]")
         specs.append(spec)
     return suite, specs
 
@@ -327,6 +334,20 @@ def _register_builtin_parts() -> None:
     for module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{module.name}")
     importlib.import_module("workbench.scoring_profiles")
+
+
+def _check_scoring_and_program(spec: TaskSpec, file: str, where: str) -> None:
+    from ..programs import PROGRAMS
+    from ..scorers import SCORERS
+
+    if spec.scoring not in SCORERS:
+        raise UserError(SCORERS.unknown_message(spec.scoring), file=file, field=f"{where}.scoring")
+    try:
+        SCORERS.get(spec.scoring).check(spec)
+    except ValueError as exc:
+        raise UserError(str(exc), file=file, field=f"{where}.scoring_args") from None
+    if spec.program is not None and spec.program not in PROGRAMS:
+        raise UserError(PROGRAMS.unknown_message(spec.program), file=file, field=f"{where}.program")
 
 
 @functools.cache

@@ -29,6 +29,9 @@ def task_rows(suite: str | None = None) -> list[dict[str, Any]]:
                 "name": spec.name,
                 "metric": spec.metric,
                 "parser": spec.parser,
+                "scoring": spec.scoring,  # `metric` (parser + metric) or e.g. `judge`, with scoring_args
+                "scoring_args": spec.scoring_args,
+                "program": spec.program,
                 "n_available": spec.available(),
                 "data": _data(spec),
                 "needs_path": spec.source is None,

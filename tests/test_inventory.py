@@ -1,0 +1,201 @@
+"""inventory/*: verbatim item banks, keyed scoring, balanced seeded sampling, per-trait deltas."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import REPO, run_cli, run_json, write_study
+from workbench.scorers import ScoreCase, Unparseable, score_trial
+from workbench.store import connect_reader
+from workbench.scoring import PARSERS
+from workbench.tasks import builtin_tasks
+from workbench.tasks.inventory import inventory_items, inventory_traits, load_inventory, trait_deltas
+
+REFERENCE = Path("/work/shared/reference/stimuli.yaml")
+OPPOSITE = {"A": "E", "E": "A"}
+
+
+def _score(task_id: str, item, text: str):
+    return asyncio.run(score_trial(ScoreCase(builtin_tasks()[task_id], item, text, seed=0)))
+
+
+def test_pers16_has_163_items_with_the_sac_factor_counts_and_keys() -> None:
+    bank = load_inventory("pers16")
+    items = inventory_items("pers16")
+    assert len(items) == 163 == builtin_tasks()["inventory/pers16"].available()
+    counts = pd.Series([dict(i.meta)["trait"] for i in items]).value_counts().to_dict()
+    assert counts == {factor: (13 if factor == "B" else 10) for factor in bank.traits}
+    assert len(bank.traits) == 16
+    assert {dict(i.meta)["key"] for i in items} == {1, -1}
+    assert sum(dict(i.meta)["key"] == -1 for i in items) == 66  # counted from the source CSV
+
+
+def test_mpi120_has_24_items_per_big_five_factor() -> None:
+    items = inventory_items("mpi120")
+    assert len(items) == 120 == builtin_tasks()["inventory/mpi120"].available()
+    counts = pd.Series([dict(i.meta)["trait"] for i in items]).value_counts().to_dict()
+    assert counts == {f: 24 for f in "OCEAN"}
+
+
+@pytest.mark.skipif(not REFERENCE.exists(), reason="the shared reference copy is not on this machine")
+def test_pers16_contains_every_sac_probe_item_verbatim_under_its_factor() -> None:
+    """Cross-check against the independently transcribed SAC probe items (stimuli.yaml)."""
+    reference = yaml.safe_load(REFERENCE.read_text())["sac"]["traits"]
+    bank = {(dict(i.meta)["trait"], dict(i.meta)["text"]) for i in inventory_items("pers16")}
+    names = load_inventory("pers16").traits
+    for trait in reference:
+        assert names[trait["pf16_factor"]] == trait["trait"]
+        for probe in trait["intensity_probe_items"]:
+            assert (trait["pf16_factor"], probe) in bank, probe
+
+
+@pytest.mark.parametrize("task_id", ["inventory/pers16", "inventory/mpi120"])
+def test_gold_scores_one_and_the_opposite_pole_zero_for_every_item(task_id: str) -> None:
+    task = builtin_tasks()[task_id]
+    for item in task.items(500, 0):
+        gold, corrupted = item.targets[0], OPPOSITE[item.targets[0]]
+        assert _score(task_id, item, gold).value == 1.0, item
+        assert _score(task_id, item, corrupted).value == 0.0, item
+        assert _score(task_id, item, "C").value == 0.5  # the neutral midpoint, either key
+
+
+def test_reverse_keyed_items_score_six_minus_the_level() -> None:
+    items = {dict(i.meta)["text"]: i for i in inventory_items("pers16")}
+    forward, reverse = items["Know how to comfort others."], items["Am not really interested in others."]
+    assert dict(reverse.meta)["key"] == -1
+    for letter, level in zip("ABCDE", (5, 4, 3, 2, 1)):
+        assert 1 + 4 * _score("inventory/pers16", forward, letter).value == level
+        assert 1 + 4 * _score("inventory/pers16", reverse, letter).value == 6 - level
+
+
+@pytest.mark.parametrize(
+    ("text", "letter"),
+    [("A", "A"), ("(B).", "B"), ("C. Neither Accurate Nor Inaccurate", "C"), ("Answer: D", "D"), ("My answer is E.", "E"),
+     ("Moderately Accurate", "B"), ("Very Inaccurate", "E"), ("I would choose option (D)", "D"), ("  E\n", "E")],
+)
+def test_mpi_choice_reads_letters_and_option_wordings(text: str, letter: str) -> None:
+    assert PARSERS.get("mpi_choice")(text) == letter
+
+
+@pytest.mark.parametrize("text", ["", "I am an AI and have no personality.", "a or b", "A or B", "F"])
+def test_mpi_choice_refuses_text_without_one_option(text: str) -> None:
+    with pytest.raises(Unparseable):
+        PARSERS.get("mpi_choice")(text)
+
+
+def test_an_answer_without_an_option_is_an_error_row_not_a_score() -> None:
+    item = inventory_items("pers16")[0]
+    score = _score("inventory/pers16", item, "As an AI, I do not have feelings.")
+    assert score.value is None and score.answer is None and "unparseable" in score.error
+
+
+def test_small_samples_cover_every_trait_and_extend_as_a_prefix() -> None:
+    task = builtin_tasks()["inventory/pers16"]
+    sixteen = task.items(16, 5)
+    assert len({dict(i.meta)["trait"] for i in sixteen}) == 16
+    assert [i.id for i in task.items(40, 5)[:16]] == [i.id for i in sixteen]
+    assert [i.id for i in task.items(16, 6)] != [i.id for i in sixteen]
+
+
+def test_sampling_is_the_same_in_another_process() -> None:
+    code = "from workbench.tasks import builtin_tasks; print([i.id for i in builtin_tasks()['inventory/mpi120'].items(30, 11)])"
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout.strip()
+    assert other == str([i.id for i in builtin_tasks()["inventory/mpi120"].items(30, 11)])
+
+
+def _planted_frame() -> pd.DataFrame:
+    """Two items of trait A, one of trait B; control answers are keyed levels 3/3 (A) and 2 (B);
+    SAC-A raises A to 5/4 and leaves B; one SAC-A trial on B errors; two repeats each."""
+    rows = []
+    keyed = {("control", "A-01"): [3, 3], ("control", "A-02"): [3, 3], ("control", "B-01"): [2, 2],
+             ("SAC-A", "A-01"): [5, 5], ("SAC-A", "A-02"): [4, 4], ("SAC-A", "B-01"): [2, None]}
+    traits = inventory_traits()
+    logged = {i.split("#")[0]: i for i in traits.loc[traits["task"] == "inventory/pers16", "item_id"]}  # ids as trials log them
+    for (condition, base_id), levels in keyed.items():
+        item = logged[base_id]
+        for repeat, level in enumerate(levels):
+            rows.append({"model": "m", "condition": condition, "task": "inventory/pers16", "item_id": item, "repeat": repeat,
+                         "score": None if level is None else (level - 1) / 4, "status": "ok" if level is not None else "error"})
+    return pd.DataFrame(rows)
+
+
+def test_trait_deltas_on_planted_data() -> None:
+    rows = {(r["condition"], r["trait"]): r for r in trait_deltas(_planted_frame(), "control")}
+    assert rows[("control", "A")]["mean"] == 3.0 and rows[("control", "A")]["delta"] is None
+    a = rows[("SAC-A", "A")]
+    assert (a["trait_name"], a["mean"], a["control_mean"], a["delta"], a["n_pairs"], a["n"], a["errors"]) == ("WARMTH", 4.5, 3.0, 1.5, 2, 4, 0)
+    assert 0.0 < a["p_value"] <= 1.0
+    b = rows[("SAC-A", "B")]
+    assert (b["mean"], b["delta"], b["n"], b["errors"], b["p_value"]) == (2.0, 0.0, 2, 1, 1.0)
+
+
+def test_a_simulated_study_reports_traits_in_run_json(tmp_path: Path) -> None:
+    study = {
+        "name": "inventory-sim",
+        "models": [{"id": "sim/persona", "simulate": {"accuracy": {"control": 1.0, "induced": 1.0}}}],
+        "conditions": [{"name": "control"}, {"name": "induced", "stimuli": ["EP02"]}],
+        "tasks": [{"task": "inventory/pers16", "n": 32}, {"task": "inventory/mpi120", "n": 10}],
+    }
+    result = run_json("run", str(write_study(tmp_path / "s.yaml", study)), "--db", str(tmp_path / "log.duckdb"))
+    traits = result["traits"]
+    assert {(r["inventory"], r["trait"]) for r in traits} == {("inventory/pers16", f) for f in load_inventory("pers16").traits} | {
+        ("inventory/mpi120", f) for f in "OCEAN"
+    }
+    assert all(r["mean"] == 5.0 and r["errors"] == 0 for r in traits)  # the simulator answers every item at the trait's pole
+    assert all(r["delta"] == 0.0 for r in traits if r["condition"] == "induced")
+    assert "traits" not in run_json("run", str(write_study(tmp_path / "t.yaml", {**study, "tasks": [{"task": "ii/sum", "n": 2}]})), "--db", str(tmp_path / "log.duckdb"))
+    plain = run_cli("run", str(tmp_path / "s.yaml"), "--db", str(tmp_path / "log.duckdb"))
+    assert plain.returncode == 0 and "WARMTH" in plain.stdout
+    assert json.loads(run_cli("run", str(tmp_path / "s.yaml"), "--db", str(tmp_path / "log.duckdb"), "--json").stdout)["model_calls"] == 0
+
+
+@pytest.mark.local_model
+def test_ii_and_inventory_tasks_run_together_on_the_embedded_model(local_server, tmp_path: Path) -> None:
+    study = {
+        "name": "inventory-local",
+        "models": [{"id": "local/default", "params": {"temperature": 0.0, "max_tokens": 8}}],
+        "conditions": [{"name": "control"}, {"name": "EP02", "stimuli": ["EP02"]}],
+        "tasks": [{"task": "ii/sum", "n": 2}, {"task": "inventory/pers16", "n": 16}],
+        "concurrency": 2,
+    }
+    result = run_json("run", str(write_study(tmp_path / "s.yaml", study)), "--db", str(tmp_path / "log.duckdb"))
+    assert result["trials_done"] == 36
+    traits = result["traits"]
+    assert len(traits) == 32 and {r["trait"] for r in traits} == set(load_inventory("pers16").traits)
+    assert all(r["n"] == 1 and (r["errors"] == 1 or 1.0 <= r["mean"] <= 5.0) for r in traits)
+    read = sum(r["errors"] == 0 for r in traits)
+    assert read >= 24, f"only {read} of 32 answers named an option"  # the 0.5B model answers the SAC template with a letter
+    con = connect_reader(tmp_path / "log.duckdb")
+    per_task = dict(con.execute("SELECT task, count(score) FROM trials GROUP BY task").fetchall())
+    assert per_task["ii/sum"] == 4 and per_task["inventory/pers16"] == read
+    user = json.loads(con.execute("SELECT messages_json FROM trials WHERE task = 'inventory/pers16' AND condition = 'EP02' LIMIT 1").fetchone()[0])[1]["content"]
+    assert user.startswith('Question:\nGiven a statement of you: "You ') and "describes you. This is very important to my career.\nOptions:" in user
+
+
+def test_sac_and_big_five_conditions_run_on_the_inventories(tmp_path: Path) -> None:
+    study = {
+        "name": "sac-inventory",
+        "models": [{"id": "sim/persona", "simulate": {"default_accuracy": 1.0}}],
+        "conditions": [
+            {"name": "neutral"},
+            {"name": "SAC-warmth-5", "stimuli": [{"id": "SAC/warmth", "level": 5}]},
+            {"name": "BIG5-extraversion", "stimuli": [{"id": "BIG5/extraversion", "intensity": 0.9}]},
+        ],
+        "control": "neutral",
+        "tasks": [{"task": "inventory/pers16", "n": 16}, {"task": "inventory/mpi120", "n": 5}],
+    }
+    result = run_json("run", str(write_study(tmp_path / "s.yaml", study)), "--db", str(tmp_path / "log.duckdb"))
+    assert result["errors"] == 0 and {r["condition"] for r in result["traits"]} == {"neutral", "SAC-warmth-5", "BIG5-extraversion"}
+    assert all(r["control_mean"] == 5.0 and r["delta"] == 0.0 for r in result["traits"] if r["condition"] != "neutral")
+    con = connect_reader(tmp_path / "log.duckdb")
+    prompts = dict(con.execute("SELECT condition, any_value(messages_json) FROM trials WHERE task = 'inventory/pers16' GROUP BY 1").fetchall())
+    assert "The trait WARMTH would be described as" in json.loads(prompts["SAC-warmth-5"])[1]["content"]
+    assert json.loads(prompts["BIG5-extraversion"])[0]["content"] != json.loads(prompts["neutral"])[0]["content"]

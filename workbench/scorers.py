@@ -1,0 +1,100 @@
+"""Scorers: how a trial's final text becomes a score.
+
+A scorer is `(case) -> Score`, plain or async, registered by name; a task names it in its
+`scoring` field (default `metric`). The `metric` scorer runs the task's registered parser and
+metric over the stored text. A judge scorer is async and asks `case.judge`, a `generate` bound
+to the study's judge model: its calls pass through the runner's one door to the models, so they
+are cached, retried and logged as `calls` rows with purpose `judge`.
+
+No scorer invents a score: text with no answer in it (a parser raises `Unparseable`), an
+unreadable verdict or a failed judge call make the trial an error row, never a default score.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .registry import Registry
+
+if TYPE_CHECKING:
+    from .solvers import Generate
+    from .tasks import TaskItem, TaskSpec
+
+
+class Unparseable(ValueError):
+    """The text holds no answer the parser can read (raised by strict parsers)."""
+
+
+@dataclass(frozen=True)
+class Score:
+    answer: str | None
+    value: float | None
+    error: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # logged in the trial's details_json
+
+
+@dataclass(frozen=True)
+class ScoreCase:
+    """What a scorer sees: the task, the example, the final text and the trial's seed."""
+
+    task: TaskSpec
+    item: TaskItem
+    text: str
+    seed: int
+    judge: Generate | None = None  # the judge model's door, when the study names one
+    judge_model: str | None = None
+
+
+ScoreFn = Callable[[ScoreCase], "Score | Awaitable[Score]"]
+TaskCheck = Callable[["TaskSpec"], None]
+
+
+def _accept(_task: TaskSpec) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Scorer:
+    score: ScoreFn
+    needs_judge: bool = False
+    check: TaskCheck = _accept  # validates a task's `scoring_args` when the task file loads (raises ValueError)
+
+
+SCORERS: Registry[Scorer] = Registry("scorer")
+
+
+def scorer(name: str, *, needs_judge: bool = False, check: TaskCheck = _accept) -> Callable[[ScoreFn], ScoreFn]:
+    def register(fn: ScoreFn) -> ScoreFn:
+        SCORERS.add(name, Scorer(score=fn, needs_judge=needs_judge, check=check))
+        return fn
+
+    return register
+
+
+@scorer("metric")
+def metric_scorer(case: ScoreCase) -> Score:
+    """The task's parser, then its metric against the gold targets."""
+    try:
+        answer, value = case.task.score(case.text, case.item)
+    except Unparseable as exc:
+        return Score(answer=None, value=None, error=f"unparseable answer: {exc}")
+    return Score(answer=answer, value=value)
+
+
+def scoring_of(task: TaskSpec) -> str:
+    return getattr(task, "scoring", "metric")
+
+
+async def score_trial(case: ScoreCase) -> Score:
+    """Run the task's scorer; a scorer that raises gives an error row, not a crashed sweep."""
+    name = scoring_of(case.task)
+    try:
+        result = SCORERS.get(name).score(case)
+        if inspect.isawaitable(result):
+            result = await result
+    except Exception as exc:  # noqa: BLE001 - a scorer bug must not stop the other trials
+        return Score(answer=None, value=None, error=f"scorer {name} failed: {type(exc).__name__}: {exc}")
+    return result
