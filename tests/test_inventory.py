@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from conftest import REPO, run_cli, run_json, write_study
+from reference_data import PUBLISHED
 from workbench.scorers import ScoreCase, Unparseable, score_trial
 from workbench.store import connect_reader
 from workbench.scoring import PARSERS
 from workbench.tasks import builtin_tasks
 from workbench.tasks.inventory import inventory_items, inventory_traits, load_inventory, trait_deltas
 
-REFERENCE = Path("/work/shared/reference/stimuli.yaml")
 OPPOSITE = {"A": "E", "E": "A"}
 
 
@@ -45,10 +44,9 @@ def test_mpi120_has_24_items_per_big_five_factor() -> None:
     assert counts == {f: 24 for f in "OCEAN"}
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="the shared reference copy is not on this machine")
 def test_pers16_contains_every_sac_probe_item_verbatim_under_its_factor() -> None:
-    """Cross-check against the independently transcribed SAC probe items (stimuli.yaml)."""
-    reference = yaml.safe_load(REFERENCE.read_text())["sac"]["traits"]
+    """Cross-check against the independently transcribed SAC probe items (tests/reference)."""
+    reference = PUBLISHED["sac"]["traits"]
     bank = {(dict(i.meta)["trait"], dict(i.meta)["text"]) for i in inventory_items("pers16")}
     names = load_inventory("pers16").traits
     for trait in reference:
@@ -155,29 +153,6 @@ def test_a_simulated_study_reports_traits_in_run_json(tmp_path: Path) -> None:
     plain = run_cli("run", str(tmp_path / "s.yaml"), "--db", str(tmp_path / "log.duckdb"))
     assert plain.returncode == 0 and "WARMTH" in plain.stdout
     assert json.loads(run_cli("run", str(tmp_path / "s.yaml"), "--db", str(tmp_path / "log.duckdb"), "--json").stdout)["model_calls"] == 0
-
-
-@pytest.mark.local_model
-def test_ii_and_inventory_tasks_run_together_on_the_embedded_model(local_server, tmp_path: Path) -> None:
-    study = {
-        "name": "inventory-local",
-        "models": [{"id": "local/default", "params": {"temperature": 0.0, "max_tokens": 8}}],
-        "conditions": [{"name": "control"}, {"name": "EP02", "stimuli": ["EP02"]}],
-        "tasks": [{"task": "ii/sum", "n": 2}, {"task": "inventory/pers16", "n": 16}],
-        "concurrency": 2,
-    }
-    result = run_json("run", str(write_study(tmp_path / "s.yaml", study)), "--db", str(tmp_path / "log.duckdb"))
-    assert result["trials_done"] == 36
-    traits = result["traits"]
-    assert len(traits) == 32 and {r["trait"] for r in traits} == set(load_inventory("pers16").traits)
-    assert all(r["n"] == 1 and (r["errors"] == 1 or 1.0 <= r["mean"] <= 5.0) for r in traits)
-    read = sum(r["errors"] == 0 for r in traits)
-    assert read >= 24, f"only {read} of 32 answers named an option"  # the 0.5B model answers the SAC template with a letter
-    con = connect_reader(tmp_path / "log.duckdb")
-    per_task = dict(con.execute("SELECT task, count(score) FROM trials GROUP BY task").fetchall())
-    assert per_task["ii/sum"] == 4 and per_task["inventory/pers16"] == read
-    user = json.loads(con.execute("SELECT messages_json FROM trials WHERE task = 'inventory/pers16' AND condition = 'EP02' LIMIT 1").fetchone()[0])[1]["content"]
-    assert user.startswith('Question:\nGiven a statement of you: "You ') and "describes you. This is very important to my career.\nOptions:" in user
 
 
 def test_sac_and_big_five_conditions_run_on_the_inventories(tmp_path: Path) -> None:
