@@ -363,3 +363,15 @@ def test_compare_shows_per_round_accuracy_and_token_cost_per_condition(tmp_path:
     table = __import__("conftest").run_cli("compare", "--db", str(db), env={"COLUMNS": "200"})
     assert table.returncode == 0, table.stderr
     assert "gain against cost" in table.stdout and "per round" in table.stdout and "oracle GOLD" in table.stdout
+    # the oracle condition is labelled as consuming gold labels in the comparison and every export
+    gold = {r["condition"]: r["consumes_gold"] for r in compared["rows"]}
+    assert gold == {"control": False, "oracle": True, "vf": False}
+    from conftest import run_cli
+
+    exported = {fmt: tmp_path / f"table.{fmt}" for fmt in ("markdown", "latex", "csv")}
+    for fmt, path in exported.items():
+        assert run_cli("export", "--db", str(db), "--format", fmt, "--out", str(path)).returncode == 0
+    markdown, latex = exported["markdown"].read_text(), exported["latex"].read_text()
+    assert "| oracle † |" in markdown and "| vf |" in markdown and "† the condition read gold labels" in markdown
+    assert "oracle \\dag{}" in latex and "vf \\dag" not in latex
+    assert "consumes_gold" in exported["csv"].read_text().splitlines()[0]

@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .stats.table import ALL_TASKS, Comparison, ComparisonRow, OmnibusRow, PooledRow
+from .stats.table import ALL_TASKS, GOLD_MARK, Comparison, ComparisonRow, OmnibusRow, PooledRow
 
 ADJUST_LABELS = {"holm": "Holm", "bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni", "none": "no"}
 FAMILY_LABELS = {
@@ -66,7 +66,7 @@ def row_cells(row: ComparisonRow) -> dict[str, str]:
     return {
         "model": row.model,
         "task": row.task,
-        "condition": row.condition + (" (control)" if row.is_control and row.condition != "control" else ""),
+        "condition": condition_label(row) + (" (control)" if row.is_control and row.condition != "control" else ""),
         "n": str(row.n),
         "errors": str(row.errors),
         "accuracy": fmt_number(row.accuracy),
@@ -78,6 +78,11 @@ def row_cells(row: ComparisonRow) -> dict[str, str]:
         "p_adjusted": fmt_p(row.p_adjusted),
         "mark": significance_mark(row.p_adjusted),
     }
+
+
+def condition_label(row: ComparisonRow | PooledRow) -> str:
+    """The condition's name, marked where its trials read gold labels (explained in the notes)."""
+    return f"{row.condition} {GOLD_MARK}" if row.consumes_gold else row.condition
 
 
 def _pct(value: float | None) -> float | None:
@@ -95,7 +100,7 @@ def pooled_cells(row: PooledRow) -> dict[str, str]:
     pooled, gee = row.pooled, row.gee
     return {
         "model": row.model,
-        "condition": row.condition,
+        "condition": condition_label(row),
         "tasks": str(row.tasks),
         "pooled": fmt_interval(pooled.estimate, pooled.ci_low, pooled.ci_high) if pooled else DASH,
         "tau2": fmt_number(pooled.tau2, 4) if pooled else DASH,
@@ -166,7 +171,7 @@ def notes(comparison: Comparison) -> list[str]:
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
     "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-    "Δ": r"$\Delta$", "τ": r"$\tau$", "²": r"\textsuperscript{2}", "–": "--",
+    "Δ": r"$\Delta$", "τ": r"$\tau$", "²": r"\textsuperscript{2}", "–": "--", GOLD_MARK: r"\dag{}",
 }
 
 

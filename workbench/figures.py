@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from .export import significance_mark
+from .export import condition_label, significance_mark
 from .stats.table import ALL_TASKS, Comparison
 
 FIGURE_FORMATS = ("pdf", "png")
@@ -40,13 +40,13 @@ def forest_plot(comparison: Comparison, base: Path, title: str = "") -> list[Pat
     items = [r for r in comparison.rows if not r.is_control and r.delta is not None]
     entries: list[tuple[str, float, float | None, float | None, bool, str]] = []
     for r in items:
-        label = f"{r.model} · {r.condition} · {r.task}"
+        label = f"{r.model} · {condition_label(r)} · {r.task}"
         significant = r.p_adjusted is not None and r.p_adjusted < 0.05
         entries.append((label, r.delta, r.ci_low, r.ci_high, significant, "D" if r.task == ALL_TASKS else "o"))  # type: ignore[arg-type]
     for p in comparison.pooled:
         if p.pooled is not None:
             significant = p.p_adjusted is not None and p.p_adjusted < 0.05
-            entries.append((f"{p.model} · {p.condition} · pooled (random effects)", p.pooled.estimate, p.pooled.ci_low, p.pooled.ci_high, significant, "D"))
+            entries.append((f"{p.model} · {condition_label(p)} · pooled (random effects)", p.pooled.estimate, p.pooled.ci_low, p.pooled.ci_high, significant, "D"))
     height = max(2.0, 0.32 * len(entries) + 1.2)
     figure = Figure(figsize=(7.5, height), layout="constrained")
     ax = figure.add_subplot()
@@ -87,7 +87,8 @@ def heatmap(comparison: Comparison, base: Path, title: str = "") -> list[Path]:
                 ax.text(j, i, f"{r.delta:+.2f}{significance_mark(r.p_adjusted)}", ha="center", va="center", fontsize=7, color=colour)
         image = ax.imshow(np.ma.masked_invalid(grid), cmap="RdBu", vmin=-limit, vmax=limit, aspect="auto")
         ax.set_xticks(range(len(conditions)))
-        ax.set_xticklabels([text_safe(c) for c in conditions], rotation=45, ha="right", fontsize=8)
+        labels = {r.condition: condition_label(r) for r in rows}
+        ax.set_xticklabels([text_safe(labels[c]) for c in conditions], rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(tasks)))
         ax.set_yticklabels([text_safe(t) for t in tasks], fontsize=8)
         ax.set_title(text_safe(model), fontsize=9)

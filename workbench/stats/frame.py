@@ -12,7 +12,10 @@ import pandas as pd
 from ..errors import UserError
 from ..store import connect_reader, segments_dir
 
-TRIAL_COLUMNS = ("model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls")
+TRIAL_COLUMNS = (
+    "model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls",
+    "coalesce(consumes_gold, false) AS consumes_gold",  # an oracle loop read the answer key
+)
 
 
 def trial_frame(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:

@@ -93,6 +93,7 @@ class ComparisonRow:
     family_size: int = 0
     errors_policy: str = "wrong"
     level: float = 0.95
+    consumes_gold: bool = False  # the condition's trials read gold labels (an oracle verifier)
 
     @property
     def is_control(self) -> bool:
@@ -118,10 +119,12 @@ class PooledRow:
     delta_mean: float | None
     delta_max: float | None
     gee: ModelEffect | None
+    consumes_gold: bool = False
 
     def to_dict(self, json_safe: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
             "model": self.model, "condition": self.condition, "control": self.control, "tasks": self.tasks,
+            "consumes_gold": self.consumes_gold,
             "p_adjusted": self.p_adjusted, "relative_mean": self.relative_mean, "relative_max": self.relative_max,
             "delta_mean": self.delta_mean, "delta_max": self.delta_max,
         }
@@ -315,6 +318,7 @@ def compare(
     if unknown:
         raise ValueError(f"unknown condition(s) {', '.join(unknown)} (conditions: {', '.join(map(str, present))})")
     scored = scored_frame(frame[frame["condition"].isin([control, *wanted])], errors)
+    gold = gold_conditions(frame)
     rows: list[ComparisonRow] = []
     pooled_rows: list[PooledRow] = []
     omnibus: list[OmnibusRow] = []
@@ -335,7 +339,8 @@ def compare(
                     examples=int(x.size) if condition != control else int(trials["example"].nunique()),
                     repeats=int(trials.groupby("example").size().max()) if len(trials) else 0,
                     accuracy=_mean(trials["value"]), control_accuracy=control_acc,
-                    errors_policy=errors, level=level, adjust=adjust, family=family, **stats,
+                    errors_policy=errors, level=level, adjust=adjust, family=family,
+                    consumes_gold=(str(model), str(condition)) in gold, **stats,
                 )
                 rows.append(row)
             if control in names and len(names) >= 3:
@@ -343,13 +348,26 @@ def compare(
         if pool and len(tasks) > 1:
             pooled_rows.extend(_pooled(str(model), by_model, tasks, names, control, test, level))
     rows = _adjusted(rows, adjust, family)
-    pooled_rows = _adjusted_pooled(pooled_rows, adjust)
+    pooled_rows = [replace(p, consumes_gold=(p.model, p.condition) in gold) for p in _adjusted_pooled(pooled_rows, adjust)]
     notes = [] if control in present else [f"control {control!r} has no trials yet: nothing to compare"]
+    if gold:
+        notes.append(f"{GOLD_MARK} the condition read gold labels during its trials (an oracle verifier): an upper bound that needs the answer key")
     notes += [
         f"errored trials {'count as wrong' if errors == 'wrong' else 'are excluded'}; n and errors count all trials",
         "repeats are averaged per example before testing" if any(r.repeats > 1 for r in rows) else "one trial per example and condition",
     ]
     return Comparison(rows, pooled_rows, control, errors, adjust, family, level, test, notes, omnibus)
+
+
+GOLD_MARK = "†"
+
+
+def gold_conditions(frame: pd.DataFrame) -> set[tuple[str, str]]:
+    """(model, condition) pairs whose trials read gold labels; none in frames without the flag."""
+    if "consumes_gold" not in frame:
+        return set()
+    flagged = frame.loc[frame["consumes_gold"].fillna(False).astype(bool), ["model", "condition"]].drop_duplicates()
+    return {(str(m), str(c)) for m, c in flagged.itertuples(index=False)}
 
 
 def _omnibus(model: str, task: str, matrix: ExampleMatrix, names: list[str]) -> OmnibusRow:
