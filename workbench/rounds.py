@@ -20,16 +20,18 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+
+from .records import Record
 
 CORRECT = 1.0 - 1e-9  # a score counts as correct from here (as in workbench.stats)
 
 
 @dataclass(frozen=True)
-class RoundPoint:
+class RoundPoint(Record):
     model: str
     condition: str
     round: int
@@ -40,12 +42,9 @@ class RoundPoint:
     mean_tokens: float  # prompt + completion tokens per trial through round t
     consumes_gold: bool
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass(frozen=True)
-class ConditionCost:
+class ConditionCost(Record):
     model: str
     condition: str
     n: int
@@ -58,9 +57,6 @@ class ConditionCost:
     mean_tokens: float
     tokens_per_correct: float | None
     consumes_gold: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _frames(con: Any, run_id: str, errors: str) -> tuple[pd.DataFrame, pd.DataFrame]:

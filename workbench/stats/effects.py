@@ -13,18 +13,18 @@ statsmodels implements it only for independent samples.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
 from statsmodels.stats.proportion import proportion_confint
 
+from ..records import Record
 from .paired import ArrayLike, PairedTable, is_binary, paired_arrays
 
 
 @dataclass(frozen=True)
-class Estimate:
+class Estimate(Record):
     """A point estimate with its confidence interval and how it was computed."""
 
     estimate: float
@@ -33,8 +33,6 @@ class Estimate:
     level: float
     method: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
     def excludes(self, value: float) -> bool:
         return not (self.low <= value <= self.high)

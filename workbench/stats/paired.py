@@ -9,19 +9,20 @@ exact McNemar mid-p is written here because neither library has the two-sided ve
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats as sps
 from statsmodels.stats.contingency_tables import cochrans_q as _sm_cochrans_q
 from statsmodels.stats.contingency_tables import mcnemar as _sm_mcnemar
 
+from ..records import Record
+
 ArrayLike = Sequence[float] | np.ndarray
 
 
 @dataclass(frozen=True)
-class PairedTestResult:
+class PairedTestResult(Record):
     """A test's outcome: the statistic, its p-value, which test, and how many units it used."""
 
     statistic: float
@@ -29,9 +30,6 @@ class PairedTestResult:
     test: str
     n: int
     df: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def paired_arrays(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:

@@ -11,19 +11,20 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats as sps
 from statsmodels.stats.meta_analysis import combine_effects
 
+from ..records import Record
+
 TAU_METHODS = {"pm": "iterated", "dl": "chi2"}  # ours -> statsmodels' method_re
 
 
 @dataclass(frozen=True)
-class PooledEffect:
+class PooledEffect(Record):
     estimate: float
     ci_low: float
     ci_high: float
@@ -34,9 +35,6 @@ class PooledEffect:
     k: int
     method: str
     level: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def random_effects(effects: Sequence[float], variances: Sequence[float], level: float = 0.95, tau: str = "pm") -> PooledEffect:
@@ -66,7 +64,7 @@ def random_effects(effects: Sequence[float], variances: Sequence[float], level: 
 
 
 @dataclass(frozen=True)
-class ModelEffect:
+class ModelEffect(Record):
     """One condition's coefficient against the control in the GEE model."""
 
     condition: str
@@ -76,9 +74,6 @@ class ModelEffect:
     p_value: float
     scale: str  # "odds_ratio" or "difference"
     method: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def gee_effects(frame: pd.DataFrame, control: str, binary: bool, level: float = 0.95) -> list[ModelEffect]:

@@ -12,17 +12,19 @@ Holm's first and strictest step, so the plan is conservative for Holm).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats as sps
 
+from ..records import Record
+
 TESTS = ("exact", "midp", "normal")
 
 
 @dataclass(frozen=True)
-class PowerPlan:
+class PowerPlan(Record):
     n: int  # paired examples
     power: float
     p_control: float
@@ -32,9 +34,6 @@ class PowerPlan:
     comparisons: int
     alpha_per_comparison: float
     test: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def independent_discordance(p_control: float, delta: float) -> float:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..records import Record, finite
 from .effects import Estimate, cohens_h, odds_ratio_discordant, paired_diff_ci, paired_variance_of_mean_difference, relative_diff_ci
 from .multiplicity import METHODS as ADJUST_METHODS
 from .multiplicity import adjust as adjust_pvalues
@@ -55,13 +56,8 @@ FAMILIES: dict[str, Callable[[Any], tuple[Any, ...]]] = {
 }
 
 
-def _finite(data: dict[str, Any]) -> dict[str, Any]:
-    """Strict JSON has no NaN or infinity: they become null."""
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in data.items()}
-
-
 @dataclass(frozen=True)
-class ComparisonRow:
+class ComparisonRow(Record):
     model: str
     condition: str
     task: str  # a task id, or "all" across the run's tasks
@@ -99,9 +95,6 @@ class ComparisonRow:
     def is_control(self) -> bool:
         return self.condition == self.control
 
-    def to_dict(self, json_safe: bool = False) -> dict[str, Any]:
-        return _finite(asdict(self)) if json_safe else asdict(self)
-
 
 @dataclass(frozen=True)
 class PooledRow:
@@ -130,11 +123,11 @@ class PooledRow:
         }
         data.update({f"pooled_{k}": v for k, v in (self.pooled.to_dict() if self.pooled else {}).items()})
         data.update({f"gee_{k}": v for k, v in (self.gee.to_dict() if self.gee else {}).items() if k != "condition"})
-        return _finite(data) if json_safe else data
+        return finite(data) if json_safe else data
 
 
 @dataclass(frozen=True)
-class OmnibusRow:
+class OmnibusRow(Record):
     """All of a model's conditions at once, per task (and across tasks)."""
 
     model: str
@@ -145,9 +138,6 @@ class OmnibusRow:
     statistic: float | None
     df: float | None
     p_value: float | None
-
-    def to_dict(self, json_safe: bool = False) -> dict[str, Any]:
-        return _finite(asdict(self)) if json_safe else asdict(self)
 
 
 @dataclass(frozen=True)
@@ -444,7 +434,7 @@ def _pooled(model: str, scored: pd.DataFrame, tasks: list[str], names: list[str]
 
 
 @dataclass(frozen=True)
-class ConditionRow:
+class ConditionRow(Record):
     """One line of `workbench run`'s table: a condition of a model over all the run's tasks."""
 
     model: str
@@ -459,9 +449,6 @@ class ConditionRow:
     ci_low: float | None = None
     ci_high: float | None = None
     p_adjusted: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def condition_table(frame: pd.DataFrame, control: str, errors: str = "wrong", order: Sequence[str] = ()) -> list[ConditionRow]:
