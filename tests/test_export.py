@@ -23,7 +23,7 @@ from workbench.stats import compare
 from workbench.store import connect_reader
 
 ROW_FIELDS = {"model", "condition", "task", "n", "accuracy", "delta", "ci_low", "ci_high", "p_value", "p_adjusted"}
-NASTY_MODEL = "sim/we|rd&_%$#{}~^\\name"
+NASTY_MODEL = "sim/we|rd&_%$#{}~^\\na[/]me"
 
 
 def compile_latex(tex: Path) -> int:
@@ -178,6 +178,16 @@ def test_several_tasks_export_pooled_effects_and_a_task_by_stimulus_heatmap(tmp_
     paths = write_figures(result, tmp_path / "figs")
     assert sorted(p.name for p in paths) == ["forest.pdf", "forest.png", "heatmap.pdf", "heatmap.png"]
     assert imread(tmp_path / "figs" / "heatmap.png").shape[0] > 300
+
+
+def test_terminal_tables_print_names_as_written(sim_log, tmp_path: Path) -> None:
+    """A `[` in a user's name is text, not rich markup: the tables print it and errors quote it."""
+    db, _ = sim_log
+    result = run_cli("compare", "--db", str(db), "--conditions", "EP02")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert "na[/]me" in result.stdout
+    missing = run_cli("compare", "--db", str(tmp_path / "[bold]missing.duckdb"))
+    assert missing.returncode == 2 and "[bold]missing.duckdb: no log here" in missing.stderr, missing.stderr
 
 
 def test_bad_input_exits_2_with_a_clear_message_and_writes_nothing(sim_log, tmp_path: Path) -> None:

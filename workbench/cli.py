@@ -11,9 +11,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from .cli_stimuli import stimuli_app
 from .errors import UserError
@@ -28,15 +28,20 @@ app.add_typer(models_app, name="models")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(stimuli_app, name="stimuli")
 
-out = Console()
-err = Console(stderr=True)
+# Markup off: model ids, task names and paths are the user's text, and a `[` in one must print as is.
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
 
 DbOption = Annotated[Path, typer.Option("--db", help="DuckDB log file.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
+def _print_error(message: str) -> None:
+    err.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False, soft_wrap=True)
+
+
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    _print_error(message)
     raise typer.Exit(code)
 
 
@@ -60,7 +65,7 @@ def run(
     from .store import connect_reader
     from .task_scores import task_scores
     with Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
         console=err, transient=as_json, disable=not err.is_terminal and as_json,
     ) as bar:
         task_id = bar.add_task(resolved.spec.name, total=None)
@@ -270,7 +275,7 @@ def compare(
     models = sorted({r.model for r in result.rows})
     shown = {"task", "condition", "n", "errors", "accuracy", "delta", "relative", "p", "p_adjusted"} | ({"model"} if len(models) > 1 else set())
     title = f"run {data.run_id}" + (f" · {models[0]}" if len(models) == 1 else "")
-    console = out if out.is_terminal else Console(width=max(out.width, 200))
+    console = out if out.is_terminal else Console(width=max(out.width, 200), markup=False)
     _print_cells(console, title, [c for c in COLUMNS if c[0] in shown], [row_cells(r) for r in result.rows])
     if result.pooled:
         across = {"condition", "tasks", "pooled", "i2", "p_adjusted", "relative", "gee"} | ({"model"} if len(models) > 1 else set())
@@ -278,7 +283,7 @@ def compare(
     if result.omnibus:
         _print_cells(console, "all conditions at once", [c for c in OMNIBUS_COLUMNS if c[0] != "model" or len(models) > 1], [omnibus_cells(r) for r in result.omnibus])
     for line in notes(result):
-        console.print(line, highlight=False, markup=False)
+        console.print(line, highlight=False)
     _print_cost_table(costs)
     if curve:
         _print_round_table(curve)
@@ -315,7 +320,7 @@ def _print_cells(console: Console, title: str, columns: list[tuple[str, str]], r
         table.add_column(label, justify="left" if key in ("model", "task", "condition", "delta", "relative", "pooled", "gee") else "right")
     for cells in rows:
         table.add_row(*[cells[key] + (cells["mark"] if key == "p_adjusted" else "") for key, _ in columns])
-    console.print(table, highlight=False, markup=False)
+    console.print(table, highlight=False)
 
 
 @app.command()
@@ -486,8 +491,8 @@ def tasks_sample(
         return
     for row in result["items"]:
         out.rule(f"{result['task']} #{row['id']}")
-        out.print(row["messages"][-1]["content"], highlight=False, markup=False)
-        out.print(f"[bold]targets:[/] {' | '.join(row['targets'])}", highlight=False)
+        out.print(row["messages"][-1]["content"], highlight=False)
+        out.print(Text.assemble(("targets:", "bold"), f" {' | '.join(row['targets'])}"), highlight=False)
 
 
 def main() -> None:
@@ -496,7 +501,7 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except UserError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _print_error(str(exc))
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -505,7 +510,7 @@ def main() -> None:
         sys.exit(130)
     except Exception as exc:  # usage errors carry their own exit code (2); typer vendors its own click, so match the shape
         if hasattr(exc, "exit_code") and hasattr(exc, "format_message"):
-            err.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
+            _print_error(exc.format_message())
             sys.exit(exc.exit_code)
         raise
 

@@ -15,7 +15,7 @@ from rich.table import Table
 from .errors import UserError
 
 stimuli_app = typer.Typer(no_args_is_help=True, help="The stimulus library: list, show, render.")
-out = Console()
+out = Console(markup=False)  # stimulus texts are printed as written
 
 FileOption = Annotated[Optional[list[Path]], typer.Option("--file", help="A user stimulus file (same schema); repeatable.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
@@ -61,7 +61,7 @@ def list_stimuli(
         text = row["text"] if row["text"] is not None else f"(rendered from {', '.join(row['params']) or 'its data'})"
         source = "authored (workbench)" if row.get("authored") else "cited"
         table.add_row(row["id"], row["family"], row["placement"], text, source)
-    out.print(table, markup=False, highlight=False)
+    out.print(table, highlight=False)
 
 
 @stimuli_app.command("show")
