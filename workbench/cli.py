@@ -81,9 +81,9 @@ def run(
         frame = trial_frame(con, summary.run_id)
         per_task = task_scores(con, summary.run_id, resolved.spec.errors)
         reports = run_reports(con, summary.run_id, resolved.control_name)  # e.g. traits, perspectives
+        cost_list, curve = _gain_and_cost(con, summary.run_id, resolved.spec.errors)
     finally:
         con.close()
-    cost_list, curve = _gain_and_cost(db, summary.run_id, resolved.spec.errors)
     costs = by_condition(cost_list)
     rows = condition_table(frame, resolved.control_name, resolved.spec.errors, order=list(resolved.conditions))
     loops = {c.condition for c in costs.values() if c.mean_rounds is not None}
@@ -218,16 +218,18 @@ LevelOption = Annotated[float, typer.Option("--level", help="Confidence level of
 
 def _comparison(db: Path, run: str | None, adjust: str, family: str, test: str, conditions: str | None, control: str | None, errors: str | None, level: float) -> tuple[Any, Any]:
     """The run and its comparison table; bad options fail with exit code 2 before anything is written."""
-    choices = {"--adjust": (adjust, ("holm", "bh", "bonferroni", "none")), "--family": (family, ("model", "model-tasks", "run")),
-               "--test": (test, ("auto", "mcnemar", "midp", "mcnemar_chi2", "t", "wilcoxon", "permutation"))}
+    from .stats import compare, load_run
+    from .stats.multiplicity import METHODS as ADJUST_METHODS
+    from .stats.table import ERROR_POLICIES, FAMILIES, TEST_NAMES
+
+    choices = {"--adjust": (adjust, tuple(ADJUST_METHODS)), "--family": (family, tuple(FAMILIES)), "--test": (test, TEST_NAMES)}
     if errors is not None:
-        choices["--errors"] = (errors, ("wrong", "exclude"))
+        choices["--errors"] = (errors, ERROR_POLICIES)
     for option, (value, allowed) in choices.items():
         if value not in allowed:
             _fail(f"{option}: {value!r} is not allowed (allowed: {', '.join(allowed)})")
     if not 0.5 <= level < 1.0:
         _fail(f"--level: {level} is not allowed (allowed: 0.5 to below 1, e.g. 0.95)")
-    from .stats import compare, load_run
 
     data = load_run(db, run)
     if data.frame.empty:
@@ -261,7 +263,7 @@ def compare(
 ) -> None:
     """The comparison table of a run: each condition against the control, per task and across tasks."""
     data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level)
-    costs, curve = _gain_and_cost(db, data.run_id, errors or data.errors)
+    costs, curve = _read_gain_and_cost(db, data.run_id, errors or data.errors)
     loops = {(c.model, c.condition) for c in costs if c.mean_rounds is not None}
     curve = [p for p in curve if (p.model, p.condition) in loops]
     if as_json:
@@ -289,14 +291,19 @@ def compare(
         _print_round_table(curve)
 
 
-def _gain_and_cost(db: Path, run_id: str, errors: str) -> tuple[list[Any], list[Any]]:
+def _gain_and_cost(con: Any, run_id: str, errors: str) -> tuple[list[Any], list[Any]]:
     """Per condition: accuracy against rounds, calls and tokens spent; per round of a loop: the curve."""
     from .rounds import condition_costs, round_curve
+
+    return condition_costs(con, run_id, errors), round_curve(con, run_id, errors)
+
+
+def _read_gain_and_cost(db: Path, run_id: str, errors: str) -> tuple[list[Any], list[Any]]:
     from .store import connect_reader
 
     con = connect_reader(db)
     try:
-        return condition_costs(con, run_id, errors), round_curve(con, run_id, errors)
+        return _gain_and_cost(con, run_id, errors)
     finally:
         con.close()
 
