@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from workbench.simulate import sim_study, simulated_frame, simulated_frames
-from workbench.stats import ALL_TASKS, cochran_q, compare, condition_table, gee_effects, paired_diff_ci, paired_t
+from workbench.stats import ALL_TASKS, adjust, cochran_q, compare, condition_table, gee_effects, paired_diff_ci, paired_t
 from workbench.stats.table import scored_frame
 
 
@@ -113,6 +113,13 @@ def test_families_decide_what_is_corrected_together() -> None:
         sizes[family] = task_row.family_size
         assert task_row.p_adjusted >= task_row.p_value
     assert sizes == {"model": 2, "model-tasks": 6, "run": 12}
+    # the pooled effects across tasks follow the same family: per model, or all models together for "run"
+    pooled = {family: compare(frame, "control", family=family).pooled for family in ("model", "run")}
+    raw = [p.pooled.p_value for p in pooled["run"]]
+    assert [p.p_adjusted for p in pooled["run"]] == pytest.approx(list(adjust(raw, "holm")))
+    for model in ("m1", "m2"):
+        mine = [p for p in pooled["model"] if p.model == model]
+        assert [p.p_adjusted for p in mine] == pytest.approx(list(adjust([p.pooled.p_value for p in mine], "holm")))
     # BH is never stricter than Holm; no correction leaves p as it is
     holm, bh, none = (compare(frame, "control", adjust=m) for m in ("holm", "bh", "none"))
     for a, b, c in zip(holm.rows, bh.rows, none.rows):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -95,6 +95,9 @@ class ComparisonRow(Record):
     def is_control(self) -> bool:
         return self.condition == self.control
 
+    def adjusted(self, p_adjusted: float, family_size: int) -> ComparisonRow:
+        return replace(self, p_adjusted=p_adjusted, family_size=family_size)
+
 
 @dataclass(frozen=True)
 class PooledRow:
@@ -114,6 +117,15 @@ class PooledRow:
     gee: ModelEffect | None
     consumes_gold: bool = False
 
+    task = ALL_TASKS  # pooled across the run's tasks: its family key reads it like a comparison row's
+
+    @property
+    def p_value(self) -> float | None:
+        return None if self.pooled is None else self.pooled.p_value
+
+    def adjusted(self, p_adjusted: float, family_size: int) -> PooledRow:
+        return replace(self, p_adjusted=p_adjusted)
+
     def to_dict(self, json_safe: bool = False) -> dict[str, Any]:
         data: dict[str, Any] = {
             "model": self.model, "condition": self.condition, "control": self.control, "tasks": self.tasks,
@@ -125,6 +137,8 @@ class PooledRow:
         data.update({f"gee_{k}": v for k, v in (self.gee.to_dict() if self.gee else {}).items() if k != "condition"})
         return finite(data) if json_safe else data
 
+
+Row = TypeVar("Row", ComparisonRow, PooledRow)  # what a family of comparisons adjusts
 
 @dataclass(frozen=True)
 class OmnibusRow(Record):
@@ -338,7 +352,7 @@ def compare(
         if pool and len(tasks) > 1:
             pooled_rows.extend(_pooled(str(model), by_model, tasks, names, control, test, level))
     rows = _adjusted(rows, adjust, family)
-    pooled_rows = [replace(p, consumes_gold=(p.model, p.condition) in gold) for p in _adjusted_pooled(pooled_rows, adjust)]
+    pooled_rows = [replace(p, consumes_gold=(p.model, p.condition) in gold) for p in _adjusted(pooled_rows, adjust, family)]
     notes = [] if control in present else [f"control {control!r} has no trials yet: nothing to compare"]
     if gold:
         notes.append(f"{GOLD_MARK} the condition read gold labels during its trials (an oracle verifier): an upper bound that needs the answer key")
@@ -379,7 +393,8 @@ def _mean(values: pd.Series) -> float | None:
     return float(values.mean()) if len(values) else None
 
 
-def _adjusted(rows: list[ComparisonRow], method: str, family: str) -> list[ComparisonRow]:
+def _adjusted(rows: list[Row], method: str, family: str) -> list[Row]:
+    """Each row's p-value adjusted within its family (FAMILIES[family] gives the row's family key)."""
     key = FAMILIES[family]
     groups: dict[tuple[Any, ...], list[int]] = {}
     for index, row in enumerate(rows):
@@ -389,17 +404,7 @@ def _adjusted(rows: list[ComparisonRow], method: str, family: str) -> list[Compa
     for members in groups.values():
         adjusted = adjust_pvalues([rows[i].p_value for i in members], method)
         for i, p in zip(members, adjusted):
-            out[i] = replace(rows[i], p_adjusted=float(p), family_size=len(members))
-    return out
-
-
-def _adjusted_pooled(rows: list[PooledRow], method: str) -> list[PooledRow]:
-    out = list(rows)
-    for model in {r.model for r in rows}:
-        members = [i for i, r in enumerate(rows) if r.model == model and r.pooled is not None]
-        adjusted = adjust_pvalues([rows[i].pooled.p_value for i in members], method)  # type: ignore[union-attr]
-        for i, p in zip(members, adjusted):
-            out[i] = replace(rows[i], p_adjusted=float(p))
+            out[i] = rows[i].adjusted(float(p), len(members))
     return out
 
 
