@@ -35,7 +35,6 @@ class SweepSpec(BaseModel):
     separators: list[Separator] = Field(default_factory=list)
     variants: list[str] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)  # name -> list of values (a grid) or one value
-    solver: str | None = None
     control: bool = True  # add a condition `control` without stimuli, unless the study has one
 
     @model_validator(mode="after")
@@ -82,10 +81,7 @@ def expand(sweep: SweepSpec, library: StimulusLibrary, field: str) -> list[dict[
                 params = dict(zip(grid, values))
                 ref: dict[str, Any] = {"id": stimulus_id, "placement": placement, "params": params}
                 ref.update({k: v for k, v in (("separator", separator), ("variant", variant)) if v is not None})
-                condition: dict[str, Any] = {"name": condition_name(stimulus_id, placement, separator, variant, params), "stimuli": [ref]}
-                if sweep.solver:
-                    condition["solver"] = sweep.solver
-                conditions.append(condition)
+                conditions.append({"name": condition_name(stimulus_id, placement, separator, variant, params), "stimuli": [ref]})
     return conditions
 
 
