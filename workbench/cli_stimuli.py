@@ -99,18 +99,19 @@ def render(
     separator: Annotated[Optional[str], typer.Option("--separator", help="none, space or newline.")] = None,
     variant: Annotated[Optional[str], typer.Option("--variant", help="A text variant, e.g. promptbench or compound.")] = None,
     param: Annotated[Optional[list[str]], typer.Option("--param", help="A parameter as KEY=VALUE, e.g. level=5; repeatable.")] = None,
-    system: Annotated[str, typer.Option("--system", help="The system message of the prompt.")] = "You are a helpful assistant.",
+    system: Annotated[Optional[str], typer.Option("--system", help="The system message of the prompt (default: a helpful-assistant line).")] = None,
     answer: Annotated[Optional[str], typer.Option("--answer", help="The previous answer (feedback placement).")] = None,
     files: FileOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Print the exact messages the stimulus produces on a prompt (every call for a program)."""
+    from .stimuli.catalog import DEFAULT_SYSTEM
     from .stimuli.catalog import render as render_messages
 
     try:
         result = render_messages(
             _library(files, stimulus_id), stimulus_id, prompt, placement=placement, separator=separator, variant=variant,
-            params=_params(param), system=system, answer=answer,
+            params=_params(param), system=DEFAULT_SYSTEM if system is None else system, answer=answer,
         )
     except UserError as exc:
         if exc.file or not exc.field:

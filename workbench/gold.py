@@ -50,10 +50,6 @@ def access(phase: Phase) -> Iterator[None]:
         _phase.reset(token)
 
 
-def current_phase() -> Phase | None:
-    return _phase.get()
-
-
 class SealedTargets(Sequence[str]):
     """A task item's targets that can be read only inside an access phase."""
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ..errors import UserError
 from ..stimuli import AppliedStimulus, StimulusLibrary, heart
+from ..stimuli.renderers import Strict
 from .bank import PhraseBank
 from .feedback import FEEDBACK
 from .schedules import DEFAULT_SCHEDULE, Schedule, dump_schedule, parse_schedule
@@ -19,10 +20,6 @@ from .strategies import STRATEGIES
 
 Mode = Literal["oracle", "verifier_free"]
 ORACLE_STRATEGY = "oracle"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class HeartConfig(Strict):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from collections.abc import Collection
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ..errors import UserError
 from ..registry import Registry
@@ -29,8 +29,7 @@ class Pick:
     phrase_id: str | None = None  # a schedule may name the phrase itself; else one is drawn
 
 
-class Schedule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Schedule(Strict):
 
     name: str
     emotion_field: ClassVar[str] = "emotion"  # the parameter an error about its emotions names
@@ -108,10 +107,6 @@ class Uniform(Schedule):
 
     def candidates(self, tones: dict[str, list[str]]) -> list[str]:
         return list(self.emotions) if self.emotions is not None else [e for group in tones.values() for e in group]
-
-    def check(self, bank: PhraseBank) -> None:
-        if self.emotions is not None:
-            super().check(bank)
 
     def pick(self, round: int, rng: random.Random, bank: PhraseBank) -> Pick:
         return Pick(rng.choice(sorted(self.emotions) if self.emotions is not None else bank.emotions()))
