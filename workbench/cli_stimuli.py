@@ -26,7 +26,7 @@ def _library(files: list[Path] | None, stimulus_id: str | None = None) -> Any:
 
     library = builtin_library()
     library = library.with_files(files) if files else library
-    if stimulus_id is not None and stimulus_id not in library:
+    if stimulus_id is not None:
         try:
             library.get(stimulus_id)
         except UserError as exc:
@@ -48,8 +48,11 @@ def list_stimuli(
     from .stimuli.catalog import summary
 
     library = _library(files)
-    if family is not None and family not in library.families():
-        raise UserError(f"unknown family {family!r} (families: {', '.join(library.families())})", field="--family")
+    if family is not None:
+        try:
+            library.family(family)
+        except UserError as exc:
+            raise UserError(exc.detail, field="--family") from None
     rows = [summary(item) for item in library.items(family)]
     if as_json:
         _print_json(rows)
