@@ -170,3 +170,23 @@ def test_sealed_targets_open_only_inside_an_access_phase() -> None:
             assert list(sealed) == ["42"] and sealed[0] == "42"
     with pytest.raises(gold.GoldSealedError):
         sealed[0]
+
+
+@pytest.mark.parametrize("score, correct", [(1.0, True), (1.0 - 1e-12, True), (0.999, False), (0.0, False)])
+def test_one_correct_cut_off_for_the_oracle_the_judges_reference_check_and_the_rounds(score: float, correct: bool) -> None:
+    """The oracle verifier, the judge's model-free reference check and the per-round accuracy read
+    scores through scoring.is_correct: float noise below 1.0 still counts as correct."""
+    import pandas as pd
+
+    from workbench.scorers import ScoreCase
+    from workbench.scoring import is_correct
+    from workbench.tasks.judge import reference_match
+
+    class Fixed:  # a task whose scorer gives `score` for any text
+        def score(self, text: str, item: Any) -> tuple[str, float]:
+            return text, score
+
+    task: Any = Fixed()
+    assert gold.oracle(task, None)("answer").correct is correct  # type: ignore[arg-type]
+    assert reference_match(ScoreCase(task=task, item=None, text="answer", seed=0)) is correct  # type: ignore[arg-type]
+    assert is_correct(pd.Series([score, 0.0])).tolist() == [correct, False]

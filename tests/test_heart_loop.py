@@ -135,6 +135,25 @@ def test_picks_are_reproduced_from_the_logged_seed_and_plan(tmp_path: Path) -> N
     assert a == b
 
 
+def test_a_sequence_reads_phrase_ids_of_a_user_heart_file_without_slashes(tmp_path: Path) -> None:
+    """Steps are classified against the family's emotions and phrase ids (not by a '/'), and the
+    plan records which is which."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    items = [{"id": "joy1", "emotion": "happiness", "text": "Lovely effort!"}, {"id": "joy2", "emotion": "happiness", "text": "Nearly there!"},
+             {"id": "mad1", "emotion": "anger", "text": "Wrong. Again."}]
+    (tmp_path / "lab.yaml").write_text(json.dumps({"family": "heart", "version": "1", "authored": True, "replaces": True,
+                                                   "defaults": {"renderer": "feedback_phrase", "placement": "feedback"}, "items": items}))
+    schedule = {"name": "sequence", "steps": ["joy2", "anger", "joy1"]}
+    _, run_id, db = _run(tmp_path, _study([_loop("h", mode="verifier_free", final="last", schedule=schedule)], n=3, stimulus_files=["lab.yaml"]))
+    for rows in _rounds(db, run_id, "h").values():
+        assert [(r["emotion"], r["phrase_id"]) for r in rows[1:]] == [("happiness", "joy2"), ("anger", "mad1"), ("happiness", "joy1"), ("happiness", "joy2")]
+    con = connect_reader(db)
+    plan = json.loads(con.execute("SELECT solver_params_json FROM conditions WHERE run_id = ? AND condition = 'h'", [run_id]).fetchone()[0])
+    con.close()
+    assert plan["schedule"]["steps"] == [{"phrase": "joy2"}, {"emotion": "anger"}, {"phrase": "joy1"}]
+    assert {e: sorted(ids) for e, ids in plan["bank"].items()} == {"happiness": ["joy1", "joy2"], "anger": ["mad1"]}
+
+
 # -- oracle mode --------------------------------------------------------------------------------
 
 def test_oracle_stops_at_the_first_correct_round_and_pass_at_t_never_falls(tmp_path: Path) -> None:

@@ -48,6 +48,15 @@ def test_show_gives_texts_variants_parameters_and_data() -> None:
     assert plain.returncode == 0 and "code_pnum: 6" in plain.stdout and "Perhaps this task is just beyond your skill set." in plain.stdout
 
 
+def test_show_gives_the_family_source_beside_its_notes() -> None:
+    """The family-level `source` block of stimuli/sac.yaml (commit, files, verbatim status) is shown, not dropped."""
+    source = _json("show", "SAC/warmth")["family_source"]
+    assert "15fb883951562df25889f78de06717f8f1ea0e58" in source["code"] and source["status"].startswith("All strings in this block are verbatim")
+    plain = run_cli("stimuli", "show", "SAC/warmth")
+    assert plain.returncode == 0 and "family_source:" in plain.stdout and "15fb883951562df25889f78de06717f8f1ea0e58" in plain.stdout
+    assert _json("show", "EP02")["family_source"] == {}
+
+
 def test_render_prints_the_exact_messages() -> None:
     result = run_cli("stimuli", "render", "NP01", "--prompt", "Sum 2 and 3.")
     assert result.returncode == 0, result.stderr

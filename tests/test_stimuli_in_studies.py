@@ -185,6 +185,7 @@ SWEEP_ERRORS = {
     "nothing to sweep": ({"placements": ["suffix"]}, "sweep", "needs `stimuli`"),
     "unknown key": ({"stimuli": ["EP01"], "placement": ["suffix"]}, "sweep", "allowed: stimuli, families"),
     "name taken": ({"stimuli": ["EP01"]}, "sweep", "already taken: EP01.suffix"),
+    "solver in a sweep": ({"stimuli": ["EP01"], "solver": "heart"}, "sweep", "unknown key 'solver' (allowed: stimuli, families, placements, separators, variants, params, control)"),
     "bad parameter": ({"stimuli": ["SAC/warmth"], "params": {"level": [3, 7]}}, "sweep (condition SAC-warmth.prefix.level=7).stimuli[0].params.level", "less than"),
 }
 

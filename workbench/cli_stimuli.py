@@ -26,7 +26,7 @@ def _library(files: list[Path] | None, stimulus_id: str | None = None) -> Any:
 
     library = builtin_library()
     library = library.with_files(files) if files else library
-    if stimulus_id is not None and stimulus_id not in library:
+    if stimulus_id is not None:
         try:
             library.get(stimulus_id)
         except UserError as exc:
@@ -48,8 +48,11 @@ def list_stimuli(
     from .stimuli.catalog import summary
 
     library = _library(files)
-    if family is not None and family not in library.families():
-        raise UserError(f"unknown family {family!r} (families: {', '.join(library.families())})", field="--family")
+    if family is not None:
+        try:
+            library.family(family)
+        except UserError as exc:
+            raise UserError(exc.detail, field="--family") from None
     rows = [summary(item) for item in library.items(family)]
     if as_json:
         _print_json(rows)
@@ -99,18 +102,19 @@ def render(
     separator: Annotated[Optional[str], typer.Option("--separator", help="none, space or newline.")] = None,
     variant: Annotated[Optional[str], typer.Option("--variant", help="A text variant, e.g. promptbench or compound.")] = None,
     param: Annotated[Optional[list[str]], typer.Option("--param", help="A parameter as KEY=VALUE, e.g. level=5; repeatable.")] = None,
-    system: Annotated[str, typer.Option("--system", help="The system message of the prompt.")] = "You are a helpful assistant.",
+    system: Annotated[Optional[str], typer.Option("--system", help="The system message of the prompt (default: a helpful-assistant line).")] = None,
     answer: Annotated[Optional[str], typer.Option("--answer", help="The previous answer (feedback placement).")] = None,
     files: FileOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Print the exact messages the stimulus produces on a prompt (every call for a program)."""
+    from .stimuli.catalog import DEFAULT_SYSTEM
     from .stimuli.catalog import render as render_messages
 
     try:
         result = render_messages(
             _library(files, stimulus_id), stimulus_id, prompt, placement=placement, separator=separator, variant=variant,
-            params=_params(param), system=system, answer=answer,
+            params=_params(param), system=DEFAULT_SYSTEM if system is None else system, answer=answer,
         )
     except UserError as exc:
         if exc.file or not exc.field:

@@ -23,6 +23,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, overload
 
+from .scoring import is_correct
+
 if TYPE_CHECKING:
     from .tasks import TaskItem, TaskSpec
 
@@ -46,10 +48,6 @@ def access(phase: Phase) -> Iterator[None]:
         yield
     finally:
         _phase.reset(token)
-
-
-def current_phase() -> Phase | None:
-    return _phase.get()
 
 
 class SealedTargets(Sequence[str]):
@@ -109,6 +107,6 @@ def oracle(task: TaskSpec, item: TaskItem) -> Verifier:
     def verify(text: str) -> Verdict:
         with access("scoring"):
             answer, score = task.score(text, item)
-        return Verdict(correct=score >= 1.0 - 1e-9, score=score, answer=answer)
+        return Verdict(correct=is_correct(score), score=score, answer=answer)
 
     return verify

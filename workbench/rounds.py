@@ -26,8 +26,7 @@ from typing import Any
 import pandas as pd
 
 from .records import Record
-
-CORRECT = 1.0 - 1e-9  # a score counts as correct from here (as in workbench.stats)
+from .scoring import is_correct
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,7 @@ def _frames(con: Any, run_id: str, errors: str) -> tuple[pd.DataFrame, pd.DataFr
     if errors == "exclude":
         keep = ~trials["is_error"]
         rounds = rounds[rounds["trial_id"].isin(trials.loc[keep, "trial_id"])]
-    trials["correct"] = (trials["score"].fillna(0.0) >= CORRECT).astype(float)
+    trials["correct"] = is_correct(trials["score"].fillna(0.0)).astype(float)
     trials["budget"] = [_budget(d) for d in trials["details_json"]]
     return trials, rounds
 
@@ -112,7 +111,7 @@ def round_curve(con: Any, run_id: str, errors: str = "wrong") -> list[RoundPoint
         failed = held.index.isin(counted.loc[counted["is_error"], "trial_id"])
         held.loc[failed] = score.loc[failed]
         held = held.fillna(0.0)
-        right = (held >= CORRECT).astype(float)
+        right = is_correct(held).astype(float)
         passed = right.cummax(axis=1)
         cumulative = spent.fillna(0.0).cumsum(axis=1)
         for t in columns:

@@ -27,6 +27,16 @@ CHOICE_MATCHERS: Registry[ChoiceMatcher] = Registry("choice matcher")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+CORRECT_FROM = 1.0 - 1e-9  # a metric's full marks may carry float noise (a mean of per-target scores, say)
+
+
+def is_correct(score: Any) -> Any:
+    """Whether a score counts as a correct answer: a float gives a bool, a pandas Series or DataFrame
+    of scores booleans elementwise. The one cut-off for the oracle verifier, the judge's reference
+    check and the per-round accuracy."""
+    return score >= CORRECT_FROM
+
+
 def item_aware(metric: F) -> F:
     """Mark a metric that needs the item (its input or choices), called as metric(answer, targets, item=item)."""
     metric.wants_item = True  # type: ignore[attr-defined]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -35,7 +37,6 @@ class SweepSpec(BaseModel):
     separators: list[Separator] = Field(default_factory=list)
     variants: list[str] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)  # name -> list of values (a grid) or one value
-    solver: str | None = None
     control: bool = True  # add a condition `control` without stimuli, unless the study has one
 
     @model_validator(mode="after")
@@ -56,20 +57,25 @@ def condition_name(stimulus_id: str, placement: str, separator: str | None, vari
     return ".".join(p for p in parts if p)
 
 
+@contextmanager
+def _at(field: str) -> Iterator[None]:
+    """A library lookup's error (unknown id or family, with its hints), named by the sweep field that asked."""
+    try:
+        yield
+    except UserError as exc:
+        raise UserError(exc.detail, field=field) from None
+
+
 def expand(sweep: SweepSpec, library: StimulusLibrary, field: str) -> list[dict[str, Any]]:
     """The conditions of one sweep block, as condition mappings of a study file."""
     ids = list(sweep.stimuli)
     for f_index, family in enumerate(sweep.families):
-        members = [item.id for item in library.items(family)]
-        if not members:
-            raise UserError(f"unknown stimulus family {family!r} (families: {', '.join(library.families())})", field=f"{field}.families[{f_index}]")
-        ids += [m for m in members if m not in ids]
+        with _at(f"{field}.families[{f_index}]"):
+            library.family(family)
+        ids += [item.id for item in library.items(family) if item.id not in ids]
     for s_index, stimulus_id in enumerate(sweep.stimuli):
-        if stimulus_id not in library:
-            try:
-                library.get(stimulus_id)
-            except UserError as exc:
-                raise UserError(exc.detail, field=f"{field}.stimuli[{s_index}]") from None
+        with _at(f"{field}.stimuli[{s_index}]"):
+            library.get(stimulus_id)
     grid = {key: value if isinstance(value, list) else [value] for key, value in sweep.params.items()}
     empty = [key for key, values in grid.items() if not values]
     if empty:
@@ -82,10 +88,7 @@ def expand(sweep: SweepSpec, library: StimulusLibrary, field: str) -> list[dict[
                 params = dict(zip(grid, values))
                 ref: dict[str, Any] = {"id": stimulus_id, "placement": placement, "params": params}
                 ref.update({k: v for k, v in (("separator", separator), ("variant", variant)) if v is not None})
-                condition: dict[str, Any] = {"name": condition_name(stimulus_id, placement, separator, variant, params), "stimuli": [ref]}
-                if sweep.solver:
-                    condition["solver"] = sweep.solver
-                conditions.append(condition)
+                conditions.append({"name": condition_name(stimulus_id, placement, separator, variant, params), "stimuli": [ref]})
     return conditions
 
 

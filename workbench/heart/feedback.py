@@ -53,11 +53,8 @@ def _emotional_pool(schedule: Schedule | None, library: StimulusLibrary) -> list
         hint = "; emotion-free phrases belong to `feedback: neutral`" if unknown[0] in neutral else ""
         raise UserError(f"unknown emotion {unknown[0]!r} (emotions: {', '.join(by_emotion)}){hint}", field=f"schedule.{schedule.emotion_field}")
     items = {i.id: i for e in chosen for i in heart.phrases(e, library=library)}
-    for phrase_id in schedule.phrase_ids():
-        item = library.get(phrase_id) if phrase_id in library else None
-        if item is None or item.family != heart.FAMILY or heart.emotion_of(item) not in by_emotion:
-            raise UserError(f"{phrase_id!r} is not a phrase of an emotion in the heart family", field=f"schedule.{schedule.emotion_field}")
-        items[item.id] = item
+    # phrase ids the schedule names were checked against the family when it was classified (plan.prepare)
+    items.update((phrase_id, library.get(phrase_id)) for phrase_id in schedule.phrase_ids())
     return list(items.values())
 
 

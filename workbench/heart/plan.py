@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ..errors import UserError
 from ..stimuli import AppliedStimulus, StimulusLibrary, heart
+from ..stimuli.renderers import Strict
 from .bank import PhraseBank
 from .feedback import FEEDBACK
 from .schedules import DEFAULT_SCHEDULE, Schedule, dump_schedule, parse_schedule
@@ -19,10 +20,6 @@ from .strategies import STRATEGIES
 
 Mode = Literal["oracle", "verifier_free"]
 ORACLE_STRATEGY = "oracle"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class HeartConfig(Strict):
@@ -110,7 +107,7 @@ def prepare(params: Mapping[str, Any], stimuli: tuple[AppliedStimulus, ...], lib
     strategy = _strategy(config)
     if config.schedule is not None and not kind.takes_schedule:
         raise UserError(f"`schedule` applies to emotional feedback, not {config.feedback!r}", field="solver_params.schedule")
-    schedule = _field(lambda: parse_schedule(config.schedule or DEFAULT_SCHEDULE)) if kind.takes_schedule else None
+    schedule = _field(lambda: _schedule(config.schedule or DEFAULT_SCHEDULE, library)) if kind.takes_schedule else None
     prompts = heart.loop_prompts(library)
     template = config.template or prompts.templates.get(config.mode) or heart.default_template(library)
     template_text = _field(lambda: heart.template_text(template, library), "template")
@@ -139,6 +136,13 @@ def prepare(params: Mapping[str, Any], stimuli: tuple[AppliedStimulus, ...], lib
         synthesiser="the trial's model" if "synthesis" in used else None,
     )
     return plan.model_dump(mode="json"), (*stimuli, *phrases)
+
+
+def _schedule(raw: Any, library: StimulusLibrary) -> Schedule:
+    """The study's schedule, its names classified against the heart family's emotions and their phrase ids."""
+    emotions = heart.emotions(library)
+    phrase_ids = [item.id for item in heart.phrases(library=library) if heart.emotion_of(item) in emotions]
+    return parse_schedule(raw).classify(list(emotions), phrase_ids)
 
 
 def _field(build: Any, default_field: str | None = None) -> Any:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from collections.abc import Collection
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from ..errors import UserError
 from ..registry import Registry
+from ..stimuli.renderers import Strict
 from .bank import PhraseBank
 
 
@@ -27,8 +29,7 @@ class Pick:
     phrase_id: str | None = None  # a schedule may name the phrase itself; else one is drawn
 
 
-class Schedule(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Schedule(Strict):
 
     name: str
     emotion_field: ClassVar[str] = "emotion"  # the parameter an error about its emotions names
@@ -40,6 +41,11 @@ class Schedule(BaseModel):
     def phrase_ids(self) -> list[str]:
         """Phrases the schedule names directly (carried by the condition besides its emotions' phrases)."""
         return []
+
+    def classify(self, emotions: Collection[str], phrase_ids: Collection[str]) -> Schedule:
+        """The schedule with its names read against the heart family's emotions and phrase ids (those of
+        its emotions); the plan records the result. Most schedules name emotions only and stay as they are."""
+        return self
 
     def check(self, bank: PhraseBank) -> None:
         """Raise UserError(field=...) when the bank cannot serve the schedule."""
@@ -102,31 +108,59 @@ class Uniform(Schedule):
     def candidates(self, tones: dict[str, list[str]]) -> list[str]:
         return list(self.emotions) if self.emotions is not None else [e for group in tones.values() for e in group]
 
-    def check(self, bank: PhraseBank) -> None:
-        if self.emotions is not None:
-            super().check(bank)
-
     def pick(self, round: int, rng: random.Random, bank: PhraseBank) -> Pick:
         return Pick(rng.choice(sorted(self.emotions) if self.emotions is not None else bank.emotions()))
 
 
+class EmotionStep(Strict):
+    emotion: str
+
+
+class PhraseStep(Strict):
+    phrase: str
+
+
 @SCHEDULES.register("sequence")
 class Sequence(Schedule):
-    """A fixed sequence of emotions or phrase ids, one per round, repeated if shorter than the rounds."""
+    """A fixed sequence of emotions or phrase ids, one per round, repeated if shorter than the rounds.
+    A bare step is classified against the phrase bank when the study loads (`classify`), and the
+    plan records each step as `{emotion: ...}` or `{phrase: ...}`; a study may write that form too,
+    for a phrase id that is also an emotion's name."""
 
     name: Literal["sequence"] = "sequence"
     emotion_field: ClassVar[str] = "steps"
-    steps: list[str] = Field(min_length=1)
+    steps: list[EmotionStep | PhraseStep | str] = Field(min_length=1)
+
+    def classify(self, emotions: Collection[str], phrase_ids: Collection[str]) -> Sequence:
+        allowed = f"emotions: {', '.join(emotions)}; phrase ids: {', '.join(phrase_ids)}"
+        return self.model_copy(update={"steps": [_step(step, emotions, phrase_ids, allowed) for step in self.steps]})
 
     def candidates(self, tones: dict[str, list[str]]) -> list[str]:
-        return [s for s in dict.fromkeys(self.steps) if "/" not in s]
+        return list(dict.fromkeys(s.emotion for s in self._classified() if isinstance(s, EmotionStep)))
 
     def phrase_ids(self) -> list[str]:
-        return [s for s in dict.fromkeys(self.steps) if "/" in s]
+        return list(dict.fromkeys(s.phrase for s in self._classified() if isinstance(s, PhraseStep)))
 
     def pick(self, round: int, rng: random.Random, bank: PhraseBank) -> Pick:
-        step = self.steps[(round - 1) % len(self.steps)]
-        return Pick(bank.emotion_of(step), step) if "/" in step else Pick(step)
+        step = self._classified()[(round - 1) % len(self.steps)]
+        return Pick(step.emotion) if isinstance(step, EmotionStep) else Pick(bank.emotion_of(step.phrase), step.phrase)
+
+    def _classified(self) -> list[EmotionStep | PhraseStep]:
+        if any(isinstance(s, str) for s in self.steps):
+            raise RuntimeError("a sequence schedule is classified (Schedule.classify) before it is used")
+        return self.steps  # type: ignore[return-value]
+
+
+def _step(step: EmotionStep | PhraseStep | str, emotions: Collection[str], phrase_ids: Collection[str], allowed: str) -> EmotionStep | PhraseStep:
+    """One step as an emotion or a phrase id of the bank; unknown or ambiguous steps fail."""
+    if isinstance(step, EmotionStep) and step.emotion in emotions or isinstance(step, PhraseStep) and step.phrase in phrase_ids:
+        return step
+    if isinstance(step, str) and (step in emotions) != (step in phrase_ids):
+        return EmotionStep(emotion=step) if step in emotions else PhraseStep(phrase=step)
+    if isinstance(step, str) and step in emotions:
+        raise UserError(f"{step!r} is both an emotion and a phrase id; write {{emotion: {step}}} or {{phrase: {step}}}", field="schedule.steps")
+    named = step if isinstance(step, str) else getattr(step, "emotion", None) or getattr(step, "phrase")
+    raise UserError(f"{named!r} is not a phrase of an emotion in the heart family nor an emotion ({allowed})", field="schedule.steps")
 
 
 DEFAULT_SCHEDULE = "alternating"

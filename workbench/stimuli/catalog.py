@@ -49,6 +49,7 @@ def detail(item: StimulusItem, library: StimulusLibrary) -> dict[str, Any]:
         "notes": item.notes,
         "data": item.data,
         "family_notes": library.family(item.family).notes,
+        "family_source": library.family(item.family).source,
     }
 
 

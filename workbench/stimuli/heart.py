@@ -21,11 +21,11 @@ from ..messages import Messages
 from .library import StimulusLibrary, builtin_library
 from .model import AppliedStimulus, Family, StimulusItem
 from .placements import FEEDBACK_TEMPLATE_PART, place_feedback
+from .placements import PHRASE_PLACEHOLDER as PLACEHOLDER  # defined beside the placement that fills it (placements cannot import heart)
 from .renderers import RENDERERS, Rendered, Renderer, Strict, data_of, fields_of, no_variant
 from .resolve import resolve
 
 FAMILY = "heart"
-PLACEHOLDER = "{phrase}"
 
 
 class Verdicts(Strict):

@@ -71,6 +71,7 @@ class Family(BaseModel):
     authored: bool = False
     inspired_by: str | None = None
     notes: str | None = None
+    source: dict[str, Any] = Field(default_factory=dict)  # where the family's texts come from (commit, files, status)
     data: dict[str, Any] = Field(default_factory=dict)
     file: str = ""
 

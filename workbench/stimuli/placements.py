@@ -23,6 +23,7 @@ PlaceFn = Callable[[Messages, AppliedStimulus], Messages]
 INSTRUCTION_SLOT = "instruction"
 DEMOS_SLOT = "demos"
 FEEDBACK_TEMPLATE_PART = "feedback_template"
+PHRASE_PLACEHOLDER = "{phrase}"  # where a feedback template takes its phrase (workbench.stimuli.heart.PLACEHOLDER)
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,8 @@ def place_few_shot_header(messages: Messages, stimulus: AppliedStimulus) -> Mess
 
 
 def feedback_text(stimulus: AppliedStimulus) -> str:
-    template = stimulus.parts.get(FEEDBACK_TEMPLATE_PART, "{phrase}")
-    return template.replace("{phrase}", stimulus.text)
+    template = stimulus.parts.get(FEEDBACK_TEMPLATE_PART, PHRASE_PLACEHOLDER)
+    return template.replace(PHRASE_PLACEHOLDER, stimulus.text)
 
 
 def place_feedback(messages: Messages, stimulus: AppliedStimulus) -> Messages:

@@ -24,7 +24,6 @@ from .model import Family, StimulusItem
 from .renderers import RENDERERS, Rendered, Renderer, Strict, data_of, fields_of, no_variant
 
 FAMILY = "sac"
-MODES = ("code_faithful", "paper_intended")
 
 
 class IntensityFactor(Strict):
@@ -90,10 +89,6 @@ RENDERERS.add("sac_induced", Renderer(render=_render, params=SacParams, item_fie
 
 
 # -- the API inventory tasks use -----------------------------------------------------------------
-
-def traits(library: StimulusLibrary | None = None) -> list[StimulusItem]:
-    return (library or builtin_library()).items(FAMILY)
-
 
 def sac_data(library: StimulusLibrary | None = None) -> SacData:
     return data_of((library or builtin_library()).family(FAMILY), SacData)

@@ -38,7 +38,7 @@ from ..messages import Message
 from ..paths import data_dir
 from ..registry import Registry
 from ..scorers import Score, ScoreCase, Unparseable, scorer
-from ..scoring import PARSERS
+from ..scoring import PARSERS, is_correct
 from . import CAPACITY, SOURCES, TaskItem, TaskSpec, stable_seed
 
 
@@ -186,7 +186,7 @@ RUBRIC_KINDS: Registry[RubricKind] = Registry("rubric kind")
 def reference_match(case: ScoreCase) -> bool:
     """The task's own model-free check: its parser and metric against the item's targets."""
     try:
-        return case.task.score(case.text, case.item)[1] >= 1.0
+        return is_correct(case.task.score(case.text, case.item)[1])
     except Unparseable:
         return False
 
