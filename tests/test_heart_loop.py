@@ -14,7 +14,7 @@ import pytest
 from conftest import run_json, write_study
 from workbench.heart import FEEDBACK, HeartPlan, read_verdict
 from workbench.heart.loop import bare_feedback, schedule_seed
-from workbench.rounds import condition_costs, round_curve
+from workbench.rounds import condition_costs, gain_and_cost, round_curve
 from workbench.runner import run_study
 from workbench.stimuli import builtin_library, heart
 from workbench.stimuli.heart import Verdicts
@@ -181,6 +181,7 @@ def test_oracle_stops_at_the_first_correct_round_and_pass_at_t_never_falls(tmp_p
     con = connect_reader(db)
     curve = [p for p in round_curve(con, run_id) if p.condition == "oracle"]
     costs = {c.condition: c for c in condition_costs(con, run_id)}
+    assert gain_and_cost(con, run_id) == (condition_costs(con, run_id), round_curve(con, run_id))  # one read, same answers
     labelled = con.execute("SELECT condition, consumes_gold FROM conditions WHERE run_id = ?", [run_id]).fetchall()
     con.close()
     assert [p.round for p in curve] == list(range(T + 1))

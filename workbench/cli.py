@@ -59,7 +59,7 @@ def run(
     resolved = load_study(study)  # validate before the heavy imports, so bad input fails fast
 
     from .reports import run_reports
-    from .rounds import by_condition
+    from .rounds import by_condition, gain_and_cost
     from .runner import Runner
     from .stats import condition_table, trial_frame
     from .store import connect_reader
@@ -81,7 +81,7 @@ def run(
         frame = trial_frame(con, summary.run_id)
         per_task = task_scores(con, summary.run_id, resolved.spec.errors)
         reports = run_reports(con, summary.run_id, resolved.control_name)  # e.g. traits, perspectives
-        cost_list, curve = _gain_and_cost(con, summary.run_id, resolved.spec.errors)
+        cost_list, curve = gain_and_cost(con, summary.run_id, resolved.spec.errors)
     finally:
         con.close()
     costs = by_condition(cost_list)
@@ -291,19 +291,14 @@ def compare(
         _print_round_table(curve)
 
 
-def _gain_and_cost(con: Any, run_id: str, errors: str) -> tuple[list[Any], list[Any]]:
-    """Per condition: accuracy against rounds, calls and tokens spent; per round of a loop: the curve."""
-    from .rounds import condition_costs, round_curve
-
-    return condition_costs(con, run_id, errors), round_curve(con, run_id, errors)
-
-
 def _read_gain_and_cost(db: Path, run_id: str, errors: str) -> tuple[list[Any], list[Any]]:
+    """Per condition: accuracy against rounds, calls and tokens spent; per round of a loop: the curve."""
+    from .rounds import gain_and_cost
     from .store import connect_reader
 
     con = connect_reader(db)
     try:
-        return _gain_and_cost(con, run_id, errors)
+        return gain_and_cost(con, run_id, errors)
     finally:
         con.close()
 

@@ -91,9 +91,18 @@ def _mean(series: pd.Series) -> float:
     return 0.0 if math.isnan(value) else value
 
 
+def gain_and_cost(con: Any, run_id: str, errors: str = "wrong") -> tuple[list[ConditionCost], list[RoundPoint]]:
+    """condition_costs and round_curve from one read of the log."""
+    trials, rounds = _frames(con, run_id, errors)
+    return _costs(trials, rounds, errors), _curve(trials, rounds, errors)
+
+
 def round_curve(con: Any, run_id: str, errors: str = "wrong") -> list[RoundPoint]:
     """Per model, condition and round: accuracy of the held answer, pass@t and tokens through t."""
-    trials, rounds = _frames(con, run_id, errors)
+    return _curve(*_frames(con, run_id, errors), errors)
+
+
+def _curve(trials: pd.DataFrame, rounds: pd.DataFrame, errors: str) -> list[RoundPoint]:
     points: list[RoundPoint] = []
     for (model, condition), group in trials.groupby(["model", "condition"], sort=False):
         mine = rounds[rounds["trial_id"].isin(group["trial_id"])]
@@ -135,7 +144,10 @@ def _point(model: str, condition: str, t: int, group: pd.DataFrame, right: pd.Se
 
 def condition_costs(con: Any, run_id: str, errors: str = "wrong") -> list[ConditionCost]:
     """Per model and condition: final accuracy, rounds used, calls and tokens per trial."""
-    trials, rounds = _frames(con, run_id, errors)
+    return _costs(*_frames(con, run_id, errors), errors)
+
+
+def _costs(trials: pd.DataFrame, rounds: pd.DataFrame, errors: str) -> list[ConditionCost]:
     used = rounds.groupby("trial_id")["round"].max()
     out: list[ConditionCost] = []
     for (model, condition), group in trials.groupby(["model", "condition"], sort=False):
