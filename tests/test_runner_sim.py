@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from conftest import run_json, sim_study, write_study
+from conftest import run_cli, run_json, sim_study, write_study
 from workbench.store import connect_reader
 
 
@@ -115,16 +115,22 @@ def _landed(db: Path) -> int:
         con.close()
 
 
-def test_sigkill_midway_then_resume_keeps_every_trial_exactly_once(tmp_path: Path) -> None:
-    study = sim_study(concurrency=8)
+def _sweep_under_way(tmp_path: Path, study: dict, landed: int) -> tuple[subprocess.Popen[str], Path, Path]:
+    """A sweep of 300 trials in its own process, returned once `landed` of them are in the log."""
     study["tasks"] = [{"task": "ii/sum", "n": 100}]
-    study["models"][0]["simulate"] = {"accuracy": {"control": 0.5, "EP02": 0.8}, "latency_ms": 40}
     path = write_study(tmp_path / "s.yaml", study)
     db = tmp_path / "log.duckdb"
     process = _sweep(path, db)
     deadline = time.monotonic() + 120
-    while _landed(db) < 60 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    while _landed(db) < landed and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return process, path, db
+
+
+def test_sigkill_midway_then_resume_keeps_every_trial_exactly_once(tmp_path: Path) -> None:
+    study = sim_study(concurrency=8)
+    study["models"][0]["simulate"] = {"accuracy": {"control": 0.5, "EP02": 0.8}, "latency_ms": 40}
+    process, path, db = _sweep_under_way(tmp_path, study, landed=60)
     landed_before = _landed(db)
     assert process.poll() is None, "the sweep finished before it could be killed"
     os.kill(process.pid, signal.SIGKILL)
@@ -144,14 +150,8 @@ def test_sigkill_midway_then_resume_keeps_every_trial_exactly_once(tmp_path: Pat
 
 def test_sigint_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     study = sim_study(concurrency=4)
-    study["tasks"] = [{"task": "ii/sum", "n": 100}]
     study["models"][0]["simulate"] = {"latency_ms": 40}
-    path = write_study(tmp_path / "s.yaml", study)
-    db = tmp_path / "log.duckdb"
-    process = _sweep(path, db)
-    deadline = time.monotonic() + 120
-    while _landed(db) < 20 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    process, path, db = _sweep_under_way(tmp_path, study, landed=20)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
@@ -204,3 +204,29 @@ def test_simulated_conditions_with_identical_prompts_keep_their_planted_effects(
     accuracy = {c["name"]: c["accuracy"] for c in result["conditions"]}
     assert accuracy == {"control": 0.0, "same_prompt": 1.0}
     assert result["model_calls"] == 40 and result["cache_hits"] == 0
+
+
+def test_a_second_process_on_the_same_run_is_refused_and_the_log_stays_whole(tmp_path: Path) -> None:
+    """Two `workbench run` of one study at once used to both run every trial and then wedge the
+    log (duplicate keys at compaction). The second now stops at once with a clear message."""
+    study = sim_study(concurrency=4)
+    study["models"][0]["simulate"] = {"latency_ms": 150}  # about 11 s: the second starts well within it
+    first, path, db = _sweep_under_way(tmp_path, study, landed=8)
+    second = run_cli("run", str(path), "--db", str(db), "--json")
+    assert first.poll() is None, "the first sweep finished before the second could start"
+    assert second.returncode == 2, second.stderr
+    assert "already running in another process" in second.stderr and f"pid {first.pid}" in second.stderr
+    assert "Traceback" not in second.stderr and second.stdout == ""
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    run_id = json.loads(out)["run_id"]
+    assert json.loads(out)["trials_done"] == 300
+    # compacted: the DuckDB file alone holds every trial exactly once, and only the first run's events
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*), count(DISTINCT trial_id) FROM trials").fetchone() == (300, 300)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    assert [e for (e,) in con.execute("SELECT event FROM run_events ORDER BY event_at").fetchall()] == ["started", "finished"]
+    con.close()
+    assert not list(tmp_path.glob("log.duckdb.*.run-lock")), "the lock file is removed at the end"
+    again = run_json("run", str(path), "--db", str(db))
+    assert again["run_id"] == run_id and again["model_calls"] == 0 and again["trials_done"] == 300

@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, gold
+from .errors import UserError
 from .local_models import Log
 from .messages import Messages, to_dicts
 from .providers import ModelRequest, ModelResponse, ProviderPool, TrialContext, cache_key, complete_with_retries
 from .providers import open_pool
 from .scorers import Score, ScoreCase, score_trial
 from .solvers import SOLVERS, Generate, Generation, RoundRecord, Solution, consumes_gold
-from .store import SCHEMA_VERSION, SegmentWriter, compact, connect_reader
+from .store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, run_lock
 from .study import ModelSpec, ResolvedStudy
 from .trials import Trial, expand
 
@@ -167,6 +168,18 @@ class Runner:
 
     # -- execution ---------------------------------------------------------------------------
     async def run(self) -> RunSummary:
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(run_lock(self.db_path, self.run_id))
+            except RunLocked as exc:
+                holder = f" (pid {exc.pid})" if exc.pid else ""
+                raise UserError(
+                    f"run {self.run_id} is already running in another process{holder}; wait for it to finish or stop it "
+                    "(a stopped run resumes where it was), or pass --fresh to start a separate run"
+                ) from None
+            return await self._run()
+
+    async def _run(self) -> RunSummary:
         trials = expand(self.study, self.run_id)
         self.summary.trials_planned = len(trials)
         done, registered = self._existing({t.trial_id for t in trials})
