@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from conftest import run_cli, run_json, sim_study, write_study
 from workbench.store import connect_reader
@@ -57,13 +58,23 @@ def test_rerun_makes_zero_model_calls_and_fresh_run_is_served_from_cache(tmp_pat
     assert [c["accuracy"] for c in fresh["conditions"]] == [c["accuracy"] for c in first["conditions"]]
 
 
-def test_repeats_at_temperature_above_zero_are_separate_calls(tmp_path: Path) -> None:
-    study = sim_study(repeats=3)
-    study["models"][0]["params"] = {"temperature": 0.7}
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"temperature": 0.7},
+        # A seed of the user's own replaces the per-repeat seed, so the requests of an example's
+        # repeats are identical: only the repeat index in the cache key keeps them apart.
+        {"temperature": 0.7, "seed": 1},
+    ],
+    ids=["trial-seed", "user-seed"],
+)
+def test_repeats_at_temperature_above_zero_are_separate_calls(tmp_path: Path, params: dict) -> None:
+    study = sim_study(repeats=3, concurrency=1)  # one at a time: a later repeat would find an earlier one's answer
+    study["models"][0]["params"] = params
     path = write_study(tmp_path / "s.yaml", study)
     db = tmp_path / "log.duckdb"
     result = run_json("run", str(path), "--db", str(db))
-    assert result["model_calls"] == 3 * 60 and result["cache_hits"] == 0
+    assert result["model_calls"] == result["trials_done"] == 3 * 60 and result["cache_hits"] == 0
     con = connect_reader(db)
     keys = con.execute("SELECT count(DISTINCT cache_key), count(*), sum(cached::INT) FROM calls").fetchone()
     assert keys == (180, 180, 0)
