@@ -9,6 +9,10 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .redact import redact
+
+MAX_ERROR_LENGTH = 500
+
 
 @dataclass(frozen=True)
 class ModelRequest:
@@ -53,10 +57,14 @@ class ModelResponse:
 
 
 class ProviderError(Exception):
-    """A classified failure: transient ones are retried, permanent ones are not."""
+    """A classified failure: transient ones are retried, permanent ones are not.
+
+    Its message is what the log stores and the console shows, so it is made safe here, the one
+    place every provider's failure passes: secrets from the environment masked, then cut short
+    (in that order, so no cut leaves a key's prefix behind)."""
 
     def __init__(self, message: str, *, kind: str, transient: bool) -> None:
-        super().__init__(message)
+        super().__init__(redact(" ".join(message.split()))[:MAX_ERROR_LENGTH])
         self.kind = kind
         self.transient = transient
 
