@@ -26,7 +26,6 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 2
 
 @dataclass(frozen=True)
 class Table:
@@ -126,6 +125,11 @@ TRIAL_CHILDREN = ("calls", "rounds")
 
 def segments_dir(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".segments")
+
+
+def log_exists(db_path: Path) -> bool:
+    """A log is there once its file or its segments are (a first run writes segments first)."""
+    return db_path.exists() or segments_dir(db_path).exists()
 
 
 def _segment_files(db_path: Path, table: str) -> list[Path]:
@@ -272,6 +276,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], 
     (1, "the log tables", _create_tables),
     (2, "rounds table; trials/conditions say which solver ran and whether it consumed gold labels", _add_missing_columns),
 )
+SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:

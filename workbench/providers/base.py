@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .redact import redact
@@ -102,8 +102,6 @@ class CallOutcome:
     response: ModelResponse | None
     error: ProviderError | None
     retries: int
-    latency_s: float = 0.0
-    attempts: list[str] = field(default_factory=list)
 
 
 async def complete_with_retries(
@@ -116,17 +114,15 @@ async def complete_with_retries(
     backoff_s: float = 0.5,
 ) -> CallOutcome:
     """Call with a timeout; retry transient failures at most `max_retries` times with backoff."""
-    errors: list[str] = []
     for attempt in range(max_retries + 1):
         try:
             response = await asyncio.wait_for(provider.complete(request, context, attempt), timeout=timeout_s + 5)
-            return CallOutcome(response=response, error=None, retries=attempt, attempts=errors)
+            return CallOutcome(response=response, error=None, retries=attempt)
         except asyncio.TimeoutError:
             error = ProviderError(f"no answer within {timeout_s:.0f} s", kind="timeout", transient=True)
         except ProviderError as exc:
             error = exc
-        errors.append(f"{error.kind}: {error}")
         if not error.transient or attempt == max_retries:
-            return CallOutcome(response=None, error=error, retries=attempt, attempts=errors)
+            return CallOutcome(response=None, error=error, retries=attempt)
         await asyncio.sleep(backoff_s * (2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")
