@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 
 import duckdb
+import pytest
 
-from conftest import run_json, sim_study, write_study
+from conftest import run_cli, run_json, sim_study, write_study
 from workbench.store import connect_reader
 
 
@@ -57,13 +58,23 @@ def test_rerun_makes_zero_model_calls_and_fresh_run_is_served_from_cache(tmp_pat
     assert [c["accuracy"] for c in fresh["conditions"]] == [c["accuracy"] for c in first["conditions"]]
 
 
-def test_repeats_at_temperature_above_zero_are_separate_calls(tmp_path: Path) -> None:
-    study = sim_study(repeats=3)
-    study["models"][0]["params"] = {"temperature": 0.7}
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"temperature": 0.7},
+        # A seed of the user's own replaces the per-repeat seed, so the requests of an example's
+        # repeats are identical: only the repeat index in the cache key keeps them apart.
+        {"temperature": 0.7, "seed": 1},
+    ],
+    ids=["trial-seed", "user-seed"],
+)
+def test_repeats_at_temperature_above_zero_are_separate_calls(tmp_path: Path, params: dict) -> None:
+    study = sim_study(repeats=3, concurrency=1)  # one at a time: a later repeat would find an earlier one's answer
+    study["models"][0]["params"] = params
     path = write_study(tmp_path / "s.yaml", study)
     db = tmp_path / "log.duckdb"
     result = run_json("run", str(path), "--db", str(db))
-    assert result["model_calls"] == 3 * 60 and result["cache_hits"] == 0
+    assert result["model_calls"] == result["trials_done"] == 3 * 60 and result["cache_hits"] == 0
     con = connect_reader(db)
     keys = con.execute("SELECT count(DISTINCT cache_key), count(*), sum(cached::INT) FROM calls").fetchone()
     assert keys == (180, 180, 0)
@@ -83,6 +94,9 @@ def test_errored_trials_stay_in_the_denominator(tmp_path: Path) -> None:
     # bounded retries: 1 try + 2 retries, each recorded once per call
     assert con.execute("SELECT max(retries), count(*) FROM calls WHERE error IS NOT NULL").fetchone() == (2, 60)
     assert con.execute("SELECT count(*) FROM trials WHERE status = 'error' AND score IS NULL").fetchone()[0] == 60
+    # resumed, the errors it finds in the log count too (it counts them from what it read, plus those it runs)
+    again = run_json("run", str(path), "--db", str(db))
+    assert again["model_calls"] == 0 and again["errors"] == 60
 
 
 def test_errors_can_be_excluded_and_the_table_says_so(tmp_path: Path) -> None:
@@ -115,16 +129,22 @@ def _landed(db: Path) -> int:
         con.close()
 
 
-def test_sigkill_midway_then_resume_keeps_every_trial_exactly_once(tmp_path: Path) -> None:
-    study = sim_study(concurrency=8)
+def _sweep_under_way(tmp_path: Path, study: dict, landed: int) -> tuple[subprocess.Popen[str], Path, Path]:
+    """A sweep of 300 trials in its own process, returned once `landed` of them are in the log."""
     study["tasks"] = [{"task": "ii/sum", "n": 100}]
-    study["models"][0]["simulate"] = {"accuracy": {"control": 0.5, "EP02": 0.8}, "latency_ms": 40}
     path = write_study(tmp_path / "s.yaml", study)
     db = tmp_path / "log.duckdb"
     process = _sweep(path, db)
     deadline = time.monotonic() + 120
-    while _landed(db) < 60 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    while _landed(db) < landed and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return process, path, db
+
+
+def test_sigkill_midway_then_resume_keeps_every_trial_exactly_once(tmp_path: Path) -> None:
+    study = sim_study(concurrency=8)
+    study["models"][0]["simulate"] = {"accuracy": {"control": 0.5, "EP02": 0.8}, "latency_ms": 40}
+    process, path, db = _sweep_under_way(tmp_path, study, landed=60)
     landed_before = _landed(db)
     assert process.poll() is None, "the sweep finished before it could be killed"
     os.kill(process.pid, signal.SIGKILL)
@@ -144,14 +164,8 @@ def test_sigkill_midway_then_resume_keeps_every_trial_exactly_once(tmp_path: Pat
 
 def test_sigint_stops_cleanly_and_resumes(tmp_path: Path) -> None:
     study = sim_study(concurrency=4)
-    study["tasks"] = [{"task": "ii/sum", "n": 100}]
     study["models"][0]["simulate"] = {"latency_ms": 40}
-    path = write_study(tmp_path / "s.yaml", study)
-    db = tmp_path / "log.duckdb"
-    process = _sweep(path, db)
-    deadline = time.monotonic() + 120
-    while _landed(db) < 20 and time.monotonic() < deadline:
-        time.sleep(0.2)
+    process, path, db = _sweep_under_way(tmp_path, study, landed=20)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
@@ -204,3 +218,29 @@ def test_simulated_conditions_with_identical_prompts_keep_their_planted_effects(
     accuracy = {c["name"]: c["accuracy"] for c in result["conditions"]}
     assert accuracy == {"control": 0.0, "same_prompt": 1.0}
     assert result["model_calls"] == 40 and result["cache_hits"] == 0
+
+
+def test_a_second_process_on_the_same_run_is_refused_and_the_log_stays_whole(tmp_path: Path) -> None:
+    """Two `workbench run` of one study at once used to both run every trial and then wedge the
+    log (duplicate keys at compaction). The second now stops at once with a clear message."""
+    study = sim_study(concurrency=4)
+    study["models"][0]["simulate"] = {"latency_ms": 150}  # about 11 s: the second starts well within it
+    first, path, db = _sweep_under_way(tmp_path, study, landed=8)
+    second = run_cli("run", str(path), "--db", str(db), "--json")
+    assert first.poll() is None, "the first sweep finished before the second could start"
+    assert second.returncode == 2, second.stderr
+    assert "already running in another process" in second.stderr and f"pid {first.pid}" in second.stderr
+    assert "Traceback" not in second.stderr and second.stdout == ""
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    run_id = json.loads(out)["run_id"]
+    assert json.loads(out)["trials_done"] == 300
+    # compacted: the DuckDB file alone holds every trial exactly once, and only the first run's events
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*), count(DISTINCT trial_id) FROM trials").fetchone() == (300, 300)
+    assert con.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+    assert [e for (e,) in con.execute("SELECT event FROM run_events ORDER BY event_at").fetchall()] == ["started", "finished"]
+    con.close()
+    assert not list(tmp_path.glob("log.duckdb.*.run-lock")), "the lock file is removed at the end"
+    again = run_json("run", str(path), "--db", str(db))
+    assert again["run_id"] == run_id and again["model_calls"] == 0 and again["trials_done"] == 300

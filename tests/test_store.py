@@ -77,3 +77,26 @@ def test_compaction_is_idempotent_when_killed_after_the_rename(tmp_path: Path) -
     con.close()
     compact(db)
     assert duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM trials").fetchone()[0] == 10
+
+
+def test_duplicate_keys_among_segments_count_once_and_compact(tmp_path: Path) -> None:
+    """Two processes that ran one run at once (before runs took a lock) left every trial twice in
+    the segments: the reader counts each once, the earliest written, and compaction, which failed
+    on the primary key, folds them in and heals the log. Also when the file already holds some."""
+    from workbench.store import SegmentWriter, compact
+
+    db = tmp_path / "log.duckdb"
+    writer = SegmentWriter(db)
+    writer.write({"runs": [{"run_id": "r", "name": "old"}], "trials": [{"trial_id": "t0", "run_id": "r", "status": "ok", "score": 1.0}]})
+    assert compact(db)
+    for score, name in ((1.0, "first"), (0.0, "second")):  # the second process's copies
+        trials = [{"trial_id": f"t{i}", "run_id": "r", "status": "ok", "score": score} for i in range(10)]
+        writer.write({"runs": [{"run_id": "r", "name": name}], "trials": trials})
+    con = connect_reader(db)
+    assert con.execute("SELECT count(*), count(DISTINCT trial_id), sum(score) FROM trials").fetchone() == (10, 10, 10.0)
+    assert con.execute("SELECT name FROM runs").fetchall() == [("old",)]
+    con.close()
+    assert compact(db)
+    final = duckdb.connect(str(db), read_only=True)
+    assert final.execute("SELECT count(*), count(DISTINCT trial_id), sum(score) FROM trials").fetchone() == (10, 10, 10.0)
+    assert final.execute("SELECT count(*) FROM runs").fetchone()[0] == 1

@@ -13,20 +13,21 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from . import __version__, gold
+from .errors import UserError
 from .local_models import Log
 from .messages import Messages, to_dicts
 from .providers import ModelRequest, ModelResponse, ProviderPool, TrialContext, cache_key, complete_with_retries
 from .providers import open_pool
 from .scorers import Score, ScoreCase, score_trial
 from .solvers import SOLVERS, Generate, Generation, RoundRecord, Solution, consumes_gold
-from .store import SCHEMA_VERSION, SegmentWriter, compact, connect_reader
+from .store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
 from .study import ModelSpec, ResolvedStudy
 from .trials import Trial, expand
 
@@ -48,7 +49,6 @@ class RunSummary:
     cache_hits: int = 0
     interrupted: bool = False
     compacted: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _now() -> datetime:
@@ -107,12 +107,14 @@ class Runner:
         models = list(self.study.spec.models)
         return models + [judge] if judge is not None and judge.id not in {m.id for m in models} else models
 
-    def _existing(self, trial_ids: set[str]) -> tuple[set[str], bool]:
-        if not self.db_path.exists() and not (self.db_path.parent / (self.db_path.name + ".segments")).exists():
-            return set(), False
+    def _existing(self, trial_ids: set[str]) -> tuple[dict[str, bool], bool]:
+        """The run's trials already logged (id -> errored), whether the run is registered; fills the cache."""
+        if not log_exists(self.db_path):
+            return {}, False
         con = connect_reader(self.db_path)
         try:
-            done = {r[0] for r in con.execute("SELECT trial_id FROM trials WHERE run_id = ?", [self.run_id]).fetchall()}
+            rows = con.execute("SELECT trial_id, status = 'error' FROM trials WHERE run_id = ?", [self.run_id]).fetchall()
+            done = {trial_id: bool(errored) for trial_id, errored in rows if trial_id in trial_ids}
             registered = bool(con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [self.run_id]).fetchone()[0])
             if self.use_cache:
                 models = [m.id for m in self._models()]
@@ -125,7 +127,7 @@ class Runner:
                     self.cache.setdefault(key, ModelResponse(text=text, prompt_tokens=p_tok, completion_tokens=c_tok, cost=cost, latency_s=latency, finish_reason=finish))
         finally:
             con.close()
-        return done & trial_ids, registered
+        return done, registered
 
     def _run_rows(self, trials: list[Trial]) -> dict[str, list[dict[str, Any]]]:
         spec = self.study.spec
@@ -167,11 +169,24 @@ class Runner:
 
     # -- execution ---------------------------------------------------------------------------
     async def run(self) -> RunSummary:
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(run_lock(self.db_path, self.run_id))
+            except RunLocked as exc:
+                holder = f" (pid {exc.pid})" if exc.pid else ""
+                raise UserError(
+                    f"run {self.run_id} is already running in another process{holder}; wait for it to finish or stop it "
+                    "(a stopped run resumes where it was), or pass --fresh to start a separate run"
+                ) from None
+            return await self._run()
+
+    async def _run(self) -> RunSummary:
         trials = expand(self.study, self.run_id)
         self.summary.trials_planned = len(trials)
         done, registered = self._existing({t.trial_id for t in trials})
         pending = [t for t in trials if t.trial_id not in done]
         self.summary.trials_done = len(done)
+        self.summary.errors = sum(done.values())  # and the trials run now add theirs as they land
         writer = SegmentWriter(self.db_path)
         log = _Log(writer)
         if not registered:
@@ -229,16 +244,8 @@ class Runner:
             log.add("run_events", self._event("interrupted" if self.summary.interrupted else "finished", done=self.summary.trials_done))
             await log.flush()
             await pool.close()
-        self.summary.errors = self._count_errors()
         self.summary.compacted = await asyncio.to_thread(compact, self.db_path)
         return self.summary
-
-    def _count_errors(self) -> int:
-        con = connect_reader(self.db_path)
-        try:
-            return int(con.execute("SELECT count(*) FROM trials WHERE run_id = ? AND status = 'error'", [self.run_id]).fetchone()[0])
-        finally:
-            con.close()
 
     async def _run_trial(self, trial: Trial, pool: ProviderPool) -> dict[str, Any]:
         calls: list[dict[str, Any]] = []

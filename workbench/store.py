@@ -20,13 +20,11 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
-
-SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -129,6 +127,11 @@ def segments_dir(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".segments")
 
 
+def log_exists(db_path: Path) -> bool:
+    """A log is there once its file or its segments are (a first run writes segments first)."""
+    return db_path.exists() or segments_dir(db_path).exists()
+
+
 def _segment_files(db_path: Path, table: str) -> list[Path]:
     directory = segments_dir(db_path) / table
     return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
@@ -194,20 +197,64 @@ def _older_than(path: Path, seconds: float) -> bool:
     return False
 
 
+def _flock(handle: IO[str], blocking: bool) -> bool:
+    """An exclusive flock; the kernel drops it when its holder dies, `kill -9` included."""
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def _compaction_lock(db_path: Path, blocking: bool) -> Iterator[bool]:
     lock_path = db_path.with_name(db_path.name + ".lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
+        if not _flock(handle, blocking):
             yield False
             return
         try:
             yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class RunLocked(Exception):
+    """Another process holds the run's lock: it is running the same run on the same log."""
+
+    def __init__(self, run_id: str, pid: int | None) -> None:
+        super().__init__(f"run {run_id} is locked by {'pid ' + str(pid) if pid else 'another process'}")
+        self.run_id = run_id
+        self.pid = pid
+
+
+@contextlib.contextmanager
+def run_lock(db_path: Path, run_id: str) -> Iterator[None]:
+    """Held for the whole of a run, so two processes never run the same run on one log (both would
+    write every trial). Raises RunLocked at once when another process holds it. The file holds the
+    holder's pid and is removed on release; a killed holder's lock is free at once (flock)."""
+    lock_path = db_path.with_name(f"{db_path.name}.{run_id}.run-lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        handle = open(lock_path, "a+")  # "a+": opening must not wipe the holder's pid
+        if not _flock(handle, blocking=False):
+            handle.seek(0)
+            holder = handle.read().strip()
+            handle.close()
+            raise RunLocked(run_id, int(holder) if holder.isdigit() else None)
+        held = os.fstat(handle.fileno())
+        if _file_identity(lock_path) == (held.st_dev, held.st_ino):
+            break
+        handle.close()  # the previous holder removed this file as we opened it: lock the new one
+    try:
+        handle.truncate(0)
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)  # before the unlock: a waiter then finds the file gone
+        handle.close()
 
 
 def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -229,6 +276,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], 
     (1, "the log tables", _create_tables),
     (2, "rounds table; trials/conditions say which solver ran and whether it consumed gold labels", _add_missing_columns),
 )
+SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
 def _migrate(con: duckdb.DuckDBPyConnection) -> None:
@@ -271,8 +319,7 @@ def compact(db_path: Path) -> bool:
                 listed = [str(p) for p in paths]
                 select = _select_list(table, _parquet_columns(con, listed))
                 con.execute(
-                    f"INSERT INTO {name} ({cols}) SELECT {select} FROM read_parquet(?, union_by_name=true) s "
-                    f"WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {key_match})",
+                    f"INSERT INTO {name} ({cols}) " + _segment_rows(table, select, f"WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {key_match})"),
                     [listed],
                 )
             con.execute("COMMIT")
@@ -285,6 +332,17 @@ def compact(db_path: Path) -> bool:
             for path in paths:
                 path.unlink(missing_ok=True)
     return True
+
+
+def _segment_rows(table: Table, select: str, where: str = "") -> str:
+    """SQL for the rows of the segment files given as `?`, one per key, the earliest written: the
+    same key twice (two processes that ran one run before runs took a lock) must neither count
+    twice nor break compaction on the primary key. Segment names start with the write time."""
+    key = ", ".join(table.key)
+    return (
+        f"SELECT {select} FROM read_parquet(?, union_by_name=true, filename=true, file_row_number=true) s {where} "
+        f"QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY filename, file_row_number) = 1"
+    )
 
 
 def connect_reader(db_path: Path, wait_s: float = 30.0) -> duckdb.DuckDBPyConnection:
@@ -355,7 +413,7 @@ def _load_segments(con: duckdb.DuckDBPyConnection, db_path: Path, name: str, tab
             return
         try:
             select = _select_list(table, _parquet_columns(con, files))
-            con.execute(f"INSERT INTO seg_{name} SELECT {select} FROM read_parquet(?, union_by_name=true)", [files])
+            con.execute(f"INSERT INTO seg_{name} " + _segment_rows(table, select), [files])
             return
         except duckdb.IOException:
             # A compaction folded a listed segment in and deleted it: list again (connect_reader

@@ -6,8 +6,12 @@ import asyncio
 import hashlib
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
+
+from .redact import redact
+
+MAX_ERROR_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -53,10 +57,14 @@ class ModelResponse:
 
 
 class ProviderError(Exception):
-    """A classified failure: transient ones are retried, permanent ones are not."""
+    """A classified failure: transient ones are retried, permanent ones are not.
+
+    Its message is what the log stores and the console shows, so it is made safe here, the one
+    place every provider's failure passes: secrets from the environment masked, then cut short
+    (in that order, so no cut leaves a key's prefix behind)."""
 
     def __init__(self, message: str, *, kind: str, transient: bool) -> None:
-        super().__init__(message)
+        super().__init__(redact(" ".join(message.split()))[:MAX_ERROR_LENGTH])
         self.kind = kind
         self.transient = transient
 
@@ -94,8 +102,6 @@ class CallOutcome:
     response: ModelResponse | None
     error: ProviderError | None
     retries: int
-    latency_s: float = 0.0
-    attempts: list[str] = field(default_factory=list)
 
 
 async def complete_with_retries(
@@ -108,17 +114,15 @@ async def complete_with_retries(
     backoff_s: float = 0.5,
 ) -> CallOutcome:
     """Call with a timeout; retry transient failures at most `max_retries` times with backoff."""
-    errors: list[str] = []
     for attempt in range(max_retries + 1):
         try:
             response = await asyncio.wait_for(provider.complete(request, context, attempt), timeout=timeout_s + 5)
-            return CallOutcome(response=response, error=None, retries=attempt, attempts=errors)
+            return CallOutcome(response=response, error=None, retries=attempt)
         except asyncio.TimeoutError:
             error = ProviderError(f"no answer within {timeout_s:.0f} s", kind="timeout", transient=True)
         except ProviderError as exc:
             error = exc
-        errors.append(f"{error.kind}: {error}")
         if not error.transient or attempt == max_retries:
-            return CallOutcome(response=None, error=error, retries=attempt, attempts=errors)
+            return CallOutcome(response=None, error=error, retries=attempt)
         await asyncio.sleep(backoff_s * (2**attempt) * (0.5 + random.random()))
     raise AssertionError("unreachable")

