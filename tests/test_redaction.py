@@ -3,6 +3,7 @@ the key in the log or on the console: ProviderError masks secret environment val
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from pathlib import Path
 
@@ -55,6 +56,28 @@ def test_a_key_quoted_in_a_provider_error_is_neither_logged_nor_printed(tmp_path
     leaks = [(t, c) for t, c in columns if con.execute(f'SELECT count(*) FROM "{t}" WHERE contains("{c}", ?)', [KEY]).fetchone()[0]]
     assert leaks == []
     assert con.execute("SELECT count(*) FROM calls WHERE error LIKE 'Incorrect API key provided: ***.%'").fetchone()[0] == 60
+
+
+def test_a_key_quoted_by_a_failing_program_is_not_logged(tmp_path: Path, monkeypatch) -> None:
+    """A solver (a DSPy program, a multi-call stimulus) that raises is an errored trial; its message is masked too."""
+    from types import SimpleNamespace
+
+    from workbench import runner
+
+    async def leaky_solver(trial, generate):  # noqa: ANN001 - the Solver protocol
+        raise RuntimeError(f"request rejected for key {KEY}")
+
+    monkeypatch.setenv("LEAKY_API_KEY", KEY)
+    monkeypatch.setattr(runner, "SOLVERS", SimpleNamespace(get=lambda name: leaky_solver))
+    study = write_study(tmp_path / "s.yaml", sim_study())
+    db = tmp_path / "log.duckdb"
+    from workbench.study import load_study
+
+    summary = asyncio.run(runner.Runner(load_study(study), db).run())
+    assert summary.errors == summary.trials_planned == 60
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*) FROM trials WHERE contains(error, ?)", [KEY]).fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM trials WHERE error = 'RuntimeError: request rejected for key ***'").fetchone()[0] == 60
 
 
 def test_redact_masks_secret_looking_variables_only() -> None:

@@ -25,6 +25,7 @@ from .local_models import Log
 from .messages import Messages, to_dicts
 from .providers import ModelRequest, ModelResponse, ProviderPool, TrialContext, cache_key, complete_with_retries
 from .providers import open_pool
+from .providers.redact import redact
 from .scorers import Score, ScoreCase, score_trial
 from .solvers import SOLVERS, Generate, Generation, RoundRecord, Solution, consumes_gold
 from .store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
@@ -312,7 +313,7 @@ class Runner:
         try:
             solution = await SOLVERS.get(trial.solver)(trial.for_solver(), generate)
         except Exception as exc:  # noqa: BLE001 - a failing program is an errored trial, not a crashed sweep
-            solution = Solution(text=None, error=f"{type(exc).__name__}: {exc}")
+            solution = Solution(text=None, error=redact(f"{type(exc).__name__}: {exc}"))  # it may quote a key too
         scored = Score(answer=None, value=None)
         with gold.access("scoring"):  # final scoring: the first time the runner itself reads the gold
             if solution.text is not None:
