@@ -62,13 +62,13 @@ def test_a_key_quoted_by_a_failing_program_is_not_logged(tmp_path: Path, monkeyp
     """A solver (a DSPy program, a multi-call stimulus) that raises is an errored trial; its message is masked too."""
     from types import SimpleNamespace
 
-    from workbench import runner
+    from workbench import execute, runner
 
     async def leaky_solver(trial, generate):  # noqa: ANN001 - the Solver protocol
         raise RuntimeError(f"request rejected for key {KEY}")
 
     monkeypatch.setenv("LEAKY_API_KEY", KEY)
-    monkeypatch.setattr(runner, "SOLVERS", SimpleNamespace(get=lambda name: leaky_solver))
+    monkeypatch.setattr(execute, "SOLVERS", SimpleNamespace(get=lambda name: leaky_solver))
     study = write_study(tmp_path / "s.yaml", sim_study())
     db = tmp_path / "log.duckdb"
     from workbench.study import load_study

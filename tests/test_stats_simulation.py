@@ -47,17 +47,40 @@ def test_in_process_simulation_yields_exactly_what_the_runner_logs(tmp_path: Pat
         }
     )
     for seed in (1, 2):
-        study = resolve_study(spec.model_copy(update={"seed": seed}), "agreement")
-        db = tmp_path / f"log{seed}.duckdb"
-        asyncio.run(Runner(study, db).run())
-        key = ["model", "condition", "task", "item_id", "repeat"]
-        logged = load_run(db).frame.sort_values(key).reset_index(drop=True)
-        simulated = simulated_frame(study).sort_values(key).reset_index(drop=True)
-        assert len(logged) == len(simulated) == 180
+        logged = _logged_and_simulated_agree(spec.model_copy(update={"seed": seed}), tmp_path / f"log{seed}.duckdb")
+        assert len(logged) == 180
         assert (logged["status"] == "error").sum() > 0
-        for column in ("model", "condition", "task", "item_id", "repeat", "status", "n_calls"):
-            assert logged[column].tolist() == simulated[column].tolist(), column
-        assert np.array_equal(logged["score"].to_numpy(dtype=float), simulated["score"].to_numpy(dtype=float), equal_nan=True)
+
+
+def test_in_process_simulation_agrees_on_oracle_loops_judges_and_inventories(tmp_path: Path) -> None:
+    """The programs that read the gold (an oracle HEART loop), call a judge, or score unparseable answers as errors."""
+    sim = {"id": "sim/check", "params": {"temperature": 0.7}, "max_retries": 0, "simulate": {"accuracy": {"control": 0.3}, "error_rate": 0.05}}
+    spec = StudySpec.model_validate(
+        {
+            "name": "agreement-programs",
+            "models": [sim],
+            "judge": {"id": "sim/judge", "simulate": {"default_accuracy": 0.9}},
+            "conditions": [{"name": "control"}, {"name": "heart", "solver": "heart", "solver_params": {"rounds": 2, "mode": "oracle"}}],
+            "tasks": [{"task": "ii/sum", "n": 20}, {"task": "judge/truthfulqa", "n": 10}, {"task": "inventory/pers16", "n": 10}],
+            "seed": 3,
+        }
+    )
+    logged = _logged_and_simulated_agree(spec, tmp_path / "log.duckdb")
+    assert len(logged) == 80 and (logged["n_calls"] > 1).any()  # loops and judges made several calls
+
+
+def _logged_and_simulated_agree(spec: StudySpec, db: Path):  # noqa: ANN202 - a DataFrame
+    """Run `spec` through the runner and in process; every outcome column must agree. Returns the logged frame."""
+    study = resolve_study(spec, spec.name)
+    asyncio.run(Runner(study, db).run())
+    key = ["model", "condition", "task", "item_id", "repeat"]
+    logged = load_run(db).frame.sort_values(key).reset_index(drop=True)
+    simulated = simulated_frame(study).sort_values(key).reset_index(drop=True)
+    assert len(logged) == len(simulated)
+    for column in ("model", "condition", "task", "item_id", "repeat", "status", "n_calls"):
+        assert logged[column].tolist() == simulated[column].tolist(), column
+    assert np.array_equal(logged["score"].to_numpy(dtype=float), simulated["score"].to_numpy(dtype=float), equal_nan=True)
+    return logged
 
 
 def test_false_positive_rates_without_a_planted_effect_exact_midp_and_holm() -> None:

@@ -23,11 +23,10 @@ from . import __version__, gold
 from .errors import UserError
 from .local_models import Log
 from .messages import Messages, to_dicts
-from .providers import ModelRequest, ModelResponse, ProviderPool, TrialContext, cache_key, complete_with_retries
+from .providers import ModelResponse, ProviderPool, cache_key, complete_with_retries
 from .providers import open_pool
-from .providers.redact import redact
-from .scorers import Score, ScoreCase, score_trial
-from .solvers import SOLVERS, Generate, Generation, RoundRecord, Solution, consumes_gold
+from .execute import call_for, solve_and_score, status
+from .solvers import Generate, Generation, RoundRecord, consumes_gold
 from .store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
 from .study import ModelSpec, ResolvedStudy
 from .trials import Trial, expand
@@ -256,13 +255,10 @@ class Runner:
         def door(model: ModelSpec) -> Generate:
             """The trial's one way to a model (its own, or the study's judge): cached, retried, logged."""
             provider = pool.get(model.id)
-            model_params = {"seed": trial.seed, **model.params}
 
             async def generate(messages: Messages, purpose: str = "answer", *, sim_targets: tuple[str, ...] | None = None) -> Generation:
                 index = len(calls)
-                request = ModelRequest.build(model.id, to_dicts(messages), model_params, trial.repeat, purpose)
-                targets = trial.item.targets if sim_targets is None else sim_targets  # what a simulated model may plant
-                context = TrialContext(condition=trial.condition, targets=targets, seed=trial.seed, call_index=index)
+                request, context = call_for(trial, model, messages, purpose, index, sim_targets)
                 key = cache_key(request, provider.endpoint, provider.cache_scope(context))
                 call_started = _now()
                 cached = self.cache.get(key) if self.use_cache else None
@@ -308,17 +304,8 @@ class Runner:
 
             return generate
 
-        generate = door(trial.model)
-        judge_spec = self.study.spec.judge
-        try:
-            solution = await SOLVERS.get(trial.solver)(trial.for_solver(), generate)
-        except Exception as exc:  # noqa: BLE001 - a failing program is an errored trial, not a crashed sweep
-            solution = Solution(text=None, error=redact(f"{type(exc).__name__}: {exc}"))  # it may quote a key too
-        scored = Score(answer=None, value=None)
-        with gold.access("scoring"):  # final scoring: the first time the runner itself reads the gold
-            if solution.text is not None:
-                judge = door(judge_spec) if judge_spec is not None else None  # a judge's calls are the trial's calls too
-                scored = await score_trial(ScoreCase(trial.task, trial.item, solution.text, trial.seed, judge, judge_spec.id if judge_spec else None))
+        solution, scored = await solve_and_score(trial, door, self.study.spec.judge)
+        with gold.access("scoring"):  # after final scoring: the log records the gold and scores each round
             targets_json = json.dumps(list(trial.item.targets))
             rounds = [self._round_row(trial, record, calls) for record in solution.rounds]
         answer, score = scored.answer, scored.value
@@ -345,7 +332,7 @@ class Runner:
                 "response_text": solution.text,
                 "answer": answer,
                 "score": score,
-                "status": "ok" if solution.text is not None and scored.error is None else "error",
+                "status": status(solution, scored),
                 "error": solution.error or scored.error,
                 "details_json": json.dumps(details, sort_keys=True, default=str),
                 "n_calls": len(calls),

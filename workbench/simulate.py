@@ -1,8 +1,8 @@
 """Simulated studies in process, for statistical validation and simulated power.
 
 A study on `sim/` models yields the outcomes the runner would log, produced by the code the
-runner uses for one trial (trial expansion, the condition's solver, the SimulatedProvider with
-the same bounded retries, the task's scorer) but without the cache, timeouts and the log, which
+runner uses for one trial (trial expansion, workbench.execute's solver-then-scoring, the
+SimulatedProvider with the same bounded retries) but without the cache, timeouts, backoff and the log, which
 cost several times more per trial and add nothing to the outcomes (tests check that both agree).
 """
 
@@ -10,61 +10,62 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .messages import Messages, to_dicts
-from .providers import ModelRequest, ProviderError, TrialContext
+from . import gold
+from .execute import call_for, solve_and_score, status
+from .messages import Messages
+from .providers import complete_with_retries
 from .providers.simulated import SimulatedProvider
-from .solvers import SOLVERS, Generation
-from .study import ResolvedStudy, StudySpec, resolve_study
+from .solvers import Generate, Generation
+from .study import ModelSpec, ResolvedStudy, StudySpec, resolve_study
 from .trials import Trial, expand
 
 FRAME_COLUMNS = ["model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls"]
 
 
-async def _outcome(trial: Trial, provider: SimulatedProvider) -> dict[str, Any]:
-    params = {"seed": trial.seed, **trial.model.params}
+async def _outcome(trial: Trial, providers: Mapping[str, SimulatedProvider], judge: ModelSpec | None) -> dict[str, Any]:
     calls = 0
 
-    async def generate(messages: Messages, purpose: str = "answer") -> Generation:
-        nonlocal calls
-        request = ModelRequest.build(trial.model.id, to_dicts(messages), params, trial.repeat, purpose)
-        context = TrialContext(condition=trial.condition, targets=trial.item.targets, seed=trial.seed, call_index=calls)
-        calls += 1
-        error: ProviderError | None = None
-        for attempt in range(trial.model.max_retries + 1):  # complete_with_retries' rule, minus timeouts and backoff
-            try:
-                return Generation(text=(await provider.complete(request, context, attempt)).text)
-            except ProviderError as exc:
-                error = exc
-                if not exc.transient:
-                    break
-        return Generation(text=None, error=f"{error.kind}: {error}" if error else None)
+    def door(model: ModelSpec) -> Generate:
+        provider = providers[model.id]
 
-    solution = await SOLVERS.get(trial.solver)(trial, generate)
-    score = None if solution.text is None else trial.task.score(solution.text, trial.item)[1]
+        async def generate(messages: Messages, purpose: str = "answer", *, sim_targets: tuple[str, ...] | None = None) -> Generation:
+            nonlocal calls
+            request, context = call_for(trial, model, messages, purpose, calls, sim_targets)
+            calls += 1
+            with gold.access("provider"):  # as in the runner: the simulated model plants against the gold
+                outcome = await complete_with_retries(provider, request, context, max_retries=model.max_retries, timeout_s=None, backoff_s=0.0)
+            error = outcome.error
+            return Generation(text=outcome.response.text if outcome.response else None, error=f"{error.kind}: {error}" if error else None, call_index=context.call_index)
+
+        return generate
+
+    solution, scored = await solve_and_score(trial, door, judge)
     return {
         "model": trial.model.id,
         "condition": trial.condition,
         "task": trial.task.id,
         "item_id": trial.item.id,
         "repeat": trial.repeat,
-        "score": score,
-        "status": "ok" if solution.text is not None else "error",
+        "score": scored.value,
+        "status": status(solution, scored),
         "n_calls": calls,
     }
 
 
 async def _frame(study: ResolvedStudy) -> pd.DataFrame:
-    providers = {m.id: SimulatedProvider(m) for m in study.spec.models}
-    if not all(m.id.startswith("sim/") for m in study.spec.models):
+    judge = study.spec.judge
+    models = [*study.spec.models, *([judge] if judge else [])]
+    if not all(m.id.startswith("sim/") for m in models):
         raise ValueError("only sim/<name> models can be simulated in process")
-    rows = [await _outcome(trial, providers[trial.model.id]) for trial in expand(study, "simulated")]
+    providers = {m.id: SimulatedProvider(m) for m in models}
+    rows = [await _outcome(trial, providers, judge) for trial in expand(study, "simulated")]
     return pd.DataFrame(rows, columns=FRAME_COLUMNS)
 
 

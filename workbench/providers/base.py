@@ -110,13 +110,15 @@ async def complete_with_retries(
     context: TrialContext,
     *,
     max_retries: int,
-    timeout_s: float,
+    timeout_s: float | None,
     backoff_s: float = 0.5,
 ) -> CallOutcome:
-    """Call with a timeout; retry transient failures at most `max_retries` times with backoff."""
+    """Call with a timeout (None: none, for in-process models); retry transient failures at most
+    `max_retries` times with backoff."""
     for attempt in range(max_retries + 1):
         try:
-            response = await asyncio.wait_for(provider.complete(request, context, attempt), timeout=timeout_s + 5)
+            call = provider.complete(request, context, attempt)
+            response = await (call if timeout_s is None else asyncio.wait_for(call, timeout=timeout_s + 5))
             return CallOutcome(response=response, error=None, retries=attempt)
         except asyncio.TimeoutError:
             error = ProviderError(f"no answer within {timeout_s:.0f} s", kind="timeout", transient=True)
