@@ -26,6 +26,7 @@ from ..messages import Message, Messages
 from ..paths import data_dir
 from ..registry import Registry
 from ..scoring import CHOICE_MATCHERS, METRICS, PARSERS
+from ..task_scores import normalized_score
 
 
 @dataclass(frozen=True)
@@ -200,9 +201,7 @@ class TaskSpec(BaseModel):
 
     def normalized(self, mean_score: float, maximum: float = 1.0) -> float | None:
         """BIG-bench's normalised preferred score: 0 at random chance, 100 at the maximum."""
-        if self.chance is None or maximum <= self.chance:
-            return None
-        return 100.0 * (mean_score - self.chance) / (maximum - self.chance)
+        return normalized_score(mean_score, self.chance, maximum)
 
     def descriptor(self) -> dict[str, Any]:
         """What the log records of the task as run: enough to rebuild its prompts and scores."""
