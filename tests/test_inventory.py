@@ -17,7 +17,8 @@ from workbench.scorers import ScoreCase, Unparseable, score_trial
 from workbench.store import connect_reader
 from workbench.scoring import PARSERS
 from workbench.tasks import builtin_tasks
-from workbench.tasks.inventory import inventory_items, inventory_traits, load_inventory, trait_deltas
+from workbench.tasks.inventory import inventory_items, load_inventory
+from workbench.trait_report import inventory_traits, trait_deltas
 
 OPPOSITE = {"A": "E", "E": "A"}
 
