@@ -8,11 +8,13 @@ inventory suite registers it as the `traits` report (workbench/tasks/inventory.p
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
 
-from .stats import wilcoxon
+from .reports import errors_policy
+from .stats import adjust, wilcoxon
 from .tasks import TaskSpec, builtin_tasks
 from .tasks.inventory import inventory_items
 
@@ -29,22 +31,26 @@ def inventory_traits(tasks: dict[str, TaskSpec] | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "item_id", "trait", "trait_name"])
 
 
-def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None = None, errors: str = "exclude") -> list[dict[str, Any]]:
     """Per model, condition, inventory and trait: mean keyed level (1-5) and its change against
     the control, paired on items (repeats averaged per item first), with a Wilcoxon signed-rank
-    p-value over the items' differences. `frame` has model, condition, task, item_id, score and
-    status per trial; errored trials are counted and left out of the means."""
+    p-value over the items' differences and its Holm adjustment (`p_adjusted`) over the family
+    of one model's traits x conditions within an inventory. `frame` has model, condition, task,
+    item_id, score and status per trial; errored trials are counted, and left out of the means
+    (errors="exclude") or scored 0, keyed level 1 (errors="wrong", as the per-task scores count them)."""
     traits = inventory_traits() if traits is None else traits
     data = frame.merge(traits, on=["task", "item_id"], how="inner")
     if data.empty:
         return []
     data["is_error"] = data["status"] != "ok"
-    data["keyed"] = 1.0 + 4.0 * data["score"]
+    score = data["score"].where(~data["is_error"], 0.0) if errors == "wrong" else data["score"]
+    data["keyed"] = 1.0 + 4.0 * score
+    data["counted"] = True if errors == "wrong" else ~data["is_error"]
     rows = []
     for (model, task, trait), block in data.groupby(["model", "task", "trait"], sort=False):
-        per_item = block[~block["is_error"]].groupby(["item_id", "condition"])["keyed"].mean().unstack("condition")
+        per_item = block[block["counted"]].groupby(["item_id", "condition"])["keyed"].mean().unstack("condition")
         for condition, group in block.groupby("condition", sort=False):
-            ok = group[~group["is_error"]]
+            ok = group[group["counted"]]
             row: dict[str, Any] = {
                 "model": model,
                 "condition": condition,
@@ -53,11 +59,13 @@ def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None 
                 "trait_name": group["trait_name"].iloc[0],
                 "n": int(len(group)),
                 "errors": int(group["is_error"].sum()),
+                "errors_policy": errors,
                 "mean": float(ok["keyed"].mean()) if len(ok) else None,
                 "control_mean": None,
                 "delta": None,
                 "n_pairs": 0,
                 "p_value": None,
+                "p_adjusted": None,
             }
             if condition != control and control in per_item and condition in per_item:
                 pairs = per_item[[control, condition]].dropna()
@@ -70,6 +78,18 @@ def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None 
                         p_value=wilcoxon(pairs[control], pairs[condition], zero_method="zsplit").p_value,
                     )
             rows.append(row)
+    return _holm_per_inventory(rows)
+
+
+def _holm_per_inventory(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fill `p_adjusted`: Holm over each model's traits x conditions within an inventory (16
+    traits x k conditions for PERS-16), the comparisons one reads together."""
+    families: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        families.setdefault((row["model"], row["inventory"]), []).append(row)
+    for family in families.values():
+        for row, p in zip(family, adjust([r["p_value"] for r in family], "holm")):
+            row["p_adjusted"] = None if math.isnan(p) else float(p)
     return rows
 
 
@@ -81,5 +101,4 @@ def traits_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
         "SELECT model, condition, task, item_id, repeat, score, status FROM trials WHERE run_id = ? AND task IN (SELECT unnest(?))",
         [run_id, sorted(set(traits["task"]))],
     ).df()
-    return trait_deltas(frame, control, traits)
-
+    return trait_deltas(frame, control, traits, errors=errors_policy(con, run_id))
