@@ -144,3 +144,23 @@ def test_edited_data_starts_a_new_run_and_a_recorded_fingerprint_must_match(tmp_
     pinned = write_study(tmp_path / "pinned.yaml", sim_study(tasks=[_custom("quiz.jsonl", data_sha256=recorded)], conditions=[{"name": "control"}], models=oracle))
     result = run_cli("run", str(pinned), "--db", str(tmp_path / "other.duckdb"))
     assert result.returncode == 2 and "tasks[0].data_sha256" in result.stderr and "differ" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("suite_keys", "field"),
+    [({"defaults": {"choice_match": "no_such_matcher"}}, "choice_match"), ({"custom_source": "no_such_loader"}, "source")],
+)
+def test_a_configured_task_checks_every_registry_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suite_keys: dict, field: str) -> None:
+    """A study's custom task takes names from its suite's header (loader, defaults), which no task
+    entry of the suite file checked: resolve_task checks them all, as the suite loader does."""
+    import workbench.tasks as tasks
+    from workbench.errors import UserError
+
+    builtin_tasks()  # registers the parsers, metrics and sources
+    suite = tasks.SuiteFile.model_validate({"suite": "mine", "version": "1", "custom_source": "custom.file", **suite_keys})
+    monkeypatch.setattr(tasks, "builtin_suites", lambda: {"mine": (suite, {})})
+    data = write_jsonl(tmp_path / "x.jsonl", [{"input": "a", "target": "b"}])
+    with pytest.raises(UserError) as caught:
+        tasks.resolve_task(tasks.TaskConfig(task="mine/q", path=str(data), metric="em"))
+    assert caught.value.field == field and "no_such" in caught.value.detail
+

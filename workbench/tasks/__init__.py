@@ -395,10 +395,11 @@ class TaskConfig:
 
 
 def resolve_task(config: TaskConfig, base_dir: Path | None = None) -> TaskSpec:
-    """The task as a study configures it, as a new spec; its data file is read and checked now.
+    """The task as a study configures it, as a new spec, with every registry name it uses checked
+    and its data file's existence. The file is read when items are drawn (workbench.study draws
+    them as the study loads, so a bad file still fails before anything runs).
 
-    Raises UserError naming the field of the task entry (`task`, `path`, `metric`, ...), or the
-    data file and line when the file itself is bad.
+    Raises UserError naming the field of the task entry (`task`, `path`, `metric`, ...).
     """
     suite_name = config.task.split("/", 1)[0] if "/" in config.task else ""
     suites = builtin_suites()
@@ -428,9 +429,7 @@ def resolve_task(config: TaskConfig, base_dir: Path | None = None) -> TaskSpec:
     updates = {k: v for k, v in (("metric", config.metric), ("parser", config.parser)) if v is not None}
     if updates:
         spec = spec.model_copy(update=updates)
-    for registry, name, label in ((METRICS, spec.metric, "metric"), (PARSERS, spec.parser, "parser")):
-        if name not in registry:
-            raise UserError(registry.unknown_message(name), field=label)
+    _check_names(spec, None, "")  # the overrides, and a custom task's suite defaults, included
     if spec.source is None:
         raise UserError(f"task {spec.id} has no built-in items: give `path` to its data file", field="path")
     return spec
