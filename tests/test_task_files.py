@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import run_cli, run_json, sim_study, write_study
 from task_fixtures import CUSTOM_RECORDS, GSM8K_LINES, write_ii_dir, write_jsonl
@@ -164,3 +165,23 @@ def test_a_configured_task_checks_every_registry_name(tmp_path: Path, monkeypatc
         tasks.resolve_task(tasks.TaskConfig(task="mine/q", path=str(data), metric="em"))
     assert caught.value.field == field and "no_such" in caught.value.detail
 
+
+def _suite_file(path: Path, names: list[str]) -> Path:
+    tasks = [{"name": name, "instruction": "Say it.", "metric": "em", "source": "custom.file"} for name in names]
+    path.write_text(yaml.safe_dump({"suite": "mine", "version": "1", "tasks": tasks}), encoding="utf-8")
+    return path
+
+
+def test_suite_files_add_up_and_a_task_defined_twice_is_refused(tmp_path: Path) -> None:
+    from workbench.errors import UserError
+    from workbench.tasks import load_suite_file, merge_suites
+
+    builtin_tasks()  # registers the sources
+    first, second, again = (_suite_file(tmp_path / f"{n}.yaml", names) for n, names in (("a", ["x"]), ("b", ["y"]), ("c", ["z", "x"])))
+    merged = merge_suites((str(p), *load_suite_file(p)) for p in (first, second))
+    assert list(merged["mine"][1]) == ["mine/x", "mine/y"]
+    with pytest.raises(UserError) as caught:
+        merge_suites((str(p), *load_suite_file(p)) for p in (first, again))
+    assert (caught.value.file, caught.value.field) == (str(again), "tasks[1].name") and "mine/x" in caught.value.detail
+    with pytest.raises(UserError, match="defined twice"):
+        merge_suites([(str(first), *load_suite_file(_suite_file(tmp_path / "d.yaml", ["w", "w"])))])

@@ -12,7 +12,7 @@ import difflib
 import functools
 import hashlib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -352,14 +352,20 @@ def _check_scoring_and_program(spec: TaskSpec, file: str, where: str) -> None:
 @functools.cache
 def builtin_suites() -> dict[str, tuple[SuiteFile, dict[str, TaskSpec]]]:
     _register_builtin_parts()
+    return merge_suites((str(path), *load_suite_file(path)) for path in sorted(data_dir("tasks").glob("*.yaml")))
+
+
+def merge_suites(loaded: Iterable[tuple[str, SuiteFile, list[TaskSpec]]]) -> dict[str, tuple[SuiteFile, dict[str, TaskSpec]]]:
+    """Suites by name from (file, suite, tasks) as loaded; files of one suite add up their tasks
+    (the first file's header stands for the suite). A task id given twice is a UserError naming
+    the file, never a silent overwrite."""
     suites: dict[str, tuple[SuiteFile, dict[str, TaskSpec]]] = {}
-    for path in sorted(data_dir("tasks").glob("*.yaml")):
-        suite, specs = load_suite_file(path)
-        if suite.suite in suites:
-            _, known = suites[suite.suite]
-            known.update({s.id: s for s in specs})
-        else:
-            suites[suite.suite] = (suite, {s.id: s for s in specs})
+    for file, suite, specs in loaded:
+        _, known = suites.setdefault(suite.suite, (suite, {}))
+        for index, spec in enumerate(specs):
+            if spec.id in known:
+                raise UserError(f"task {spec.id} is defined twice", file=file, field=f"tasks[{index}].name")
+            known[spec.id] = spec
     return suites
 
 
