@@ -205,3 +205,13 @@ def test_run_json_reports_the_normalised_score_of_each_task(tmp_path: Path) -> N
         ("control", "bbh/movie_recommendation"): (1.0, 100.0),  # chance 0.25: 100 * (0 - 0.25) / 0.75
         ("EP02", "bbh/movie_recommendation"): (0.0, pytest.approx(-100 / 3)),
     }
+
+
+def test_generated_tasks_refuse_more_examples_than_they_can_generate() -> None:
+    from workbench.errors import UserError
+
+    for task_id in ("math/word_problems", "ii/taxonomy_animal"):
+        task = TASKS[task_id]
+        with pytest.raises(UserError, match=f"can generate {task.available()} distinct examples") as caught:
+            task.items(task.available() + 1, 0)
+        assert caught.value.field == "n"

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import heart as _heart  # noqa: F401  (registers the `heart` solver and its setup)
 from .errors import UserError
 from .programs import PROGRAMS
-from .scorers import SCORERS, scoring_of
+from .scorers import SCORERS
 from .solvers import SOLVERS, prepare_solver
 from .stimuli import PLACEMENTS, AppliedStimulus, StimulusLibrary, builtin_library, choose_program, resolve
 from .sweep import SweepSpec, expand_all
@@ -441,7 +441,7 @@ def _check_programs_and_judge(spec: StudySpec, tasks: dict[str, TaskSpec], condi
                 file=label,
                 field=f"tasks[{index}].program",
             )
-        if SCORERS.get(scoring_of(tasks[ref.task])).needs_judge and spec.judge is None:
+        if SCORERS.get(tasks[ref.task].scoring).needs_judge and spec.judge is None:
             raise UserError(
                 f"task {ref.task} is graded by a judge model: add `judge: {{id: local/default}}` (any model id) to the study",
                 file=label,
