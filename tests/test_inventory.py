@@ -17,7 +17,9 @@ from workbench.scorers import ScoreCase, Unparseable, score_trial
 from workbench.store import connect_reader
 from workbench.scoring import PARSERS
 from workbench.tasks import builtin_tasks
-from workbench.tasks.inventory import inventory_items, inventory_traits, load_inventory, trait_deltas
+from workbench.tasks.inventory import inventory_items, load_inventory
+from workbench.stats import adjust
+from workbench.trait_report import inventory_traits, trait_deltas, traits_report
 
 OPPOSITE = {"A": "E", "E": "A"}
 
@@ -135,6 +137,53 @@ def test_trait_deltas_on_planted_data() -> None:
     assert (b["mean"], b["delta"], b["n"], b["errors"], b["p_value"]) == (2.0, 0.0, 2, 1, 1.0)
 
 
+def _levels_frame(models: tuple[str, ...]) -> pd.DataFrame:
+    """Every item of traits A and B of PERS-16 for each model: control answers level 3; SAC-A
+    raises A by 1 or 2 (a clear effect) and B by 0 or +-1 on alternate items (none)."""
+    traits = inventory_traits()
+    bank = traits[traits["task"] == "inventory/pers16"]
+    rows = []
+    for model in models:
+        for trait, shift in (("A", lambda i: 1 + i % 2), ("B", lambda i: (0, 1, -1)[i % 3])):
+            for i, item in enumerate(bank.loc[bank["trait"] == trait, "item_id"]):
+                for condition, level in (("control", 3), ("SAC-A", 3 + shift(i))):
+                    rows.append({"model": model, "condition": condition, "task": "inventory/pers16", "item_id": item, "repeat": 0,
+                                 "score": (level - 1) / 4, "status": "ok"})
+    return pd.DataFrame(rows)
+
+
+def test_trait_p_values_are_holm_adjusted_over_each_models_traits_and_conditions() -> None:
+    rows = trait_deltas(_levels_frame(("m", "m2")), "control")
+    for model in ("m", "m2"):
+        family = [r for r in rows if r["model"] == model]
+        tested = [r for r in family if r["p_value"] is not None]
+        assert len(tested) == 2 and all(r["condition"] == "SAC-A" for r in tested)
+        assert [r["p_adjusted"] for r in tested] == pytest.approx(list(adjust([r["p_value"] for r in tested], "holm")))
+        assert all(r["p_adjusted"] >= r["p_value"] for r in tested)
+        assert all(r["p_adjusted"] is None for r in family if r["p_value"] is None)
+    a = next(r for r in rows if r["model"] == "m" and r["condition"] == "SAC-A" and r["trait"] == "A")
+    assert a["p_value"] < 0.01 and a["p_adjusted"] == pytest.approx(2 * a["p_value"]), "a family of two per model, not four"
+
+
+@pytest.mark.parametrize(("policy", "mean", "delta"), [("exclude", 2.0, 0.0), ("wrong", 1.5, -0.5)])
+def test_the_traits_report_follows_the_runs_error_policy(policy: str, mean: float, delta: float) -> None:
+    """The errored SAC-A trial on B-01 (keyed 2 in its other repeat) is left out, or counts as a
+    score of 0 (keyed level 1), as the study's `errors` says; every row names the policy."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE runs (run_id VARCHAR, spec_json VARCHAR)")
+    con.execute("INSERT INTO runs VALUES ('r', ?)", [json.dumps({"errors": policy})])
+    frame = _planted_frame()
+    con.register("planted", frame)
+    con.execute("CREATE TABLE trials AS SELECT 'r' AS run_id, * FROM planted")
+    rows = {(r["condition"], r["trait"]): r for r in traits_report(con, "r", "control")}
+    b = rows[("SAC-A", "B")]
+    assert (b["mean"], b["delta"], b["n"], b["errors"]) == (mean, delta, 2, 1)
+    assert {r["errors_policy"] for r in rows.values()} == {policy}
+    assert rows[("SAC-A", "A")]["mean"] == 4.5
+
+
 def test_a_simulated_study_reports_traits_in_run_json(tmp_path: Path) -> None:
     study = {
         "name": "inventory-sim",
@@ -149,6 +198,7 @@ def test_a_simulated_study_reports_traits_in_run_json(tmp_path: Path) -> None:
     }
     assert all(r["mean"] == 5.0 and r["errors"] == 0 for r in traits)  # the simulator answers every item at the trait's pole
     assert all(r["delta"] == 0.0 for r in traits if r["condition"] == "induced")
+    assert all(r["errors_policy"] == "wrong" and (r["p_adjusted"] is None) == (r["p_value"] is None) for r in traits)
     assert "traits" not in run_json("run", str(write_study(tmp_path / "t.yaml", {**study, "tasks": [{"task": "ii/sum", "n": 2}]})), "--db", str(tmp_path / "log.duckdb"))
     plain = run_cli("run", str(tmp_path / "s.yaml"), "--db", str(tmp_path / "log.duckdb"))
     assert plain.returncode == 0 and "WARMTH" in plain.stdout

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import run_cli, run_json, sim_study, write_study
 from task_fixtures import CUSTOM_RECORDS, GSM8K_LINES, write_ii_dir, write_jsonl
@@ -144,3 +145,43 @@ def test_edited_data_starts_a_new_run_and_a_recorded_fingerprint_must_match(tmp_
     pinned = write_study(tmp_path / "pinned.yaml", sim_study(tasks=[_custom("quiz.jsonl", data_sha256=recorded)], conditions=[{"name": "control"}], models=oracle))
     result = run_cli("run", str(pinned), "--db", str(tmp_path / "other.duckdb"))
     assert result.returncode == 2 and "tasks[0].data_sha256" in result.stderr and "differ" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("suite_keys", "field"),
+    [({"defaults": {"choice_match": "no_such_matcher"}}, "choice_match"), ({"custom_source": "no_such_loader"}, "source")],
+)
+def test_a_configured_task_checks_every_registry_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suite_keys: dict, field: str) -> None:
+    """A study's custom task takes names from its suite's header (loader, defaults), which no task
+    entry of the suite file checked: resolve_task checks them all, as the suite loader does."""
+    import workbench.tasks as tasks
+    from workbench.errors import UserError
+
+    builtin_tasks()  # registers the parsers, metrics and sources
+    suite = tasks.SuiteFile.model_validate({"suite": "mine", "version": "1", "custom_source": "custom.file", **suite_keys})
+    monkeypatch.setattr(tasks, "builtin_suites", lambda: {"mine": (suite, {})})
+    data = write_jsonl(tmp_path / "x.jsonl", [{"input": "a", "target": "b"}])
+    with pytest.raises(UserError) as caught:
+        tasks.resolve_task(tasks.TaskConfig(task="mine/q", path=str(data), metric="em"))
+    assert caught.value.field == field and "no_such" in caught.value.detail
+
+
+def _suite_file(path: Path, names: list[str]) -> Path:
+    tasks = [{"name": name, "instruction": "Say it.", "metric": "em", "source": "custom.file"} for name in names]
+    path.write_text(yaml.safe_dump({"suite": "mine", "version": "1", "tasks": tasks}), encoding="utf-8")
+    return path
+
+
+def test_suite_files_add_up_and_a_task_defined_twice_is_refused(tmp_path: Path) -> None:
+    from workbench.errors import UserError
+    from workbench.tasks import load_suite_file, merge_suites
+
+    builtin_tasks()  # registers the sources
+    first, second, again = (_suite_file(tmp_path / f"{n}.yaml", names) for n, names in (("a", ["x"]), ("b", ["y"]), ("c", ["z", "x"])))
+    merged = merge_suites((str(p), *load_suite_file(p)) for p in (first, second))
+    assert list(merged["mine"][1]) == ["mine/x", "mine/y"]
+    with pytest.raises(UserError) as caught:
+        merge_suites((str(p), *load_suite_file(p)) for p in (first, again))
+    assert (caught.value.file, caught.value.field) == (str(again), "tasks[1].name") and "mine/x" in caught.value.detail
+    with pytest.raises(UserError, match="defined twice"):
+        merge_suites([(str(first), *load_suite_file(_suite_file(tmp_path / "d.yaml", ["w", "w"])))])

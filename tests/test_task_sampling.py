@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_json, sim_study, write_study
-from task_fixtures import write_ii_dir
+from task_fixtures import write_ii_dir, write_jsonl
 from workbench.store import connect_reader
 from workbench.tasks import DEFAULT_SHOTS, TaskConfig, builtin_tasks, get_task, resolve_task
 
@@ -111,3 +111,30 @@ def test_zero_and_few_shot_prompts_and_the_task_as_run_are_logged(tmp_path: Path
     snarks = per_task[("control", "bbh/snarks")]
     assert snarks["normalized"] == pytest.approx(100 * (snarks["score"] - 0.5) / 0.5)
     assert per_task[("control", "ii/sum")]["normalized"] is None
+
+
+def test_trials_run_the_draw_the_data_fingerprint_covers(tmp_path: Path) -> None:
+    """The examples are drawn once, when the study is resolved: a data file edited before the
+    trials are expanded changes neither the examples run nor their ids."""
+    import hashlib
+
+    from workbench.study import load_study
+    from workbench.trials import expand
+
+    data = write_jsonl(tmp_path / "qa.jsonl", [{"input": f"question {i}", "target": f"answer {i}"} for i in range(6)])
+    task = {"task": "custom/qa", "n": 4, "path": str(data), "metric": "em", "instruction": "Answer."}
+    study = load_study(write_study(tmp_path / "s.yaml", sim_study(tasks=[task])))
+    write_jsonl(data, [{"input": f"edited {i}", "target": f"answer {i}"} for i in range(6)])
+    items = list(dict.fromkeys(t.item.id for t in expand(study, "run")))
+    assert {t.item.input for t in expand(study, "run")} <= {f"question {i}" for i in range(6)}
+    assert hashlib.sha256("\n".join(items).encode()).hexdigest()[:16] == study.spec.tasks[0].data_sha256
+
+
+def test_a_study_reseeded_after_resolving_draws_the_examples_of_its_new_seed() -> None:
+    from workbench.simulate import reseeded, sim_study as planted
+    from workbench.trials import expand
+
+    study = planted({"control": 0.5, "treatment": 0.5}, n=6)
+    again = planted({"control": 0.5, "treatment": 0.5}, n=6, seed=9)
+    ids = [t.item.id for t in expand(reseeded(study, 9), "run")]
+    assert ids == [t.item.id for t in expand(again, "run")] and ids != [t.item.id for t in expand(study, "run")]

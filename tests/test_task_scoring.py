@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_json, sim_study, write_study
 from task_fixtures import CUSTOM_RECORDS, GSM8K_LINES, write_ii_dir, write_jsonl
 from workbench.scoring import CHOICE_MATCHERS, METRICS, PARSERS
+from workbench.task_scores import normalized_score, task_scores
 from workbench.tasks import TaskConfig, TaskItem, TaskSpec, builtin_tasks, resolve_task
 
 N_ITEMS = 12
@@ -165,3 +167,51 @@ def test_normalised_preferred_score_follows_bigbench() -> None:
     assert task.normalized(0.5) == 0.0 and task.normalized(1.0) == 100.0 and task.normalized(0.25) == -50.0
     assert TASKS["bbh/tense"].normalized(0.3) == pytest.approx(30.0)
     assert TASKS["ii/sum"].normalized(0.3) is None
+
+
+def test_one_normalised_score_function_serves_specs_and_run_reports() -> None:
+    assert normalized_score(0.5, 0.25) == pytest.approx(100 / 3)
+    assert normalized_score(0.5, 0.25, maximum=0.75) == pytest.approx(50.0)
+    assert normalized_score(None, 0.25) is None and normalized_score(0.5, None) is None and normalized_score(0.5, 1.0) is None
+    assert TASKS["bbh/movie_recommendation"].normalized(0.5) == normalized_score(0.5, 0.25)
+
+
+def test_task_scores_normalise_the_logged_mean_under_either_error_policy() -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("CREATE TABLE trials (run_id VARCHAR, model VARCHAR, condition VARCHAR, task VARCHAR, task_json VARCHAR, status VARCHAR, score DOUBLE)")
+    descriptor = '{"chance": 0.25}'
+    for status, score in (("ok", 1.0), ("ok", 0.0), ("ok", 1.0), ("error", None)):
+        con.execute("INSERT INTO trials VALUES ('r', 'm', 'control', 'bbh/x', ?, ?, ?)", [descriptor, status, score])
+    [wrong] = task_scores(con, "r", "wrong")
+    [exclude] = task_scores(con, "r", "exclude")
+    assert (wrong["n"], wrong["errors"], wrong["score"], wrong["normalized"]) == (4, 1, 0.5, pytest.approx(100 * 0.25 / 0.75))
+    assert (exclude["score"], exclude["normalized"]) == (pytest.approx(2 / 3), pytest.approx(100 * (2 / 3 - 0.25) / 0.75))
+
+
+def test_run_json_reports_the_normalised_score_of_each_task(tmp_path: Path) -> None:
+    """The shipped path: `workbench run --json` `tasks`, on planted all-right and all-wrong answers."""
+    study = sim_study(
+        models=[{"id": "sim/planted", "simulate": {"accuracy": {"control": 1.0, "EP02": 0.0}}}],
+        conditions=[{"name": "control"}, {"name": "EP02", "stimuli": ["EP02"]}],
+        tasks=[{"task": "bbh/snarks", "n": 4}, {"task": "bbh/movie_recommendation", "n": 4}],
+    )
+    result = run_json("run", str(write_study(tmp_path / "s.yaml", study)), "--db", str(tmp_path / "log.duckdb"))
+    normalized = {(r["condition"], r["task"]): (r["score"], r["normalized"]) for r in result["tasks"]}
+    assert normalized == {
+        ("control", "bbh/snarks"): (1.0, 100.0),  # chance 0.5
+        ("EP02", "bbh/snarks"): (0.0, -100.0),
+        ("control", "bbh/movie_recommendation"): (1.0, 100.0),  # chance 0.25: 100 * (0 - 0.25) / 0.75
+        ("EP02", "bbh/movie_recommendation"): (0.0, pytest.approx(-100 / 3)),
+    }
+
+
+def test_generated_tasks_refuse_more_examples_than_they_can_generate() -> None:
+    from workbench.errors import UserError
+
+    for task_id in ("math/word_problems", "ii/taxonomy_animal"):
+        task = TASKS[task_id]
+        with pytest.raises(UserError, match=f"can generate {task.available()} distinct examples") as caught:
+            task.items(task.available() + 1, 0)
+        assert caught.value.field == "n"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
-from conftest import run_cli, run_json
+from conftest import REPO, run_cli, run_json
 
 
 def test_tasks_list_json_has_every_task_with_its_metric_and_size() -> None:
@@ -20,6 +22,19 @@ def test_tasks_list_json_has_every_task_with_its_metric_and_size() -> None:
     assert by_id["ii/common_concept"]["metric"] == "f1" and by_id["ii/taxonomy_animal"]["metric"] == "es"
     assert by_id["bbh/word_unscrambling"]["n_available"] == 8917 and by_id["bbh/snarks"]["metric"] == "multiple_choice_grade"
     assert "ape" in by_id["ii/sum"]["variants"] and "negativeprompt-v1" in by_id["ii/sum"]["scorer_profiles"]
+
+
+def test_the_task_registry_and_study_validation_load_no_analysis_libraries() -> None:
+    """pandas and scipy load when a run is reported, not when tasks are listed or a study is checked."""
+    code = (
+        "import sys\n"
+        "from workbench.tasks import builtin_tasks\n"
+        "from workbench.study import load_study\n"
+        "builtin_tasks(); load_study('studies/task_suites.yaml')\n"
+        "print(sorted(m for m in ('pandas', 'scipy', 'statsmodels') if m in sys.modules))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True).stdout.strip()
+    assert loaded == "[]"
 
 
 def test_tasks_list_filters_by_suite_and_rejects_an_unknown_one() -> None:

@@ -2,11 +2,12 @@
 
 A report is `(con, run_id, control) -> rows`, registered by name; it returns no rows when the
 run has nothing for it, so `workbench run --json` adds a key per report only when it applies.
-Reports read only the log.
+Reports read only the log, the run's error policy included (`errors_policy`).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,12 @@ class Report:
 
 
 REPORTS: Registry[Report] = Registry("report")
+
+
+def errors_policy(con: Any, run_id: str) -> str:
+    """The run's study setting for errored trials ("wrong" or "exclude"), as its log records it."""
+    found = con.execute("SELECT spec_json FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    return json.loads(found[0]).get("errors", "wrong") if found and found[0] else "wrong"
 
 
 def run_reports(con: Any, run_id: str, control: str) -> dict[str, list[dict[str, Any]]]:

@@ -84,13 +84,9 @@ def metric_scorer(case: ScoreCase) -> Score:
     return Score(answer=answer, value=value)
 
 
-def scoring_of(task: TaskSpec) -> str:
-    return getattr(task, "scoring", "metric")
-
-
 async def score_trial(case: ScoreCase) -> Score:
     """Run the task's scorer; a scorer that raises gives an error row, not a crashed sweep."""
-    name = scoring_of(case.task)
+    name = case.task.scoring
     try:
         result = SCORERS.get(name).score(case)
         if inspect.isawaitable(result):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from . import heart as _heart  # noqa: F401  (registers the `heart` solver and its setup)
 from .errors import UserError
 from .programs import PROGRAMS
-from .scorers import SCORERS, scoring_of
+from .scorers import SCORERS
 from .solvers import SOLVERS, prepare_solver
 from .stimuli import PLACEMENTS, AppliedStimulus, StimulusLibrary, builtin_library, choose_program, resolve
 from .sweep import SweepSpec, expand_all
-from .tasks import DEFAULT_SHOTS, TaskConfig, TaskSpec, resolve_task
+from .tasks import DEFAULT_SHOTS, TaskConfig, TaskItem, TaskSpec, resolve_task
 
 DEFAULT_SOLVER = "single_turn"
 _SECRET_PARAMS = {"api_key", "api_secret", "token", "password", "aws_secret_access_key"}
@@ -181,11 +182,32 @@ def control_of(conditions: list[ConditionSpec], control: str | None) -> str:
     return "control" if "control" in plain else (plain[0] if plain else conditions[0].name)
 
 
+@dataclass(frozen=True)
+class TaskSample:
+    """A task entry's examples and demo pool, drawn once when the study is resolved, with the
+    n, shots and seed they were drawn for."""
+
+    n: int
+    shots: int
+    seed: int
+    items: tuple[TaskItem, ...]
+    pool: tuple[TaskItem, ...]
+
+    def digest(self) -> str:
+        """The entry's data_sha256: 16 hex digits over the ids (content fingerprints) drawn."""
+        return hashlib.sha256("\n".join(item.id for item in [*self.items, *self.pool]).encode()).hexdigest()[:16]
+
+
+def task_seed(ref: TaskRef, study_seed: int) -> int:
+    return study_seed if ref.seed is None else ref.seed
+
+
 class ResolvedStudy(BaseModel):
     """A validated study with every reference resolved against the registries.
 
     `condition_specs` are all conditions as they run: the study's own and those its sweep
-    expands to, each with its solver decided."""
+    expands to, each with its solver decided. `samples` holds each task's draw, the one its
+    data_sha256 fingerprints and its trials run."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
 
@@ -194,10 +216,25 @@ class ResolvedStudy(BaseModel):
     tasks: dict[str, TaskSpec]
     conditions: dict[str, tuple[AppliedStimulus, ...]]
     condition_specs: tuple[ConditionSpec, ...] = ()
+    samples: dict[str, TaskSample] = Field(default_factory=dict)
 
     @property
     def control_name(self) -> str:
         return control_of(list(self.condition_specs) or self.spec.conditions, self.spec.control)
+
+    def sample_of(self, ref: TaskRef) -> tuple[tuple[TaskItem, ...], tuple[TaskItem, ...]]:
+        """The examples and demo pool of a task entry: the draw made when the study was resolved;
+        drawn anew only if the study was changed since (re-seeded, as simulations do)."""
+        seed = task_seed(ref, self.spec.seed)
+        sample = self.samples.get(ref.task)
+        if sample is None or (sample.n, sample.shots, sample.seed) != (ref.n, ref.shots, seed):
+            sample = draw_sample(self.tasks[ref.task], ref, seed)
+        return sample.items, sample.pool
+
+
+def draw_sample(task: TaskSpec, ref: TaskRef, seed: int) -> TaskSample:
+    items, pool = task.sample(ref.n, ref.shots, seed)
+    return TaskSample(ref.n, ref.shots, seed, tuple(items), tuple(pool))
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -281,21 +318,21 @@ def load_study(path: str | Path, library: StimulusLibrary | None = None) -> Reso
     return resolve_study(spec, label, library)
 
 
-def _resolve_task(ref: TaskRef, index: int, label: str, base: Path, study_seed: int) -> tuple[TaskSpec, TaskRef]:
+def _resolve_task(ref: TaskRef, index: int, label: str, base: Path, study_seed: int) -> tuple[TaskSpec, TaskRef, TaskSample]:
     """The configured task, its data read and its sample drawn now, so a bad data file fails
     before anything is written: with the data file and line when the file is at fault. Returns
-    the task and the entry with its data fingerprint."""
+    the task, the entry with its data fingerprint and the draw the fingerprint covers."""
     try:
         task = resolve_task(TaskConfig.of(ref), base)
-        items, pool = task.sample(ref.n, ref.shots, ref.seed if ref.seed is not None else study_seed)
+        sample = draw_sample(task, ref, task_seed(ref, study_seed))
     except UserError as exc:
         if exc.file is not None:
             raise UserError(f"{exc.detail} (tasks[{index}] of {label})", file=exc.file, field=exc.field) from None
         raise UserError(exc.detail, file=label, field=f"tasks[{index}].{exc.field or 'task'}") from None
-    digest = hashlib.sha256("\n".join(item.id for item in [*items, *pool]).encode()).hexdigest()[:16]
+    digest = sample.digest()
     if ref.data_sha256 is not None and ref.data_sha256 != digest:
         raise UserError(f"the task's examples differ from those this study recorded (data_sha256 {digest}, recorded {ref.data_sha256})", file=label, field=f"tasks[{index}].data_sha256")
-    return task, ref.model_copy(update={"data_sha256": digest})
+    return task, ref.model_copy(update={"data_sha256": digest}), sample
 
 
 def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None = None) -> ResolvedStudy:
@@ -304,11 +341,12 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
     if spec.stimulus_files:
         library = library.with_files([base / p for p in spec.stimulus_files])
     tasks: dict[str, TaskSpec] = {}
+    samples: dict[str, TaskSample] = {}
     refs: list[TaskRef] = []
     for index, ref in enumerate(spec.tasks):
         if ref.task in tasks:
             raise UserError(f"task {ref.task!r} is listed twice", file=label, field=f"tasks[{index}].task")
-        tasks[ref.task], fingerprinted = _resolve_task(ref, index, label, base, spec.seed)
+        tasks[ref.task], fingerprinted, samples[ref.task] = _resolve_task(ref, index, label, base, spec.seed)
         refs.append(fingerprinted)
         if ref.program is not None:  # the study names the DSPy program that answers this task
             if ref.program not in PROGRAMS:
@@ -353,7 +391,7 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
                     field=f"{where}.simulate.accuracy",
                 )
     _check_programs_and_judge(spec, tasks, condition_specs, label)
-    return ResolvedStudy(spec=spec, path=label, tasks=tasks, conditions=conditions, condition_specs=tuple(condition_specs))
+    return ResolvedStudy(spec=spec, path=label, tasks=tasks, conditions=conditions, condition_specs=tuple(condition_specs), samples=samples)
 
 
 def _with_sweeps(spec: StudySpec, library: StimulusLibrary, label: str) -> tuple[list[ConditionSpec], list[str]]:
@@ -403,7 +441,7 @@ def _check_programs_and_judge(spec: StudySpec, tasks: dict[str, TaskSpec], condi
                 file=label,
                 field=f"tasks[{index}].program",
             )
-        if SCORERS.get(scoring_of(tasks[ref.task])).needs_judge and spec.judge is None:
+        if SCORERS.get(tasks[ref.task].scoring).needs_judge and spec.judge is None:
             raise UserError(
                 f"task {ref.task} is graded by a judge model: add `judge: {{id: local/default}}` (any model id) to the study",
                 file=label,

@@ -10,6 +10,14 @@ import json
 from typing import Any
 
 
+def normalized_score(mean: float | None, chance: float | None, maximum: float = 1.0) -> float | None:
+    """BIG-bench's normalised preferred score: 0 at random chance, 100 at the maximum; None when
+    the task has no chance score (or no mean)."""
+    if chance is None or mean is None or maximum <= chance:
+        return None
+    return 100.0 * (mean - chance) / (maximum - chance)
+
+
 def task_scores(con: Any, run_id: str, errors: str = "wrong") -> list[dict[str, Any]]:
     """One row per (model, condition, task). Errored trials count as 0 with errors="wrong" and are
     left out of the mean with errors="exclude"; either way they are counted."""
@@ -22,8 +30,10 @@ def task_scores(con: Any, run_id: str, errors: str = "wrong") -> list[dict[str, 
     out = []
     for model, condition, task, task_json, n, n_errors, mean in rows:
         chance = json.loads(task_json).get("chance") if task_json else None
-        normalized = None if chance is None or mean is None or chance >= 1.0 else 100.0 * (mean - chance) / (1.0 - chance)
         out.append(
-            {"model": model, "condition": condition, "task": task, "n": int(n), "errors": int(n_errors), "score": mean, "chance": chance, "normalized": normalized}
+            {
+                "model": model, "condition": condition, "task": task, "n": int(n), "errors": int(n_errors),
+                "score": mean, "chance": chance, "normalized": normalized_score(mean, chance),
+            }
         )
     return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -61,8 +62,7 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
     for model in spec.models:
         for ref in spec.tasks:
             task = study.tasks[ref.task]
-            task_seed = spec.seed if ref.seed is None else ref.seed
-            items, demo_pool = task.sample(ref.n, ref.shots, task_seed)
+            items, demo_pool = study.sample_of(ref)  # the draw the study's data_sha256 fingerprints
             program = task.program  # a DSPy program answers the task instead of the conditions' solvers
             for item in items:
                 for repeat in range(spec.repeats):
@@ -96,7 +96,7 @@ def query_seed(study_seed: int, task_id: str, item_id: str, repeat: int) -> int:
     return stable_seed(study_seed, task_id, item_id, repeat) % (2**31 - 1)
 
 
-def draw_demos(pool: list[TaskItem], k: int, seed: int) -> list[TaskItem]:
+def draw_demos(pool: Sequence[TaskItem], k: int, seed: int) -> list[TaskItem]:
     """k demos resampled per query (as the source papers do), seeded by the trial's seed."""
     if k == 0:
         return []

@@ -12,7 +12,7 @@ import difflib
 import functools
 import hashlib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from ..messages import Message, Messages
 from ..paths import data_dir
 from ..registry import Registry
 from ..scoring import CHOICE_MATCHERS, METRICS, PARSERS
+from ..task_scores import normalized_score
 
 
 @dataclass(frozen=True)
@@ -200,9 +201,7 @@ class TaskSpec(BaseModel):
 
     def normalized(self, mean_score: float, maximum: float = 1.0) -> float | None:
         """BIG-bench's normalised preferred score: 0 at random chance, 100 at the maximum."""
-        if self.chance is None or maximum <= self.chance:
-            return None
-        return 100.0 * (mean_score - self.chance) / (maximum - self.chance)
+        return normalized_score(mean_score, self.chance, maximum)
 
     def descriptor(self) -> dict[str, Any]:
         """What the log records of the task as run: enough to rebuild its prompts and scores."""
@@ -353,14 +352,20 @@ def _check_scoring_and_program(spec: TaskSpec, file: str, where: str) -> None:
 @functools.cache
 def builtin_suites() -> dict[str, tuple[SuiteFile, dict[str, TaskSpec]]]:
     _register_builtin_parts()
+    return merge_suites((str(path), *load_suite_file(path)) for path in sorted(data_dir("tasks").glob("*.yaml")))
+
+
+def merge_suites(loaded: Iterable[tuple[str, SuiteFile, list[TaskSpec]]]) -> dict[str, tuple[SuiteFile, dict[str, TaskSpec]]]:
+    """Suites by name from (file, suite, tasks) as loaded; files of one suite add up their tasks
+    (the first file's header stands for the suite). A task id given twice is a UserError naming
+    the file, never a silent overwrite."""
     suites: dict[str, tuple[SuiteFile, dict[str, TaskSpec]]] = {}
-    for path in sorted(data_dir("tasks").glob("*.yaml")):
-        suite, specs = load_suite_file(path)
-        if suite.suite in suites:
-            _, known = suites[suite.suite]
-            known.update({s.id: s for s in specs})
-        else:
-            suites[suite.suite] = (suite, {s.id: s for s in specs})
+    for file, suite, specs in loaded:
+        _, known = suites.setdefault(suite.suite, (suite, {}))
+        for index, spec in enumerate(specs):
+            if spec.id in known:
+                raise UserError(f"task {spec.id} is defined twice", file=file, field=f"tasks[{index}].name")
+            known[spec.id] = spec
     return suites
 
 
@@ -396,10 +401,11 @@ class TaskConfig:
 
 
 def resolve_task(config: TaskConfig, base_dir: Path | None = None) -> TaskSpec:
-    """The task as a study configures it, as a new spec; its data file is read and checked now.
+    """The task as a study configures it, as a new spec, with every registry name it uses checked
+    and its data file's existence. The file is read when items are drawn (workbench.study draws
+    them as the study loads, so a bad file still fails before anything runs).
 
-    Raises UserError naming the field of the task entry (`task`, `path`, `metric`, ...), or the
-    data file and line when the file itself is bad.
+    Raises UserError naming the field of the task entry (`task`, `path`, `metric`, ...).
     """
     suite_name = config.task.split("/", 1)[0] if "/" in config.task else ""
     suites = builtin_suites()
@@ -429,9 +435,7 @@ def resolve_task(config: TaskConfig, base_dir: Path | None = None) -> TaskSpec:
     updates = {k: v for k, v in (("metric", config.metric), ("parser", config.parser)) if v is not None}
     if updates:
         spec = spec.model_copy(update=updates)
-    for registry, name, label in ((METRICS, spec.metric, "metric"), (PARSERS, spec.parser, "parser")):
-        if name not in registry:
-            raise UserError(registry.unknown_message(name), field=label)
+    _check_names(spec, None, "")  # the overrides, and a custom task's suite defaults, included
     if spec.source is None:
         raise UserError(f"task {spec.id} has no built-in items: give `path` to its data file", field="path")
     return spec

@@ -21,7 +21,7 @@ from ..registry import Registry
 from ..scoring import canonical_number
 from . import CAPACITY, SOURCES, TaskItem, TaskSpec
 from .files import records, register_file_source
-from .generators import distinct_items
+from .generators import check_capacity, distinct_items
 
 PEOPLE = (("Maya", "she"), ("Liam", "he"), ("Aisha", "she"), ("Tomas", "he"), ("Mei", "she"), ("Kofi", "he"), ("Sara", "she"), ("Ivan", "he"))
 OBJECTS = ("stickers", "pencils", "marbles", "cards", "balloons", "stamps")
@@ -155,9 +155,7 @@ def _templates(spec: TaskSpec) -> list[str]:
 def word_problem_items(spec: TaskSpec, n: int, seed: int) -> list[TaskItem]:
     """Problems drawn from the task's templates (all by default), each with its worked solution."""
     names = _templates(spec)
-    capacity = word_problem_capacity(spec)
-    if n > capacity:
-        raise UserError(f"task {spec.id} can generate {capacity} distinct problems; asked for {n}", field="n")
+    check_capacity(spec, n, word_problem_capacity(spec))
     solutions: dict[str, str] = {}
 
     def draw(rng: random.Random, args: dict[str, Any]) -> tuple[str, tuple[str, ...]]:

@@ -43,8 +43,13 @@ def bigbench_dir() -> Path:
 
 
 def suite_task_names() -> list[str]:
-    """The task files the `bbh` suite uses (its tasks' `source_args.task`)."""
-    return sorted({spec.source_args["task"] for _, specs in builtin_suites().values() for spec in specs.values() if spec.source == SOURCE})
+    """The task files the `bbh` suite uses (its tasks' task files)."""
+    return sorted({task_file(spec) for _, specs in builtin_suites().values() for spec in specs.values() if spec.source == SOURCE})
+
+
+def task_file(spec: TaskSpec) -> str:
+    """The BIG-bench task a spec reads: `source_args.task`, by default the spec's own name."""
+    return spec.source_args.get("task", spec.name)
 
 
 def _complete(root: Path, names: list[str]) -> bool:
@@ -173,7 +178,7 @@ def _item(spec: TaskSpec, task: dict[str, Any], index: int, example: dict[str, A
 @SOURCES.register(SOURCE)
 def bbh_items(spec: TaskSpec, n: int, seed: int) -> list[TaskItem]:
     """Examples of one task file in a seeded order of their indices."""
-    task = load_task_json(spec.source_args["task"])
+    task = load_task_json(task_file(spec))
     examples = task["examples"]
     order = seeded_order([f"{i:05d}" for i in range(len(examples))], spec.id, seed)
     return [_item(spec, task, i, examples[i]) for i in order[:n]]

@@ -18,8 +18,10 @@ Domain = Callable[[TaskSpec], list[Example]]
 Draw = Callable[[random.Random, dict], Example]
 
 
-def _too_many(spec: TaskSpec, n: int, capacity: int) -> UserError:
-    return UserError(f"task {spec.id} can generate {capacity} distinct examples; asked for {n}", field="n")
+def check_capacity(spec: TaskSpec, n: int, capacity: int) -> None:
+    """A study asking for more distinct examples than a generator has fails on its `n`."""
+    if n > capacity:
+        raise UserError(f"task {spec.id} can generate {capacity} distinct examples; asked for {n}", field="n")
 
 
 def register_enumerated(name: str, domain: Domain) -> None:
@@ -38,9 +40,7 @@ def register_drawn(name: str, draw: Draw, capacity: Callable[[TaskSpec], int]) -
     """Register a source that draws random examples until n have distinct inputs."""
 
     def source(spec: TaskSpec, n: int, seed: int) -> list[TaskItem]:
-        limit = capacity(spec)
-        if n > limit:
-            raise _too_many(spec, n, limit)
+        check_capacity(spec, n, capacity(spec))
         return distinct_items(spec, n, seed, draw)
 
     SOURCES.add(name, source)

@@ -8,9 +8,9 @@ answer's level is A..E -> 5..1 (or the digit of a 1-5 numeric template) and a re
 scores 6 - level. An answer that names no option is an error row (the SAC code scored a missing
 letter as C; the workbench does not invent answers).
 
-`trait_deltas(frame, control)` is the SAC report: per model, condition, inventory and trait, the
-mean keyed level and the induced change, condition minus control (the neutral run), paired on the
-same items.
+The SAC report over a run's log (per model, condition, inventory and trait, the mean keyed level
+and the induced change against the control) is workbench/trait_report.py, loaded only when a run
+is reported.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -29,8 +28,7 @@ from ..paths import data_dir
 from ..reports import REPORTS, Report
 from ..scorers import Unparseable
 from ..scoring import METRICS, PARSERS
-from ..stats import wilcoxon
-from . import CAPACITY, SOURCES, TaskItem, TaskSpec, builtin_tasks, stable_seed
+from . import CAPACITY, SOURCES, TaskItem, TaskSpec, stable_seed
 
 
 class Inventory(BaseModel):
@@ -158,72 +156,11 @@ def likert(answer: str, targets: Sequence[str]) -> float:
     return max(1.0 - abs(level(answer) - level(t)) / 4.0 for t in targets)
 
 
-# -- the per-trait report ----------------------------------------------------------------------
-def inventory_traits(tasks: dict[str, TaskSpec] | None = None) -> pd.DataFrame:
-    """(task, item_id) -> trait and trait name, for every task drawing on an item bank (the item
-    ids as trials log them, from the task's own items)."""
-    rows = []
-    for task_id, spec in (tasks or builtin_tasks()).items():
-        if spec.source == "inventory":
-            for item in spec.items(len(inventory_items(spec.source_args["inventory"])), 0):
-                meta = dict(item.meta)
-                rows.append({"task": task_id, "item_id": item.id, "trait": meta["trait"], "trait_name": meta["trait_name"]})
-    return pd.DataFrame(rows, columns=["task", "item_id", "trait", "trait_name"])
+# -- the per-trait report (workbench/trait_report.py) ----------------------------------------
+def _traits_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
+    from ..trait_report import traits_report  # pandas and scipy load when a run is reported, not with the task registry
+
+    return traits_report(con, run_id, control)
 
 
-def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None = None) -> list[dict[str, Any]]:
-    """Per model, condition, inventory and trait: mean keyed level (1-5) and its change against
-    the control, paired on items (repeats averaged per item first), with a Wilcoxon signed-rank
-    p-value over the items' differences. `frame` has model, condition, task, item_id, score and
-    status per trial; errored trials are counted and left out of the means."""
-    traits = inventory_traits() if traits is None else traits
-    data = frame.merge(traits, on=["task", "item_id"], how="inner")
-    if data.empty:
-        return []
-    data["is_error"] = data["status"] != "ok"
-    data["keyed"] = 1.0 + 4.0 * data["score"]
-    rows = []
-    for (model, task, trait), block in data.groupby(["model", "task", "trait"], sort=False):
-        per_item = block[~block["is_error"]].groupby(["item_id", "condition"])["keyed"].mean().unstack("condition")
-        for condition, group in block.groupby("condition", sort=False):
-            ok = group[~group["is_error"]]
-            row: dict[str, Any] = {
-                "model": model,
-                "condition": condition,
-                "inventory": task,
-                "trait": trait,
-                "trait_name": group["trait_name"].iloc[0],
-                "n": int(len(group)),
-                "errors": int(group["is_error"].sum()),
-                "mean": float(ok["keyed"].mean()) if len(ok) else None,
-                "control_mean": None,
-                "delta": None,
-                "n_pairs": 0,
-                "p_value": None,
-            }
-            if condition != control and control in per_item and condition in per_item:
-                pairs = per_item[[control, condition]].dropna()
-                if len(pairs):
-                    diff = pairs[condition] - pairs[control]
-                    row.update(
-                        control_mean=float(pairs[control].mean()),
-                        delta=float(diff.mean()),
-                        n_pairs=int(len(pairs)),
-                        p_value=wilcoxon(pairs[control], pairs[condition], zero_method="zsplit").p_value,
-                    )
-            rows.append(row)
-    return rows
-
-
-def traits_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
-    traits = inventory_traits()
-    if traits.empty:
-        return []
-    frame = con.execute(
-        "SELECT model, condition, task, item_id, repeat, score, status FROM trials WHERE run_id = ? AND task IN (SELECT unnest(?))",
-        [run_id, sorted(set(traits["task"]))],
-    ).df()
-    return trait_deltas(frame, control, traits)
-
-
-REPORTS.add("traits", Report(traits_report, ("model", "condition", "inventory", "trait_name", "n", "errors", "mean", "delta", "p_value")))
+REPORTS.add("traits", Report(_traits_report, ("model", "condition", "inventory", "trait_name", "n", "errors", "mean", "delta", "p_value", "p_adjusted")))
