@@ -44,6 +44,26 @@ CASES = {
         "models[0].params",
         "environment",
     ),
+    "secret in nested params": (
+        _bad(models=[{"id": "openai/gpt-4o-mini", "params": {"max_tokens": 8, "extra_headers": {"Authorization": "Bearer sk-123"}}}]),
+        "models[0].params",
+        "extra_headers.Authorization must come from the environment",
+    ),
+    "secret in a params list": (
+        _bad(models=[{"id": "openai/gpt-4o-mini", "params": {"extra_body": [{"ACCESS_TOKEN": "t-123"}]}}]),
+        "models[0].params",
+        "extra_body[0].ACCESS_TOKEN",
+    ),
+    "credentials in api_base": (
+        _bad(models=[{"id": "openai/x", "api_base": "http://user:pw@127.0.0.1:8000/v1"}]),
+        "models[0].api_base",
+        "credentials in the URL",
+    ),
+    "key in an api_base query": (
+        _bad(models=[{"id": "openai/x", "api_base": "http://127.0.0.1:8000/v1?api-key=abc"}]),
+        "models[0].api_base",
+        "credentials in the URL",
+    ),
     "unknown placement": (
         _bad(conditions=[{"name": "control"}, {"name": "x", "stimuli": [{"id": "EP02", "placement": "middle"}]}]),
         "conditions[1].stimuli[0].placement",

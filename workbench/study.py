@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -24,7 +26,19 @@ from .sweep import SweepSpec, expand_all
 from .tasks import DEFAULT_SHOTS, TaskConfig, TaskItem, TaskSpec, resolve_task
 
 DEFAULT_SOLVER = "single_turn"
-_SECRET_PARAMS = {"api_key", "api_secret", "token", "password", "aws_secret_access_key"}
+# A parameter or URL query name that carries a credential, at any depth (extra_headers.Authorization,
+# extra_body.api_key, access_token); whole name parts only, so max_tokens is not one.
+_SECRET_NAME = re.compile(r"(^|[_\-])(api[_\-]?key|key|secret|token|password|authorization|credentials?)($|[_\-])", re.IGNORECASE)
+
+
+def _secret_paths(value: Any, path: str = "") -> list[str]:
+    """The paths of credential-named keys in nested params."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    found: list[str] = []
+    for key, inner in items:
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key)
+        found += [where] if isinstance(key, str) and _SECRET_NAME.search(key) else _secret_paths(inner, where)
+    return found
 
 
 class Strict(BaseModel):
@@ -64,9 +78,17 @@ class ModelSpec(Strict):
     @field_validator("params")
     @classmethod
     def _no_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
-        leaked = _SECRET_PARAMS & set(value)
+        leaked = _secret_paths(value)
         if leaked:
-            raise ValueError(f"{', '.join(sorted(leaked))} must come from the environment, not the study file")
+            raise ValueError(f"{', '.join(leaked)} must come from the environment, not the study file")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str | None) -> str | None:
+        url = urlsplit(value or "")
+        if url.username or url.password or any(_SECRET_NAME.search(name) for name, _ in parse_qsl(url.query)):
+            raise ValueError("credentials in the URL must come from the environment, not the study file")
         return value
 
     @model_validator(mode="after")
