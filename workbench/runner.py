@@ -26,7 +26,7 @@ from .messages import Messages, to_dicts
 from .providers import ModelResponse, ProviderPool, cache_key, complete_with_retries
 from .providers import open_pool
 from .execute import call_for, solve_and_score, status
-from .solvers import Generate, Generation, RoundRecord, consumes_gold
+from .solvers import Generate, Generation, RoundRecord
 from .store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
 from .study import ModelSpec, ResolvedStudy
 from .trials import Trial, expand
@@ -132,7 +132,7 @@ class Runner:
     def _run_rows(self, trials: list[Trial]) -> dict[str, list[dict[str, Any]]]:
         spec = self.study.spec
         control = self.study.control_name
-        programs = {c.name: c for c in (self.study.condition_specs or spec.conditions)}
+        programs = {name: self.study.program(name) for name in self.study.conditions}
         return {
             "runs": [
                 {
@@ -157,8 +157,8 @@ class Runner:
                     "is_control": name == control,
                     "stimuli_json": json.dumps([s.model_dump() for s in stimuli]),
                     "solver": programs[name].solver,
-                    "solver_params_json": json.dumps(programs[name].solver_params, sort_keys=True),
-                    "consumes_gold": consumes_gold(programs[name].solver or "single_turn", programs[name].solver_params),
+                    "solver_params_json": json.dumps(dict(programs[name].params), sort_keys=True),
+                    "consumes_gold": programs[name].consumes_gold,
                 }
                 for name, stimuli in self.study.conditions.items()
             ],

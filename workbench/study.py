@@ -20,7 +20,7 @@ from . import heart as _heart  # noqa: F401  (registers the `heart` solver and i
 from .errors import UserError
 from .programs import PROGRAMS
 from .scorers import SCORERS
-from .solvers import SOLVERS, prepare_solver
+from .solvers import SOLVERS, consumes_gold, prepare_solver
 from .stimuli import PLACEMENTS, AppliedStimulus, StimulusLibrary, builtin_library, choose_program, resolve
 from .sweep import SweepSpec, expand_all
 from .tasks import DEFAULT_SHOTS, TaskConfig, TaskItem, TaskSpec, resolve_task
@@ -186,10 +186,6 @@ class StudySpec(Strict):
     def sweeps(self) -> list[SweepSpec]:
         return [] if self.sweep is None else (list(self.sweep) if isinstance(self.sweep, list) else [self.sweep])
 
-    @property
-    def control_name(self) -> str:
-        return control_of(self.conditions, self.control)
-
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
@@ -207,8 +203,9 @@ def control_of(conditions: list[ConditionSpec], control: str | None) -> str:
 @dataclass(frozen=True)
 class TaskSample:
     """A task entry's examples and demo pool, drawn once when the study is resolved, with the
-    n, shots and seed they were drawn for."""
+    task, n, shots and seed they were drawn for."""
 
+    task: TaskSpec
     n: int
     shots: int
     seed: int
@@ -222,6 +219,20 @@ class TaskSample:
 
 def task_seed(ref: TaskRef, study_seed: int) -> int:
     return study_seed if ref.seed is None else ref.seed
+
+
+@dataclass(frozen=True)
+class Program:
+    """What answers a condition's trials: its solver and parameters, and whether they read gold labels."""
+
+    solver: str
+    params: tuple[tuple[str, Any], ...]
+    consumes_gold: bool
+
+
+def task_program(task: TaskSpec) -> Program | None:
+    """A task's DSPy program, which answers it in every condition instead of the conditions' solvers."""
+    return Program("dspy", (("program", task.program),), False) if task.program else None
 
 
 class ResolvedStudy(BaseModel):
@@ -242,21 +253,29 @@ class ResolvedStudy(BaseModel):
 
     @property
     def control_name(self) -> str:
-        return control_of(list(self.condition_specs) or self.spec.conditions, self.spec.control)
+        return control_of(list(self.condition_specs), self.spec.control)
+
+    def program(self, condition: str, task: TaskSpec | None = None) -> Program:
+        """The program of `condition` (on `task`, whose DSPy program, if it has one, replaces the solver)."""
+        if task is not None and task.program:
+            return task_program(task)  # type: ignore[return-value]
+        spec = next(c for c in self.condition_specs if c.name == condition)
+        solver = spec.solver or DEFAULT_SOLVER
+        return Program(solver, tuple(sorted(spec.solver_params.items())), consumes_gold(solver, spec.solver_params))
 
     def sample_of(self, ref: TaskRef) -> tuple[tuple[TaskItem, ...], tuple[TaskItem, ...]]:
         """The examples and demo pool of a task entry: the draw made when the study was resolved;
-        drawn anew only if the study was changed since (re-seeded, as simulations do)."""
+        drawn anew only if the study was changed since (re-seeded, as simulations do, or a task replaced)."""
         seed = task_seed(ref, self.spec.seed)
         sample = self.samples.get(ref.task)
-        if sample is None or (sample.n, sample.shots, sample.seed) != (ref.n, ref.shots, seed):
+        if sample is None or sample.task is not self.tasks[ref.task] or (sample.n, sample.shots, sample.seed) != (ref.n, ref.shots, seed):
             sample = draw_sample(self.tasks[ref.task], ref, seed)
         return sample.items, sample.pool
 
 
 def draw_sample(task: TaskSpec, ref: TaskRef, seed: int) -> TaskSample:
     items, pool = task.sample(ref.n, ref.shots, seed)
-    return TaskSample(ref.n, ref.shots, seed, tuple(items), tuple(pool))
+    return TaskSample(task, ref.n, ref.shots, seed, tuple(items), tuple(pool))
 
 
 def _loc(loc: tuple[Any, ...]) -> str:

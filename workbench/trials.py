@@ -14,9 +14,8 @@ from typing import Any
 
 from . import gold
 from .messages import Messages
-from .solvers import consumes_gold
 from .stimuli import AppliedStimulus, build_prompt
-from .study import ModelSpec, ResolvedStudy
+from .study import DEFAULT_SOLVER, ModelSpec, ResolvedStudy, task_program
 from .tasks import TaskItem, TaskSpec, stable_seed
 
 
@@ -32,7 +31,7 @@ class Trial:
     seed: int
     stimuli: tuple[AppliedStimulus, ...]
     messages: Messages
-    solver: str = "single_turn"
+    solver: str = DEFAULT_SOLVER
     solver_params: tuple[tuple[str, Any], ...] = ()
     consumes_gold: bool = False  # its program reads gold labels while it runs (an oracle verifier)
     verify: gold.Verifier | None = None  # set by the runner on the solver's view, only where consumes_gold
@@ -43,11 +42,6 @@ class Trial:
         verify = gold.oracle(self.task, self.item) if self.consumes_gold else None
         return replace(self, item=replace(self.item, targets=gold.seal(self.item.targets)), verify=verify)
 
-    @property
-    def pair_key(self) -> str:
-        """Identifies the paired unit: the same across conditions, different across repeats."""
-        return f"{self.model.id}|{self.task.id}|{self.item.id}|{self.repeat}"
-
 
 def trial_id(run_id: str, condition: str, model_id: str, task_id: str, item_id: str, repeat: int) -> str:
     key = "\x1f".join((run_id, condition, model_id, task_id, item_id, str(repeat)))
@@ -57,13 +51,13 @@ def trial_id(run_id: str, condition: str, model_id: str, task_id: str, item_id: 
 def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
     """All trials of a run, ordered so that the conditions of one example run side by side."""
     spec = study.spec
-    programs = {c.name: (c.solver or "single_turn", c.solver_params) for c in (study.condition_specs or spec.conditions)}
+    programs = {name: study.program(name) for name in study.conditions}
     trials: list[Trial] = []
     for model in spec.models:
         for ref in spec.tasks:
             task = study.tasks[ref.task]
             items, demo_pool = study.sample_of(ref)  # the draw the study's data_sha256 fingerprints
-            program = task.program  # a DSPy program answers the task instead of the conditions' solvers
+            dspy = task_program(task)
             for item in items:
                 for repeat in range(spec.repeats):
                     seed = query_seed(spec.seed, task.id, item.id, repeat)
@@ -71,6 +65,7 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                     with gold.access("data"):  # demos show their answers
                         base = task.render(item, demos)
                     for condition, stimuli in study.conditions.items():
+                        program = dspy or programs[condition]
                         trials.append(
                             Trial(
                                 trial_id=trial_id(run_id, condition, model.id, task.id, item.id, repeat),
@@ -83,9 +78,9 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                                 seed=seed,
                                 stimuli=stimuli,
                                 messages=build_prompt(base, stimuli),
-                                solver="dspy" if program else programs[condition][0],
-                                solver_params=(("program", program),) if program else tuple(sorted(programs[condition][1].items())),
-                                consumes_gold=False if program else consumes_gold(*programs[condition]),
+                                solver=program.solver,
+                                solver_params=program.params,
+                                consumes_gold=program.consumes_gold,
                             )
                         )
     return trials
