@@ -17,11 +17,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import heart as _heart  # noqa: F401  (registers the `heart` solver and its setup)
-from .errors import UserError
+from .errors import UserError, validation_error
 from .programs import PROGRAMS
 from .scorers import SCORERS
 from .solvers import SOLVERS, consumes_gold, prepare_solver
-from .stimuli import PLACEMENTS, AppliedStimulus, StimulusLibrary, builtin_library, choose_program, resolve
+from .stimuli import AppliedStimulus, StimulusLibrary, builtin_library, choose_program, resolve
 from .sweep import SweepSpec, expand_all
 from .tasks import DEFAULT_SHOTS, TaskConfig, TaskItem, TaskSpec, resolve_task
 
@@ -278,64 +278,6 @@ def draw_sample(task: TaskSpec, ref: TaskRef, seed: int) -> TaskSample:
     return TaskSample(task, ref.n, ref.shots, seed, tuple(items), tuple(pool))
 
 
-def _loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in ("str", *_UNION_TAGS) or str(part).startswith(("function-", "list[")):
-            continue  # union branch labels carry no meaning for the user
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
-def _pydantic_error(exc: ValidationError, path: str) -> UserError:
-    errors = exc.errors()
-    # For str|StimulusRef unions pydantic reports both branches; the structured one is more useful.
-    err = next((e for e in errors if "StimulusRef" in map(str, e["loc"])), errors[0])
-    message = err["msg"]
-    if err["type"] == "extra_forbidden":
-        parent = err["loc"][:-1]
-        message = f"unknown key {err['loc'][-1]!r}{_allowed_keys(parent)}"
-    elif err["type"] == "missing":
-        message = "is required"
-    return UserError(message.removeprefix("Value error, "), file=path, field=_loc(err["loc"]) or "(top level)")
-
-
-def _allowed_keys(parent: tuple[Any, ...]) -> str:
-    """The keys allowed where an unknown key was found, by walking the models along its path."""
-    model: type[BaseModel] = StudySpec
-    for part in parent:
-        if isinstance(part, int):
-            continue
-        if part in _UNION_TAGS:
-            model = _UNION_TAGS[part]
-            continue
-        if str(part).startswith(("list[", "function-")):  # union branches and validator wrappers of the same model
-            continue
-        field = model.model_fields.get(str(part))
-        found = _model_in(field.annotation) if field else None
-        if found is None:
-            return ""
-        model = found
-    return f" (allowed: {', '.join(model.model_fields)})"
-
-
-_UNION_TAGS: dict[str, type[BaseModel]] = {"StimulusRef": StimulusRef, "SweepSpec": SweepSpec}
-
-
-def _model_in(annotation: Any) -> type[BaseModel] | None:
-    """The pydantic model inside an annotation such as list[ModelSpec] or SimulatorSpec | None."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
 def load_study(path: str | Path, library: StimulusLibrary | None = None) -> ResolvedStudy:
     """Read and validate a study file; raise UserError on the first problem."""
     path = Path(path)
@@ -355,7 +297,7 @@ def load_study(path: str | Path, library: StimulusLibrary | None = None) -> Reso
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as exc:
-        raise _pydantic_error(exc, label) from None
+        raise validation_error(exc, file=label, model=StudySpec) from None
     return resolve_study(spec, label, library)
 
 
@@ -401,14 +343,10 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
         applied = []
         for s_index, ref in enumerate(condition.refs()):
             field = f"{where}.stimuli[{s_index}]"
-            if ref.id not in library:
-                known = ", ".join(library.ids())
-                try:
-                    library.get(ref.id)
-                except UserError as exc:
-                    raise UserError(f"{exc.detail} (known: {known})", file=label, field=field) from None
-            if ref.placement is not None and ref.placement not in PLACEMENTS:
-                raise UserError(PLACEMENTS.unknown_message(ref.placement), file=label, field=f"{field}.placement")
+            try:
+                library.get(ref.id)
+            except UserError as exc:  # the library names its own field; here the reference is the field
+                raise UserError(exc.detail, file=label, field=field) from None
             try:
                 applied.append(
                     resolve(library, ref.id, placement=ref.placement, separator=ref.separator, variant=ref.variant, params=ref.params)
@@ -450,7 +388,7 @@ def _with_sweeps(spec: StudySpec, library: StimulusLibrary, label: str) -> tuple
         try:
             conditions.append(ConditionSpec.model_validate(raw))
         except ValidationError as exc:
-            raise UserError(exc.errors()[0]["msg"], file=label, field=where) from None
+            raise validation_error(exc, file=label, field=where, model=ConditionSpec) from None
         fields.append(where)
     names = [c.name for c in conditions]
     if spec.control is not None and spec.control not in names:

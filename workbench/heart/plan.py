@@ -10,12 +10,12 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from ..errors import UserError
+from ..errors import UserError, validation_error
 from ..stimuli import AppliedStimulus, StimulusLibrary, heart
 from ..stimuli.renderers import Strict
 from .bank import PhraseBank
 from .feedback import FEEDBACK
-from .schedules import DEFAULT_SCHEDULE, Schedule, dump_schedule, parse_schedule
+from .schedules import DEFAULT_SCHEDULE, PARAMETER_WORDING, Schedule, dump_schedule, parse_schedule
 from .strategies import STRATEGIES
 
 Mode = Literal["oracle", "verifier_free"]
@@ -68,14 +68,7 @@ def _config(params: Mapping[str, Any]) -> HeartConfig:
     try:
         return HeartConfig.model_validate(dict(params))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "solver_params"
-        allowed = ", ".join(HeartConfig.model_fields)
-        message = {
-            "extra_forbidden": f"unknown key {key!r} (allowed: {allowed})",
-            "missing": f"is required (parameters: {allowed})",
-        }.get(err["type"], err["msg"].removeprefix("Value error, "))
-        raise UserError(message, field=f"solver_params.{key}") from None
+        raise validation_error(exc, field="solver_params", model=HeartConfig, wording=PARAMETER_WORDING) from None
 
 
 def _strategy(config: HeartConfig) -> str:

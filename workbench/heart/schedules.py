@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError
 
-from ..errors import UserError
+from ..errors import UserError, validation_error
 from ..registry import Registry
 from ..stimuli.renderers import Strict
 from .bank import PhraseBank
@@ -164,6 +164,8 @@ def _step(step: EmotionStep | PhraseStep | str, emotions: Collection[str], phras
 
 
 DEFAULT_SCHEDULE = "alternating"
+# A missing setting of a schedule or of solver_params lists the settings there are.
+PARAMETER_WORDING = {"missing": "is required (parameters: {allowed})"}
 
 
 def parse_schedule(raw: Any) -> Schedule:
@@ -177,13 +179,7 @@ def parse_schedule(raw: Any) -> Schedule:
     try:
         return model.model_validate(spec)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        allowed = ", ".join(model.model_fields)
-        message = {"extra_forbidden": f"unknown key {key!r} (allowed: {allowed})", "missing": f"is required (parameters: {allowed})"}.get(
-            err["type"], err["msg"].removeprefix("Value error, ")
-        )
-        raise UserError(message, field=f"schedule.{key}") from None
+        raise validation_error(exc, field="schedule", model=model, wording=PARAMETER_WORDING) from None
 
 
 def dump_schedule(schedule: Schedule) -> dict[str, Any]:

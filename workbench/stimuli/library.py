@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import UserError
+from ..errors import UserError, validation_error
 from ..paths import data_dir
 from .model import Family, FamilyFile, StimulusItem
 from .renderers import RENDERERS
@@ -124,9 +124,7 @@ def load_family_file(path: Path, base: StimulusLibrary | None = None) -> LoadedF
     try:
         spec = FamilyFile.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        message = f"unknown key {err['loc'][-1]!r} (allowed: {', '.join(FamilyFile.model_fields)})" if err["type"] == "extra_forbidden" else err["msg"]
-        raise UserError(message.removeprefix("Value error, "), file=label, field=_loc(err["loc"]) or "(top level)") from None
+        raise validation_error(exc, file=label, model=FamilyFile) from None
     family = Family(
         name=spec.family, version=spec.version, citation=spec.citation, authored=spec.authored,
         inspired_by=spec.inspired_by, notes=spec.notes, source=spec.source, data=spec.data, file=label,
@@ -162,19 +160,15 @@ def _load_item(entry: Any, index: int, spec: FamilyFile, family: Family) -> Stim
     common = {k: v for k, v in merged.items() if k in _COMMON_FIELDS}
     try:
         fields = renderer.item_fields.model_validate(extra)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = _loc(err["loc"])
-        if err["type"] == "extra_forbidden":
-            allowed = ", ".join(sorted(_COMMON_FIELDS - {"family"}) + list(renderer.item_fields.model_fields))
-            raise UserError(f"unknown field {err['loc'][0]!r} (allowed: {allowed})", file=family.file, field=f"{where}.{key}") from None
-        message = "is required" if err["type"] == "missing" else err["msg"]
-        raise UserError(message, file=family.file, field=f"{where}.{key}") from None
+    except ValidationError as exc:  # an item's keys are the common ones and its renderer's
+        allowed = sorted(_COMMON_FIELDS - {"family"}) + list(renderer.item_fields.model_fields)
+        raise validation_error(
+            exc, file=family.file, field=where, model=renderer.item_fields, wording={"extra_forbidden": "unknown field {key!r}"}, allowed=allowed
+        ) from None
     try:
         item = StimulusItem.model_validate({**common, "data": fields.model_dump(mode="json")})
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise UserError(err["msg"].removeprefix("Value error, "), file=family.file, field=f"{where}.{_loc(err['loc']) or 'item'}") from None
+        raise validation_error(exc, file=family.file, field=where, model=StimulusItem, whole="item") from None
     if renderer.needs_text and not item.text:
         raise UserError("is required (the stimulus text)", file=family.file, field=f"{where}.text")
     return item
@@ -188,16 +182,7 @@ def _check_family_data(items: list[StimulusItem], family: Family) -> None:
         try:
             model.model_validate(family.data)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            message = "is required" if err["type"] == "missing" else err["msg"]
-            raise UserError(message, file=family.file, field=f"data.{_loc(err['loc'])}") from None
-
-
-def _loc(loc: Sequence[Any]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+            raise validation_error(exc, file=family.file, field="data", model=model) from None
 
 
 @functools.cache

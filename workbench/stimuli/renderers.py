@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..errors import UserError
+from ..errors import UserError, first_problem
 from ..registry import Registry
 from .model import Family, StimulusItem
 
@@ -74,17 +74,16 @@ def validate_params(stimulus_id: str, renderer: Renderer, params: dict[str, Any]
     try:
         return renderer.params.model_validate(params)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        name = ".".join(str(p) for p in err["loc"]) or "params"
+        problem = first_problem(exc, renderer.params)
+        name = problem.path or "params"
         allowed = ", ".join(renderer.params.model_fields) or "none"
-        if err["type"] == "extra_forbidden":
+        if problem.kind == "extra_forbidden":
             message = f"{stimulus_id} has no parameter {name!r} (parameters: {allowed})"
-        elif err["type"] == "missing":
+        elif problem.kind == "missing":
             message = f"{stimulus_id} needs parameter {name!r} (parameters: {allowed})"
         else:
-            got = err.get("input")
-            hint = " (a list of values belongs in a `sweep:` block)" if isinstance(got, list) else ""
-            message = f"{stimulus_id} parameter {name!r}: {err['msg'].removeprefix('Value error, ')}, got {got!r}{hint}"
+            hint = " (a list of values belongs in a `sweep:` block)" if isinstance(problem.input, list) else ""
+            message = f"{stimulus_id} parameter {name!r}: {problem.message}, got {problem.input!r}{hint}"
         raise UserError(message, field=f"params.{name}") from None
 
 

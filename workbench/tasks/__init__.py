@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import gold
-from ..errors import UserError
+from ..errors import UserError, validation_error
 from ..messages import Message, Messages
 from ..paths import data_dir
 from ..registry import Registry
@@ -268,14 +268,6 @@ def seeded_order(keys: Sequence[str], *seed_parts: object) -> list[int]:
     return sorted(range(len(keys)), key=lambda i: hashlib.sha256(f"{salt}\x1f{keys[i]}".encode()).digest())
 
 
-def _first_error(exc: ValidationError) -> tuple[str, str]:
-    err = exc.errors()[0]
-    message = err["msg"]
-    if err["type"] == "extra_forbidden":
-        message = "unknown key"
-    return message, ".".join(map(str, err["loc"]))
-
-
 def load_suite_file(path: Path) -> tuple[SuiteFile, list[TaskSpec]]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -283,8 +275,7 @@ def load_suite_file(path: Path) -> tuple[SuiteFile, list[TaskSpec]]:
     except (OSError, yaml.YAMLError) as exc:
         raise UserError(f"cannot read task suite: {exc}", file=str(path)) from None
     except ValidationError as exc:
-        message, loc = _first_error(exc)
-        raise UserError(message, file=str(path), field=loc) from None
+        raise validation_error(exc, file=str(path), model=SuiteFile) from None
     specs = []
     for index, entry in enumerate(suite.tasks):
         try:
@@ -304,8 +295,7 @@ def load_suite_file(path: Path) -> tuple[SuiteFile, list[TaskSpec]]:
                 }
             )
         except ValidationError as exc:
-            message, loc = _first_error(exc)
-            raise UserError(message, file=str(path), field=f"tasks[{index}].{loc}") from None
+            raise validation_error(exc, file=str(path), field=f"tasks[{index}]", model=TaskSpec) from None
         _check_names(spec, str(path), f"tasks[{index}]")
         _check_scoring_and_program(spec, str(path), f"tasks[{index}]")
         specs.append(spec)

@@ -31,9 +31,9 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from ..errors import UserError
+from ..errors import UserError, validation_error
 from ..messages import Message
 from ..paths import data_dir
 from ..registry import Registry
@@ -52,6 +52,9 @@ class ListedItem(BaseModel):
     meta: dict[str, str] = Field(default_factory=dict)
 
 
+ListedItems = TypeAdapter(list[ListedItem])  # the whole list at once, so an error names the item's index
+
+
 def seeded_prefix(keys: Sequence[str], n: int, *seed_parts: object) -> list[int]:
     """Indices of the first n keys in a seeded order that depends only on the keys and the seed,
     so a longer draw extends a shorter one and every machine draws the same."""
@@ -65,10 +68,9 @@ CAPACITY.add("listed", lambda spec: len(spec.source_args.get("items", [])))
 def listed_items(spec: TaskSpec, n: int, seed: int) -> list[TaskItem]:
     """The items written in the task file (`source_args.items`), a seeded sample of n of them."""
     try:
-        entries = [ListedItem.model_validate(e) for e in spec.source_args.get("items", [])]
+        entries = ListedItems.validate_python(spec.source_args.get("items", []))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise UserError(err["msg"], field=f"{spec.id}.source_args.items.{'.'.join(map(str, err['loc']))}") from None
+        raise validation_error(exc, field=f"{spec.id}.source_args.items", model=ListedItem) from None
     items = [
         TaskItem(id=e.id or f"{index:03d}", input=e.input, targets=tuple(e.targets), meta=tuple(sorted(e.meta.items())))
         for index, e in enumerate(entries)
@@ -283,8 +285,7 @@ def load_rubric_file(path: Any) -> Rubric:
     except (OSError, yaml.YAMLError) as exc:
         raise UserError(f"cannot read rubric: {exc}", file=str(path)) from None
     except ValidationError as exc:
-        err = exc.errors()[0]
-        raise UserError(err["msg"].removeprefix("Value error, "), file=str(path), field=".".join(map(str, err["loc"])) or "rubric") from None
+        raise validation_error(exc, file=str(path), model=Rubric, whole="rubric") from None
 
 
 @functools.cache
