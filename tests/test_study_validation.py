@@ -36,6 +36,11 @@ CASES = {
         "conditions[1].stimuli[0]",
         "unknown stimulus 'EP99'",
     ),
+    "unknown stimulus, nothing close": (
+        _bad(conditions=[{"name": "control"}, {"name": "x", "stimuli": ["qqqqqq"]}]),
+        "conditions[1].stimuli[0]",
+        "(families: big_five_persona, emotionprompt",
+    ),
     "unknown task": (_bad(tasks=[{"task": "ii/summ", "n": 3}]), "tasks[0].task", "did you mean ii/sum"),
     "missing field": (_bad(models=_DROP), "models", "is required"),
     "duplicate condition": (_bad(conditions=[{"name": "a"}, {"name": "a"}]), "(top level)", "unique"),

@@ -60,7 +60,7 @@ class StimulusLibrary:
             return self._items[stimulus_id]
         except KeyError:
             close = difflib.get_close_matches(stimulus_id, self._items, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            hint = f"; did you mean {', '.join(close)}?" if close else f" (families: {', '.join(self.families())}; `workbench stimuli list` shows every id)"
             raise UserError(f"unknown stimulus {stimulus_id!r}{hint}", field="stimuli") from None
 
     def items(self, family: str | None = None) -> list[StimulusItem]:
