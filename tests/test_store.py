@@ -19,6 +19,7 @@ ROWS = 25
 WRITER = textwrap.dedent(
     """
     import sys
+    import time
     from pathlib import Path
     from workbench.store import SegmentWriter, compact
 
@@ -29,6 +30,7 @@ WRITER = textwrap.dedent(
         writer.write({{"trials": trials}})
         if batch % 2:
             compact(db)
+        time.sleep(0.05)  # a sweep writes over time: the readers get to look in between, however fast this machine
     compact(db)
     """
 ).format(batches=BATCHES, rows=ROWS)
