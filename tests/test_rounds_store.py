@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from conftest import run_json, write_study
 from workbench.store import SCHEMA_VERSION, TABLES, SegmentWriter, compact, connect_reader, segments_dir
 
-NEW_COLUMNS = {"trials": {"consumes_gold"}, "conditions": {"solver", "solver_params_json", "consumes_gold"}}
+NEW_COLUMNS = {"trials": {"consumes_gold", "extractor"}, "conditions": {"solver", "solver_params_json", "consumes_gold"}}
 
 
 def _v1_log(db: Path) -> None:
@@ -28,14 +28,14 @@ def _v1_log(db: Path) -> None:
     con.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMP)")
     con.execute("INSERT INTO schema_migrations VALUES (1, now())")
     for name, table in TABLES.items():
-        if name == "rounds":
+        if name in ("rounds", "scores"):
             continue
         cols = ", ".join(f"{c} {t}" for c, t in table.columns if c not in NEW_COLUMNS.get(name, set()))
         con.execute(f"CREATE TABLE {name} ({cols}, PRIMARY KEY ({', '.join(table.key)}))")
     con.execute("INSERT INTO trials (trial_id, run_id, condition, status, score) VALUES ('old-1', 'r1', 'control', 'ok', 1.0)")
     con.execute("INSERT INTO conditions (run_id, condition, is_control, stimuli_json) VALUES ('r1', 'control', true, '[]')")
     con.close()
-    old = [c for c, _ in TABLES["trials"].columns if c != "consumes_gold"]
+    old = [c for c, _ in TABLES["trials"].columns if c not in NEW_COLUMNS["trials"]]
     directory = segments_dir(db) / "trials"
     directory.mkdir(parents=True)
     row = {c: None for c in old} | {"trial_id": "old-2", "run_id": "r1", "condition": "control", "status": "ok", "score": 0.0}
@@ -53,9 +53,9 @@ def test_a_version_1_log_is_read_as_it_is_and_migrated_on_the_next_compaction(tm
     con.close()
     assert compact(db)
     raw = duckdb.connect(str(db), read_only=True)
-    assert [v for (v,) in raw.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2] == list(range(1, SCHEMA_VERSION + 1))
+    assert [v for (v,) in raw.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3] == list(range(1, SCHEMA_VERSION + 1))
     columns = {(t, c) for t, c in raw.execute("SELECT table_name, column_name FROM duckdb_columns()").fetchall()}
-    assert {("trials", "consumes_gold"), ("conditions", "solver"), ("rounds", "round_id"), ("rounds", "verdict")} <= columns
+    assert {("trials", "consumes_gold"), ("conditions", "solver"), ("rounds", "round_id"), ("rounds", "verdict"), ("trials", "extractor"), ("scores", "rule")} <= columns
     assert sorted(raw.execute("SELECT trial_id FROM trials").fetchall()) == [("old-1",), ("old-2",)]
     raw.close()
     # a HEART run appends to the migrated log

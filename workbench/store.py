@@ -87,7 +87,7 @@ TABLES: dict[str, Table] = {
                 ("answer", "VARCHAR"), ("score", "DOUBLE"), ("status", "VARCHAR"), ("error", "VARCHAR"), ("details_json", "VARCHAR"),
                 ("n_calls", "INTEGER"), ("prompt_tokens", "BIGINT"), ("completion_tokens", "BIGINT"), ("cost", "DOUBLE"),
                 ("latency_s", "DOUBLE"), ("cached", "BOOLEAN"), ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
-                ("consumes_gold", "BOOLEAN"),
+                ("consumes_gold", "BOOLEAN"), ("extractor", "VARCHAR"),
             ),
         ),
         Table(
@@ -114,13 +114,22 @@ TABLES: dict[str, Table] = {
                 ("call_id", "VARCHAR"), ("call_ids_json", "VARCHAR"), ("error", "VARCHAR"),
             ),
         ),
+        Table(
+            "scores",  # one row per trial and answer extractor: the run's own and every re-score
+            ("trial_id", "extractor"),
+            (
+                ("trial_id", "VARCHAR"), ("run_id", "VARCHAR"), ("extractor", "VARCHAR"), ("answer", "VARCHAR"),
+                ("score", "DOUBLE"), ("status", "VARCHAR"), ("rule", "VARCHAR"), ("contains_gold", "BOOLEAN"),
+                ("scored_at", "TIMESTAMP"),
+            ),
+        ),
     )
 }
 
 # Written in this order in every flush; readers ignore rows whose parent row is not yet there.
-FLUSH_ORDER = ("runs", "conditions", "calls", "rounds", "trials", "run_events")
+FLUSH_ORDER = ("runs", "conditions", "calls", "rounds", "scores", "trials", "run_events")
 # Rows that belong to a trial: they count once the trial's row has landed in the same batch.
-TRIAL_CHILDREN = ("calls", "rounds")
+TRIAL_CHILDREN = ("calls", "rounds", "scores")
 
 
 def segments_dir(db_path: Path) -> Path:
@@ -270,11 +279,21 @@ def _add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
             con.execute(f"ALTER TABLE {table.name} ADD COLUMN IF NOT EXISTS {name} {sql}")
 
 
+def _scores_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 3, as written (not derived from TABLES, so it does the same thing forever)."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS scores (trial_id VARCHAR, run_id VARCHAR, extractor VARCHAR, answer VARCHAR, "
+        "score DOUBLE, status VARCHAR, rule VARCHAR, contains_gold BOOLEAN, scored_at TIMESTAMP, PRIMARY KEY (trial_id, extractor))"
+    )
+    con.execute("ALTER TABLE trials ADD COLUMN IF NOT EXISTS extractor VARCHAR")
+
+
 # Applied in order, each once, recorded in schema_migrations. A file written by an older version
 # gains the new tables and columns (NULL in its old rows) the next time a run compacts into it.
 MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
     (1, "the log tables", _create_tables),
     (2, "rounds table; trials/conditions say which solver ran and whether it consumed gold labels", _add_missing_columns),
+    (3, "scores table (one row per trial and extractor); trials.extractor", _scores_table),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
