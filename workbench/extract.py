@@ -55,3 +55,34 @@ def strict(task: TaskSpec, item: TaskItem, text: str) -> Extraction:
 def flexible(task: TaskSpec, item: TaskItem, text: str) -> Extraction:
     # Placeholder until the per-answer-type extraction lands (issue 10): same as strict.
     return Extraction(answer=task.parse(text, item), rule="parser")
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A response scored under one extractor: status OK (value in [0, 1]) or NO_ANSWER (value None)."""
+
+    answer: str | None
+    value: float | None
+    status: str
+    rule: str
+
+
+def score_text(task: TaskSpec, item: TaskItem, text: str, extractor: str = DEFAULT_EXTRACTOR) -> Scored:
+    """Extract the answer from raw text with the named extractor, then score it with the task's metric."""
+    found = EXTRACTORS.get(extractor)(task, item, text)
+    if found.answer is None:
+        return Scored(answer=None, value=None, status=NO_ANSWER, rule=found.rule)
+    return Scored(answer=found.answer, value=task.score_answer(found.answer, item), status=OK, rule=found.rule)
+
+
+def mentions_gold(task: TaskSpec, item: TaskItem, text: str) -> bool:
+    """Whether the raw response names a gold answer (a whole-word match, case and spacing ignored):
+    the format diagnostic counts zero-scored responses that do."""
+    import re
+
+    folded = " ".join(text.lower().split())
+    for target in item.targets:
+        gold = " ".join(str(target).lower().split())
+        if gold and re.search(r"(?<!\w)" + re.escape(gold) + r"(?!\w)", folded):
+            return True
+    return False

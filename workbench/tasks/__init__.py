@@ -192,12 +192,16 @@ class TaskSpec(BaseModel):
         return answer
 
     def score(self, raw_text: str, item: TaskItem) -> tuple[str, float]:
-        parse = PARSERS.get(self.parser)
         answer = self.parse(raw_text, item)
+        return answer, self.score_answer(answer, item)
+
+    def score_answer(self, answer: str, item: TaskItem) -> float:
+        """The task's metric on an extracted answer against the item's gold targets."""
+        parse = PARSERS.get(self.parser)
         targets = tuple(parse(t, **self.parser_args) for t in item.targets) if self.parse_targets else item.targets
         metric = METRICS.get(self.metric)
         score = metric(answer, targets, item=item) if getattr(metric, "wants_item", False) else metric(answer, targets)
-        return answer, float(score)
+        return float(score)
 
     def normalized(self, mean_score: float, maximum: float = 1.0) -> float | None:
         """BIG-bench's normalised preferred score: 0 at random chance, 100 at the maximum."""
