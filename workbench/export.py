@@ -25,9 +25,12 @@ FAMILY_LABELS = {
 TEST_LABELS = {
     "mcnemar_exact": "exact McNemar", "mcnemar_midp": "McNemar mid-p", "mcnemar_chi2_cc": "McNemar chi-square (continuity-corrected)",
     "paired_t": "paired t", "wilcoxon": "Wilcoxon signed-rank", "permutation": "paired permutation",
-    "cochran_q": "Cochran's Q", "friedman": "Friedman",
+    "cochran_q": "Cochran's Q", "friedman": "Friedman", "sign_flip_exact": "exact sign-flip (zero variance)",
 }
-INTERVAL_LABELS = {"newcombe_paired": "Newcombe's paired score interval", "paired_t": "paired t interval"}
+INTERVAL_LABELS = {
+    "newcombe_paired": "Newcombe's paired score interval", "paired_t": "paired t interval",
+    "wilson_bounded": "Wilson interval of the rescaled difference (zero variance)",
+}
 MARKS = ((0.001, "***"), (0.01, "**"), (0.05, "*"))
 DASH = "–"
 

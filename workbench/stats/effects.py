@@ -13,14 +13,15 @@ statsmodels implements it only for independent samples.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats as sps
 from statsmodels.stats.proportion import proportion_confint
 
 from ..records import Record
-from .paired import ArrayLike, PairedTable, is_binary, paired_arrays
+from .caveats import ZERO_VARIANCE
+from .paired import ArrayLike, PairedTable, has_zero_variance, is_binary, paired_arrays
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Estimate(Record):
     high: float
     level: float
     method: str
-
+    note: str | None = None  # a code from stats.caveats when the value is undefined or a fallback made it
 
     def excludes(self, value: float) -> bool:
         return not (self.low <= value <= self.high)
@@ -90,8 +91,8 @@ def t_interval(x: ArrayLike, y: ArrayLike, level: float = 0.95) -> Estimate:
     if diff.size < 2:
         raise ValueError("a t interval needs at least 2 paired examples")
     mean = float(diff.mean())
-    if np.all(diff == diff[0]):
-        return Estimate(mean, mean, mean, level, "paired_t")
+    if has_zero_variance(diff):
+        return constant_difference_interval(a, b, level)
     ci = sps.ttest_rel(b, a).confidence_interval(confidence_level=level)
     return Estimate(mean, float(ci.low), float(ci.high), level, "paired_t")
 
@@ -101,10 +102,25 @@ def bootstrap_interval(x: ArrayLike, y: ArrayLike, level: float = 0.95, n_resamp
     a, b = paired_arrays(x, y)
     diff = b - a
     mean = float(diff.mean())
-    if np.all(diff == diff[0]):
-        return Estimate(mean, mean, mean, level, "paired_bootstrap")
+    if has_zero_variance(diff):
+        return constant_difference_interval(a, b, level)
     result = sps.bootstrap((diff,), np.mean, confidence_level=level, n_resamples=n_resamples, method="BCa", rng=np.random.default_rng(seed))
     return Estimate(mean, float(result.confidence_interval.low), float(result.confidence_interval.high), level, "paired_bootstrap")
+
+
+def constant_difference_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Estimate:
+    """The interval when every paired difference is the same, where the t and bootstrap intervals
+    collapse to a point, narrower than n examples allow. Per-example outcomes that are 0/1
+    (repeats that agree) get Newcombe's paired interval, as one outcome per example would; other
+    scores the Wilson interval of the difference rescaled to [0, 1] (the largest variance a
+    bounded score can have). The estimate's note says which fallback ran."""
+    if is_binary(a) and is_binary(b):
+        return replace(newcombe_paired(PairedTable.of(a, b), level), note=ZERO_VARIANCE)
+    low_score, high_score = min(0.0, float(a.min()), float(b.min())), max(1.0, float(a.max()), float(b.max()))
+    span = high_score - low_score  # differences lie in [-span, span]
+    mean = float(np.mean(b - a))
+    low, high = proportion_confint((mean + span) / (2 * span) * a.size, a.size, alpha=1.0 - level, method="wilson")
+    return Estimate(mean, 2 * span * float(low) - span, 2 * span * float(high) - span, level, "wilson_bounded", ZERO_VARIANCE)
 
 
 def paired_diff_ci(x: ArrayLike, y: ArrayLike, level: float = 0.95, method: str = "auto") -> Estimate:

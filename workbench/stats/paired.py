@@ -157,14 +157,30 @@ def wilcoxon(x: ArrayLike, y: ArrayLike, zero_method: str = "wilcox") -> PairedT
     return PairedTestResult(float(result.statistic), float(result.pvalue), "wilcoxon", int(diff.size))
 
 
+def constant_difference_test(diff: np.ndarray) -> PairedTestResult:
+    """The exact sign-flip test when every paired difference is the same (the t statistic is 0/0
+    or infinite there). Under the null each of the 2**n sign patterns is equally likely and only
+    the two with all signs alike are as extreme, so p = 2**(1 - n): scipy's exact sign test,
+    which equals the sign-flip test when all |differences| are equal (and exact McNemar on 0/1
+    outcomes). Differences all 0 give p = 1."""
+    n = int(diff.size)
+    p = 1.0 if diff[0] == 0 else float(sps.binomtest(n, n, 0.5).pvalue)
+    return PairedTestResult(float(diff[0]), p, "sign_flip_exact", n)
+
+
+def has_zero_variance(diff: np.ndarray) -> bool:
+    return bool(np.all(diff == diff[0]))
+
+
 def paired_t(x: ArrayLike, y: ArrayLike) -> PairedTestResult:
-    """Paired t-test of the mean of y - x (scipy). Constant differences give p = 1 if zero, 0 otherwise."""
+    """Paired t-test of the mean of y - x (scipy). Constant differences (zero variance) fall back
+    to the exact sign-flip test (`constant_difference_test`), whose result says so in `test`."""
     a, b = paired_arrays(x, y)
     diff = b - a
     if diff.size < 2:
         raise ValueError("paired_t needs at least 2 pairs")
-    if np.all(diff == diff[0]):
-        return PairedTestResult(0.0 if diff[0] == 0 else float(np.sign(diff[0]) * np.inf), float(diff[0] == 0), "paired_t", int(diff.size), float(diff.size - 1))
+    if has_zero_variance(diff):
+        return constant_difference_test(diff)
     result = sps.ttest_rel(b, a)
     return PairedTestResult(float(result.statistic), float(result.pvalue), "paired_t", int(diff.size), float(result.df))
 

@@ -72,15 +72,19 @@ class ComparisonRow(Record):
     ci_low: float | None = None
     ci_high: float | None = None
     interval: str | None = None
+    delta_note: str | None = None  # a stats.caveats code when a fallback made the test and interval
     relative: float | None = None  # delta / control accuracy (relative gain)
     relative_low: float | None = None
     relative_high: float | None = None
+    relative_note: str | None = None  # why the relative gain is undefined or its interval adjusted
     odds_ratio: float | None = None  # discordant pairs: only condition right / only control right
     odds_ratio_low: float | None = None
     odds_ratio_high: float | None = None
+    odds_ratio_note: str | None = None
     cohens_h: float | None = None
     cohens_h_low: float | None = None
     cohens_h_high: float | None = None
+    cohens_h_note: str | None = None
     p_value: float | None = None
     p_adjusted: float | None = None
     test: str | None = None
@@ -242,7 +246,7 @@ def _choose_test(test: str, single_binary: bool) -> str:
 def _estimate_fields(prefix: str, est: Estimate | None) -> dict[str, float | None]:
     if est is None:
         return {}
-    return {prefix: est.estimate, f"{prefix}_low": est.low, f"{prefix}_high": est.high}
+    return {prefix: est.estimate, f"{prefix}_low": est.low, f"{prefix}_high": est.high, f"{prefix}_note": est.note}
 
 
 def _compare_pair(x: np.ndarray, y: np.ndarray, repeats: int, test: str, level: float) -> dict[str, Any]:
@@ -257,7 +261,7 @@ def _compare_pair(x: np.ndarray, y: np.ndarray, repeats: int, test: str, level: 
         out.update(p_value=result.p_value, test=result.test)
     if x.size >= 2:
         diff = paired_diff_ci(x, y, level, method="newcombe" if single_binary else "t")
-        out.update(ci_low=diff.low, ci_high=diff.high, interval=diff.method)
+        out.update(ci_low=diff.low, ci_high=diff.high, interval=diff.method, delta_note=diff.note)
         out.update(_estimate_fields("relative", relative_diff_ci(x, y, level)))
         out.update(_estimate_fields("cohens_h", cohens_h(x, y, level)) if max(x.max(), y.max()) <= 1 and min(x.min(), y.min()) >= 0 else {})
         if single_binary:
