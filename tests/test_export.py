@@ -85,7 +85,9 @@ def test_compare_json_has_the_rows_and_agrees_with_the_run_and_the_log(sim_log) 
     assert sum(r["errors"] for r in rows.values()) > 0
     pooled = {p["condition"]: p for p in result["pooled"]}
     assert set(pooled) == {"EP02", "NP01", "+EP_01"} and pooled["EP02"]["tasks"] == 3
-    assert pooled["EP02"]["pooled_ci_low"] > 0 and pooled["EP02"]["gee_estimate"] > 1 and pooled["EP02"]["p_adjusted"] < 0.05
+    assert pooled["EP02"]["pooled_ci_low"] > 0 and pooled["EP02"]["gee_estimate"] > 1 and pooled["EP02"]["p_adjusted"] >= pooled["EP02"]["pooled_p_value"]
+    # three tasks: the Hartung-Knapp-Sidik-Jonkman t interval with 2 df, not a z interval
+    assert pooled["EP02"]["pooled_method"] == "random_effects_pm_hksj" and pooled["EP02"]["pooled_df"] == 2
     ep = rows["EP02"]
     assert ep["ci_low"] < ep["delta"] < ep["ci_high"] and ep["p_adjusted"] < 0.05 and ep["test"] == "mcnemar_exact"
     assert ep["p_adjusted"] >= ep["p_value"] and ep["family_size"] == 3

@@ -62,3 +62,113 @@ def test_zero_variance_of_fractional_differences_gets_a_bounded_wilson_interval(
     assert same.p_value == 1.0 and same.test == "sign_flip_exact"
     flat = paired_diff_ci(np.full(8, 0.5), np.full(8, 0.5), method="t")
     assert flat.low < -0.1 and flat.high > 0.1 and math.isclose(flat.estimate, 0.0)
+
+
+def _binary(control: list[int], condition: list[int], **kwargs) -> pd.DataFrame:
+    return _trials({"control": [[v] for v in control], "EP": [[v] for v in condition]}, **kwargs)
+
+
+def test_no_discordant_pairs_give_intervals_as_wide_as_the_data_allow_not_zero_width() -> None:
+    """3 of 20 right in both conditions, on the same examples: Δ's interval is about ±0.14, so
+    the relative gain's cannot be [0, 0] (it was "+0.0 [+0.0, +0.0]")."""
+    outcomes = [1] * 3 + [0] * 17
+    row = _row(compare(_binary(outcomes, outcomes), "control"))
+    assert row.ci_low < -0.1 and row.ci_high > 0.1
+    assert row.relative == 0.0 and row.relative_low < -0.4 and row.relative_high > 0.4 and row.relative_note == "no_discordant_pairs"
+    # half a count in each discordant cell: var log = 1 / (a + 1/2)^2 with a = 3 both right
+    assert math.log(1 + row.relative_high) == pytest.approx(1.959964 / 3.5, rel=1e-5)
+    assert row.cohens_h == 0.0 and row.cohens_h_low < -0.1 and row.cohens_h_high > 0.1 and row.cohens_h_note == "no_discordant_pairs"
+    assert row.odds_ratio is not None and math.isnan(row.odds_ratio) and row.odds_ratio_note == "no_discordant_pairs"
+
+
+def test_a_control_or_condition_at_zero_and_one_sided_discordance_are_named_not_printed_as_inf() -> None:
+    at_zero = _row(compare(_binary([0] * 20, [1] * 4 + [0] * 16), "control"))
+    assert math.isnan(at_zero.relative) and at_zero.relative_note == "control_at_0"
+    assert at_zero.odds_ratio == math.inf and at_zero.odds_ratio_note == "no_control_only_pairs" and 0 < at_zero.odds_ratio_low < 1
+    assert at_zero.cohens_h_note == "accuracy_at_bound" and at_zero.cohens_h_low < at_zero.cohens_h < at_zero.cohens_h_high
+    never = _row(compare(_binary([1] * 5 + [0] * 15, [0] * 20), "control"))
+    assert never.relative == -1.0 and never.relative_low == -1.0 and never.relative_note == "condition_at_0"
+    # 5 discordant pairs all one way: exact McNemar p = 0.0625, so the interval reaches past 0
+    assert never.p_value == pytest.approx(0.0625) and 0.0 < never.relative_high < 5.0
+
+
+def test_relative_gain_is_on_the_normalised_score_for_tasks_with_a_chance_level() -> None:
+    """BIG-bench's normalised score, chance 0.5: 0.55 to 0.60 is +100%, not the raw +9.1%."""
+    control, condition = [1] * 11 + [0] * 9, [1] * 12 + [0] * 8
+    raw = _row(compare(_binary(control, condition), "control"))
+    normalised = _row(compare(_binary(control, condition, chance=0.5), "control"))
+    assert raw.relative == pytest.approx(0.6 / 0.55 - 1) and raw.relative_scale == "raw"
+    assert normalised.relative == pytest.approx(1.0) and normalised.relative_scale == "normalized"
+    assert normalised.relative_low < 0 < 1 < normalised.relative_high
+    # at chance the normalised gain is undefined, and says so
+    at_chance = _row(compare(_binary([1] * 10 + [0] * 10, condition, chance=0.5), "control"))
+    assert math.isnan(at_chance.relative) and at_chance.relative_note == "control_at_chance"
+
+
+def test_pooled_figures_name_the_tasks_they_left_out_and_use_a_ratio_of_pooled_means() -> None:
+    """One task at -100% on a 1-in-15 baseline and one with the control at 0 (left out of the
+    old mean of ratios while the row said tasks=3); one task too small to pool."""
+    frames = [
+        _binary([1] * 6 + [0] * 9, [1] * 9 + [0] * 6, task="a"),
+        _binary([1] + [0] * 14, [0] * 15, task="b"),
+        _binary([0] * 15, [1] * 3 + [0] * 12, task="c"),
+        _binary([1], [1], task="d"),
+    ]
+    result = compare(pd.concat(frames, ignore_index=True), "control", task_order=["a", "b", "c", "d"])
+    pooled = result.pooled[0]
+    assert pooled.tasks == 3 and pooled.tasks_used == ("a", "b", "c")
+    assert [task for task, _ in pooled.tasks_left_out] == ["d"] and "fewer than 2" in pooled.tasks_left_out[0][1]
+    control_means, condition_means = [6 / 15, 1 / 15, 0.0], [9 / 15, 0.0, 3 / 15]
+    assert pooled.relative.estimate == pytest.approx(np.mean(condition_means) / np.mean(control_means) - 1)
+    assert pooled.relative.low < pooled.relative.estimate < pooled.relative.high
+    assert pooled.pooled is not None and pooled.pooled.k == 3
+    as_dict = pooled.to_dict(json_safe=True)
+    assert as_dict["tasks_left_out"] == [{"task": "d", "reason": pooled.tasks_left_out[0][1]}] and "relative_mean" not in as_dict
+
+
+def test_random_effects_with_few_tasks_use_the_hksj_t_interval_by_default() -> None:
+    from scipy import stats as sps
+
+    from workbench.stats import random_effects
+
+    effects, variances = np.array([0.05, 0.12, 0.09]), np.array([0.002, 0.003, 0.0025])
+    default, z = random_effects(effects, variances), random_effects(effects, variances, hksj=False)
+    assert default.method == "random_effects_pm_hksj" and default.df == 2 and z.df is None
+    # HKSJ from its definition: weighted residual variance of the RE estimate, t with k - 1 df
+    weights = 1 / (variances + default.tau2)
+    estimate = float(np.sum(weights * effects) / weights.sum())
+    var_hksj = float(np.sum(weights * (effects - estimate) ** 2) / (2 * weights.sum()))
+    se = math.sqrt(max(var_hksj, 1 / weights.sum()))
+    assert default.estimate == pytest.approx(estimate, abs=1e-10)
+    assert (default.ci_low, default.ci_high) == pytest.approx((estimate - sps.t.ppf(0.975, 2) * se, estimate + sps.t.ppf(0.975, 2) * se), abs=1e-10)
+    assert default.p_value == pytest.approx(2 * sps.t.sf(abs(estimate) / se, 2), abs=1e-10)
+    assert default.ci_high - default.ci_low > z.ci_high - z.ci_low
+
+
+def test_gee_says_why_a_condition_has_no_model_estimate_instead_of_dropping_it() -> None:
+    """A condition always right separates the logit: statsmodels "converges" to an odds ratio
+    of about 4e11 with p = 0 and no warning. The row keeps the condition and says why."""
+    from workbench.export import to_markdown
+
+    rng = np.random.default_rng(0)
+    frames = [_binary(list((rng.random(30) < 0.5).astype(int)), [1] * 30, task=task) for task in "abc"]
+    result = compare(pd.concat(frames, ignore_index=True), "control")
+    gee = result.pooled[0].gee
+    assert gee is not None and not gee.estimable and "separation" in gee.warning
+    assert result.pooled[0].to_dict(json_safe=True)["gee_warning"] == gee.warning
+    markdown = to_markdown(result)
+    assert "GEE, m · EP: not estimable: separation" in markdown and "the GEE model could not be estimated" in markdown
+
+
+def test_examples_incomplete_in_either_condition_are_left_out_and_a_partial_run_says_so() -> None:
+    """A run still being written: 7 examples x 2 repeats planned, the treatment's last example
+    has one repeat in (27 of 28 trials)."""
+    frame = _trials({"control": [[1, 0], [0, 0], [1, 1], [0, 1], [0, 0], [1, 0], [0, 0]], "EP": [[1, 1]] * 6 + [[1]]})
+    result = compare(frame, "control", repeats=2, planned=28)
+    row = _row(result)
+    assert result.partial and (result.trials_done, result.trials_planned) == (27, 28)
+    assert result.notes[0] == "partial run: 27 of 28 trials logged; tests use only examples with every repeat logged in both conditions"
+    assert row.examples == 6 and row.n == 13
+    complete = _trials({"control": [[1, 0], [0, 0], [1, 1], [0, 1], [0, 0], [1, 0]], "EP": [[1, 1]] * 6})
+    assert row.p_value == _row(compare(complete, "control")).p_value
+    assert result.to_dict()["partial"] is True and not compare(complete, "control", repeats=2, planned=24).partial

@@ -97,8 +97,10 @@ def test_several_tasks_get_per_task_rows_an_across_task_row_and_pooled_effects()
     assert set(pooled) == {"EP", "NP"}
     ep = pooled["EP"]
     assert ep.tasks == 3 and ep.pooled is not None and ep.pooled.ci_low < ep.pooled.estimate < ep.pooled.ci_high
-    assert ep.relative_mean == pytest.approx(np.mean([r.relative for r in per_task]))
-    assert ep.relative_max == pytest.approx(max(r.relative for r in per_task))
+    # the relative gain is a ratio of the task-averaged means, not a mean of per-task ratios
+    assert ep.relative.estimate == pytest.approx(np.mean([r.accuracy for r in per_task]) / np.mean([r.control_accuracy for r in per_task]) - 1)
+    assert ep.relative.low < ep.relative.estimate < ep.relative.high and ep.relative_scale == "raw"
+    assert ep.tasks_used == ("suite/a", "suite/b", "suite/c") and ep.tasks_left_out == ()
     assert ep.gee is not None and ep.gee.scale == "odds_ratio" and ep.gee.estimate > 1
     assert pooled["NP"].gee is not None and pooled["NP"].gee.p_value > 0.01
     assert ep.p_adjusted is not None and ep.p_adjusted >= ep.pooled.p_value
@@ -159,6 +161,9 @@ def test_gee_clusters_repeats_by_example() -> None:
     frame = scored_frame(_three_task_frame())
     once = gee_effects(frame, "control", binary=True)
     repeated = gee_effects(pd.concat([frame.assign(repeat=r) for r in range(3)], ignore_index=True), "control", binary=True)
+    # an empty answer must fail here: every condition gets an estimated effect, with no warning
+    assert [e.condition for e in once] == [e.condition for e in repeated] == ["EP", "NP"]
+    assert all(e.estimable and e.warning is None for e in [*once, *repeated])
     by_condition = {e.condition: e for e in once}
     for effect in repeated:
         single = by_condition[effect.condition]

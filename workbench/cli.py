@@ -241,7 +241,7 @@ def _comparison(db: Path, run: str | None, adjust: str, family: str, test: str, 
     try:
         result = compare(
             data.frame, chosen, errors=errors or data.errors, adjust=adjust, family=family, level=level, test=test,
-            conditions=wanted, order=data.conditions, task_order=data.tasks,
+            conditions=wanted, order=data.conditions, task_order=data.tasks, repeats=data.repeats, planned=data.trials_planned,
         )
     except ValueError as exc:
         _fail(str(exc))
@@ -263,6 +263,7 @@ def compare(
 ) -> None:
     """The comparison table of a run: each condition against the control, per task and across tasks."""
     data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level)
+    _warn_partial(result, data.run_id)
     costs, curve = _read_gain_and_cost(db, data.run_id, errors or data.errors)
     loops = {(c.model, c.condition) for c in costs if c.mean_rounds is not None}
     curve = [p for p in curve if (p.model, p.condition) in loops]
@@ -270,25 +271,40 @@ def compare(
         payload = {"run_id": data.run_id, "name": data.name, **result.to_dict(json_safe=True)}
         out.print_json(json.dumps({**payload, "costs": [c.to_dict() for c in costs], "rounds": [p.to_dict() for p in curve]}))
         return
-    from .export import COLUMNS, OMNIBUS_COLUMNS, POOLED_COLUMNS, notes, omnibus_cells, pooled_cells, row_cells
+    from .export import COLUMNS, OMNIBUS_COLUMNS, POOLED_COLUMNS, notes, omnibus_cells, pooled_cells, row_cells, with_relative_header
 
     # The terminal gets the main columns (the model in the title when there is one); --json and
     # export carry every effect size. Piped output is not squeezed into 80 columns.
     models = sorted({r.model for r in result.rows})
     shown = {"task", "condition", "n", "errors", "accuracy", "delta", "relative", "p", "p_adjusted"} | ({"model"} if len(models) > 1 else set())
-    title = f"run {data.run_id}" + (f" · {models[0]}" if len(models) == 1 else "")
+    title = f"run {data.run_id}" + (f" · {models[0]}" if len(models) == 1 else "") + _partial_label(result)
     console = out if out.is_terminal else Console(width=max(out.width, 200), markup=False)
-    _print_cells(console, title, [c for c in COLUMNS if c[0] in shown], [row_cells(r) for r in result.rows])
+    _print_cells(console, title, [c for c in with_relative_header(COLUMNS, result.rows) if c[0] in shown], [row_cells(r) for r in result.rows])
+    across = {"condition", "tasks", "pooled", "i2", "p_adjusted", "relative", "gee"} | ({"model"} if len(models) > 1 else set())
     if result.pooled:
-        across = {"condition", "tasks", "pooled", "i2", "p_adjusted", "relative", "gee"} | ({"model"} if len(models) > 1 else set())
-        _print_cells(console, "across tasks", [c for c in POOLED_COLUMNS if c[0] in across], [pooled_cells(r) for r in result.pooled])
+        columns = [c for c in with_relative_header(POOLED_COLUMNS, result.pooled) if c[0] in across]
+        _print_cells(console, "across tasks" + _partial_label(result), columns, [pooled_cells(r) for r in result.pooled])
     if result.omnibus:
         _print_cells(console, "all conditions at once", [c for c in OMNIBUS_COLUMNS if c[0] != "model" or len(models) > 1], [omnibus_cells(r) for r in result.omnibus])
-    for line in notes(result):
+    for line in notes(result, shown | (across if result.pooled else set())):
         console.print(line, highlight=False)
     _print_cost_table(costs)
     if curve:
         _print_round_table(curve)
+
+
+def _partial_label(result: Any) -> str:
+    return f" · PARTIAL RUN ({result.trials_done} of {result.trials_planned} trials)" if result.partial else ""
+
+
+def _warn_partial(result: Any, run_id: str) -> None:
+    """A run still being written (or stopped) is compared as it stands, with a warning."""
+    if result.partial:
+        err.print(
+            f"warning: run {run_id} is partial ({result.trials_done} of {result.trials_planned} trials logged): "
+            "tests use only examples with every repeat logged in both conditions; p-values will change as it fills",
+            highlight=False,
+        )
 
 
 def _read_gain_and_cost(db: Path, run_id: str, errors: str) -> tuple[list[Any], list[Any]]:
@@ -351,6 +367,7 @@ def export(
     if (format is None) != (out_file is None):
         _fail("--out: --format and --out go together" if out_file is None else "--format: --out needs a table format (latex, markdown, csv)")
     data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level)
+    _warn_partial(result, data.run_id)
     title = f"{data.name} ({data.run_id})"
     written = []
     if format is not None and out_file is not None:

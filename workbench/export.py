@@ -14,7 +14,8 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .stats.table import ALL_TASKS, GOLD_MARK, Comparison, ComparisonRow, OmnibusRow, PooledRow
+from .stats.caveats import CAVEATS, GEE_NOT_ESTIMABLE, GEE_WARNING, mark
+from .stats.table import ALL_TASKS, GOLD_MARK, NORMALISED, RAW, Comparison, ComparisonRow, OmnibusRow, PooledRow
 
 ADJUST_LABELS = {"holm": "Holm", "bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni", "none": "no"}
 FAMILY_LABELS = {
@@ -64,6 +65,33 @@ def fmt_interval(estimate: float | None, low: float | None, high: float | None, 
     return f"{text} [{fmt_number(low, digits, signed)}, {fmt_number(high, digits, signed)}]"
 
 
+UNDEFINED, UNBOUNDED = "undefined", "unbounded"
+SUPERSCRIPTS = dict(zip("abcdefghij", "ᵃᵇᶜᵈᵉᶠᵍʰⁱʲ"))  # a caveat's mark after a cell, its sentence in the notes
+
+
+def caveat_mark(code: str | None) -> str:
+    return SUPERSCRIPTS[mark(code)] if code else ""
+
+
+def _bound(value: float | None, digits: int, signed: bool) -> str:
+    if value is not None and math.isinf(value):
+        return UNBOUNDED
+    return fmt_number(value, digits, signed)
+
+
+def noted_interval(estimate: float | None, low: float | None, high: float | None, note: str | None, signed: bool = True, digits: int = 3) -> str:
+    """An estimate with its interval that says in words what is undefined or unbounded, marked
+    with its caveat (explained under the table)."""
+    if estimate is None and note is None:
+        return DASH
+    if estimate is None or math.isnan(estimate):
+        return UNDEFINED + caveat_mark(note)
+    text = _bound(estimate, digits, signed)
+    if not all(v is None or math.isnan(v) for v in (low, high)):
+        text += f" [{_bound(low, digits, signed)}, {_bound(high, digits, signed)}]"
+    return text + caveat_mark(note)
+
+
 def row_cells(row: ComparisonRow) -> dict[str, str]:
     """What each column of the main table says for one row (control rows show no comparison)."""
     return {
@@ -73,10 +101,10 @@ def row_cells(row: ComparisonRow) -> dict[str, str]:
         "n": str(row.n),
         "errors": str(row.errors),
         "accuracy": fmt_number(row.accuracy),
-        "delta": fmt_interval(row.delta, row.ci_low, row.ci_high),
-        "relative": fmt_interval(_pct(row.relative), _pct(row.relative_low), _pct(row.relative_high), digits=1),
-        "odds_ratio": fmt_interval(row.odds_ratio, row.odds_ratio_low, row.odds_ratio_high, signed=False, digits=2),
-        "cohens_h": fmt_number(row.cohens_h, 2, signed=True),
+        "delta": fmt_interval(row.delta, row.ci_low, row.ci_high) + caveat_mark(row.delta_note),
+        "relative": noted_interval(_pct(row.relative), _pct(row.relative_low), _pct(row.relative_high), row.relative_note, digits=1),
+        "odds_ratio": noted_interval(row.odds_ratio, row.odds_ratio_low, row.odds_ratio_high, row.odds_ratio_note, signed=False, digits=2),
+        "cohens_h": fmt_number(row.cohens_h, 2, signed=True) + caveat_mark(row.cohens_h_note),
         "p": fmt_p(row.p_value),
         "p_adjusted": fmt_p(row.p_adjusted),
         "mark": significance_mark(row.p_adjusted),
@@ -100,27 +128,53 @@ COLUMNS: tuple[tuple[str, str], ...] = (
 
 
 def pooled_cells(row: PooledRow) -> dict[str, str]:
-    pooled, gee = row.pooled, row.gee
+    pooled, gee, relative = row.pooled, row.gee, row.relative
+    total = row.tasks + len(row.tasks_left_out)
     return {
         "model": row.model,
         "condition": condition_label(row),
-        "tasks": str(row.tasks),
+        "tasks": str(row.tasks) if not row.tasks_left_out else f"{row.tasks} of {total}",
         "pooled": fmt_interval(pooled.estimate, pooled.ci_low, pooled.ci_high) if pooled else DASH,
         "tau2": fmt_number(pooled.tau2, 4) if pooled else DASH,
         "i2": fmt_number(100 * pooled.i2, 0) if pooled else DASH,
         "p": fmt_p(pooled.p_value) if pooled else DASH,
         "p_adjusted": fmt_p(row.p_adjusted),
         "mark": significance_mark(row.p_adjusted),
-        "relative": f"{fmt_number(_pct(row.relative_mean), 1, True)} / {fmt_number(_pct(row.relative_max), 1, True)}",
-        "gee": fmt_interval(gee.estimate, gee.ci_low, gee.ci_high, signed=gee.scale == "difference", digits=2) if gee else DASH,
-        "gee_p": fmt_p(gee.p_value) if gee else DASH,
+        "relative": noted_interval(_pct(relative.estimate), _pct(relative.low), _pct(relative.high), relative.note, digits=1) if relative else DASH,
+        "gee": _gee_cell(gee),
+        "gee_p": fmt_p(gee.p_value) if gee and gee.estimable else DASH,
     }
+
+
+def _gee_cell(gee: object) -> str:
+    if gee is None:
+        return DASH
+    if not gee.estimable:  # type: ignore[attr-defined]
+        return UNDEFINED + caveat_mark(GEE_NOT_ESTIMABLE)
+    text = fmt_interval(gee.estimate, gee.ci_low, gee.ci_high, signed=gee.scale == "difference", digits=2)  # type: ignore[attr-defined]
+    return text + (caveat_mark(GEE_WARNING) if gee.warning else "")  # type: ignore[attr-defined]
 
 
 POOLED_COLUMNS: tuple[tuple[str, str], ...] = (
     ("model", "Model"), ("condition", "Condition"), ("tasks", "Tasks"), ("pooled", "Pooled Δ [CI]"), ("tau2", "τ²"), ("i2", "I² %"),
-    ("p", "p"), ("p_adjusted", "p adj."), ("relative", "Rel. gain % mean / max"), ("gee", "GEE effect [CI]"), ("gee_p", "GEE p"),
+    ("p", "p"), ("p_adjusted", "p adj."), ("relative", "Rel. gain % [CI] (ratio of task means)"), ("gee", "GEE effect [CI]"), ("gee_p", "GEE p"),
 )
+RELATIVE_HEADERS = {
+    frozenset({RAW}): "Rel. gain % [CI], raw accuracy",
+    frozenset({NORMALISED}): "Rel. gain % [CI], normalised score",
+    frozenset({RAW, NORMALISED}): "Rel. gain % [CI], raw or normalised (notes)",
+}
+
+
+def with_relative_header(columns: Sequence[tuple[str, str]], rows: Sequence[ComparisonRow | PooledRow]) -> tuple[tuple[str, str], ...]:
+    """The columns with the relative gain's header naming its scale: raw accuracy, BIG-bench's
+    normalised score, or both (the notes say which rows are which)."""
+    scales = frozenset(r.relative_scale for r in rows if r.relative_scale)
+    header = RELATIVE_HEADERS.get(scales)
+    if header is None:
+        return tuple(columns)
+    suffix = " (ratio of task means)" if any(isinstance(r, PooledRow) for r in rows) else ""
+    return tuple((key, header + suffix if key == "relative" else label) for key, label in columns)
 
 
 def omnibus_cells(row: OmnibusRow) -> dict[str, str]:
@@ -141,32 +195,77 @@ NUMERIC = {"n", "errors", "accuracy", "tasks", "tau2", "i2", "p", "p_adjusted", 
 
 def sections(comparison: Comparison) -> list[tuple[str, tuple[tuple[str, str], ...], list[dict[str, str]]]]:
     """The tables of an export: (caption, columns, rows of cells)."""
-    out = [("Paired comparisons with the control", COLUMNS, [row_cells(r) for r in comparison.rows])]
+    out = [("Paired comparisons with the control", with_relative_header(COLUMNS, comparison.rows), [row_cells(r) for r in comparison.rows])]
     if comparison.pooled:
-        out.append(("Effects across tasks", POOLED_COLUMNS, [pooled_cells(r) for r in comparison.pooled]))
+        out.append(("Effects across tasks", with_relative_header(POOLED_COLUMNS, comparison.pooled), [pooled_cells(r) for r in comparison.pooled]))
     if comparison.omnibus:
         out.append(("All conditions at once", OMNIBUS_COLUMNS, [omnibus_cells(r) for r in comparison.omnibus]))
     return out
 
 
-def notes(comparison: Comparison) -> list[str]:
-    """The sentences a reader needs to interpret the table, in plain text."""
+def notes(comparison: Comparison, shown: set[str] | None = None) -> list[str]:
+    """The sentences a reader needs to interpret the table, in plain text (shown: the columns a
+    table prints, whose caveats are explained; default all)."""
     tests = sorted({r.test for r in comparison.rows if r.test})
     intervals = sorted({r.interval for r in comparison.rows if r.interval})
     level = f"{100 * comparison.level:g}%"
     out = [
         f"Δ: paired difference in mean score, condition minus the control ({comparison.control}), with {level} "
-        f"{' / '.join(INTERVAL_LABELS.get(i, i) for i in intervals) or 'intervals'}; Rel. gain: Δ relative to the control's accuracy.",
+        f"{' / '.join(INTERVAL_LABELS.get(i, i) for i in intervals) or 'intervals'}.",
+        relative_sentence(comparison.rows),
         f"p: {', '.join(TEST_LABELS.get(t, t) for t in tests) or 'no test'}; p adj.: {ADJUST_LABELS[comparison.adjust]}-adjusted over "
         f"{FAMILY_LABELS[comparison.family]}; * p adj. < 0.05, ** < 0.01, *** < 0.001.",
         *[note[0].upper() + note[1:] + "." for note in comparison.notes],
     ]
     if comparison.pooled:
-        out.append(
-            "Across tasks: random-effects pooled Δ (Paule-Mandel τ²), mean and max of the per-task relative gains, and a GEE model "
-            "(examples as clusters, task as a fixed effect; odds ratio for 0/1 scores)."
-        )
+        out += pooled_sentences(comparison.pooled)
+    out += [f"{SUPERSCRIPTS[mark(code)]} {CAVEATS[code]}." for code in caveats_present(comparison, shown)]
     return out
+
+
+def relative_sentence(rows: Sequence[ComparisonRow]) -> str:
+    """Which scale each relative gain is on."""
+    normalised = sorted({r.task for r in rows if r.relative_scale == NORMALISED and r.task != ALL_TASKS})
+    text = "Rel. gain: the ratio of the condition's mean to the control's, minus 1, with a log-ratio (delta-method) interval; "
+    if not normalised:
+        return text + "on raw accuracy."
+    rest = "" if all(r.relative_scale != RAW for r in rows) else "; on raw accuracy for the others"
+    return (
+        text + "on BIG-bench's normalised score, (score − chance) / (1 − chance), for tasks with a chance level "
+        f"({', '.join(normalised)}) and the across-task rows that include them{rest}."
+    )
+
+
+def pooled_sentences(pooled: Sequence[PooledRow]) -> list[str]:
+    """How the across-task figures were made, which tasks they left out, what the GEE fit said."""
+    methods = {p.pooled.method for p in pooled if p.pooled}
+    hksj = any(m.endswith("_hksj") for m in methods)
+    out = [
+        "Across tasks (headline: the pooled Δ): random-effects pooled Δ (Paule-Mandel τ²) with "
+        + ("the Hartung-Knapp-Sidik-Jonkman t interval and test (k − 1 df; never narrower than the z interval), as few tasks need"
+           if hksj else "a z interval and test")
+        + "; Rel. gain: the ratio of the task-averaged means, minus 1 (each task weighs the same); a GEE model "
+        "(examples as clusters, task as a fixed effect; odds ratio for 0/1 scores). All use the tasks counted in Tasks."
+    ]
+    for p in pooled:
+        if p.tasks_left_out:
+            left = ", ".join(f"{task} ({why})" for task, why in p.tasks_left_out)
+            out.append(f"{p.model} · {p.condition}: left out {left}.")
+        if p.gee is not None and p.gee.warning:
+            out.append(f"GEE, {p.model} · {p.condition}: {p.gee.warning}.")
+    return out
+
+
+NOTED_COLUMNS = {"delta": "delta_note", "relative": "relative_note", "odds_ratio": "odds_ratio_note", "cohens_h": "cohens_h_note"}
+
+
+def caveats_present(comparison: Comparison, shown: set[str] | None = None) -> list[str]:
+    """The caveat codes the tables mark (in the shown columns), in the registry's order."""
+    visible = set(NOTED_COLUMNS) | {"gee"} if shown is None else shown
+    codes = {getattr(r, note) for r in comparison.rows for column, note in NOTED_COLUMNS.items() if column in visible}
+    codes |= {p.relative.note for p in comparison.pooled if p.relative and "relative" in visible}
+    codes |= {(GEE_WARNING if p.gee.estimable else GEE_NOT_ESTIMABLE) for p in comparison.pooled if p.gee is not None and p.gee.warning and "gee" in visible}
+    return [code for code in CAVEATS if code in codes]
 
 
 # -- escaping ------------------------------------------------------------------------------
@@ -174,7 +273,8 @@ def notes(comparison: Comparison) -> list[str]:
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
     "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-    "Δ": r"$\Delta$", "τ": r"$\tau$", "²": r"\textsuperscript{2}", "–": "--", GOLD_MARK: r"\dag{}",
+    "Δ": r"$\Delta$", "τ": r"$\tau$", "²": r"\textsuperscript{2}", "–": "--", "−": "$-$", GOLD_MARK: r"\dag{}",
+    **{sup: rf"\textsuperscript{{{letter}}}" for letter, sup in SUPERSCRIPTS.items()},
 }
 
 

@@ -13,6 +13,7 @@ statsmodels implements it only for independent samples.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -20,7 +21,9 @@ from scipy import stats as sps
 from statsmodels.stats.proportion import proportion_confint
 
 from ..records import Record
-from .caveats import ZERO_VARIANCE
+from .caveats import (
+    ACCURACY_AT_BOUND, CONDITION_AT_0, CONDITION_AT_CHANCE, CONTROL_AT_0, CONTROL_AT_CHANCE, NO_CONTROL_ONLY_PAIRS, NO_DISCORDANT_PAIRS, ZERO_VARIANCE,
+)
 from .paired import ArrayLike, PairedTable, has_zero_variance, is_binary, paired_arrays
 
 
@@ -140,58 +143,131 @@ def paired_diff_ci(x: ArrayLike, y: ArrayLike, level: float = 0.95, method: str 
     raise ValueError(f"unknown interval method {method!r} (allowed: auto, newcombe, t, bootstrap)")
 
 
-def _paired_moments(x: ArrayLike, y: ArrayLike) -> tuple[float, float, float, float, float, int]:
-    a, b = paired_arrays(x, y)
-    n = a.size
-    if n == 0:
-        raise ValueError("no paired examples")
-    mx, my = float(a.mean()), float(b.mean())
-    # Population moments: for 0/1 outcomes they give the textbook paired-table variances.
-    vx, vy = float(a.var()), float(b.var())
-    cov = float(np.mean((a - mx) * (b - my)))
-    return mx, my, vx, vy, cov, n
+@dataclass(frozen=True)
+class MeanMoments:
+    """Two paired means (control x, condition y) with the variances and covariance of the means:
+    what the delta-method intervals of a ratio or of Cohen's h need."""
+
+    x: float
+    y: float
+    var_x: float
+    var_y: float
+    cov: float
+
+    @classmethod
+    def of(cls, x: ArrayLike, y: ArrayLike, half_counts: bool = False) -> MeanMoments:
+        """From paired values, with population moments (for 0/1 outcomes the textbook paired-table
+        variances). half_counts=True adds half a pair (high, low) and half a pair (low, high), i.e.
+        half a count to each discordant cell, spanning the scores' range: the variance of a
+        table without disagreement (or with a margin at 0) is then no longer 0."""
+        a, b = paired_arrays(x, y)
+        if a.size == 0:
+            raise ValueError("no paired examples")
+        weights = np.ones(a.size)
+        if half_counts:
+            low, high = min(0.0, float(a.min()), float(b.min())), max(1.0, float(a.max()), float(b.max()))
+            a, b, weights = np.append(a, [high, low]), np.append(b, [low, high]), np.append(weights, [0.5, 0.5])
+        total = float(weights.sum())
+        mx, my = float(weights @ a) / total, float(weights @ b) / total
+        moments = [float(weights @ (u * v)) / total / total for u, v in ((a - mx, a - mx), (b - my, b - my), (a - mx, b - my))]
+        return cls(mx, my, *moments)
+
+    @classmethod
+    def averaged(cls, parts: Sequence[MeanMoments]) -> MeanMoments:
+        """The means averaged over independent parts (tasks), each part weighing the same."""
+        k = len(parts)
+        return cls(*(sum(getattr(p, f) for p in parts) / k for f in ("x", "y")), *(sum(getattr(p, f) for p in parts) / k**2 for f in ("var_x", "var_y", "cov")))
+
+    @property
+    def var_log_ratio(self) -> float:
+        return self.var_y / self.y**2 + self.var_x / self.x**2 - 2 * self.cov / (self.x * self.y)
 
 
-def relative_diff_ci(x: ArrayLike, y: ArrayLike, level: float = 0.95) -> Estimate:
+RATIO_METHOD = "log_ratio_delta"
+
+
+def _ratio_limits(m: MeanMoments, level: float) -> tuple[float, float]:
+    half = _z(level) * math.sqrt(max(m.var_log_ratio, 0.0))
+    ratio = m.y / m.x
+    return ratio * math.exp(-half) - 1.0, ratio * math.exp(half) - 1.0
+
+
+def relative_gain(plain: MeanMoments, with_half_counts: Callable[[], MeanMoments], level: float = 0.95, normalised: bool = False) -> Estimate:
+    """mean(y) / mean(x) - 1 with a delta-method interval on the log ratio, at its edges: a
+    control at 0 (or at chance, on the normalised score) leaves it undefined; a condition at 0 is
+    exactly -100% and its upper limit, like an interval whose variance is 0 (no discordant
+    pairs), comes from the moments with half counts. Each edge is named in the note."""
+    control_edge, condition_edge = (CONTROL_AT_CHANCE, CONDITION_AT_CHANCE) if normalised else (CONTROL_AT_0, CONDITION_AT_0)
+    if plain.x <= 0:
+        return Estimate(NAN_ESTIMATE, NAN_ESTIMATE, NAN_ESTIMATE, level, RATIO_METHOD, control_edge)
+    if plain.y < 0 or (plain.y == 0 and normalised):
+        return Estimate(plain.y / plain.x - 1.0, NAN_ESTIMATE, NAN_ESTIMATE, level, RATIO_METHOD, condition_edge)
+    if plain.y == 0:
+        return Estimate(-1.0, -1.0, _ratio_limits(with_half_counts(), level)[1], level, RATIO_METHOD, condition_edge)
+    if plain.var_log_ratio <= 0:
+        return Estimate(plain.y / plain.x - 1.0, *_ratio_limits(with_half_counts(), level), level, RATIO_METHOD, NO_DISCORDANT_PAIRS)
+    return Estimate(plain.y / plain.x - 1.0, *_ratio_limits(plain, level), level, RATIO_METHOD)
+
+
+def normalise(values: ArrayLike, chance: float | ArrayLike | None) -> np.ndarray:
+    """BIG-bench's normalised score on a 0-1 scale, (score - chance) / (1 - chance) per value; the
+    raw score where there is no chance level."""
+    arr = np.asarray(values, dtype=float)
+    if chance is None:
+        return arr
+    c = np.broadcast_to(np.nan_to_num(np.asarray(chance, dtype=float), nan=0.0), arr.shape)
+    return (arr - c) / (1.0 - c)
+
+
+def relative_diff_ci(x: ArrayLike, y: ArrayLike, level: float = 0.95, chance: float | ArrayLike | None = None) -> Estimate:
     """Relative difference mean(y) / mean(x) - 1 (the source papers' "relative gain"), with a
     delta-method interval on the log ratio of paired means. For 0/1 outcomes the variance is
-    (b + c) / ((a + b)(a + c)), the classic paired risk-ratio interval."""
-    mx, my, vx, vy, cov, n = _paired_moments(x, y)
-    if mx <= 0:
-        return Estimate(NAN_ESTIMATE, NAN_ESTIMATE, NAN_ESTIMATE, level, "log_ratio_delta")
-    if my <= 0:
-        return Estimate(-1.0, -1.0, NAN_ESTIMATE, level, "log_ratio_delta")
-    ratio = my / mx
-    var_log = (vy / my**2 + vx / mx**2 - 2 * cov / (mx * my)) / n
-    half = _z(level) * math.sqrt(max(var_log, 0.0))
-    return Estimate(ratio - 1.0, ratio * math.exp(-half) - 1.0, ratio * math.exp(half) - 1.0, level, "log_ratio_delta")
+    (b + c) / ((a + b)(a + c)), the classic paired risk-ratio interval.
+
+    chance (one level, or one per example): the gain on BIG-bench's normalised score, i.e.
+    (mean(y) - chance) / (mean(x) - chance) - 1. Edges (`relative_gain`) are named in the note."""
+    a, b = normalise(x, chance), normalise(y, chance)
+    normalised = chance is not None and bool(np.any(np.nan_to_num(np.asarray(chance, dtype=float)) > 0))
+    return relative_gain(MeanMoments.of(a, b), lambda: MeanMoments.of(a, b, half_counts=True), level, normalised)
 
 
 def odds_ratio_discordant(x: ArrayLike, y: ArrayLike, level: float = 0.95) -> Estimate:
     """Conditional odds ratio of the discordant pairs, only_y / only_x, with the exact
-    interval from the Clopper-Pearson interval of only_y / (only_x + only_y) (statsmodels)."""
+    interval from the Clopper-Pearson interval of only_y / (only_x + only_y) (statsmodels).
+    Undefined without discordant pairs; unbounded (inf) without a pair where only the control
+    is right; the note says which."""
     table = PairedTable.of(x, y)
     b, c = table.only_x, table.only_y
     if b + c == 0:
-        return Estimate(NAN_ESTIMATE, NAN_ESTIMATE, NAN_ESTIMATE, level, "discordant_exact")
+        return Estimate(NAN_ESTIMATE, NAN_ESTIMATE, NAN_ESTIMATE, level, "discordant_exact", NO_DISCORDANT_PAIRS)
     low_p, high_p = proportion_confint(c, b + c, alpha=1.0 - level, method="beta")
 
     def odds(p: float) -> float:
         return math.inf if p >= 1.0 else p / (1.0 - p)
 
-    return Estimate(math.inf if b == 0 else c / b, odds(float(low_p)), odds(float(high_p)), level, "discordant_exact")
+    note = NO_CONTROL_ONLY_PAIRS if b == 0 else None
+    return Estimate(math.inf if b == 0 else c / b, odds(float(low_p)), odds(float(high_p)), level, "discordant_exact", note)
 
 
 def cohens_h(x: ArrayLike, y: ArrayLike, level: float = 0.95) -> Estimate:
-    """Cohen's h = 2 asin(sqrt(p_y)) - 2 asin(sqrt(p_x)) with a paired delta-method interval."""
-    mx, my, vx, vy, cov, n = _paired_moments(x, y)
+    """Cohen's h = 2 asin(sqrt(p_y)) - 2 asin(sqrt(p_x)) with a paired delta-method interval.
+    Where that variance is 0 (no discordant pairs) or undefined (an accuracy at 0 or 1) the
+    variance comes from the moments with half counts; the note says which."""
+    plain = MeanMoments.of(x, y)
+    mx, my = plain.x, plain.y
     h = 2 * math.asin(math.sqrt(min(max(my, 0.0), 1.0))) - 2 * math.asin(math.sqrt(min(max(mx, 0.0), 1.0)))
-    if not (0.0 < mx < 1.0 and 0.0 < my < 1.0):
-        return Estimate(h, NAN_ESTIMATE, NAN_ESTIMATE, level, "arcsine_delta")
-    gx, gy = 1.0 / math.sqrt(mx * (1 - mx)), 1.0 / math.sqrt(my * (1 - my))
-    var = (gy**2 * vy + gx**2 * vx - 2 * gx * gy * cov) / n
+    at_bound = not (0.0 < mx < 1.0 and 0.0 < my < 1.0)
+
+    def variance(m: MeanMoments) -> float:
+        gx, gy = 1.0 / math.sqrt(m.x * (1 - m.x)), 1.0 / math.sqrt(m.y * (1 - m.y))
+        return gy**2 * m.var_y + gx**2 * m.var_x - 2 * gx * gy * m.cov
+
+    var = 0.0 if at_bound else variance(plain)
+    note = ACCURACY_AT_BOUND if at_bound else (NO_DISCORDANT_PAIRS if var <= 0 else None)
+    if note is not None:
+        var = variance(MeanMoments.of(x, y, half_counts=True))
     half = _z(level) * math.sqrt(max(var, 0.0))
-    return Estimate(h, h - half, h + half, level, "arcsine_delta")
+    return Estimate(h, h - half, h + half, level, "arcsine_delta", note)
 
 
 def paired_variance_of_mean_difference(x: ArrayLike, y: ArrayLike) -> float:

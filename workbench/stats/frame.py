@@ -15,6 +15,7 @@ from ..store import connect_reader, segments_dir
 TRIAL_COLUMNS = (
     "model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls",
     "coalesce(consumes_gold, false) AS consumes_gold",  # an oracle loop read the answer key
+    "TRY_CAST(json_extract_string(task_json, '$.chance') AS DOUBLE) AS chance",  # BIG-bench's chance level, for the normalised score
 )
 
 
@@ -32,6 +33,12 @@ class RunData:
     tasks: tuple[str, ...]  # in the study's order
     trials_planned: int
     frame: pd.DataFrame
+    repeats: int = 1  # planned per example
+
+    @property
+    def partial(self) -> bool:
+        """Fewer trials logged than planned: a run still being written, or stopped."""
+        return len(self.frame) < self.trials_planned
 
 
 def load_run(db_path: Path, run_id: str | None = None) -> RunData:
@@ -59,4 +66,4 @@ def load_run(db_path: Path, run_id: str | None = None) -> RunData:
     order = tuple(c["name"] for c in spec.get("conditions", []))
     control = next((c for c, is_control in flags if is_control), None) or spec.get("control") or (order[0] if order else "control")
     tasks = tuple(t["task"] for t in spec.get("tasks", []))
-    return RunData(run_id, name, control, spec.get("errors", "wrong"), order, tasks, int(planned or 0), frame)
+    return RunData(run_id, name, control, spec.get("errors", "wrong"), order, tasks, int(planned or 0), frame, int(spec.get("repeats") or 1))

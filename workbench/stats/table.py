@@ -17,13 +17,17 @@ import numpy as np
 import pandas as pd
 
 from ..records import Record, finite
-from .effects import Estimate, cohens_h, odds_ratio_discordant, paired_diff_ci, paired_variance_of_mean_difference, relative_diff_ci
+from .effects import (
+    Estimate, MeanMoments, cohens_h, normalise, odds_ratio_discordant, paired_diff_ci, paired_variance_of_mean_difference, relative_diff_ci,
+    relative_gain,
+)
 from .multiplicity import METHODS as ADJUST_METHODS
 from .multiplicity import adjust as adjust_pvalues
 from .paired import PairedTestResult, cochran_q, friedman, is_binary, mcnemar, paired_t, permutation_test, wilcoxon
 from .pooling import ModelEffect, PooledEffect, gee_effects, random_effects
 
 ALL_TASKS = "all"
+RAW, NORMALISED = "raw", "normalized"  # the scale of a relative gain
 ERROR_POLICIES = ("wrong", "exclude")
 
 PairedTest = Callable[[np.ndarray, np.ndarray], PairedTestResult]
@@ -77,6 +81,7 @@ class ComparisonRow(Record):
     relative_low: float | None = None
     relative_high: float | None = None
     relative_note: str | None = None  # why the relative gain is undefined or its interval adjusted
+    relative_scale: str | None = None  # "raw" accuracy or BIG-bench's "normalized" score (tasks with a chance level)
     odds_ratio: float | None = None  # discordant pairs: only condition right / only control right
     odds_ratio_low: float | None = None
     odds_ratio_high: float | None = None
@@ -105,8 +110,11 @@ class ComparisonRow(Record):
 
 @dataclass(frozen=True)
 class PooledRow:
-    """A condition's effect across tasks: random-effects pooled delta, the per-task relative
-    gains' mean and max (the source papers' convention), and the GEE model's effect."""
+    """A condition's effect across tasks. The headline is the random-effects pooled Δ with its
+    interval (HKSJ by default); beside it the relative gain as a ratio of the task-averaged
+    means (each task weighing the same, on the normalised score where tasks have a chance
+    level), the mean and max of the per-task Δ, and the GEE model's effect. Every figure uses
+    the same `tasks`; `tasks_left_out` names the others and why."""
 
     model: str
     condition: str
@@ -114,12 +122,14 @@ class PooledRow:
     tasks: int
     pooled: PooledEffect | None
     p_adjusted: float | None
-    relative_mean: float | None
-    relative_max: float | None
+    relative: Estimate | None
     delta_mean: float | None
     delta_max: float | None
     gee: ModelEffect | None
     consumes_gold: bool = False
+    tasks_used: tuple[str, ...] = ()
+    tasks_left_out: tuple[tuple[str, str], ...] = ()  # (task, why)
+    relative_scale: str = RAW
 
     task = ALL_TASKS  # pooled across the run's tasks: its family key reads it like a comparison row's
 
@@ -131,10 +141,14 @@ class PooledRow:
         return replace(self, p_adjusted=p_adjusted)
 
     def to_dict(self, json_safe: bool = False) -> dict[str, Any]:
+        relative = self.relative
         data: dict[str, Any] = {
             "model": self.model, "condition": self.condition, "control": self.control, "tasks": self.tasks,
-            "consumes_gold": self.consumes_gold,
-            "p_adjusted": self.p_adjusted, "relative_mean": self.relative_mean, "relative_max": self.relative_max,
+            "tasks_used": list(self.tasks_used), "tasks_left_out": [{"task": t, "reason": why} for t, why in self.tasks_left_out],
+            "consumes_gold": self.consumes_gold, "p_adjusted": self.p_adjusted,
+            "relative": relative.estimate if relative else None, "relative_low": relative.low if relative else None,
+            "relative_high": relative.high if relative else None, "relative_note": relative.note if relative else None,
+            "relative_scale": self.relative_scale, "relative_method": "ratio_of_task_means" if relative else None,
             "delta_mean": self.delta_mean, "delta_max": self.delta_max,
         }
         data.update({f"pooled_{k}": v for k, v in (self.pooled.to_dict() if self.pooled else {}).items()})
@@ -170,9 +184,19 @@ class Comparison:
     test: str
     notes: list[str] = field(default_factory=list)
     omnibus: list[OmnibusRow] = field(default_factory=list)
+    trials_done: int = 0
+    trials_planned: int | None = None  # None: not known (a frame, not a run)
+
+    @property
+    def partial(self) -> bool:
+        """A run still being written (or stopped): fewer trials logged than planned."""
+        return self.trials_planned is not None and self.trials_done < self.trials_planned
 
     def to_dict(self, json_safe: bool = True) -> dict[str, Any]:
         return {
+            "partial": self.partial,
+            "trials_done": self.trials_done,
+            "trials_planned": self.trials_planned,
             "control": self.control,
             "errors": self.errors_policy,
             "adjust": self.adjust,
@@ -202,35 +226,68 @@ def scored_frame(frame: pd.DataFrame, errors: str = "wrong") -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
+class Pair:
+    """One comparison's data over the examples complete in both conditions: per-example mean
+    values (control x, condition y), the most repeats of one example, and each example's chance
+    level (nan where its task has none)."""
+
+    x: np.ndarray
+    y: np.ndarray
+    repeats: int
+    chance: np.ndarray
+
+    @property
+    def normalised(self) -> bool:
+        return bool(np.any(np.nan_to_num(self.chance) > 0))
+
+
+@dataclass(frozen=True)
 class ExampleMatrix:
-    """Per example (rows) and condition (columns): the mean value over scored repeats, and
-    how many repeats were scored (0 where the example has none in that condition)."""
+    """Per example (rows) and condition (columns): the mean value over scored repeats, how many
+    repeats were scored, and whether every planned repeat is logged (`complete`; errored trials
+    count as logged), with each example's chance level."""
 
     conditions: tuple[str, ...]
+    examples: np.ndarray  # the example keys, one per row
     means: np.ndarray
     counts: np.ndarray
+    complete: np.ndarray
+    chance: np.ndarray
 
-    def pair(self, control: str, condition: str) -> tuple[np.ndarray, np.ndarray, int]:
-        """(control values, condition values, most repeats) over examples scored in both."""
+    def complete_in(self, names: Sequence[str]) -> np.ndarray:
+        """Per example: every planned repeat logged in each of these conditions."""
+        columns = [self.conditions.index(c) for c in names if c in self.conditions]
+        return self.complete[:, columns].all(axis=1)
+
+    def pair(self, control: str, condition: str) -> Pair:
+        """The two conditions over the examples scored in both and complete in both: on a run
+        still being written, an example whose repeats are not all in is left out of the test."""
         if control not in self.conditions or condition not in self.conditions:
-            return np.empty(0), np.empty(0), 0
+            return Pair(np.empty(0), np.empty(0), 0, np.empty(0))
         i, j = self.conditions.index(control), self.conditions.index(condition)
-        both = (self.counts[:, i] > 0) & (self.counts[:, j] > 0)
+        both = (self.counts[:, i] > 0) & (self.counts[:, j] > 0) & self.complete[:, i] & self.complete[:, j]
         repeats = int(self.counts[both][:, [i, j]].max()) if both.any() else 0
-        return self.means[both, i], self.means[both, j], repeats
+        return Pair(self.means[both, i], self.means[both, j], repeats, self.chance[both])
 
 
-def per_example(scored: pd.DataFrame) -> ExampleMatrix:
-    kept = scored.dropna(subset=["value"])
-    rows, _ = pd.factorize(kept["example"])
-    cols, names = pd.factorize(kept["condition"])
-    shape = (int(rows.max()) + 1 if rows.size else 0, len(names))
-    sums, counts = np.zeros(shape), np.zeros(shape, dtype=int)
-    np.add.at(sums, (rows, cols), kept["value"].to_numpy(dtype=float))
-    np.add.at(counts, (rows, cols), 1)
+def per_example(scored: pd.DataFrame, repeats: int | None = None) -> ExampleMatrix:
+    """repeats: the repeats planned per example (default: the most any example has logged)."""
+    rows, examples = pd.factorize(scored["example"])
+    cols, names = pd.factorize(scored["condition"])
+    shape = (len(examples), len(names))
+    sums, counts, logged = np.zeros(shape), np.zeros(shape, dtype=int), np.zeros(shape, dtype=int)
+    values = scored["value"].to_numpy(dtype=float)
+    kept = ~np.isnan(values)
+    np.add.at(sums, (rows[kept], cols[kept]), values[kept])
+    np.add.at(counts, (rows[kept], cols[kept]), 1)
+    np.add.at(logged, (rows, cols), 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    return ExampleMatrix(tuple(map(str, names)), means, counts)
+    planned = repeats if repeats is not None else (int(logged.max()) if logged.size else 0)
+    chance = np.full(len(examples), np.nan)
+    if "chance" in scored:
+        chance[rows] = scored["chance"].to_numpy(dtype=float)
+    return ExampleMatrix(tuple(map(str, names)), np.asarray(examples), means, counts, logged >= planned, chance)
 
 
 def _choose_test(test: str, single_binary: bool) -> str:
@@ -249,11 +306,12 @@ def _estimate_fields(prefix: str, est: Estimate | None) -> dict[str, float | Non
     return {prefix: est.estimate, f"{prefix}_low": est.low, f"{prefix}_high": est.high, f"{prefix}_note": est.note}
 
 
-def _compare_pair(x: np.ndarray, y: np.ndarray, repeats: int, test: str, level: float) -> dict[str, Any]:
+def _compare_pair(pair: Pair, test: str, level: float) -> dict[str, Any]:
     """Every statistic of one comparison (control x, condition y, aligned by example)."""
+    x, y = pair.x, pair.y
     if x.size == 0:
         return {}
-    single_binary = repeats <= 1 and is_binary(x) and is_binary(y)
+    single_binary = pair.repeats <= 1 and is_binary(x) and is_binary(y)
     name = _choose_test(test, single_binary)
     out: dict[str, Any] = {"delta": float(np.mean(y - x))}
     if x.size >= 2 or single_binary:
@@ -262,7 +320,8 @@ def _compare_pair(x: np.ndarray, y: np.ndarray, repeats: int, test: str, level: 
     if x.size >= 2:
         diff = paired_diff_ci(x, y, level, method="newcombe" if single_binary else "t")
         out.update(ci_low=diff.low, ci_high=diff.high, interval=diff.method, delta_note=diff.note)
-        out.update(_estimate_fields("relative", relative_diff_ci(x, y, level)))
+        out.update(_estimate_fields("relative", relative_diff_ci(x, y, level, chance=pair.chance if pair.normalised else None)))
+        out["relative_scale"] = NORMALISED if pair.normalised else RAW
         out.update(_estimate_fields("cohens_h", cohens_h(x, y, level)) if max(x.max(), y.max()) <= 1 and min(x.min(), y.min()) >= 0 else {})
         if single_binary:
             out.update(_estimate_fields("odds_ratio", odds_ratio_discordant(x, y, level)))
@@ -279,8 +338,9 @@ def comparison_pvalues(frame: pd.DataFrame, control: str, errors: str = "wrong",
     for condition in scored["condition"].drop_duplicates():
         if condition == control:
             continue
-        x, y, repeats = matrix.pair(control, condition)
-        single_binary = repeats <= 1 and is_binary(x) and is_binary(y)
+        pair = matrix.pair(control, condition)
+        x, y = pair.x, pair.y
+        single_binary = pair.repeats <= 1 and is_binary(x) and is_binary(y)
         out.append(TESTS[_choose_test(test, single_binary)].run(x, y).p_value if x.size else float("nan"))
     return out
 
@@ -305,6 +365,9 @@ def compare(
     order: Sequence[str] = (),
     task_order: Sequence[str] = (),
     pool: bool = True,
+    repeats: int | None = None,
+    planned: int | None = None,
+    hksj: bool = True,
 ) -> Comparison:
     """The comparison table of a run's trials.
 
@@ -313,6 +376,10 @@ def compare(
     family: which comparisons are corrected together (see FAMILIES); adjust: holm, bh,
     bonferroni or none; test: auto (exact McNemar for one 0/1 outcome per example, else the
     paired t-test on per-example means) or a name from TESTS.
+    repeats: the repeats planned per example (default: the most any example has); tests use
+    only examples with all of them logged in both conditions. planned: the run's planned
+    trials; fewer in `frame` make the comparison partial, and its notes say so first.
+    hksj: the Hartung-Knapp-Sidik-Jonkman interval for pooled effects (else z).
     """
     if adjust not in ADJUST_METHODS:
         raise ValueError(f"unknown adjustment {adjust!r} (allowed: {', '.join(ADJUST_METHODS)})")
@@ -335,16 +402,16 @@ def compare(
         names = _ordered(list(by_model["condition"].drop_duplicates()), order, control)
         for task in [*tasks, ALL_TASKS] if len(tasks) > 1 else tasks:
             subset = by_model if task == ALL_TASKS else by_model[by_model["task"] == task]
-            matrix = per_example(subset)
+            matrix = per_example(subset, repeats)
             control_acc = _mean(subset.loc[subset["condition"] == control, "value"])
             for condition in names:
                 trials = subset[subset["condition"] == condition]
-                x, y, repeats = matrix.pair(control, condition)
-                stats = {} if condition == control else _compare_pair(x, y, repeats, test, level)
+                pair = matrix.pair(control, condition)
+                stats = {} if condition == control else _compare_pair(pair, test, level)
                 row = ComparisonRow(
                     model=str(model), condition=str(condition), task=str(task), control=control,
                     n=len(trials), errors=int(trials["is_error"].sum()),
-                    examples=int(x.size) if condition != control else int(trials["example"].nunique()),
+                    examples=int(pair.x.size) if condition != control else int(trials["example"].nunique()),
                     repeats=int(trials.groupby("example").size().max()) if len(trials) else 0,
                     accuracy=_mean(trials["value"]), control_accuracy=control_acc,
                     errors_policy=errors, level=level, adjust=adjust, family=family,
@@ -354,19 +421,23 @@ def compare(
             if control in names and len(names) >= 3:
                 omnibus.append(_omnibus(str(model), str(task), matrix, names))
         if pool and len(tasks) > 1:
-            pooled_rows.extend(_pooled(str(model), by_model, tasks, names, control, test, level))
+            pooled_rows.extend(_pooled(str(model), by_model, tasks, names, control, level, repeats, hksj))
     rows = _adjusted(rows, adjust, family)
     pooled_rows = [replace(p, consumes_gold=(p.model, p.condition) in gold) for p in _adjusted(pooled_rows, adjust, family)]
-    notes = [] if control in present else [f"control {control!r} has no trials yet: nothing to compare"]
+    done = len(frame)
+    partial = planned is not None and done < planned
+    notes = [f"{PARTIAL}: {done} of {planned} trials logged; tests use only examples with every repeat logged in both conditions"] if partial else []
+    notes += [] if control in present else [f"control {control!r} has no trials yet: nothing to compare"]
     if gold:
         notes.append(f"{GOLD_MARK} the condition read gold labels during its trials (an oracle verifier): an upper bound that needs the answer key")
     notes += [
         f"errored trials {'count as wrong' if errors == 'wrong' else 'are excluded'}; n and errors count all trials",
         "repeats are averaged per example before testing" if any(r.repeats > 1 for r in rows) else "one trial per example and condition",
     ]
-    return Comparison(rows, pooled_rows, control, errors, adjust, family, level, test, notes, omnibus)
+    return Comparison(rows, pooled_rows, control, errors, adjust, family, level, test, notes, omnibus, done, planned)
 
 
+PARTIAL = "partial run"
 GOLD_MARK = "†"
 
 
@@ -380,10 +451,10 @@ def gold_conditions(frame: pd.DataFrame) -> set[tuple[str, str]]:
 
 def _omnibus(model: str, task: str, matrix: ExampleMatrix, names: list[str]) -> OmnibusRow:
     """Do the conditions differ at all? Cochran's Q for one 0/1 outcome per example, Friedman's
-    test on per-example means otherwise; over the examples scored in every condition."""
+    test on per-example means otherwise; over the examples scored and complete in every condition."""
     columns = [matrix.conditions.index(c) for c in names if c in matrix.conditions]
     counts = matrix.counts[:, columns]
-    complete = (counts > 0).all(axis=1)
+    complete = (counts > 0).all(axis=1) & matrix.complete_in(names)
     values = matrix.means[complete][:, columns]
     if values.shape[0] < 2:
         return OmnibusRow(model, task, None, len(columns), int(values.shape[0]), None, None, None)
@@ -412,31 +483,42 @@ def _adjusted(rows: list[Row], method: str, family: str) -> list[Row]:
     return out
 
 
-def _pooled(model: str, scored: pd.DataFrame, tasks: list[str], names: list[str], control: str, test: str, level: float) -> list[PooledRow]:
-    per_task = {task: per_example(scored[scored["task"] == task]) for task in tasks}
-    binary = is_binary(scored["value"].dropna())
-    gee = {e.condition: e for e in gee_effects(scored, control, binary, level)}
+TOO_FEW = "fewer than 2 examples complete in the control and every condition"
+
+
+def _pooled(
+    model: str, scored: pd.DataFrame, tasks: list[str], names: list[str], control: str, level: float, repeats: int | None, hksj: bool
+) -> list[PooledRow]:
+    """The across-task rows of one model. Every figure uses the same tasks: those where each
+    condition has at least 2 examples complete alongside the control; the GEE model is fitted on
+    their complete examples."""
+    per_task = {task: per_example(scored[scored["task"] == task], repeats) for task in tasks}
+    pairs = {task: {c: m.pair(control, c) for c in names if c != control} for task, m in per_task.items()}
+    used = [t for t in tasks if pairs[t] and all(p.x.size >= 2 for p in pairs[t].values())]
+    left_out = tuple((t, TOO_FEW) for t in tasks if t not in used)
+    complete = [per_task[t].examples[per_task[t].complete_in(names)] for t in used]
+    kept = scored[scored["example"].isin(np.concatenate(complete) if complete else [])]
+    gee = {e.condition: e for e in gee_effects(kept, control, is_binary(kept["value"].dropna()), level)} if len(used) >= 2 else {}
     out = []
     for condition in names:
         if condition == control:
             continue
-        effects, variances, relatives = [], [], []
-        for matrix in per_task.values():
-            x, y, _ = matrix.pair(control, condition)
-            if x.size < 2:
-                continue
-            effects.append(float(np.mean(y - x)))
-            variances.append(paired_variance_of_mean_difference(x, y))
-            rel = relative_diff_ci(x, y, level).estimate
-            if math.isfinite(rel):
-                relatives.append(rel)
-        pooled = random_effects(effects, variances, level) if len(effects) >= 2 else None
+        chosen = [pairs[t][condition] for t in used]
+        effects = [float(np.mean(p.y - p.x)) for p in chosen]
+        variances = [paired_variance_of_mean_difference(p.x, p.y) for p in chosen]
+        pooled = random_effects(effects, variances, level, hksj=hksj) if len(effects) >= 2 else None
+        normalised = any(p.normalised for p in chosen)
+        scaled = [(normalise(p.x, p.chance if normalised else None), normalise(p.y, p.chance if normalised else None)) for p in chosen]
+        relative = relative_gain(
+            MeanMoments.averaged([MeanMoments.of(x, y) for x, y in scaled]),
+            lambda: MeanMoments.averaged([MeanMoments.of(x, y, half_counts=True) for x, y in scaled]),
+            level, normalised,
+        ) if chosen else None
         out.append(
             PooledRow(
                 model=model, condition=condition, control=control, tasks=len(effects), pooled=pooled, p_adjusted=None,
-                relative_mean=float(np.mean(relatives)) if relatives else None, relative_max=float(np.max(relatives)) if relatives else None,
-                delta_mean=float(np.mean(effects)) if effects else None, delta_max=float(np.max(effects)) if effects else None,
-                gee=gee.get(condition),
+                relative=relative, delta_mean=float(np.mean(effects)) if effects else None, delta_max=float(np.max(effects)) if effects else None,
+                gee=gee.get(condition), tasks_used=tuple(used), tasks_left_out=left_out, relative_scale=NORMALISED if normalised else RAW,
             )
         )
     return out
