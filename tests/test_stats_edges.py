@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.stats import compare, paired_diff_ci, paired_t
+from workbench.stats import compare, paired_diff_ci, paired_t, relative_diff_ci
 from workbench.stats.effects import bootstrap_interval
 
 
@@ -79,6 +79,39 @@ def test_no_discordant_pairs_give_intervals_as_wide_as_the_data_allow_not_zero_w
     assert math.log(1 + row.relative_high) == pytest.approx(1.959964 / 3.5, rel=1e-5)
     assert row.cohens_h == 0.0 and row.cohens_h_low < -0.1 and row.cohens_h_high > 0.1 and row.cohens_h_note == "no_discordant_pairs"
     assert row.odds_ratio is not None and math.isnan(row.odds_ratio) and row.odds_ratio_note == "no_discordant_pairs"
+
+
+def bonett_price(both: int, only_x: int, only_y: int, level: float = 0.95) -> tuple[float, float]:
+    """Bonett & Price's (2006) hybrid Wilson score interval for the ratio of paired proportions,
+    treatment / control, minus 1: recommended by Fagerland, Lydersen & Laake (2014, Stat Med 33,
+    2850) and immune to empty discordant cells. Written from the paper's formulas."""
+    from scipy import stats as sps
+
+    informative, treatment, control = both + only_x + only_y, both + only_y, both + only_x
+    spread = math.sqrt((only_x + only_y + 2) / ((treatment + 1) * (control + 1)))
+    parts = [math.sqrt((1 - (k + 1) / (informative + 2)) / (k + 1)) for k in (treatment, control)]
+    z = spread / sum(parts) * sps.norm.ppf(0.5 + level / 2)
+
+    def wilson(k: int) -> tuple[float, float]:
+        root = z * math.sqrt(z * z + 4 * k * (1 - k / informative))
+        return (2 * k + z * z - root) / (2 * (informative + z * z)), (2 * k + z * z + root) / (2 * (informative + z * z))
+
+    (l1, u1), (l2, u2) = wilson(treatment), wilson(control)
+    return l1 / u2 - 1, u1 / l2 - 1
+
+
+def test_the_half_count_interval_agrees_with_bonett_price_where_nothing_is_discordant() -> None:
+    # the reference implementation reproduces Fagerland, Lydersen & Laake's worked example
+    # (Statistical Analysis of Contingency Tables, 2017, ch. 8: Cavo et al. 2012): 0.8667 (0.7579 to 0.9910)
+    low, high = bonett_price(59, 16, 6)
+    assert (round(low + 1, 4), round(high + 1, 4)) == (0.7579, 0.9910)
+    for both, n in ((3, 20), (9, 20), (1, 10), (30, 100), (20, 20)):
+        outcomes = [1] * both + [0] * (n - both)
+        ours = relative_diff_ci(outcomes, outcomes)
+        reference = bonett_price(both, 0, 0)
+        assert ours.note == "no_discordant_pairs"
+        assert math.log1p(ours.low) == pytest.approx(math.log1p(reference[0]), abs=0.06)
+        assert math.log1p(ours.high) == pytest.approx(math.log1p(reference[1]), abs=0.06)
 
 
 def test_a_control_or_condition_at_zero_and_one_sided_discordance_are_named_not_printed_as_inf() -> None:

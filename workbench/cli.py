@@ -159,12 +159,14 @@ def _print_round_table(points: list[Any]) -> None:
 
 
 def _print_task_table(rows: list[dict[str, Any]]) -> None:
-    table = Table(title="per task", caption="normalized: BIG-bench's preferred score, 0 at chance, 100 at the maximum")
+    gold = "; GOLD: read gold labels (oracle verifier), an upper bound" if any(r["consumes_gold"] for r in rows) else ""
+    table = Table(title="per task", caption=f"normalized: BIG-bench's preferred score, 0 at chance, 100 at the maximum{gold}")
     for column in ("model", "condition", "task", "n", "errors", "score", "normalized"):
         table.add_column(column, justify="left" if column in ("model", "condition", "task") else "right")
     for r in rows:
         normalized = "" if r["normalized"] is None else f"{r['normalized']:.1f}"
-        table.add_row(r["model"], r["condition"], r["task"], str(r["n"]), str(r["errors"]), f"{r['score'] or 0.0:.3f}", normalized)
+        name = r["condition"] + (" GOLD" if r["consumes_gold"] else "")
+        table.add_row(r["model"], name, r["task"], str(r["n"]), str(r["errors"]), f"{r['score'] or 0.0:.3f}", normalized)
     out.print(table)
 
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from .export import condition_label, significance_mark
-from .stats.table import ALL_TASKS, Comparison
+from .stats.table import ALL_TASKS, GOLD_MARK, Comparison
 
 FIGURE_FORMATS = ("pdf", "png")
 
@@ -32,6 +33,16 @@ def _save(figure: Figure, base: Path) -> list[Path]:
             tmp.unlink(missing_ok=True)
         written.append(path)
     return written
+
+
+GOLD_LEGEND = f"{GOLD_MARK} read gold labels during its trials (an oracle verifier): an upper bound that needs the answer key"
+
+
+def gold_legend(figure: Figure, comparison: Comparison) -> None:
+    """A legend entry for the † beside conditions that read gold labels (none without them)."""
+    if any(r.consumes_gold for r in comparison.rows):
+        entry = Line2D([], [], linestyle="none", label=text_safe(GOLD_LEGEND))
+        figure.legend(handles=[entry], loc="outside lower center", handlelength=0, fontsize=7, frameon=False)
 
 
 def forest_plot(comparison: Comparison, base: Path, title: str = "") -> list[Path]:
@@ -63,6 +74,7 @@ def forest_plot(comparison: Comparison, base: Path, title: str = "") -> list[Pat
     if not entries:
         ax.text(0.5, 0.5, "no comparisons", ha="center", va="center", transform=ax.transAxes)
     ax.set_title(text_safe(title or "Effects with intervals (filled: significant after adjustment)"), fontsize=9)
+    gold_legend(figure, comparison)
     return _save(figure, base)
 
 
@@ -95,6 +107,7 @@ def heatmap(comparison: Comparison, base: Path, title: str = "") -> list[Path]:
         figure.colorbar(image, ax=ax, label=text_safe(f"Δ vs {comparison.control}"))
     if title:
         figure.suptitle(text_safe(title), fontsize=9)
+    gold_legend(figure, comparison)
     return _save(figure, base)
 
 

@@ -20,20 +20,23 @@ def normalized_score(mean: float | None, chance: float | None, maximum: float = 
 
 def task_scores(con: Any, run_id: str, errors: str = "wrong") -> list[dict[str, Any]]:
     """One row per (model, condition, task). Errored trials count as 0 with errors="wrong" and are
-    left out of the mean with errors="exclude"; either way they are counted."""
+    left out of the mean with errors="exclude"; either way they are counted. consumes_gold: the
+    condition's trials read gold labels (an oracle verifier)."""
     score = "coalesce(score, 0.0)" if errors == "wrong" else "score"
     rows = con.execute(
-        f"SELECT model, condition, task, any_value(task_json), count(*), count(*) FILTER (WHERE status = 'error'), avg({score}) "
+        f"SELECT model, condition, task, any_value(task_json), count(*), count(*) FILTER (WHERE status = 'error'), avg({score}), "
+        "bool_or(coalesce(consumes_gold, false)) "
         "FROM trials WHERE run_id = ? GROUP BY model, condition, task ORDER BY model, task, condition",
         [run_id],
     ).fetchall()
     out = []
-    for model, condition, task, task_json, n, n_errors, mean in rows:
+    for model, condition, task, task_json, n, n_errors, mean, gold in rows:
         chance = json.loads(task_json).get("chance") if task_json else None
         out.append(
             {
                 "model": model, "condition": condition, "task": task, "n": int(n), "errors": int(n_errors),
                 "score": mean, "chance": chance, "normalized": normalized_score(mean, chance),
+                "consumes_gold": bool(gold),  # an oracle verifier read the answer key: an upper bound
             }
         )
     return out
