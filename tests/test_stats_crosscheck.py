@@ -267,11 +267,16 @@ def test_random_effects_match_statsmodels_and_the_dersimonian_laird_formula() ->
     for _ in range(DATASETS):
         k = int(rng.integers(2, 12))
         effects, variances = rng.normal(0.05, 0.08, k), rng.uniform(0.0005, 0.01, k)
-        pm = random_effects(effects, variances)
+        pm = random_effects(effects, variances, hksj=False)
         reference = combine_effects(effects, variances, method_re="iterated")
         assert abs(pm.estimate - reference.mean_effect_re) < TOL
-        assert abs(pm.ci_low - reference.conf_int(alpha=0.05)[1][0]) < TOL
-        dl = random_effects(effects, variances, tau="dl")
+        assert abs(pm.ci_low - reference.conf_int(alpha=0.05, use_t=False)[1][0]) < TOL
+        # the default HKSJ interval is statsmodels' t interval on the WLS scale, or the z-width one where that is narrower
+        hksj = random_effects(effects, variances)
+        if reference.var_hksj_re >= reference.sd_eff_w_re**2:
+            assert abs(hksj.ci_low - reference.conf_int(alpha=0.05, use_t=True)[3][0]) < TOL
+        assert hksj.ci_high - hksj.ci_low >= pm.ci_high - pm.ci_low
+        dl = random_effects(effects, variances, tau="dl", hksj=False)
         w = 1 / variances
         fixed = np.sum(w * effects) / w.sum()
         q = np.sum(w * (effects - fixed) ** 2)
@@ -310,3 +315,86 @@ def test_exact_power_equals_summing_the_test_over_every_possible_table() -> None
             given_d = sps.binom.pmf(np.arange(d + 1), d, p10 / plan.discordance)
             total += sps.binom.pmf(d, n, plan.discordance) * float(given_d[rejects].sum())
         assert abs(plan.power - total) < TOL, (n, p_control, delta, alpha, mid)
+
+
+# -- independent computations: where the workbench calls a library, the tests above compare the
+# library with itself; these check the same numbers against enumeration or the method's definition.
+
+
+def test_exact_mcnemar_equals_enumerating_the_binomial_distribution_of_the_discordant_pairs() -> None:
+    """Under the null each discordant pair falls either way with probability 1/2: the two-sided
+    exact p sums the probabilities of every split no more probable than the observed one."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(15)
+    for _ in range(DATASETS):
+        x, y = _binary_pairs(rng)
+        t = PairedTable.of(x, y)
+        d = t.discordant
+        if d == 0:
+            continue
+        observed = math.comb(d, t.only_x)
+        exact = sum(Fraction(math.comb(d, k), 2**d) for k in range(d + 1) if math.comb(d, k) <= observed)
+        assert abs(mcnemar(x, y).p_value - float(min(Fraction(1), exact))) < TOL
+
+
+def test_cochran_q_equals_its_textbook_formula() -> None:
+    """Q = (k - 1) (k sum_j C_j^2 - N^2) / (k N - sum_i R_i^2), C_j column totals, R_i row totals,
+    N the grand total (Cochran 1950); p from the chi-square with k - 1 df."""
+    rng = np.random.default_rng(16)
+    for _ in range(DATASETS):
+        n, k = int(rng.integers(5, 200)), int(rng.integers(2, 7))
+        base = rng.random(n)
+        matrix = (rng.random((n, k)) < np.clip(base[:, None] + rng.normal(0, 0.2, (n, k)), 0, 1)).astype(int)
+        rows, columns, total = matrix.sum(axis=1), matrix.sum(axis=0), int(matrix.sum())
+        denominator = k * total - int(np.sum(rows**2))
+        ours = cochran_q(matrix)
+        if denominator == 0:
+            assert ours.p_value == 1.0
+            continue
+        q = (k - 1) * (k * int(np.sum(columns**2)) - total**2) / denominator
+        assert abs(ours.statistic - q) < TOL and abs(ours.p_value - sps.chi2.sf(q, k - 1)) < TOL and ours.df == k - 1
+
+
+def test_wilcoxon_equals_enumerating_every_sign_of_the_ranks() -> None:
+    """Without ties or zeros, the exact null distribution of the signed-rank statistic is the
+    sum of the ranks over all 2**n sign patterns; two-sided p = 2 min(P(W <= w), P(W >= w))."""
+    rng = np.random.default_rng(17)
+    for _ in range(DATASETS):
+        n = int(rng.integers(4, 13))
+        x = rng.random(n)
+        y = x + rng.normal(rng.normal(0, 0.2), 0.3, n)
+        diff = y - x
+        ranks = sps.rankdata(np.abs(diff))
+        positive = float(ranks[diff > 0].sum())
+        signs = np.array(list(itertools.product((0, 1), repeat=n)))
+        null = signs @ ranks
+        expected = min(1.0, 2 * min(np.mean(null <= positive + 1e-9), np.mean(null >= positive - 1e-9)))
+        ours = wilcoxon(x, y)
+        assert ours.statistic == min(positive, n * (n + 1) / 2 - positive)
+        assert abs(ours.p_value - expected) < TOL
+
+
+def test_paule_mandel_tau2_solves_its_estimating_equation() -> None:
+    """Paule & Mandel (1982): tau^2 makes the generalised Q statistic equal its expectation,
+    sum w_i (y_i - mu)^2 = k - 1 with w_i = 1 / (v_i + tau^2), or is 0 when Q(0) < k - 1.
+    Solved here by bracketing root-finding, independently of statsmodels' iteration."""
+    from scipy.optimize import brentq
+
+    rng = np.random.default_rng(18)
+    for _ in range(DATASETS):
+        k = int(rng.integers(2, 12))
+        effects, variances = rng.normal(0.05, rng.uniform(0.01, 0.15), k), rng.uniform(0.0005, 0.01, k)
+
+        def excess(tau2: float) -> float:
+            w = 1 / (variances + tau2)
+            mu = np.sum(w * effects) / w.sum()
+            return float(np.sum(w * (effects - mu) ** 2) - (k - 1))
+
+        tau2 = 0.0 if excess(0.0) <= 0 else brentq(excess, 0.0, 10.0, xtol=1e-14)
+        w = 1 / (variances + tau2)
+        estimate = float(np.sum(w * effects) / w.sum())
+        ours = random_effects(effects, variances, hksj=False)
+        assert abs(ours.tau2 - tau2) < 1e-6 * max(1.0, tau2) and abs(ours.estimate - estimate) < 1e-6
+        z = sps.norm.ppf(0.975)
+        assert abs(ours.ci_low - (estimate - z / math.sqrt(w.sum()))) < 1e-6
