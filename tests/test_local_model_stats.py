@@ -20,8 +20,11 @@ def test_compare_and_export_a_run_of_the_embedded_model(tmp_path: Path, local_se
     run = run_json("run", str(write_study(tmp_path / "s.yaml", study)), "--db", str(db))
     assert run["trials_done"] == 12 and run["model_calls"] + run["cache_hits"] == 12
 
+    assert {(t["condition"], t["consumes_gold"]) for t in run["tasks"]} == {(c, False) for c in ("control", "EP02", "NP01")}
+
     result = run_json("compare", "--db", str(db))
     assert result["run_id"] == run["run_id"]
+    assert result["partial"] is False and result["trials_done"] == result["trials_planned"] == 12
     rows = {r["condition"]: r for r in result["rows"]}
     assert set(rows) == {"control", "EP02", "NP01"}
     con = connect_reader(db)
@@ -35,6 +38,10 @@ def test_compare_and_export_a_run_of_the_embedded_model(tmp_path: Path, local_se
             assert row["delta"] == pytest.approx(sum(scores[name][i] - scores["control"][i] for i in scores[name]) / 4)
             assert 0.0 <= row["p_value"] <= row["p_adjusted"] <= 1.0 and row["test"] == "mcnemar_exact"
             assert -1.0 <= row["ci_low"] <= row["delta"] <= row["ci_high"] <= 1.0
+            # ii/sum has no chance level: the relative gain is on raw accuracy, and an undefined one says why
+            assert row["relative_scale"] == "raw"
+            assert (row["relative"] is None) == (row["relative_note"] in ("control_at_0",))
+            assert row["ci_high"] - row["ci_low"] > 0.2, "4 examples cannot give a narrow interval"
 
     tex, figures = tmp_path / "table.tex", tmp_path / "figures"
     exported = run_cli("export", "--db", str(db), "--format", "latex", "--out", str(tex), "--standalone", "--figures", str(figures))

@@ -168,3 +168,5 @@ def test_gold_reading_conditions_are_flagged_per_task_and_explained_in_the_figur
         assert texts == [figures.text_safe(figures.GOLD_LEGEND)]
         labels = [t.get_text() for ax in figure.axes for t in [*ax.get_yticklabels(), *ax.get_xticklabels()]]
         assert any("†" in label for label in labels)
+    forest_labels = [t.get_text() for t in captured[0].axes[0].get_yticklabels()]
+    assert any("pooled over 2 tasks" in label for label in forest_labels), "a pooled figure says how many tasks it used"

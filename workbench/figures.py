@@ -57,7 +57,7 @@ def forest_plot(comparison: Comparison, base: Path, title: str = "") -> list[Pat
     for p in comparison.pooled:
         if p.pooled is not None:
             significant = p.p_adjusted is not None and p.p_adjusted < 0.05
-            entries.append((f"{p.model} · {condition_label(p)} · pooled (random effects)", p.pooled.estimate, p.pooled.ci_low, p.pooled.ci_high, significant, "D"))
+            entries.append((f"{p.model} · {condition_label(p)} · pooled over {p.tasks} tasks (random effects)", p.pooled.estimate, p.pooled.ci_low, p.pooled.ci_high, significant, "D"))
     height = max(2.0, 0.32 * len(entries) + 1.2)
     figure = Figure(figsize=(7.5, height), layout="constrained")
     ax = figure.add_subplot()
