@@ -16,6 +16,7 @@ import pytest
 
 from conftest import run_cli, run_json, write_study
 from test_export import compile_latex
+from workbench.store import connect_reader
 
 EDGES = {
     # control never right: relative gain undefined; EP02 right only where the control is not: OR unbounded
@@ -121,10 +122,6 @@ def test_compare_labels_a_partial_run_and_tests_only_complete_examples(tmp_path:
     result = run_json("compare", "--db", str(db))
     assert result["partial"] is True and 40 <= result["trials_done"] < result["trials_planned"] == 240
     assert result["notes"][0].startswith(f"partial run: {result['trials_done']} of 240 trials logged")
-    con_rows = run_cli("runs", "list", "--db", str(db), "--json")
-    assert con_rows.returncode == 0
-    from workbench.store import connect_reader
-
     con = connect_reader(db)
     try:
         counts = con.execute("SELECT item_id, condition, count(*) FROM trials GROUP BY item_id, condition").fetchall()

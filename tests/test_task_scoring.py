@@ -180,14 +180,18 @@ def test_task_scores_normalise_the_logged_mean_under_either_error_policy() -> No
     import duckdb
 
     con = duckdb.connect()
-    con.execute("CREATE TABLE trials (run_id VARCHAR, model VARCHAR, condition VARCHAR, task VARCHAR, task_json VARCHAR, status VARCHAR, score DOUBLE)")
+    con.execute(
+        "CREATE TABLE trials (run_id VARCHAR, model VARCHAR, condition VARCHAR, task VARCHAR, task_json VARCHAR, status VARCHAR, score DOUBLE, "
+        "consumes_gold BOOLEAN)"
+    )
     descriptor = '{"chance": 0.25}'
     for status, score in (("ok", 1.0), ("ok", 0.0), ("ok", 1.0), ("error", None)):
-        con.execute("INSERT INTO trials VALUES ('r', 'm', 'control', 'bbh/x', ?, ?, ?)", [descriptor, status, score])
+        con.execute("INSERT INTO trials VALUES ('r', 'm', 'control', 'bbh/x', ?, ?, ?, NULL)", [descriptor, status, score])
     [wrong] = task_scores(con, "r", "wrong")
     [exclude] = task_scores(con, "r", "exclude")
     assert (wrong["n"], wrong["errors"], wrong["score"], wrong["normalized"]) == (4, 1, 0.5, pytest.approx(100 * 0.25 / 0.75))
     assert (exclude["score"], exclude["normalized"]) == (pytest.approx(2 / 3), pytest.approx(100 * (2 / 3 - 0.25) / 0.75))
+    assert wrong["consumes_gold"] is False  # a missing flag is no gold read
 
 
 def test_run_json_reports_the_normalised_score_of_each_task(tmp_path: Path) -> None:

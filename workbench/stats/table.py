@@ -8,7 +8,6 @@ they never count as independent examples. Errored trials are counted in every ro
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
