@@ -180,6 +180,13 @@ def test_low_power_warning_before_plan_and_run(tmp_path: Path) -> None:
     assert json.loads(quiet.stdout)["warnings"] == [] and "warning" not in quiet.stderr
 
 
+def test_a_study_of_one_condition_has_no_comparison_and_no_warning(tmp_path: Path) -> None:
+    study = sim_study(conditions=[{"name": "control"}], models=[{"id": "sim/one"}])
+    resolved = load_study(write_study(tmp_path / "s.yaml", study))
+    plan = plan_study(resolved, tmp_path / "log.duckdb")
+    assert plan.power == [] and plan.warnings == [] and plan.trials == plan.calls_max == 20
+
+
 @pytest.mark.slow
 def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path) -> None:
     path = write_study(tmp_path / "s.yaml", sim_study())
@@ -260,6 +267,7 @@ def test_random_small_studies_plan_what_the_runner_runs(tmp_path_factory: pytest
 
 
 @pytest.mark.local_model
+@pytest.mark.slow
 def test_plan_on_the_local_model_measures_then_reads_latency_from_the_log(tmp_path: Path, local_server: Any) -> None:
     study = {
         "name": "plan-local",
@@ -277,7 +285,7 @@ def test_plan_on_the_local_model_measures_then_reads_latency_from_the_log(tmp_pa
     assert blind["calls_max"] == 3 + 3 + 3 * 2 and not db.exists()
     measured = run_json("plan", str(path), "--db", str(db), "--measure")
     (model,) = measured["models"]
-    assert model["latency_source"] == "measured (3 calls)" and model["latency_s"] > 0
+    assert model["latency_source"] == "measured (4 calls)" and model["latency_s"] > 0
     assert measured["seconds_max"] == pytest.approx(12 * model["latency_s"] / 2)
     ran = run_json("run", str(path), "--db", str(db))
     after = run_json("plan", str(path), "--db", str(db))

@@ -43,7 +43,7 @@ from .trials import Trial, expand
 
 BATCH = 1000  # trials walked and looked up in the log at a time
 ASSUMED_COMPLETION_TOKENS = 256  # per answer, where a model's params set no max_tokens
-MEASURED_CALLS = 3  # calls timed by `measure` on a local model the log has no calls of
+MEASURED_CALLS = 4  # calls timed by `measure` on a local model the log has no calls of (after a warm-up call)
 REFERENCE_EFFECT = 0.10  # the low-power warning's effect: 10 points of accuracy
 LOW_POWER = 0.5
 TARGET_POWER = 0.8
@@ -121,6 +121,8 @@ def comparison_power(study: ResolvedStudy, effect: float = REFERENCE_EFFECT, bas
     control = study.control_name
     treated = [c for c in study.conditions if c != control]
     rows: list[ComparisonPower] = []
+    if not treated:  # a study of one condition compares nothing
+        return rows
     figures: dict[int, tuple[float, int | None]] = {}
     for model in study.spec.models:
         for ref in study.spec.tasks:
@@ -269,24 +271,29 @@ def model_cost(model: str, prompt_tokens: int, completion_tokens: int) -> tuple[
     return float(prompt_cost + completion_cost), "litellm cost map"
 
 
-def measure_latency(model: ModelSpec, requests: list[ModelRequest], log: Log) -> float | None:
-    """Mean seconds of a few real calls of the study's own first prompts (starts a local server)."""
+def measure_latency(model: ModelSpec, requests: list[ModelRequest], concurrency: int, log: Log) -> list[float]:
+    """Seconds of a few real calls of the study's own first prompts, sent `concurrency` at a
+    time as the run sends them (so a server that answers one at a time shows its queue, as the
+    log's latencies do), after one untimed call that warms the server up. Starts a local server."""
     from .providers import TrialContext, complete_with_retries, open_pool
 
     async def timed() -> list[float]:
         pool = await asyncio.to_thread(open_pool, [model], log)
+        provider, gate = pool.get(model.id), asyncio.Semaphore(concurrency)
+
+        async def one(request: ModelRequest) -> float | None:
+            async with gate:
+                outcome = await complete_with_retries(provider, request, TrialContext("plan", (), 0), max_retries=1, timeout_s=model.timeout_s)
+            return outcome.response.latency_s if outcome.response is not None else None
+
         try:
-            seconds = []
-            for request in requests[:MEASURED_CALLS]:
-                outcome = await complete_with_retries(pool.get(model.id), request, TrialContext("plan", (), 0), max_retries=1, timeout_s=model.timeout_s)
-                if outcome.response is not None:
-                    seconds.append(outcome.response.latency_s)
-            return seconds
+            await one(requests[0])
+            seconds = await asyncio.gather(*(one(r) for r in requests[1 : MEASURED_CALLS + 1]))
+            return [s for s in seconds if s is not None]
         finally:
             await pool.close()
 
-    seconds = asyncio.run(timed())
-    return sum(seconds) / len(seconds) if seconds else None
+    return asyncio.run(timed())
 
 
 # -- the plan ---------------------------------------------------------------------------------
@@ -306,7 +313,7 @@ class _ModelTally:
     new_calls_max: int | None = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    requests: list[ModelRequest] = field(default_factory=list)  # the first few it would send (what `measure` times)
+    requests: list[ModelRequest] = field(default_factory=list)  # the first few it would send (what `measure` sends)
 
 
 def _plus(a: int | None, b: int | None) -> int | None:
@@ -369,7 +376,7 @@ def plan_study(
                     spent = per_model[call.model.id]
                     spent.prompt_tokens += count_tokens(call.model.id, call.request.messages)
                     spent.completion_tokens += completion_tokens(call.model)[0]
-                    if len(spent.requests) < MEASURED_CALLS:
+                    if len(spent.requests) <= MEASURED_CALLS:
                         spent.requests.append(call.request)
         model_plans = [_model_plan(models[model_id], tally, providers[model_id], lookup, spec.concurrency, measure, log) for model_id, tally in per_model.items()]
     finally:
@@ -414,7 +421,7 @@ def _sum(values: Iterable[int | None]) -> int | None:
 
 
 def _model_plan(model: ModelSpec, tally: _ModelTally, provider: Provider, lookup: _LogLookup, concurrency: int, measure: bool, log: Log) -> ModelPlan:
-    latency, source = _latency(model, tally, provider, lookup, measure, log)
+    latency, source = _latency(model, tally, provider, lookup, concurrency, measure, log)
     seconds = None if latency is None or tally.new_calls_max is None else tally.new_calls_max * latency / concurrency
     cost, cost_source = model_cost(model.id, tally.prompt_tokens, tally.completion_tokens)
     return ModelPlan(
@@ -432,7 +439,7 @@ def _model_plan(model: ModelSpec, tally: _ModelTally, provider: Provider, lookup
     )
 
 
-def _latency(model: ModelSpec, tally: _ModelTally, provider: Provider, lookup: _LogLookup, measure: bool, log: Log) -> tuple[float | None, str]:
+def _latency(model: ModelSpec, tally: _ModelTally, provider: Provider, lookup: _LogLookup, concurrency: int, measure: bool, log: Log) -> tuple[float | None, str]:
     """Seconds per call: the simulator's planted latency; else the log's past calls of the model;
     else, for a local model and only when asked, a short measurement."""
     if model.id.startswith("sim/"):
@@ -440,9 +447,9 @@ def _latency(model: ModelSpec, tally: _ModelTally, provider: Provider, lookup: _
     mean, count = lookup.latency(model.id, provider.endpoint)
     if mean is not None:
         return mean, f"log ({count} calls)"
-    if measure and model.id in LOCAL_MODELS and tally.requests:
-        measured = measure_latency(model, tally.requests, log)
-        if measured is not None:
-            return measured, f"measured ({min(len(tally.requests), MEASURED_CALLS)} calls)"
+    if measure and model.id in LOCAL_MODELS and len(tally.requests) > 1:
+        seconds = measure_latency(model, tally.requests, concurrency, log)
+        if seconds:
+            return sum(seconds) / len(seconds), f"measured ({len(seconds)} calls)"
     return None, "unknown"
 
