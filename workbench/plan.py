@@ -299,21 +299,44 @@ def measure_latency(model: ModelSpec, requests: list[ModelRequest], concurrency:
 # -- the plan ---------------------------------------------------------------------------------
 @dataclass
 class _Tally:
+    """One model and condition's trials, counted as the batches go."""
+
     trials: int = 0
     done: int = 0
     per_trial_max: int | None = 0
     calls_max: int | None = 0
     cached: int = 0
     new_calls_max: int | None = 0
+    solvers: set[str] = field(default_factory=set)
+
+    def add(self, solver: str, per_trial: int | None, new: int | None, done: bool, cached: bool) -> None:
+        self.trials += 1
+        self.done += done
+        self.cached += cached
+        self.solvers.add(solver)
+        self.per_trial_max = None if per_trial is None or self.per_trial_max is None else max(self.per_trial_max, per_trial)
+        self.calls_max = _plus(self.calls_max, per_trial)
+        self.new_calls_max = _plus(self.new_calls_max, new)
 
 
 @dataclass
 class _ModelTally:
+    """One model's calls, and the tokens of those the run may still make."""
+
     calls_max: int | None = 0
     new_calls_max: int | None = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     requests: list[ModelRequest] = field(default_factory=list)  # the first few it would send (what `measure` sends)
+
+    def add(self, calls: int | None, new: int | None) -> None:
+        self.calls_max, self.new_calls_max = _plus(self.calls_max, calls), _plus(self.new_calls_max, new)
+
+    def spend(self, call: WalkedCall) -> None:
+        self.prompt_tokens += count_tokens(call.model.id, call.request.messages)
+        self.completion_tokens += completion_tokens(call.model)[0]
+        if len(self.requests) <= MEASURED_CALLS:
+            self.requests.append(call.request)
 
 
 def _plus(a: int | None, b: int | None) -> int | None:
@@ -349,8 +372,7 @@ def plan_study(
         trials = expand(study, run_id)
         for batch in _batches(trials):
             walked = asyncio.run(_walk_all(batch, judge, providers))
-            firsts = [calls[0].key for calls in walked if calls]
-            cached = lookup.cached(firsts) if use_cache else set()
+            cached = lookup.cached([calls[0].key for calls in walked if calls]) if use_cache else set()
             done = lookup.done(run_id, [t.trial_id for t in batch])
             for trial, calls in zip(batch, walked):
                 own = max_calls(trial.solver, dict(trial.solver_params), trial.stimuli)
@@ -360,36 +382,24 @@ def plan_study(
                 new_own = (None if own is None else own - first_cached) if pending else 0
                 new_judged = judged if pending else 0
                 tally = conditions.setdefault((trial.model.id, trial.condition), _Tally())
-                tally.trials += 1
-                tally.done += not pending
-                tally.cached += first_cached
-                per_trial = _plus(own, judged)
-                tally.per_trial_max = None if per_trial is None or tally.per_trial_max is None else max(tally.per_trial_max, per_trial)
-                tally.calls_max = _plus(tally.calls_max, per_trial)
-                tally.new_calls_max = _plus(tally.new_calls_max, _plus(new_own, new_judged))
-                mine = per_model[trial.model.id]
-                mine.calls_max, mine.new_calls_max = _plus(mine.calls_max, own), _plus(mine.new_calls_max, new_own)
+                tally.add(trial.solver, _plus(own, judged), _plus(new_own, new_judged), not pending, first_cached)
+                per_model[trial.model.id].add(own, new_own)
                 if judge is not None:
-                    theirs = per_model[judge.id]
-                    theirs.calls_max, theirs.new_calls_max = _plus(theirs.calls_max, judged), _plus(theirs.new_calls_max, new_judged)
+                    per_model[judge.id].add(judged, new_judged)
                 for call in calls[first_cached:] if pending else []:  # the calls the run may still make
-                    spent = per_model[call.model.id]
-                    spent.prompt_tokens += count_tokens(call.model.id, call.request.messages)
-                    spent.completion_tokens += completion_tokens(call.model)[0]
-                    if len(spent.requests) <= MEASURED_CALLS:
-                        spent.requests.append(call.request)
+                    per_model[call.model.id].spend(call)
         model_plans = [_model_plan(models[model_id], tally, providers[model_id], lookup, spec.concurrency, measure, log) for model_id, tally in per_model.items()]
     finally:
         lookup.close()
     condition_plans = [
-        ConditionPlan(model, condition, study.program(condition).solver, t.trials, t.done, t.per_trial_max, t.calls_max, t.cached, t.new_calls_max)
+        ConditionPlan(model, condition, ", ".join(sorted(t.solvers)), t.trials, t.done, t.per_trial_max, t.calls_max, t.cached, t.new_calls_max)
         for (model, condition), t in conditions.items()
     ]
     warnings = [w for w in [low_power_warning(study, baseline, alpha)] if w]
     unknown = sorted({c.solver for c in condition_plans if c.calls_per_trial_max is None})
     if unknown:
         warnings.append(f"solver(s) {', '.join(unknown)} declare no maximum of model calls: calls, time and cost are unknown")
-    seconds = [m.seconds_max for m in model_plans if m.new_calls_max]
+    seconds = [m.seconds_max for m in model_plans if m.new_calls_max != 0]
     costs = [m.cost_usd_max for m in model_plans]
     return Plan(
         study=spec.name,
