@@ -146,13 +146,12 @@ def plan(
 
 def _plan(resolved: Any, db: Path, as_json: bool, **options: Any) -> None:
     """Compute and print a plan: the table (or JSON) on stdout, its warnings on stderr."""
-    from .plan import plan_study
+    from .plan import BadFigure, plan_study
 
     try:
         result = plan_study(resolved, db, log=lambda m: err.print(m, highlight=False), **options)
-    except ValueError as exc:
-        parameter, _, message = str(exc).partition(": ")
-        _fail(f"{ {'p_control': '--baseline', 'delta': '--effect'}.get(parameter, parameter)}: {message}")
+    except BadFigure as exc:
+        _fail(f"--{exc.parameter}: {exc.detail}")
     for warning in result.warnings:
         _print_warning(warning)
     if as_json:

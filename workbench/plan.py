@@ -117,7 +117,7 @@ class Plan(Record):
 # -- power ------------------------------------------------------------------------------------
 def comparison_power(study: ResolvedStudy, effect: float = REFERENCE_EFFECT, baseline: float = 0.5, alpha: float = 0.05) -> list[ComparisonPower]:
     """Each condition against the control, per model and task, at the task's planned n.
-    Raises ValueError("<parameter>: ...") for an impossible baseline and effect."""
+    Raises BadFigure for an impossible baseline, effect or alpha."""
     control = study.control_name
     treated = [c for c in study.conditions if c != control]
     rows: list[ComparisonPower] = []
@@ -134,8 +134,24 @@ def comparison_power(study: ResolvedStudy, effect: float = REFERENCE_EFFECT, bas
     return rows
 
 
+class BadFigure(ValueError):
+    """An impossible effect, baseline or alpha; `parameter` names plan_study's argument."""
+
+    def __init__(self, parameter: str, detail: str) -> None:
+        super().__init__(f"{parameter}: {detail}")
+        self.parameter = parameter
+        self.detail = detail
+
+
+_PARAMETERS = {"p_control": "baseline", "delta": "effect"}  # power_paired_binary's names -> the plan's
+
+
 def _power_at(n: int, comparisons: int, effect: float, baseline: float, alpha: float) -> tuple[float, int | None]:
-    at_n = power_paired_binary(baseline, effect, n, alpha=alpha, comparisons=comparisons).power
+    try:
+        at_n = power_paired_binary(baseline, effect, n, alpha=alpha, comparisons=comparisons).power
+    except ValueError as exc:
+        parameter, _, detail = str(exc).partition(": ")
+        raise BadFigure(_PARAMETERS.get(parameter, parameter), detail) from None
     try:
         needed: int | None = power_paired_binary(baseline, effect, power=TARGET_POWER, alpha=alpha, comparisons=comparisons).n
     except ValueError:  # more examples than the search goes to
@@ -357,7 +373,7 @@ def plan_study(
 ) -> Plan:
     """What `run` with these options would do, computed without calling a model and without
     writing anything (`measure` times a few calls of local models the log knows nothing of).
-    Raises ValueError("<parameter>: ...") for an impossible baseline and effect."""
+    Raises BadFigure for an impossible baseline, effect or alpha."""
     power = comparison_power(study, effect, baseline, alpha)  # bad figures fail before any work
     db = Path(db)
     run_id = run_id_for(study, fresh)
