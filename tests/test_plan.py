@@ -13,12 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import run_cli, run_json, sim_study, write_study
+from task_fixtures import write_ii_dir
 from workbench.plan import plan_study, walk
 from workbench.providers import build_provider
 from workbench.runner import run_study
 from workbench.stats import power_paired_binary
 from workbench.store import connect_reader
 from workbench.study import load_study
+from workbench.tasks import builtin_tasks
 from workbench.trials import expand
 
 # A sim model that never answers right and always judges right: loops never stop early, so every
@@ -205,15 +207,17 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path: Path) -> None:
 
 def test_n_all_on_a_generated_task_and_a_file_task(tmp_path: Path) -> None:
     (tmp_path / "quiz.csv").write_text("input,target\n" + "".join(f"q{i},a{i}\n" for i in range(7)))
+    executed = len(json.loads((write_ii_dir(tmp_path / "ii", builtin_tasks()) / "execute" / "antonyms.json").read_text())["examples"])
     tasks = [
         {"task": "ii/negation", "n": "all"},  # an enumerated generator: 70 sentences
         {"task": "custom/quiz", "path": "quiz.csv", "metric": "em", "instruction": "Answer.", "n": "all"},
+        {"task": "ii/antonyms", "path": "ii", "n": "all", "shots": 1},  # the execute split; demos from induce
     ]
     path = write_study(tmp_path / "s.yaml", sim_study(tasks=tasks))
     plan = run_json("plan", str(path), "--db", str(tmp_path / "log.duckdb"))
-    assert {r["task"]: r["n"] for r in plan["power"]} == {"ii/negation": 70, "custom/quiz": 7}
+    assert {r["task"]: r["n"] for r in plan["power"]} == {"ii/negation": 70, "custom/quiz": 7, "ii/antonyms": executed}
     ran = run_json("run", str(path), "--db", str(tmp_path / "log.duckdb"))
-    assert ran["trials_planned"] == plan["trials"] == 3 * (70 + 7)
+    assert ran["trials_planned"] == plan["trials"] == 3 * (70 + 7 + executed)
     # with demos drawn from the same examples, `all` leaves the demo pool (50) out
     shots = write_study(tmp_path / "shots.yaml", sim_study(tasks=[{"task": "ii/negation", "n": "all", "shots": 2}]))
     assert load_study(shots).spec.tasks[0].n == 20
