@@ -30,7 +30,7 @@ CASES = {
         "allowed: id, params",
     ),
     "wrong type": (_bad(repeats="three"), "repeats", "integer"),
-    "negative count": (_bad(tasks=[{"task": "ii/sum", "n": 0}]), "tasks[0].n", "greater than or equal to 1"),
+    "negative count": (_bad(tasks=[{"task": "ii/sum", "n": 0}]), "tasks[0].n", "a whole number of at least 1, or `all`"),
     "unknown stimulus": (
         _bad(conditions=[{"name": "control"}, {"name": "x", "stimuli": ["EP99"]}]),
         "conditions[1].stimuli[0]",

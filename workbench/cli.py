@@ -51,12 +51,21 @@ def run(
     db: DbOption = DEFAULT_DB,
     fresh: Annotated[bool, typer.Option("--fresh", help="Start a new run instead of resuming this study's run.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Call the models even for requests already in the log.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (as `workbench plan`) and stop: no call, nothing written.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run a study (or resume it), log every call, print the per-condition table."""
     from .study import load_study
 
     resolved = load_study(study)  # validate before the heavy imports, so bad input fails fast
+    if dry_run:
+        _plan(resolved, db, as_json, fresh=fresh, use_cache=not no_cache)
+        return
+    from .plan import low_power_warning
+
+    warning = low_power_warning(resolved)
+    if warning:
+        _print_warning(warning)
 
     from .reports import run_reports
     from .rounds import by_condition, gain_and_cost
@@ -117,6 +126,94 @@ def run(
     if summary.interrupted:
         err.print(f"interrupted: run the same command again to resume {summary.run_id}")
         raise typer.Exit(130)
+
+
+@app.command()
+def plan(
+    study: Annotated[Path, typer.Argument(help="Study file (YAML).")],
+    db: DbOption = DEFAULT_DB,
+    effect: Annotated[float, typer.Option("--effect", help="The difference each comparison's power is given for (0.10: 10 points of accuracy).")] = 0.10,
+    baseline: Annotated[float, typer.Option("--baseline", help="The control's accuracy assumed for power (0.5: the most variable).")] = 0.5,
+    measure: Annotated[bool, typer.Option("--measure", help="Time a few calls of local models the log has no calls of (starts their server).")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """What running STUDY would take: trials, model calls at most, calls already cached, time,
+    cost, and the power of each comparison. Calls no model, writes nothing."""
+    from .study import load_study
+
+    _plan(load_study(study), db, as_json, effect=effect, baseline=baseline, measure=measure)
+
+
+def _plan(resolved: Any, db: Path, as_json: bool, **options: Any) -> None:
+    """Compute and print a plan: the table (or JSON) on stdout, its warnings on stderr."""
+    from .plan import BadFigure, plan_study
+
+    try:
+        result = plan_study(resolved, db, log=lambda m: err.print(m, highlight=False), **options)
+    except BadFigure as exc:
+        _fail(f"--{exc.parameter}: {exc.detail}")
+    for warning in result.warnings:
+        _print_warning(warning)
+    if as_json:
+        out.print_json(json.dumps(result.to_dict(json_safe=True)))
+        return
+    _print_plan(result)
+
+
+def _wide_console() -> Console:
+    """stdout; piped output is not squeezed into 80 columns."""
+    return out if out.is_terminal else Console(width=max(out.width, 200), markup=False)
+
+
+def _print_warning(message: str) -> None:
+    err.print(Text.assemble(("warning:", "bold yellow"), f" {message}"), highlight=False, soft_wrap=True)
+
+
+def _count(value: int | None) -> str:
+    return "unknown" if value is None else str(value)
+
+
+def _print_plan(plan: Any) -> None:
+    console = _wide_console()
+    table = Table(title=f"plan: {plan.study} (run {plan.run_id})", caption="calls ≤: the program's calls at most (loops to their last round) plus the judge's; cached: trials whose first request is in the log's cache")
+    for column in ("model", "condition", "solver", "trials", "done", "calls/trial ≤", "calls ≤", "cached", "new calls ≤"):
+        table.add_column(column, justify="left" if column in ("model", "condition", "solver") else "right")
+    for c in plan.conditions:
+        table.add_row(c.model, c.condition, c.solver, str(c.trials), str(c.trials_done), _count(c.calls_per_trial_max), _count(c.calls_max), str(c.cached_first_calls), _count(c.new_calls_max))
+    console.print(table)
+    table = Table(title="spending", caption=f"time: new calls x mean latency / concurrency {plan.concurrency}; tokens: the prompts on each program's longest path, max_tokens per answer")
+    for column in ("model", "new calls ≤", "prompt tokens ≤", "completion tokens ≤", "s/call", "latency from", "time ≤", "cost ≤ (USD)", "price from"):
+        table.add_column(column, justify="left" if column in ("model", "latency from", "price from") else "right")
+    for m in plan.models:
+        table.add_row(
+            m.model, _count(m.new_calls_max), str(m.prompt_tokens_max), f"{m.completion_tokens_max}{' (assumed)' if m.max_tokens_assumed else ''}",
+            "" if m.latency_s is None else f"{m.latency_s:.3f}", m.latency_source, _duration(m.seconds_max),
+            "unknown" if m.cost_usd_max is None else f"{m.cost_usd_max:.4f}", m.cost_source,
+        )
+    console.print(table)
+    if plan.power:
+        table = Table(title=f"power at a {plan.effect * 100:+.0f}-point difference", caption=f"exact McNemar, baseline {plan.baseline:g}, alpha {plan.alpha:g} over the comparisons corrected together (Bonferroni, Holm's first step)")
+        for column in ("model", "task", "n", "comparisons", "power", "n for 80%"):
+            table.add_column(column, justify="left" if column in ("model", "task") else "right")
+        shown: set[tuple[str, str]] = set()
+        for r in plan.power:  # every condition of a model and task has the same n and family
+            if (r.model, r.task) not in shown:
+                shown.add((r.model, r.task))
+                table.add_row(r.model, r.task, str(r.n), str(r.comparisons), f"{r.power:.3f}", "" if r.n_for_80 is None else str(r.n_for_80))
+        console.print(table)
+    cost = "unknown" if plan.cost_usd_max is None else f"{plan.cost_usd_max:.4f} USD"
+    console.print(
+        f"trials {plan.trials} ({plan.trials_done} done), model calls at most {_count(plan.calls_max)} "
+        f"({plan.cached_first_calls} first calls cached, at most {_count(plan.new_calls_max)} new), "
+        f"time at most {_duration(plan.seconds_max)}, cost at most {cost}; log: {plan.db}",
+        highlight=False,
+    )
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def _loop_columns(cost: Any) -> dict[str, Any]:
@@ -280,7 +377,7 @@ def compare(
     models = sorted({r.model for r in result.rows})
     shown = {"task", "condition", "n", "errors", "accuracy", "delta", "relative", "p", "p_adjusted"} | ({"model"} if len(models) > 1 else set())
     title = f"run {data.run_id}" + (f" · {models[0]}" if len(models) == 1 else "") + _partial_label(result)
-    console = out if out.is_terminal else Console(width=max(out.width, 200), markup=False)
+    console = _wide_console()
     _print_cells(console, title, [c for c in with_relative_header(COLUMNS, result.rows) if c[0] in shown], [row_cells(r) for r in result.rows])
     across = {"condition", "tasks", "pooled", "i2", "p_adjusted", "relative", "gee"} | ({"model"} if len(models) > 1 else set())
     if result.pooled:

@@ -38,6 +38,9 @@ class Program:
     description: str
     input_field: str = "input"
     output_field: str = "answer"  # the field the task's scorer reads
+    # Model calls one run of the module makes at most: DSPy's ChatAdapter, and its JSONAdapter
+    # fallback when the reply does not parse (dspy.adapters.chat_adapter).
+    max_calls: int = 2
 
 
 PROGRAMS: Registry[Program] = Registry("DSPy program")
@@ -127,7 +130,7 @@ def _prepare(params: Any, stimuli: tuple[AppliedStimulus, ...], library: Any) ->
     return {"program": params["program"]}, stimuli
 
 
-SOLVER_SETUPS.add("dspy", SolverSetup(prepare=_prepare))
+SOLVER_SETUPS.add("dspy", SolverSetup(prepare=_prepare, max_calls=lambda plan, stimuli: PROGRAMS.get(plan["program"]).max_calls))
 
 
 @SOLVERS.register("dspy")

@@ -59,16 +59,20 @@ def _accept(_task: TaskSpec) -> None:
 @dataclass(frozen=True)
 class Scorer:
     score: ScoreFn
-    needs_judge: bool = False
+    judge_calls: int = 0  # calls to the study's judge model it makes per trial (at most)
     check: TaskCheck = _accept  # validates a task's `scoring_args` when the task file loads (raises ValueError)
+
+    @property
+    def needs_judge(self) -> bool:
+        return self.judge_calls > 0
 
 
 SCORERS: Registry[Scorer] = Registry("scorer")
 
 
-def scorer(name: str, *, needs_judge: bool = False, check: TaskCheck = _accept) -> Callable[[ScoreFn], ScoreFn]:
+def scorer(name: str, *, judge_calls: int = 0, check: TaskCheck = _accept) -> Callable[[ScoreFn], ScoreFn]:
     def register(fn: ScoreFn) -> ScoreFn:
-        SCORERS.add(name, Scorer(score=fn, needs_judge=needs_judge, check=check))
+        SCORERS.add(name, Scorer(score=fn, judge_calls=judge_calls, check=check))
         return fn
 
     return register

@@ -5,9 +5,10 @@ model, so every call is cached, retried and logged under the trial whatever the 
 The trial a solver gets has its gold sealed (workbench/gold.py); a condition that consumes gold
 labels gets an oracle verifier in `trial.verify` instead.
 
-A solver that takes parameters registers a `SolverSetup`: it checks the condition's
-`solver_params` when the study loads (errors name the field), completes them into the frozen
-plan the log records, and says whether the condition consumes gold labels.
+A solver registers a `SolverSetup`: if it takes parameters, it checks the condition's
+`solver_params` when the study loads (errors name the field) and completes them into the frozen
+plan the log records; it says whether the condition consumes gold labels, and how many model
+calls one trial makes at most (what `workbench plan` counts before anything is spent).
 """
 
 from __future__ import annotations
@@ -80,10 +81,15 @@ Prepare = Callable[
 carry, the condition's stimuli with any the program draws on). Raises UserError(field=...)."""
 
 
+MaxCalls = Callable[[Mapping[str, Any], "tuple[AppliedStimulus, ...]"], int]
+"""(the condition's plan, its stimuli) -> the model calls one trial of the program makes at most."""
+
+
 @dataclass(frozen=True)
 class SolverSetup:
-    prepare: Prepare
+    prepare: Prepare | None = None  # None: the solver takes no parameters
     consumes_gold: Callable[[Mapping[str, Any]], bool] = lambda plan: False
+    max_calls: MaxCalls | None = None  # None: not declared (a plan says "unknown")
 
 
 SOLVER_SETUPS: Registry[SolverSetup] = Registry("solver setup")
@@ -93,8 +99,9 @@ def prepare_solver(
     solver: str, params: Mapping[str, Any], stimuli: tuple[AppliedStimulus, ...], library: StimulusLibrary
 ) -> tuple[dict[str, Any], tuple[AppliedStimulus, ...]]:
     """Check and complete a condition's solver parameters (UserError fields are relative to the condition)."""
-    if solver in SOLVER_SETUPS:
-        return SOLVER_SETUPS.get(solver).prepare(params, stimuli, library)
+    prepare = SOLVER_SETUPS.get(solver).prepare if solver in SOLVER_SETUPS else None
+    if prepare is not None:
+        return prepare(params, stimuli, library)
     if params:
         raise UserError(f"solver {solver!r} takes no parameters (given: {', '.join(sorted(params))})", field="solver_params")
     return {}, stimuli
@@ -105,7 +112,17 @@ def consumes_gold(solver: str, plan: Mapping[str, Any]) -> bool:
     return solver in SOLVER_SETUPS and SOLVER_SETUPS.get(solver).consumes_gold(plan)
 
 
+def max_calls(solver: str, plan: Mapping[str, Any], stimuli: tuple[AppliedStimulus, ...]) -> int | None:
+    """The model calls one trial of `solver` makes at most (its own model's; a judge's are the
+    scorer's), as the solver's registration declares it; None when it declares none."""
+    setup = SOLVER_SETUPS.get(solver) if solver in SOLVER_SETUPS else None
+    return None if setup is None or setup.max_calls is None else setup.max_calls(plan, stimuli)
+
+
 @SOLVERS.register("single_turn")
 async def single_turn(trial: Trial, generate: Generate) -> Solution:
     result = await generate(trial.messages)
     return Solution(text=result.text, error=result.error)
+
+
+SOLVER_SETUPS.add("single_turn", SolverSetup(max_calls=lambda plan, stimuli: 1))

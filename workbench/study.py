@@ -133,7 +133,7 @@ class ConditionSpec(Strict):
 
 class TaskRef(Strict):
     task: str
-    n: int = Field(20, ge=1)
+    n: int | Literal["all"] = 20  # `all`: every example (TaskSpec.all_examples), resolved to the number when the study loads
     shots: int = Field(0, ge=0)  # few-shot demos per query; `true` means DEFAULT_SHOTS (5, as the source papers)
     seed: int | None = None
     path: str | None = None  # data file (relative to the study file): original data or a custom task
@@ -146,6 +146,13 @@ class TaskRef(Strict):
     # run id (and the logged spec) change when the data do. Set in a study file, it must match.
     data_sha256: str | None = None
     program: str | None = None  # a registered DSPy program answers this task (workbench.programs)
+
+    @field_validator("n", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> Any:
+        if value == "all" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        raise ValueError(f"must be a whole number of at least 1, or `all` (every example the task has); got {value!r}")
 
     @field_validator("shots", mode="before")
     @classmethod
@@ -304,9 +311,12 @@ def load_study(path: str | Path, library: StimulusLibrary | None = None) -> Reso
 def _resolve_task(ref: TaskRef, index: int, label: str, base: Path, study_seed: int) -> tuple[TaskSpec, TaskRef, TaskSample]:
     """The configured task, its data read and its sample drawn now, so a bad data file fails
     before anything is written: with the data file and line when the file is at fault. Returns
-    the task, the entry with its data fingerprint and the draw the fingerprint covers."""
+    the task, the entry with its data fingerprint (and `n: all` as its number) and the draw the
+    fingerprint covers."""
     try:
         task = resolve_task(TaskConfig.of(ref), base)
+        if ref.n == "all":
+            ref = ref.model_copy(update={"n": task.all_examples(ref.shots)})
         sample = draw_sample(task, ref, task_seed(ref, study_seed))
     except UserError as exc:
         if exc.file is not None:

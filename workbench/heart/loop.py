@@ -20,7 +20,7 @@ from ..solvers import SOLVER_SETUPS, SOLVERS, Generate, RoundRecord, Solution, S
 from ..stimuli import AppliedStimulus, heart
 from ..tasks import stable_seed
 from .feedback import FEEDBACK, Turn
-from .plan import HeartPlan, consumes_gold, prepare
+from .plan import HeartPlan, consumes_gold, max_calls, prepare
 from .strategies import STRATEGIES, Judgement, LoopState
 
 if TYPE_CHECKING:
@@ -118,4 +118,4 @@ def _judged(record: RoundRecord, judgement: Judgement | None) -> RoundRecord:
     return replace(record, verdict=judgement.verdict, verdict_source=judgement.source, call_indices=calls, error=judgement.error)
 
 
-SOLVER_SETUPS.add(SOLVER, SolverSetup(prepare=prepare, consumes_gold=consumes_gold))
+SOLVER_SETUPS.add(SOLVER, SolverSetup(prepare=prepare, consumes_gold=consumes_gold, max_calls=max_calls))

@@ -149,3 +149,9 @@ def _field(build: Any, default_field: str | None = None) -> Any:
 
 def consumes_gold(plan: Mapping[str, Any]) -> bool:
     return STRATEGIES.get(plan["strategy"]).needs_gold
+
+
+def max_calls(plan: Mapping[str, Any], stimuli: tuple[AppliedStimulus, ...]) -> int:
+    """Rounds 0..T each answer and may be judged by the model; then the strategy may finish with calls of its own."""
+    strategy = STRATEGIES.get(plan["strategy"])
+    return (plan["rounds"] + 1) * (1 + strategy.judge_calls) + strategy.final_calls

@@ -63,6 +63,8 @@ class Strategy:
     needs_gold: bool = False
     prompts: tuple[str, ...] = ()  # the loop prompts it uses (the plan logs them)
     description: str = ""
+    judge_calls: int = 0  # model calls its judge makes per round
+    final_calls: int = 0  # model calls `finish` makes
 
 
 STRATEGIES: Registry[Strategy] = Registry("final-answer strategy")
@@ -122,5 +124,5 @@ async def _synthesis(state: LoopState) -> Final:
 STRATEGIES.add("oracle", Strategy(_last, _oracle, needs_gold=True, description="the task's scorer on the gold decides; stops at the first correct answer"))
 STRATEGIES.add("last", Strategy(_last, description="the last round's answer"))
 STRATEGIES.add("majority", Strategy(_majority, description="the most frequent parsed answer (ties: the latest round)"))
-STRATEGIES.add("self_verify", Strategy(_last, _self_verify, prompts=("verify", "verdicts"), description="the model judges each answer; stops when it says correct"))
-STRATEGIES.add("synthesis", Strategy(_synthesis, prompts=("synthesis_system", "synthesis", "candidate"), description="the model writes the final answer from all rounds' answers"))
+STRATEGIES.add("self_verify", Strategy(_last, _self_verify, prompts=("verify", "verdicts"), description="the model judges each answer; stops when it says correct", judge_calls=1))
+STRATEGIES.add("synthesis", Strategy(_synthesis, prompts=("synthesis_system", "synthesis", "candidate"), description="the model writes the final answer from all rounds' answers", final_calls=1))

@@ -21,7 +21,7 @@ from .simulated import SimulatedProvider
 
 __all__ = [
     "CallOutcome", "ModelRequest", "ModelResponse", "Provider", "ProviderError", "TrialContext",
-    "cache_key", "complete_with_retries", "ProviderPool", "open_provider",
+    "cache_key", "complete_with_retries", "ProviderPool", "build_provider", "open_provider",
 ]
 
 LOCAL_API_KEY = "sk-local-no-key"
@@ -46,20 +46,25 @@ class ProviderPool:
 
 
 def open_provider(spec: ModelSpec, pool: ProviderPool, log: Log) -> Provider:
-    if spec.id.startswith("sim/"):
-        provider: Provider = SimulatedProvider(spec)
-    elif spec.id in LOCAL_MODELS:
-        local = LOCAL_MODELS[spec.id]
-        api_base = spec.api_base
-        if api_base is None:
-            server = ensure_server(spec.id, log)
-            pool.servers.append(server)
-            api_base = server.api_base
-        provider = LiteLLMProvider(f"openai/{local.alias}", endpoint=local.endpoint, api_base=api_base, local=True, api_key=LOCAL_API_KEY)
-    else:
-        provider = LiteLLMProvider(spec.id, endpoint=spec.api_base or "default", api_base=spec.api_base)
+    server_base = None
+    if spec.id in LOCAL_MODELS and spec.api_base is None:
+        server = ensure_server(spec.id, log)
+        pool.servers.append(server)
+        server_base = server.api_base
+    provider = build_provider(spec, server_base)
     pool.providers[spec.id] = provider
     return provider
+
+
+def build_provider(spec: ModelSpec, server_base: str | None = None) -> Provider:
+    """The provider of `spec` (`server_base`: where a started local server listens). Built without
+    a server, as planning does, it still has the endpoint and cache scope a run's calls are keyed on."""
+    if spec.id.startswith("sim/"):
+        return SimulatedProvider(spec)
+    if spec.id in LOCAL_MODELS:
+        local = LOCAL_MODELS[spec.id]
+        return LiteLLMProvider(f"openai/{local.alias}", endpoint=local.endpoint, api_base=spec.api_base or server_base, local=True, api_key=LOCAL_API_KEY)
+    return LiteLLMProvider(spec.id, endpoint=spec.api_base or "default", api_base=spec.api_base)
 
 
 def open_pool(specs: list[ModelSpec], log: Log) -> ProviderPool:

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from ..errors import UserError
 from ..messages import Messages
-from ..solvers import SOLVERS, Generate, Solution
+from ..solvers import SOLVER_SETUPS, SOLVERS, Generate, Solution, SolverSetup
 from .model import AppliedStimulus, Family, StimulusItem
 from .placements import append_system, synthesis_prompt, task_text
 from .renderers import RENDERERS, Rendered, Renderer, Strict, fields_of, no_variant
@@ -101,4 +101,12 @@ async def multi_agent(trial: Trial, generate: Generate) -> Solution:
         answers[agent] = result.text
     final = await generate(synthesis_messages(trial.messages, stimulus, answers), purpose="synthesis")
     return Solution(text=final.text, error=final.error, details={"program": "multi_agent", "agents": list(answers)})
+
+
+def _max_calls(plan: object, stimuli: tuple[AppliedStimulus, ...]) -> int:
+    """One call per perspective agent, then the synthesis."""
+    return sum(len(agents(s)) for s in stimuli if s.placement == PLACEMENT) + 1
+
+
+SOLVER_SETUPS.add("multi_agent", SolverSetup(max_calls=_max_calls))
 

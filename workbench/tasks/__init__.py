@@ -57,6 +57,7 @@ CAPACITY: Registry[Capacity] = Registry("task capacity")
 
 DEFAULT_SHOTS = 5  # demos per query in few-shot mode, as in the source papers (NegativePrompt num_demos)
 DEFAULT_SHOTS_POOL = 50  # generated demo pool per task when demos come from the item source
+ALL_LIMIT = 50_000  # `n: all` takes at most this many examples (a generator may have trillions)
 DEFAULT_CHOICE_PREFIX = "\n  choice: "  # BIG-bench's default line before each choice (json_task.py)
 
 
@@ -133,6 +134,20 @@ class TaskSpec(BaseModel):
         if self.source in CAPACITY:
             return CAPACITY.get(self.source)(self)
         return self.n_available or 0
+
+    def all_examples(self, shots: int) -> int:
+        """What `n: all` takes with `shots` demos per query: every item the source holds, less the
+        demo pool when demos are drawn from the same items. UserError(field="n") when that is
+        unknown (a task that needs a data file), none is left, or it passes ALL_LIMIT."""
+        available = self.available()
+        if available == 0:
+            raise UserError(f"task {self.id} does not know how many examples it has: give a number", field="n")
+        count = available - (_pool_size(shots) if shots and self.demo_args is None else 0)
+        if count < 1:
+            raise UserError(f"task {self.id} has {available} examples, all needed for its demo pool with shots={shots}", field="n")
+        if count > ALL_LIMIT:
+            raise UserError(f"task {self.id} can give {count} examples; `n: all` takes at most {ALL_LIMIT}: give a number", field="n")
+        return count
 
     def sample(self, n: int, shots: int, seed: int) -> tuple[list[TaskItem], list[TaskItem]]:
         """The n examples and the pool few-shot demos are drawn from (disjoint from them)."""

@@ -317,7 +317,7 @@ def _check_task(task: TaskSpec) -> None:
 
 
 # -- the scorer --------------------------------------------------------------------------------
-@scorer("judge", needs_judge=True, check=_check_task)
+@scorer("judge", judge_calls=1, check=_check_task)
 async def judge_scorer(case: ScoreCase) -> Score:
     if case.judge is None:
         return Score(answer=None, value=None, error="this task is graded by a judge model and the study names none (`judge:`)")
