@@ -444,10 +444,14 @@ def _print_cells(console: Console, title: str, columns: list[tuple[str, str]], r
 def export(
     db: DbOption = DEFAULT_DB,
     run: RunOption = None,
-    format: Annotated[Optional[str], typer.Option("--format", help="latex (booktabs), markdown or csv.")] = None,
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="The table file to write.")] = None,
+    layout: Annotated[str, typer.Option("--layout", help="full (every statistic) or paper (tasks x conditions, as the source papers print it).")] = "full",
+    format: Annotated[Optional[str], typer.Option("--format", help="latex, markdown, csv, parquet, trials.csv or trials.parquet (default: from the --out name).")] = None,
+    out_file: Annotated[Optional[str], typer.Option("--out", help="The file to write (its ending gives the format: .tex .md .csv .parquet); - or none: stdout.")] = None,
+    trials: Annotated[Optional[str], typer.Option("--trials", help="Also write the per-trial data: FILE.csv or FILE.parquet (- for CSV on stdout).")] = None,
     figures: Annotated[Optional[Path], typer.Option("--figures", help="Directory for the forest plot and heatmap (PDF and PNG).")] = None,
+    relative: Annotated[bool, typer.Option("--relative", help="paper layout: add each condition's relative gain over the control.")] = False,
     standalone: Annotated[bool, typer.Option("--standalone", help="LaTeX: a complete document instead of a table to \\input.")] = False,
+    no_bib: Annotated[bool, typer.Option("--no-bib", help="Do not write references.bib beside the files.")] = False,
     adjust: AdjustOption = "holm",
     family: FamilyOption = "model",
     test: TestOption = "auto",
@@ -456,27 +460,48 @@ def export(
     errors: ErrorsOption = None,
     level: LevelOption = 0.95,
 ) -> None:
-    """Write the comparison table as LaTeX, Markdown or CSV, and figures as PDF and PNG."""
-    from .export import FORMATS, export_table
+    """Write the comparison table (LaTeX, Markdown, CSV, Parquet; to a file or stdout), the
+    per-trial data, figures (PDF and PNG), and a references.bib beside them."""
+    from .bibliography import run_bibliography
+    from .export import write_atomic
+    from .export.context import ExportContext, run_provenance
+    from .export.layouts import render
+    from .export.request import check_bib_paths, resolve
+    from .export.trials import TRIAL_RENDERERS, trial_records
+    from .stats import load_run
 
-    if format is None and figures is None:
-        _fail("--format: give a table format (latex, markdown, csv) with --out, or --figures DIR")
-    if format is not None and format not in FORMATS:
-        _fail(f"--format: {format!r} is not allowed (allowed: {', '.join(FORMATS)})")
-    if (format is None) != (out_file is None):
-        _fail("--out: --format and --out go together" if out_file is None else "--format: --out needs a table format (latex, markdown, csv)")
-    data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level)
-    _warn_partial(result, data.run_id)
-    title = f"{data.name} ({data.run_id})"
-    written = []
-    if format is not None and out_file is not None:
-        written.append(export_table(result, format, out_file, title=title, standalone=standalone))
-    if figures is not None:
+    request = resolve(layout, format, out_file, trials, figures, bib=not no_bib)
+    check_bib_paths(request.bib_paths())
+    needs_comparison = request.table is not None or request.figures is not None
+    data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level) if needs_comparison else (load_run(db, run), None)
+    if result is not None:
+        _warn_partial(result, data.run_id)
+    provenance = run_provenance(db, data.run_id)
+    contents: list[tuple[Any, str | bytes]] = []  # (path or None for stdout, content): all made before any is written
+    if request.table is not None:
+        context = ExportContext(name=data.name, provenance=provenance, relative=relative, standalone=standalone)
+        contents.append((request.table.path, render(result, request.layout, request.table.format.name, context)))
+    if request.trials is not None:
+        contents.append((request.trials.path, TRIAL_RENDERERS[request.trials.format.name](trial_records(db, data.run_id))))
+    bib = run_bibliography(db, data.run_id) if request.bib_paths() else ""
+    written: list[Path] = []
+    for path, content in contents:
+        if path is None:
+            sys.stdout.write(content if isinstance(content, str) else content.decode())
+            sys.stdout.flush()
+        else:
+            write_atomic(path, content)
+            written.append(path)
+    if request.figures is not None:
         from .figures import write_figures
 
-        written.extend(write_figures(result, figures, title=title))
+        written.extend(write_figures(result, request.figures, provenance=provenance))
+    for path in request.bib_paths():
+        write_atomic(path, bib)
+        written.append(path)
+    listing = err if request.to_stdout else out  # stdout carries the table itself
     for path in written:
-        out.print(str(path), highlight=False)
+        listing.print(str(path), highlight=False)
 
 
 @app.command()
@@ -611,6 +636,19 @@ def tasks_sample(
         out.rule(f"{result['task']} #{row['id']}")
         out.print(row["messages"][-1]["content"], highlight=False)
         out.print(Text.assemble(("targets:", "bold"), f" {' | '.join(row['targets'])}"), highlight=False)
+
+
+@tasks_app.command("cite")
+def tasks_cite(target: Annotated[str, typer.Argument(metavar="TASK|SUITE", help="A task id (e.g. ii/sum) or a suite (e.g. bbh).")]) -> None:
+    """Print BibTeX for a task, or for every task of a suite."""
+    from .bibliography import bibliography, of_task
+    from .tasks import builtin_suites, builtin_tasks
+
+    suites, tasks = builtin_suites(), builtin_tasks()
+    specs = list(suites[target][1].values()) if target in suites else [tasks[target]] if target in tasks else []
+    if not specs:
+        raise UserError(f"no task or suite {target!r} (suites: {', '.join(sorted(suites))}; `workbench tasks list` shows every task)", field="TASK")
+    sys.stdout.write(bibliography([of_task(s) for s in specs], f"BibTeX for {target}.", workbench=False))
 
 
 def main() -> None:

@@ -84,6 +84,24 @@ def show(
         print(yaml.safe_dump(payload, sort_keys=False, allow_unicode=True, width=100), end="")
 
 
+@stimuli_app.command("cite")
+def cite(
+    target: Annotated[str, typer.Argument(metavar="ID|FAMILY", help="A stimulus id (e.g. EP02) or a family (e.g. emotionprompt).")],
+    files: FileOption = None,
+) -> None:
+    """Print BibTeX for a stimulus family (or the family of a stimulus id)."""
+    from .bibliography import bibliography, of_family
+
+    library = _library(files)
+    if target in library.families():
+        family = library.family(target)
+    elif target in library:
+        family = library.family(library.get(target).family)
+    else:
+        raise UserError(f"no stimulus or family {target!r} (families: {', '.join(library.families())}; `workbench stimuli list` shows every id)", field="ID")
+    print(bibliography([of_family(family)], f"BibTeX for the stimulus family {family.name}.", workbench=False), end="")
+
+
 def _params(pairs: list[str] | None) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for pair in pairs or []:

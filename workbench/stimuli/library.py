@@ -127,7 +127,7 @@ def load_family_file(path: Path, base: StimulusLibrary | None = None) -> LoadedF
         raise validation_error(exc, file=label, model=FamilyFile) from None
     family = Family(
         name=spec.family, version=spec.version, citation=spec.citation, authored=spec.authored,
-        inspired_by=spec.inspired_by, notes=spec.notes, source=spec.source, data=spec.data, file=label,
+        inspired_by=spec.inspired_by, references=spec.references, notes=spec.notes, source=spec.source, data=spec.data, file=label,
     )
     if not spec.data and base is not None and spec.family in base.families():
         family = family.model_copy(update={"data": base.family(spec.family).data})

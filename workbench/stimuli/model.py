@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..bibliography import Reference
 from ..errors import UserError
 
 SEPARATORS: dict[str, str] = {"none": "", "space": " ", "newline": "\n"}
@@ -70,6 +71,7 @@ class Family(BaseModel):
     citation: str | None = None
     authored: bool = False
     inspired_by: str | None = None
+    references: list[Reference] = Field(default_factory=list)  # structured: `workbench stimuli cite`, references.bib
     notes: str | None = None
     source: dict[str, Any] = Field(default_factory=dict)  # where the family's texts come from (commit, files, status)
     data: dict[str, Any] = Field(default_factory=dict)
@@ -86,6 +88,7 @@ class FamilyFile(BaseModel):
     citation: str | None = None
     authored: bool = False
     inspired_by: str | None = None
+    references: list[Reference] = Field(default_factory=list)
     notes: str | None = None
     source: dict[str, Any] = Field(default_factory=dict)
     replaces: bool = False  # a user file that replaces the built-in items of its family

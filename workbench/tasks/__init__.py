@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import gold
+from ..bibliography import Reference
 from ..errors import UserError, validation_error
 from ..messages import Message, Messages
 from ..paths import data_dir
@@ -111,6 +112,7 @@ class TaskSpec(BaseModel):
     template: Template = Field(default_factory=Template)
     chance: float | None = None  # the metric's random-chance score (BIG-bench low_score)
     citation: str | None = None
+    references: list[Reference] = Field(default_factory=list)  # structured: `workbench tasks cite`, references.bib
     data_citation: str | None = None
     n_available: int | None = None
     authored: bool = False  # items come from the workbench's own word lists, not a publication
@@ -258,6 +260,7 @@ class SuiteFile(BaseModel):
     version: str
     description: str = ""
     citation: str | None = None
+    references: list[Reference] = Field(default_factory=list)
     data_citation: str | None = None
     template: Template = Field(default_factory=Template)
     file_source: str | None = None
@@ -303,6 +306,7 @@ def load_suite_file(path: Path) -> tuple[SuiteFile, list[TaskSpec]]:
                     "suite": suite.suite,
                     "version": suite.version,
                     "citation": suite.citation,
+                    "references": suite.references,
                     "data_citation": suite.data_citation,
                     "template": suite.template,
                     "file_source": suite.file_source,
