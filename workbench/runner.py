@@ -23,7 +23,7 @@ from . import __version__, gold
 from .errors import UserError
 from .local_models import Log
 from .messages import Messages, to_dicts
-from .providers import ModelResponse, ProviderPool, cache_key, complete_with_retries
+from .providers import ModelResponse, ProviderPool, SampleKeys, complete_with_retries
 from .providers import open_pool
 from .execute import call_for, solve_and_score, status
 from .solvers import Generate, Generation, RoundRecord
@@ -251,6 +251,7 @@ class Runner:
         calls: list[dict[str, Any]] = []
         started = _now()
         params = {"seed": trial.seed, **trial.model.params}
+        keys = SampleKeys()  # the trial's calls: a request sent again is a new sample
 
         def door(model: ModelSpec) -> Generate:
             """The trial's one way to a model (its own, or the study's judge): cached, retried, logged."""
@@ -259,7 +260,7 @@ class Runner:
             async def generate(messages: Messages, purpose: str = "answer", *, sim_targets: tuple[str, ...] | None = None) -> Generation:
                 index = len(calls)
                 request, context = call_for(trial, model, messages, purpose, index, sim_targets)
-                key = cache_key(request, provider.endpoint, provider.cache_scope(context))
+                key = keys.key(request, provider.endpoint, provider.cache_scope(context))
                 call_started = _now()
                 cached = self.cache.get(key) if self.use_cache else None
                 if cached is not None:
