@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +73,68 @@ def test_a_request_sent_again_in_a_trial_is_sampled_again_and_shared_across_cond
     # the keys are a function of the trial alone: a fresh run of the same study is served whole from the cache
     fresh = run_json("run", str(path), "--db", str(db), "--fresh")
     assert fresh["model_calls"] == 0 and fresh["cache_hits"] == len(calls)
+
+
+class NewTextEachCall:
+    """A model with a real model's cache scope that never answers twice alike (as one sampling at
+    temperature > 0 would), slow enough that concurrent trials' calls overlap."""
+
+    endpoint = "new-text-each-call"
+
+    def __init__(self) -> None:
+        self.counter = itertools.count()
+
+    async def complete(self, request: ModelRequest, context: TrialContext, attempt: int) -> ModelResponse:
+        await asyncio.sleep(0.02)
+        return ModelResponse(text=f"sample {next(self.counter)}")
+
+    def cache_scope(self, context: TrialContext) -> str:
+        return ""
+
+    async def close(self) -> None:
+        return None
+
+
+def _answers(db: Path, run_id: str) -> dict[tuple[str, str], str]:
+    con = connect_reader(db)
+    try:
+        rows = con.execute("SELECT condition, item_id, response_text FROM trials WHERE run_id = ?", [run_id]).fetchall()
+    finally:
+        con.close()
+    return {(condition, item): text for condition, item, text in rows}
+
+
+def test_a_key_gives_the_same_answer_live_and_in_a_fresh_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three conditions send the very same request for each example, at the same time. Live, each
+    trial must get the answer a `--fresh` replay of the log serves for that key (the first logged),
+    not one sampled beside it."""
+    from workbench import runner
+    from workbench.study import load_study
+
+    provider = NewTextEachCall()
+    monkeypatch.setattr(runner, "open_pool", lambda specs, log: ProviderPool(providers={s.id: provider for s in specs}))
+    study = {
+        "name": "one-key", "models": [{"id": "openai/new-text-each-call"}], "tasks": [{"task": "math/word_problems", "n": 6}],
+        "conditions": [{"name": "control"}, {"name": "twin"}, {"name": "triplet"}], "concurrency": 3,
+    }
+    resolved = load_study(write_study(tmp_path / "s.yaml", study))
+    db = tmp_path / "log.duckdb"
+    live = asyncio.run(runner.Runner(resolved, db).run())
+    replay = asyncio.run(runner.Runner(resolved, db, fresh=True).run())
+    assert replay.run_id != live.run_id and replay.model_calls == 0
+    live_answers, replayed = _answers(db, live.run_id), _answers(db, replay.run_id)
+    assert len(live_answers) == 18 and replayed == live_answers
+    for item in {i for _, i in live_answers}:
+        assert len({live_answers[(c, item)] for c in ("control", "twin", "triplet")}) == 1, "one key, one answer"
+    assert live.model_calls == 6 and live.cache_hits == 12, "the calls in flight at once were one sample"
+    con = connect_reader(db)
+    keys = con.execute("SELECT count(DISTINCT cache_key), count(*) FILTER (WHERE NOT cached) FROM calls").fetchone()
+    con.close()
+    assert keys == (6, 6)
+    # new samples of every key logged after them (--no-cache) leave the first-logged answers in force
+    time.sleep(1.1)  # a fresh run's id carries the second it starts in
+    resampled = asyncio.run(runner.Runner(resolved, db, fresh=True, use_cache=False).run())
+    assert resampled.model_calls == 18 and set(_answers(db, resampled.run_id).values()).isdisjoint(live_answers.values())
+    time.sleep(1.1)
+    again = asyncio.run(runner.Runner(resolved, db, fresh=True).run())
+    assert again.model_calls == 0 and _answers(db, again.run_id) == live_answers
