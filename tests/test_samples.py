@@ -138,3 +138,51 @@ def test_a_key_gives_the_same_answer_live_and_in_a_fresh_replay(tmp_path: Path, 
     time.sleep(1.1)
     again = asyncio.run(runner.Runner(resolved, db, fresh=True).run())
     assert again.model_calls == 0 and _answers(db, again.run_id) == live_answers
+
+
+# -- repeats --------------------------------------------------------------------------------------
+
+def test_a_seed_in_the_params_is_made_new_for_each_repeat_and_logged(tmp_path: Path) -> None:
+    model = {**MOCK, "params": {"mock_response": "42", "temperature": 0.7, "seed": 11}}
+    study = {"name": "own-seed", "models": [model], "conditions": [{"name": "control"}], "tasks": [{"task": "ii/sum", "n": 3}], "repeats": 3}
+    db = tmp_path / "log.duckdb"
+    result = run_json("run", str(write_study(tmp_path / "s.yaml", study)), "--db", str(db))
+    assert result["model_calls"] == 9
+    con = connect_reader(db)
+    rows = con.execute("SELECT t.item_id, t.repeat, t.model_params_json, c.params_json FROM trials t JOIN calls c USING (trial_id)").fetchall()
+    con.close()
+    seeds: dict[str, dict[int, int]] = {}
+    for item, repeat, trial_params, call_params in rows:
+        sent = json.loads(call_params)
+        assert json.loads(trial_params) == sent == {"mock_response": "42", "temperature": 0.7, "seed": sent["seed"]}, "the trial logs what was sent"
+        seeds.setdefault(item, {})[repeat] = sent["seed"]
+    for per_repeat in seeds.values():
+        assert per_repeat[0] == 11, "repeat 0 sends the user's seed itself: a single-repeat study sends what it always sent"
+        assert len(set(per_repeat.values())) == 3, "each repeat sends a seed of its own"
+    from workbench.trials import repeat_seed
+
+    assert all(per_repeat == {r: repeat_seed(11, r) for r in range(3)} for per_repeat in seeds.values())
+    assert result["warnings"] == [], "no warning above temperature 0"
+    assert len({tuple(sorted(s.items())) for s in seeds.values()}) == 1, "the user's seed is one seed for every example"
+
+
+def test_repeats_at_temperature_0_warn_when_the_study_loads(tmp_path: Path) -> None:
+    from conftest import run_cli
+    from workbench.study import load_study
+
+    study = {"name": "greedy", "models": [MOCK, {"id": "sim/x", "params": {"temperature": 0}}], "conditions": [{"name": "control"}],
+             "tasks": [{"task": "ii/sum", "n": 1}], "repeats": 2}
+    path = write_study(tmp_path / "s.yaml", study)
+    (warning,) = load_study(path).warnings  # the simulator draws per repeat: no warning for it
+    assert warning.startswith(f"{path}: models[0].params.temperature: repeats: 2 at temperature 0 on openai/mock-sampler")
+    assert load_study(write_study(tmp_path / "one.yaml", {**study, "repeats": 1})).warnings == []
+    assert load_study(write_study(tmp_path / "warm.yaml", {**study, "models": [{**MOCK, "params": {"temperature": 0.8}}]})).warnings == []
+    db = tmp_path / "log.duckdb"
+    result = run_cli("run", str(path), "--db", str(db), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["warnings"] == [warning]
+    assert f"warning: {path}: models[0].params.temperature" in " ".join(result.stderr.split())
+    con = connect_reader(db)
+    events = con.execute("SELECT detail_json FROM run_events WHERE event = 'warnings'").fetchall()
+    con.close()
+    assert [json.loads(d)["messages"] for (d,) in events] == [[warning]]

@@ -57,6 +57,8 @@ def run(
     from .study import load_study
 
     resolved = load_study(study)  # validate before the heavy imports, so bad input fails fast
+    for warning in resolved.warnings:
+        err.print(Text.assemble(("warning:", "bold yellow"), f" {warning}"), highlight=False, soft_wrap=True)
 
     from .reports import run_reports
     from .rounds import by_condition, gain_and_cost
@@ -97,6 +99,7 @@ def run(
             "model_calls": summary.model_calls,
             "cache_hits": summary.cache_hits,
             "interrupted": summary.interrupted,
+            "warnings": resolved.warnings,
             "conditions": [
                 {"name": r.condition, **{k: v for k, v in r.to_dict().items() if k != "condition"}, **_loop_columns(costs.get((r.model, r.condition)))}
                 for r in rows

@@ -26,7 +26,7 @@ from .messages import Messages, to_dicts
 from .providers import ModelResponse, ProviderPool, SampleKeys, complete_with_retries
 from .providers import open_pool
 from .cache import ResponseCache
-from .execute import call_for, solve_and_score, status
+from .execute import call_for, request_params, solve_and_score, status
 from .solvers import Generate, Generation, RoundRecord
 from .store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
 from .study import ModelSpec, ResolvedStudy
@@ -196,6 +196,8 @@ class Runner:
                 for row in rows:
                     log.add(table, row)
         log.add("run_events", self._event("resumed" if done else "started", pending=len(pending)))
+        if self.study.warnings:
+            log.add("run_events", self._event("warnings", messages=self.study.warnings))
         await log.flush()
         self.progress(len(done), len(trials))
         pool = ProviderPool()
@@ -252,7 +254,7 @@ class Runner:
     async def _run_trial(self, trial: Trial, pool: ProviderPool) -> dict[str, Any]:
         calls: list[dict[str, Any]] = []
         started = _now()
-        params = {"seed": trial.seed, **trial.model.params}
+        params = request_params(trial.model, trial)  # logged as sent: a seed of the user's own is made new per repeat
         keys = SampleKeys()  # the trial's calls: a request sent again is a new sample
 
         def door(model: ModelSpec) -> Generate:
