@@ -78,9 +78,13 @@ def test_heart_study_runs_on_the_embedded_model_in_both_modes_with_its_baselines
     curve = round_curve(con, run_id)
     con.close()
     for name in ("heart_oracle", "neutral_oracle"):
-        passes = [p.pass_at for p in curve if p.condition == name]
+        passes = [p.pass_at for p in curve if p.condition == name and p.step == "round"]
         assert len(passes) == ROUNDS + 1 and passes == sorted(passes)
-    assert {(p["condition"], p["round"]) for p in result["rounds"]} == {(n, t) for n in names[1:] for t in range(ROUNDS + 1)}
+    steps = {(n, t) for n in names[1:] for t in range(ROUNDS + 1)} | {(n, None) for n in names[1:]}
+    assert {(p["condition"], p["round"]) for p in result["rounds"]} == steps, "every round, and the final step as a row of its own"
+    finals = {p["condition"]: p for p in result["rounds"] if p["step"] == "final"}
+    assert finals["heart_vf"]["strategy"] == "synthesis" and finals["heart_oracle"]["strategy"] == "oracle"
+    assert all(finals[n]["accuracy"] == pytest.approx(rows[n]["accuracy"]) for n in names[1:])
 
 
 def test_verifier_free_mode_never_reads_the_gold_on_the_embedded_model(tmp_path: Path, local_server, probe: None) -> None:

@@ -152,12 +152,17 @@ def _print_condition_table(summary: Any, rows: list[Any], control: str, errors: 
 
 
 def _print_round_table(points: list[Any]) -> None:
-    table = Table(title="per round", caption="accuracy of the answer held after round t; pass@t: a correct answer in rounds 0..t; tokens: mean per trial through t")
+    table = Table(
+        title="per round",
+        caption="accuracy of the answer held after round t; pass@t: a correct answer in rounds 0..t; tokens: mean per trial through t; "
+        "final (strategy): the trial's final answer as its strategy settled it, tokens of all its calls",
+    )
     for column in ("model", "condition", "t", "n", "accuracy", "pass@t", "tokens"):
         table.add_column(column, justify="left" if column in ("model", "condition") else "right")
     for p in points:
         name = p.condition + (" GOLD" if p.consumes_gold else "")
-        table.add_row(p.model, name, str(p.round), str(p.n), f"{p.accuracy:.3f}", f"{p.pass_at:.3f}", f"{p.mean_tokens:.0f}")
+        step = str(p.round) if p.step == "round" else f"final ({p.strategy or '?'})"
+        table.add_row(p.model, name, step, str(p.n), f"{p.accuracy:.3f}", f"{p.pass_at:.3f}", f"{p.mean_tokens:.0f}")
     out.print(table)
 
 

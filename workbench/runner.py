@@ -368,6 +368,7 @@ class Runner:
             "emotion": record.emotion,
             "tone": record.tone,
             "phrase_id": record.phrase_id,
+            "asserts_error": record.asserts_error,
             "feedback": record.feedback,
             "messages_json": json.dumps(to_dicts(record.messages)),
             "response_text": record.text,
