@@ -15,7 +15,7 @@ from test_heart_gold import check_verifier_free, probe, sealed_study, verifier_f
 from workbench.local_models import LOCAL_MODELS
 from workbench.rounds import round_curve
 from workbench.runner import run_study
-from workbench.stimuli import heart
+from workbench.stimuli import builtin_library, heart
 from workbench.store import connect_reader
 
 pytestmark = pytest.mark.local_model
@@ -67,6 +67,10 @@ def test_heart_study_runs_on_the_embedded_model_in_both_modes_with_its_baselines
                 assert sent == called and at == endpoint and answer == called_answer and answer is not None
             phrases = {r[1] for r in rounds[1:]}
             assert phrases <= ({None} if name.startswith("self_refine") else neutral if name.startswith("neutral") else emotional)
+            claims = dict(con.execute("SELECT phrase_id, asserts_error FROM rounds WHERE trial_id = ? AND phrase_id IS NOT NULL", [trial_id]).fetchall())
+            assert claims == {p: heart.asserts_error(builtin_library().get(p)) for p in phrases if p}
+            if name.endswith("_vf"):
+                assert not any(claims.values()), "without a verifier no phrase claims an error"
             scores = [r[2] for r in rounds]
             if name.endswith("_oracle"):
                 assert all(s == 0.0 for s in scores[:-1]) and [r[3] for r in rounds] == ["correct" if s == 1.0 else "incorrect" for s in scores]

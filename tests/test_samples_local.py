@@ -12,7 +12,6 @@ import pytest
 
 from conftest import run_json, write_study
 from workbench.store import connect_reader
-from workbench.trials import repeat_seed
 
 pytestmark = [pytest.mark.local_model, pytest.mark.slow]
 
@@ -59,10 +58,14 @@ def _calls(db: Path, run_id: str) -> list[dict[str, Any]]:
 
 def test_a_seed_of_the_users_own_is_new_for_each_repeat(logged: tuple[dict[str, Any], dict[str, Any], Path]) -> None:
     live, _, db = logged
-    assert live["warnings"] == [] and live["errors"] == 0
-    for call in _calls(db, live["run_id"]):
-        assert json.loads(call["params_json"])["seed"] == repeat_seed(SEED, call["repeat"])
-    assert repeat_seed(SEED, 0) == SEED != repeat_seed(SEED, 1)
+    assert live["errors"] == 0
+    seeds = {(c["item_id"], c["repeat"]): json.loads(c["params_json"])["seed"] for c in _calls(db, live["run_id"])}
+    assert {seed for (_, repeat), seed in seeds.items() if repeat == 0} == {SEED}, "repeat 0 sends the user's seed"
+    assert SEED not in {seed for (_, repeat), seed in seeds.items() if repeat == 1}, "repeat 1 sends a seed of its own"
+    from workbench.trials import repeat_seed
+
+    assert all(seed == repeat_seed(SEED, repeat) for (_, repeat), seed in seeds.items())
+    assert live["warnings"] == []
 
 
 def test_every_round_of_a_loop_is_a_sample_of_its_own(logged: tuple[dict[str, Any], dict[str, Any], Path]) -> None:
