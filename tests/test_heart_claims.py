@@ -159,6 +159,7 @@ def test_a_log_written_before_the_tag_gains_the_column_on_compaction(tmp_path: P
 
 # -- the final step as a row of its own -----------------------------------------------------------
 
+@pytest.mark.slow  # four CLI subprocesses
 def test_the_final_step_is_a_row_of_its_own_in_every_per_round_output(tmp_path: Path) -> None:
     conditions = [_loop("majority", mode="verifier_free", final="majority"), _loop("synthesis", mode="verifier_free", final="synthesis"),
                   _loop("verified", mode="verifier_free", final="self_verify")]

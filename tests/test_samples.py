@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from conftest import run_json, write_study
+from conftest import run_cli, write_study
 from workbench.providers import ModelRequest, ModelResponse, ProviderPool, TrialContext
+from workbench.runner import run_study
 from workbench.store import connect_reader
+from workbench.study import load_study
 
 MOCK = {"id": "openai/mock-sampler", "params": {"mock_response": "42", "temperature": 0.0}, "max_retries": 0}
 ROUNDS = 3
@@ -52,10 +54,10 @@ def test_a_request_sent_again_in_a_trial_is_sampled_again_and_shared_across_cond
         "name": "resample", "models": [MOCK], "tasks": [{"task": "math/word_problems", "n": n}], "seed": 1, "concurrency": 1,
         "conditions": [{"name": "control"}, _refine("refine"), _refine("refine_majority", final="majority")],
     }
-    path = write_study(tmp_path / "s.yaml", study)
+    resolved = load_study(write_study(tmp_path / "s.yaml", study))
     db = tmp_path / "log.duckdb"
-    result = run_json("run", str(path), "--db", str(db))
-    calls = _calls(db, result["run_id"])
+    result = run_study(resolved, db)
+    calls = _calls(db, result.run_id)
     by_trial: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for call in calls:
         by_trial.setdefault((call["condition"], call["item_id"]), []).append(call)
@@ -69,10 +71,10 @@ def test_a_request_sent_again_in_a_trial_is_sampled_again_and_shared_across_cond
         assert [c["cache_key"] for c in by_trial[("refine_majority", item)]] == [c["cache_key"] for c in refine]
         assert all(c["cached"] for c in by_trial[("refine_majority", item)])
         assert not any(c["cached"] for c in refine[1:]), "no later round is served the earlier round's answer"
-    assert result["model_calls"] == n * (ROUNDS + 1) and result["cache_hits"] == n * (ROUNDS + 2)
+    assert result.model_calls == n * (ROUNDS + 1) and result.cache_hits == n * (ROUNDS + 2)
     # the keys are a function of the trial alone: a fresh run of the same study is served whole from the cache
-    fresh = run_json("run", str(path), "--db", str(db), "--fresh")
-    assert fresh["model_calls"] == 0 and fresh["cache_hits"] == len(calls)
+    fresh = run_study(resolved, db, fresh=True)
+    assert fresh.model_calls == 0 and fresh.cache_hits == len(calls)
 
 
 class NewTextEachCall:
@@ -109,7 +111,6 @@ def test_a_key_gives_the_same_answer_live_and_in_a_fresh_replay(tmp_path: Path, 
     trial must get the answer a `--fresh` replay of the log serves for that key (the first logged),
     not one sampled beside it."""
     from workbench import runner
-    from workbench.study import load_study
 
     provider = NewTextEachCall()
     monkeypatch.setattr(runner, "open_pool", lambda specs, log: ProviderPool(providers={s.id: provider for s in specs}))
@@ -146,8 +147,8 @@ def test_a_seed_in_the_params_is_made_new_for_each_repeat_and_logged(tmp_path: P
     model = {**MOCK, "params": {"mock_response": "42", "temperature": 0.7, "seed": 11}}
     study = {"name": "own-seed", "models": [model], "conditions": [{"name": "control"}], "tasks": [{"task": "ii/sum", "n": 3}], "repeats": 3}
     db = tmp_path / "log.duckdb"
-    result = run_json("run", str(write_study(tmp_path / "s.yaml", study)), "--db", str(db))
-    assert result["model_calls"] == 9
+    resolved = load_study(write_study(tmp_path / "s.yaml", study))
+    assert run_study(resolved, db).model_calls == 9
     con = connect_reader(db)
     rows = con.execute("SELECT t.item_id, t.repeat, t.model_params_json, c.params_json FROM trials t JOIN calls c USING (trial_id)").fetchall()
     con.close()
@@ -162,14 +163,12 @@ def test_a_seed_in_the_params_is_made_new_for_each_repeat_and_logged(tmp_path: P
     from workbench.trials import repeat_seed
 
     assert all(per_repeat == {r: repeat_seed(11, r) for r in range(3)} for per_repeat in seeds.values())
-    assert result["warnings"] == [], "no warning above temperature 0"
+    assert resolved.warnings == [], "no warning above temperature 0"
     assert len({tuple(sorted(s.items())) for s in seeds.values()}) == 1, "the user's seed is one seed for every example"
 
 
+@pytest.mark.slow  # a run in a CLI subprocess
 def test_repeats_at_temperature_0_warn_when_the_study_loads(tmp_path: Path) -> None:
-    from conftest import run_cli
-    from workbench.study import load_study
-
     study = {"name": "greedy", "models": [MOCK, {"id": "sim/x", "params": {"temperature": 0}}], "conditions": [{"name": "control"}],
              "tasks": [{"task": "ii/sum", "n": 1}], "repeats": 2}
     path = write_study(tmp_path / "s.yaml", study)
