@@ -20,7 +20,7 @@ import pytest
 from conftest import run_cli, write_study
 from workbench.providers import ModelRequest, ModelResponse, ProviderPool, TrialContext
 from workbench.runner import run_study
-from workbench.store import connect_reader
+from workbench.store import connect_reader, query
 from workbench.study import load_study
 
 MOCK = {"id": "openai/mock-sampler", "params": {"mock_response": "42", "temperature": 0.0}, "max_retries": 0}
@@ -34,18 +34,10 @@ def _refine(name: str, **params: Any) -> dict[str, Any]:
                                                                "history": "last", "final": "last", **params}}
 
 
-def _calls(db: Path, run_id: str) -> list[dict[str, Any]]:
-    con = connect_reader(db)
-    try:
-        cursor = con.execute(
-            "SELECT t.condition, t.item_id, c.call_index, c.cache_key, c.cached, c.messages_json FROM calls c JOIN trials t USING (trial_id) "
-            "WHERE t.run_id = ? ORDER BY t.condition, t.item_id, c.call_index",
-            [run_id],
-        )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
-    finally:
-        con.close()
+def calls_of(db: Path, run_id: str, *columns: str) -> list[dict[str, Any]]:
+    """A run's calls (columns of `c`, the call, and `t`, its trial) in trial and call order."""
+    sql = f"SELECT {', '.join(columns)} FROM calls c JOIN trials t USING (trial_id) WHERE t.run_id = ? ORDER BY t.trial_id, c.call_index"
+    return query(db, sql, [run_id])
 
 
 def test_a_request_sent_again_in_a_trial_is_sampled_again_and_shared_across_conditions(tmp_path: Path) -> None:
@@ -57,7 +49,7 @@ def test_a_request_sent_again_in_a_trial_is_sampled_again_and_shared_across_cond
     resolved = load_study(write_study(tmp_path / "s.yaml", study))
     db = tmp_path / "log.duckdb"
     result = run_study(resolved, db)
-    calls = _calls(db, result.run_id)
+    calls = calls_of(db, result.run_id, "t.condition", "t.item_id", "c.cache_key", "c.cached", "c.messages_json")
     by_trial: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for call in calls:
         by_trial.setdefault((call["condition"], call["item_id"]), []).append(call)
@@ -98,12 +90,8 @@ class NewTextEachCall:
 
 
 def _answers(db: Path, run_id: str) -> dict[tuple[str, str], str]:
-    con = connect_reader(db)
-    try:
-        rows = con.execute("SELECT condition, item_id, response_text FROM trials WHERE run_id = ?", [run_id]).fetchall()
-    finally:
-        con.close()
-    return {(condition, item): text for condition, item, text in rows}
+    rows = query(db, "SELECT condition, item_id, response_text FROM trials WHERE run_id = ?", [run_id])
+    return {(r["condition"], r["item_id"]): r["response_text"] for r in rows}
 
 
 def test_a_key_gives_the_same_answer_live_and_in_a_fresh_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from conftest import run_json, write_study
-from workbench.store import connect_reader
+from test_samples import calls_of
 
 pytestmark = [pytest.mark.local_model, pytest.mark.slow]
 
@@ -43,17 +43,8 @@ def logged(tmp_path_factory: pytest.TempPathFactory, local_server: Any) -> tuple
 
 
 def _calls(db: Path, run_id: str) -> list[dict[str, Any]]:
-    con = connect_reader(db)
-    try:
-        cursor = con.execute(
-            "SELECT t.condition, t.item_id, t.repeat, t.response_text AS answer, c.call_index, c.cache_key, c.cached, c.params_json, "
-            "c.messages_json, c.response_text FROM calls c JOIN trials t USING (trial_id) WHERE t.run_id = ? ORDER BY t.trial_id, c.call_index",
-            [run_id],
-        )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row)) for row in cursor.fetchall()]
-    finally:
-        con.close()
+    return calls_of(db, run_id, "t.condition", "t.item_id", "t.repeat", "t.response_text AS answer", "c.call_index", "c.cache_key", "c.cached",
+                    "c.params_json", "c.response_text")
 
 
 def test_a_seed_of_the_users_own_is_new_for_each_repeat(logged: tuple[dict[str, Any], dict[str, Any], Path]) -> None:
