@@ -15,7 +15,7 @@ from test_heart_gold import check_verifier_free, probe, sealed_study, verifier_f
 from workbench.local_models import LOCAL_MODELS
 from workbench.rounds import round_curve
 from workbench.runner import run_study
-from workbench.stimuli import heart
+from workbench.stimuli import builtin_library, heart
 from workbench.store import connect_reader
 
 pytestmark = pytest.mark.local_model
@@ -67,6 +67,10 @@ def test_heart_study_runs_on_the_embedded_model_in_both_modes_with_its_baselines
                 assert sent == called and at == endpoint and answer == called_answer and answer is not None
             phrases = {r[1] for r in rounds[1:]}
             assert phrases <= ({None} if name.startswith("self_refine") else neutral if name.startswith("neutral") else emotional)
+            claims = dict(con.execute("SELECT phrase_id, asserts_error FROM rounds WHERE trial_id = ? AND phrase_id IS NOT NULL", [trial_id]).fetchall())
+            assert claims == {p: heart.asserts_error(builtin_library().get(p)) for p in phrases if p}
+            if name.endswith("_vf"):
+                assert not any(claims.values()), "without a verifier no phrase claims an error"
             scores = [r[2] for r in rounds]
             if name.endswith("_oracle"):
                 assert all(s == 0.0 for s in scores[:-1]) and [r[3] for r in rounds] == ["correct" if s == 1.0 else "incorrect" for s in scores]
@@ -78,9 +82,13 @@ def test_heart_study_runs_on_the_embedded_model_in_both_modes_with_its_baselines
     curve = round_curve(con, run_id)
     con.close()
     for name in ("heart_oracle", "neutral_oracle"):
-        passes = [p.pass_at for p in curve if p.condition == name]
+        passes = [p.pass_at for p in curve if p.condition == name and p.step == "round"]
         assert len(passes) == ROUNDS + 1 and passes == sorted(passes)
-    assert {(p["condition"], p["round"]) for p in result["rounds"]} == {(n, t) for n in names[1:] for t in range(ROUNDS + 1)}
+    steps = {(n, t) for n in names[1:] for t in range(ROUNDS + 1)} | {(n, None) for n in names[1:]}
+    assert {(p["condition"], p["round"]) for p in result["rounds"]} == steps, "every round, and the final step as a row of its own"
+    finals = {p["condition"]: p for p in result["rounds"] if p["step"] == "final"}
+    assert finals["heart_vf"]["strategy"] == "synthesis" and finals["heart_oracle"]["strategy"] == "oracle"
+    assert all(finals[n]["accuracy"] == pytest.approx(rows[n]["accuracy"]) for n in names[1:])
 
 
 def test_verifier_free_mode_never_reads_the_gold_on_the_embedded_model(tmp_path: Path, local_server, probe: None) -> None:

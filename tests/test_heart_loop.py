@@ -71,7 +71,7 @@ SCHEDULES = {
     "static": {"name": "static", "emotion": "anger"},
     "alternating": "alternating",
     "random": {"name": "random", "emotions": ["fear", "surprise"]},
-    "sequence": {"name": "sequence", "steps": ["sadness", "HEART/happiness/2", "disgust"]},
+    "sequence": {"name": "sequence", "steps": ["sadness", "HEART/happiness/5", "disgust"]},
 }
 
 
@@ -106,7 +106,7 @@ def test_each_schedule_picks_its_emotions_and_logs_every_round(tmp_path: Path) -
                 seen_random.update(emotions)
             else:
                 assert emotions == ["sadness", "happiness", "disgust", "sadness"]
-                assert feedback[1]["phrase_id"] == "HEART/happiness/2"
+                assert feedback[1]["phrase_id"] == "HEART/happiness/5"
             details = trials[trial_id]["details"]
             assert details["schedule_seed"] == schedule_seed(trials[trial_id]["seed"])
             assert details["emotions"] == emotions and details["phrase_ids"] == [r["phrase_id"] for r in feedback]
@@ -139,8 +139,9 @@ def test_a_sequence_reads_phrase_ids_of_a_user_heart_file_without_slashes(tmp_pa
     """Steps are classified against the family's emotions and phrase ids (not by a '/'), and the
     plan records which is which."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    items = [{"id": "joy1", "emotion": "happiness", "text": "Lovely effort!"}, {"id": "joy2", "emotion": "happiness", "text": "Nearly there!"},
-             {"id": "mad1", "emotion": "anger", "text": "Wrong. Again."}]
+    items = [{"id": "joy1", "emotion": "happiness", "asserts_error": False, "text": "Lovely effort!"},
+             {"id": "joy2", "emotion": "happiness", "asserts_error": False, "text": "What fun!"},
+             {"id": "mad1", "emotion": "anger", "asserts_error": False, "text": "Grr. Again."}]
     (tmp_path / "lab.yaml").write_text(json.dumps({"family": "heart", "version": "1", "authored": True, "replaces": True,
                                                    "defaults": {"renderer": "feedback_phrase", "placement": "feedback"}, "items": items}))
     schedule = {"name": "sequence", "steps": ["joy2", "anger", "joy1"]}
@@ -179,7 +180,7 @@ def test_oracle_stops_at_the_first_correct_round_and_pass_at_t_never_falls(tmp_p
         assert all(r["feedback"].startswith("Your previous answer is incorrect. ") for r in rows[1:])
     assert stopped_early >= 3 and went_to_budget >= 1, "the sample must exercise both ways a loop ends"
     con = connect_reader(db)
-    curve = [p for p in round_curve(con, run_id) if p.condition == "oracle"]
+    *curve, final = [p for p in round_curve(con, run_id) if p.condition == "oracle"]
     costs = {c.condition: c for c in condition_costs(con, run_id)}
     assert gain_and_cost(con, run_id) == (condition_costs(con, run_id), round_curve(con, run_id))  # one read, same answers
     labelled = con.execute("SELECT condition, consumes_gold FROM conditions WHERE run_id = ?", [run_id]).fetchall()
@@ -193,6 +194,9 @@ def test_oracle_stops_at_the_first_correct_round_and_pass_at_t_never_falls(tmp_p
     assert dict(labelled) == {"control": False, "oracle": True}
     tokens = [p.mean_tokens for p in curve]
     assert tokens == sorted(tokens) and tokens[-1] == pytest.approx(costs["oracle"].mean_tokens)
+    # the final step, a row of its own: under the oracle the final answer is the last round's
+    assert (final.step, final.strategy, final.round) == ("final", "oracle", None) and {p.step for p in curve} == {"round"}
+    assert (final.accuracy, final.pass_at, final.mean_tokens) == pytest.approx((costs["oracle"].accuracy, passes[-1], tokens[-1]))
 
 
 # -- verifier-free strategies -------------------------------------------------------------------
@@ -284,7 +288,8 @@ def test_neutral_and_self_refine_run_the_same_loop_without_emotion(tmp_path: Pat
     con.close()
     assert labelled == {"control": False, "neutral": True, "refine": True, "heart": True}, "the baselines use the same verifier"
     assert sorted(s["id"] for s in stimuli["neutral"]) == sorted(neutral) and stimuli["refine"] == []
-    assert len(stimuli["heart"]) == 30 and {s["params"]["template"] for s in stimuli["heart"]} == {"incorrect"}
+    # oracle mode draws from every phrase (phrases: any): each claim of an error follows a verified wrong answer
+    assert len(stimuli["heart"]) == len(heart.phrases()) - len(neutral) and {s["params"]["template"] for s in stimuli["heart"]} == {"incorrect"}
 
 
 @pytest.mark.parametrize("history", ["full", "last"])

@@ -37,7 +37,7 @@ CASES = {
     "unknown emotion": ({"rounds": 2, "mode": "oracle", "schedule": {"name": "static", "emotion": "joy"}}, "solver_params.schedule.emotion", "emotions: happiness, surprise, anger"),
     "neutral as an emotion": ({"rounds": 2, "mode": "oracle", "schedule": {"name": "random", "emotions": ["neutral"]}}, "solver_params.schedule.emotions", "belong to `feedback: neutral`"),
     "unknown tone": ({"rounds": 2, "mode": "oracle", "schedule": {"name": "alternating", "tones": ["calm"]}}, "solver_params.schedule.tones", "tones: encouraging, critical"),
-    "unknown phrase": ({"rounds": 2, "mode": "oracle", "schedule": {"name": "sequence", "steps": ["HEART/anger/9"]}}, "solver_params.schedule.steps", "not a phrase of an emotion"),
+    "unknown phrase": ({"rounds": 2, "mode": "oracle", "schedule": {"name": "sequence", "steps": ["HEART/anger/99"]}}, "solver_params.schedule.steps", "not a phrase of an emotion"),
     "unknown step": ({"rounds": 2, "mode": "oracle", "schedule": {"name": "sequence", "steps": ["anger", "joy"]}}, "solver_params.schedule.steps",
                      "'joy' is not a phrase of an emotion in the heart family nor an emotion (emotions: happiness, surprise, anger, disgust, fear, sadness; phrase ids: HEART/anger/1"),
     "step named as the wrong kind": ({"rounds": 2, "mode": "oracle", "schedule": {"name": "sequence", "steps": [{"emotion": "HEART/anger/1"}]}},

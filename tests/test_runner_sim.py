@@ -62,8 +62,8 @@ def test_rerun_makes_zero_model_calls_and_fresh_run_is_served_from_cache(tmp_pat
     "params",
     [
         {"temperature": 0.7},
-        # A seed of the user's own replaces the per-repeat seed, so the requests of an example's
-        # repeats are identical: only the repeat index in the cache key keeps them apart.
+        # A seed of the user's own replaces the trial's seed; each repeat sends one derived from it
+        # (tests/test_samples.py), and the repeat index in the cache key keeps them apart too.
         {"temperature": 0.7, "seed": 1},
     ],
     ids=["trial-seed", "user-seed"],

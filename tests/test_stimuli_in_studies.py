@@ -226,7 +226,7 @@ BAD_ITEMS = {
     "unknown renderer": ([{"id": "MY/a", "text": "x", "renderer": "jinja"}], {}, "items[0] (MY/a).renderer", "unknown renderer 'jinja'"),
     "duplicate of a built-in id": ([{"id": "EP02", "text": "x"}], {}, "items", "'EP02' is already defined"),
     "heart phrase with an unknown emotion": (
-        [{"id": "MY/a", "text": "x", "emotion": "boredom"}], {"family": "heart", "replaces": True, "defaults": {"renderer": "feedback_phrase"}},
+        [{"id": "MY/a", "text": "x", "emotion": "boredom", "asserts_error": False}], {"family": "heart", "replaces": True, "defaults": {"renderer": "feedback_phrase"}},
         "items[0] (MY/a).emotion", "unknown emotion 'boredom'",
     ),
     "sac item without the anchors of a level": (
@@ -249,8 +249,8 @@ def test_a_bad_item_in_a_user_file_names_the_file_the_item_and_the_field(tmp_pat
 def test_a_user_file_replaces_the_heart_phrase_bank(tmp_path: Path) -> None:
     from workbench.stimuli import heart
 
-    path = _user_file(tmp_path, [{"id": "LAB/joy/1", "emotion": "happiness", "text": "Lovely effort!"},
-                                 {"id": "LAB/anger/1", "emotion": "anger", "text": "Wrong. Again."}],
+    path = _user_file(tmp_path, [{"id": "LAB/joy/1", "emotion": "happiness", "asserts_error": False, "text": "Lovely effort!"},
+                                 {"id": "LAB/anger/1", "emotion": "anger", "asserts_error": True, "text": "Wrong. Again."}],
                       family="heart", replaces=True, defaults={"renderer": "feedback_phrase", "placement": "feedback"})
     library = builtin_library().with_files([path])
     assert [i.id for i in heart.phrases(library=library)] == ["LAB/anger/1", "LAB/joy/1"]

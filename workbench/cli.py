@@ -63,9 +63,9 @@ def run(
         return
     from .plan import low_power_warning
 
-    warning = low_power_warning(resolved)
-    if warning:
-        _print_warning(warning)
+    for warning in [*resolved.warnings, low_power_warning(resolved)]:
+        if warning:
+            _print_warning(warning)
 
     from .reports import run_reports
     from .rounds import by_condition, gain_and_cost
@@ -106,6 +106,7 @@ def run(
             "model_calls": summary.model_calls,
             "cache_hits": summary.cache_hits,
             "interrupted": summary.interrupted,
+            "warnings": resolved.warnings,
             "conditions": [
                 {"name": r.condition, **{k: v for k, v in r.to_dict().items() if k != "condition"}, **_loop_columns(costs.get((r.model, r.condition)))}
                 for r in rows
@@ -246,12 +247,17 @@ def _print_condition_table(summary: Any, rows: list[Any], control: str, errors: 
 
 
 def _print_round_table(points: list[Any]) -> None:
-    table = Table(title="per round", caption="accuracy of the answer held after round t; pass@t: a correct answer in rounds 0..t; tokens: mean per trial through t")
+    table = Table(
+        title="per round",
+        caption="accuracy of the answer held after round t; pass@t: a correct answer in rounds 0..t; tokens: mean per trial through t; "
+        "final (strategy): the trial's final answer as its strategy settled it, tokens of all its calls",
+    )
     for column in ("model", "condition", "t", "n", "accuracy", "pass@t", "tokens"):
         table.add_column(column, justify="left" if column in ("model", "condition") else "right")
     for p in points:
         name = p.condition + (" GOLD" if p.consumes_gold else "")
-        table.add_row(p.model, name, str(p.round), str(p.n), f"{p.accuracy:.3f}", f"{p.pass_at:.3f}", f"{p.mean_tokens:.0f}")
+        step = str(p.round) if p.step == "round" else f"final ({p.strategy or '?'})"
+        table.add_row(p.model, name, step, str(p.n), f"{p.accuracy:.3f}", f"{p.pass_at:.3f}", f"{p.mean_tokens:.0f}")
     out.print(table)
 
 

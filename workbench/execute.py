@@ -6,6 +6,7 @@ The caller supplies `door`, its way to a model (the runner's is cached, retried 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from . import gold
 from .messages import Messages, to_dicts
@@ -14,12 +15,19 @@ from .providers.redact import redact
 from .scorers import Score, ScoreCase, score_trial
 from .solvers import SOLVERS, Generate, Solution
 from .study import ModelSpec
-from .trials import Trial
+from .trials import Trial, repeat_seed
+
+
+def request_params(model: ModelSpec, trial: Trial) -> dict[str, Any]:
+    """The parameters a trial's calls to `model` send: the model's params and a seed, the trial's
+    (new for each repeat) unless the params set one (then that seed, made new for each repeat)."""
+    own = "seed" in model.params
+    return {**model.params, "seed": repeat_seed(model.params["seed"], trial.repeat) if own else trial.seed}
 
 
 def call_for(trial: Trial, model: ModelSpec, messages: Messages, purpose: str, index: int, sim_targets: tuple[str, ...] | None = None) -> tuple[ModelRequest, TrialContext]:
     """The request a trial's call sends (seeded per trial) and what its provider may know of it."""
-    request = ModelRequest.build(model.id, to_dicts(messages), {"seed": trial.seed, **model.params}, trial.repeat, purpose)
+    request = ModelRequest.build(model.id, to_dicts(messages), request_params(model, trial), trial.repeat, purpose)
     targets = trial.item.targets if sim_targets is None else sim_targets  # what a simulated model may plant
     return request, TrialContext(condition=trial.condition, targets=targets, seed=trial.seed, call_index=index)
 

@@ -5,7 +5,10 @@
   answer in any round up to t) and the mean tokens spent through round t. Under an oracle
   verifier the loop stops at the first correct answer, so the two coincide and are non-decreasing
   in t; without one they part: pass@t is what a verifier could have picked, accuracy what the loop
-  holds. A condition without rounds (a single answer) is one point at t = 0.
+  holds. After its rounds, a loop's final step is a row of its own (`step: final`, `round` None):
+  the accuracy of the trial's final answer as its strategy settled it (a synthesis, a majority
+  vote, the answer the model verified, the last one), with the tokens of every call of the trial.
+  A condition without rounds (a single answer) is one point at t = 0.
 - `condition_costs`: per model and condition, the final accuracy next to the mean rounds used,
   calls and tokens per trial, and tokens per correct answer.
 
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -33,13 +36,15 @@ from .scoring import is_correct
 class RoundPoint(Record):
     model: str
     condition: str
-    round: int
+    round: int | None  # None on the final step's row
     n: int
     errors: int
-    accuracy: float  # of the answer held after round t
-    pass_at: float  # a correct answer in rounds 0..t
-    mean_tokens: float  # prompt + completion tokens per trial through round t
+    accuracy: float  # of the answer held after round t; on the final row, of the trial's final answer
+    pass_at: float  # a correct answer in rounds 0..t; on the final row, in any round or the final answer
+    mean_tokens: float  # prompt + completion tokens per trial through round t; on the final row, of all its calls
     consumes_gold: bool
+    step: str = "round"  # round | final
+    strategy: str | None = None  # on the final row: how the final answer was settled (oracle, last, majority, self_verify, synthesis)
 
 
 @dataclass(frozen=True)
@@ -74,16 +79,18 @@ def _frames(con: Any, run_id: str, errors: str) -> tuple[pd.DataFrame, pd.DataFr
         keep = ~trials["is_error"]
         rounds = rounds[rounds["trial_id"].isin(trials.loc[keep, "trial_id"])]
     trials["correct"] = is_correct(trials["score"].fillna(0.0)).astype(float)
-    trials["budget"] = [_budget(d) for d in trials["details_json"]]
+    details = [_details(d) for d in trials["details_json"]]
+    trials["budget"] = [int(d["rounds_budget"]) if d.get("rounds_budget") is not None else None for d in details]
+    trials["strategy"] = [d.get("final_strategy") for d in details]
     return trials, rounds
 
 
-def _budget(details_json: str | None) -> int | None:
+def _details(details_json: str | None) -> dict[str, Any]:
     try:
-        value = json.loads(details_json or "{}").get("rounds_budget")
+        value = json.loads(details_json or "{}")
     except ValueError:
-        return None
-    return int(value) if value is not None else None
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _mean(series: pd.Series) -> float:
@@ -125,14 +132,25 @@ def _curve(trials: pd.DataFrame, rounds: pd.DataFrame, errors: str) -> list[Roun
         cumulative = spent.fillna(0.0).cumsum(axis=1)
         for t in columns:
             points.append(_point(model, condition, t, group, right[t], passed[t], cumulative[t]))
+        points.append(_final_point(model, condition, group, counted, passed[last]))
     return points
 
 
-def _point(model: str, condition: str, t: int, group: pd.DataFrame, right: pd.Series, passed: pd.Series, tokens: pd.Series) -> RoundPoint:
+def _final_point(model: str, condition: str, group: pd.DataFrame, counted: pd.DataFrame, passed: pd.Series) -> RoundPoint:
+    """The loop's final step: the trial's final answer (its score), pass over the rounds and the
+    final answer, and the tokens of all the trial's calls (a synthesis or verification included)."""
+    final = counted.set_index("trial_id")
+    tokens = (final["prompt_tokens"] + final["completion_tokens"]).astype(float)
+    strategies = sorted({s for s in group["strategy"] if isinstance(s, str)})
+    point = _point(model, condition, None, group, final["correct"], passed.combine(final["correct"], max), tokens)
+    return replace(point, step="final", strategy=", ".join(strategies) or None)
+
+
+def _point(model: str, condition: str, t: int | None, group: pd.DataFrame, right: pd.Series, passed: pd.Series, tokens: pd.Series) -> RoundPoint:
     return RoundPoint(
         model=str(model),
         condition=str(condition),
-        round=int(t),
+        round=None if t is None else int(t),
         n=int(len(group)),
         errors=int(group["is_error"].sum()),
         accuracy=_mean(right),

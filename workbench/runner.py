@@ -23,9 +23,10 @@ from . import __version__, gold
 from .errors import UserError
 from .local_models import Log
 from .messages import Messages, to_dicts
-from .providers import ModelResponse, ProviderPool, cache_key, complete_with_retries
+from .providers import ModelResponse, ProviderPool, SampleKeys, complete_with_retries
 from .providers import open_pool
-from .execute import call_for, solve_and_score, status
+from .cache import ResponseCache
+from .execute import call_for, request_params, solve_and_score, status
 from .solvers import Generate, Generation, RoundRecord
 from .store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
 from .study import ModelSpec, ResolvedStudy
@@ -97,7 +98,7 @@ class Runner:
         self.use_cache = use_cache
         self.say: Log = log or (lambda _: None)
         self.progress = progress or (lambda done, total: None)
-        self.cache: dict[str, ModelResponse] = {}
+        self.cache = ResponseCache()
         self.summary = RunSummary(run_id=self.run_id, db_path=str(self.db_path), trials_planned=0)
 
     # -- setup -------------------------------------------------------------------------------
@@ -120,11 +121,12 @@ class Runner:
                 models = [m.id for m in self._models()]
                 rows = con.execute(
                     "SELECT cache_key, response_text, prompt_tokens, completion_tokens, cost, latency_s, finish_reason "
-                    "FROM calls_landed WHERE error IS NULL AND NOT cached AND model IN (SELECT unnest(?))",
+                    "FROM calls_landed WHERE error IS NULL AND NOT cached AND model IN (SELECT unnest(?)) "
+                    "ORDER BY finished_at, started_at, call_id",  # the first logged answer of a key is its answer
                     [models],
                 ).fetchall()
                 for key, text, p_tok, c_tok, cost, latency, finish in rows:
-                    self.cache.setdefault(key, ModelResponse(text=text, prompt_tokens=p_tok, completion_tokens=c_tok, cost=cost, latency_s=latency, finish_reason=finish))
+                    self.cache.put(key, ModelResponse(text=text, prompt_tokens=p_tok, completion_tokens=c_tok, cost=cost, latency_s=latency, finish_reason=finish))
         finally:
             con.close()
         return done, registered
@@ -194,6 +196,8 @@ class Runner:
                 for row in rows:
                     log.add(table, row)
         log.add("run_events", self._event("resumed" if done else "started", pending=len(pending)))
+        if self.study.warnings:
+            log.add("run_events", self._event("warnings", messages=self.study.warnings))
         await log.flush()
         self.progress(len(done), len(trials))
         pool = ProviderPool()
@@ -250,7 +254,8 @@ class Runner:
     async def _run_trial(self, trial: Trial, pool: ProviderPool) -> dict[str, Any]:
         calls: list[dict[str, Any]] = []
         started = _now()
-        params = {"seed": trial.seed, **trial.model.params}
+        params = request_params(trial.model, trial)  # logged as sent: a seed of the user's own is made new per repeat
+        keys = SampleKeys()  # the trial's calls: a request sent again is a new sample
 
         def door(model: ModelSpec) -> Generate:
             """The trial's one way to a model (its own, or the study's judge): cached, retried, logged."""
@@ -259,20 +264,22 @@ class Runner:
             async def generate(messages: Messages, purpose: str = "answer", *, sim_targets: tuple[str, ...] | None = None) -> Generation:
                 index = len(calls)
                 request, context = call_for(trial, model, messages, purpose, index, sim_targets)
-                key = cache_key(request, provider.endpoint, provider.cache_scope(context))
+                key = keys.key(request, provider.endpoint, provider.cache_scope(context))
                 call_started = _now()
-                cached = self.cache.get(key) if self.use_cache else None
+                cached = await self.cache.get(key) if self.use_cache else None
                 if cached is not None:
                     self.summary.cache_hits += 1
                     response, error, retries = cached, None, 0
                 else:
                     self.summary.model_calls += 1
-                    # A simulated model plants its effects against the gold; the solver is suspended meanwhile.
-                    with gold.access("provider"):
-                        outcome = await complete_with_retries(provider, request, context, max_retries=model.max_retries, timeout_s=model.timeout_s)
-                    response, error, retries = outcome.response, outcome.error, outcome.retries
-                    if response is not None:
-                        self.cache[key] = response
+                    # Others wanting this key meanwhile wait for this call (with the cache on).
+                    async with self.cache.fetching(key) if self.use_cache else contextlib.nullcontext():
+                        # A simulated model plants its effects against the gold; the solver is suspended meanwhile.
+                        with gold.access("provider"):
+                            outcome = await complete_with_retries(provider, request, context, max_retries=model.max_retries, timeout_s=model.timeout_s)
+                        response, error, retries = outcome.response, outcome.error, outcome.retries
+                        if response is not None:
+                            self.cache.put(key, response)
                 calls.append(
                     {
                         "call_id": f"{trial.trial_id}:{index}",
@@ -361,6 +368,7 @@ class Runner:
             "emotion": record.emotion,
             "tone": record.tone,
             "phrase_id": record.phrase_id,
+            "asserts_error": record.asserts_error,
             "feedback": record.feedback,
             "messages_json": json.dumps(to_dicts(record.messages)),
             "response_text": record.text,

@@ -56,6 +56,7 @@ class RoundRecord:
     emotion: str | None = None
     tone: str | None = None
     phrase_id: str | None = None
+    asserts_error: bool | None = None  # whether the round's phrase says the answer is wrong (None: no phrase)
     feedback: str | None = None  # the feedback turn that opened the round
     verdict: str | None = None  # correct | incorrect | unclear, where a verifier or the model judged
     verdict_source: str | None = None  # oracle | self

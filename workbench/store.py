@@ -111,7 +111,7 @@ TABLES: dict[str, Table] = {
                 ("feedback", "VARCHAR"), ("messages_json", "VARCHAR"), ("response_text", "VARCHAR"), ("answer", "VARCHAR"),
                 ("verdict", "VARCHAR"), ("verdict_source", "VARCHAR"), ("score", "DOUBLE"), ("consumes_gold", "BOOLEAN"),
                 ("prompt_tokens", "BIGINT"), ("completion_tokens", "BIGINT"), ("latency_s", "DOUBLE"),
-                ("call_id", "VARCHAR"), ("call_ids_json", "VARCHAR"), ("error", "VARCHAR"),
+                ("call_id", "VARCHAR"), ("call_ids_json", "VARCHAR"), ("error", "VARCHAR"), ("asserts_error", "BOOLEAN"),
             ),
         ),
         Table(
@@ -288,12 +288,18 @@ def _scores_table(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE trials ADD COLUMN IF NOT EXISTS extractor VARCHAR")
 
 
+def _error_claim_column(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 4, as written: whether a round's feedback phrase asserts an error."""
+    con.execute("ALTER TABLE rounds ADD COLUMN IF NOT EXISTS asserts_error BOOLEAN")
+
+
 # Applied in order, each once, recorded in schema_migrations. A file written by an older version
 # gains the new tables and columns (NULL in its old rows) the next time a run compacts into it.
 MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
     (1, "the log tables", _create_tables),
     (2, "rounds table; trials/conditions say which solver ran and whether it consumed gold labels", _add_missing_columns),
     (3, "scores table (one row per trial and extractor); trials.extractor", _scores_table),
+    (4, "rounds.asserts_error: whether the round's feedback phrase says the answer is wrong", _error_claim_column),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

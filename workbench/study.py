@@ -270,6 +270,11 @@ class ResolvedStudy(BaseModel):
         solver = spec.solver or DEFAULT_SOLVER
         return Program(solver, tuple(sorted(spec.solver_params.items())), consumes_gold(solver, spec.solver_params))
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the study may not do as meant (it runs anyway): see study_warnings."""
+        return study_warnings(self.spec, self.path)
+
     def sample_of(self, ref: TaskRef) -> tuple[tuple[TaskItem, ...], tuple[TaskItem, ...]]:
         """The examples and demo pool of a task entry: the draw made when the study was resolved;
         drawn anew only if the study was changed since (re-seeded, as simulations do, or a task replaced)."""
@@ -278,6 +283,19 @@ class ResolvedStudy(BaseModel):
         if sample is None or sample.task is not self.tasks[ref.task] or (sample.n, sample.shots, sample.seed) != (ref.n, ref.shots, seed):
             sample = draw_sample(self.tasks[ref.task], ref, seed)
         return sample.items, sample.pool
+
+
+def study_warnings(spec: StudySpec, label: str) -> list[str]:
+    """Repeats of a model sampled at temperature 0: greedy decoding gives every repeat the same
+    answer whatever its seed, so they add calls, not samples. (Simulated models draw per repeat.)"""
+    if spec.repeats == 1:
+        return []
+    return [
+        f"{label}: models[{index}].params.temperature: repeats: {spec.repeats} at temperature 0 on {model.id}: greedy decoding answers "
+        "every repeat alike (its seed changes nothing), so the repeats add calls, not samples; raise the temperature or set repeats: 1"
+        for index, model in enumerate(spec.models)
+        if model.params.get("temperature") == 0 and not model.id.startswith("sim/")
+    ]
 
 
 def draw_sample(task: TaskSpec, ref: TaskRef, seed: int) -> TaskSample:

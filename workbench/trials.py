@@ -91,6 +91,13 @@ def query_seed(study_seed: int, task_id: str, item_id: str, repeat: int) -> int:
     return stable_seed(study_seed, task_id, item_id, repeat) % (2**31 - 1)
 
 
+def repeat_seed(seed: Any, repeat: int) -> Any:
+    """The seed a repeat sends when the model's params set one: that seed for repeat 0 (a
+    single-repeat study sends what it always sent), one derived from it and the repeat index after,
+    so repeats are new samples and not one request sent again. None (no seed) stays None."""
+    return seed if repeat == 0 or seed is None else stable_seed(seed, "repeat", repeat) % (2**31 - 1)
+
+
 def draw_demos(pool: Sequence[TaskItem], k: int, seed: int) -> list[TaskItem]:
     """k demos resampled per query (as the source papers do), seeded by the trial's seed."""
     if k == 0:

@@ -71,7 +71,7 @@ async def heart_loop(trial: Trial, generate: Generate) -> Solution:
         reply = await generate(sent, purpose=f"round:{t}")
         record = RoundRecord(
             round=t, messages=sent, text=reply.text, call_indices=(reply.call_index,) if reply.call_index is not None else (),
-            emotion=turn.emotion, tone=turn.tone, phrase_id=turn.phrase_id,
+            emotion=turn.emotion, tone=turn.tone, phrase_id=turn.phrase_id, asserts_error=plan.asserts_error.get(turn.phrase_id or ""),
             feedback=sent[-1].content if t > 0 else None, error=reply.error,
         )
         if reply.text is None:

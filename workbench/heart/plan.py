@@ -5,13 +5,13 @@ bank by emotion, and the loop prompts its strategy uses."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
 from ..errors import UserError, validation_error
-from ..stimuli import AppliedStimulus, StimulusLibrary, heart
+from ..stimuli import AppliedStimulus, StimulusItem, StimulusLibrary, heart
 from ..stimuli.renderers import Strict
 from .bank import PhraseBank
 from .feedback import FEEDBACK
@@ -20,6 +20,19 @@ from .strategies import STRATEGIES
 
 Mode = Literal["oracle", "verifier_free"]
 ORACLE_STRATEGY = "oracle"
+
+# Which phrases a condition draws, by their `asserts_error` tag. Without a verifier a phrase that
+# says the answer is wrong is false whenever it was right, so verifier-free conditions draw only
+# phrases that claim no error unless they choose otherwise; under the oracle the loop gives
+# feedback only after a wrong answer, so every claim is true. Every feedback kind is filtered
+# alike: the neutral baseline is matched to the emotional phrases on the tag.
+PhraseChoice = Literal["no_error_claim", "error_claim", "any"]
+PHRASE_CHOICES: dict[str, Callable[[bool], bool]] = {
+    "no_error_claim": lambda claims: not claims,
+    "error_claim": lambda claims: claims,
+    "any": lambda claims: True,
+}
+DEFAULT_PHRASES: dict[str, PhraseChoice] = {"oracle": "any", "verifier_free": "no_error_claim"}
 
 
 class HeartConfig(Strict):
@@ -32,6 +45,7 @@ class HeartConfig(Strict):
     history: Literal["full", "last"] = "full"  # the whole conversation, or the task and the last answer only
     template: str | None = None  # feedback template name or text with {phrase}; default by mode
     final: str | None = None  # verifier_free only: last | majority | self_verify | synthesis
+    phrases: PhraseChoice | None = None  # by their asserts_error tag; default by mode (DEFAULT_PHRASES)
 
 
 class HeartPlan(Strict):
@@ -49,6 +63,8 @@ class HeartPlan(Strict):
     tones: dict[str, str | None]  # emotion -> tone
     prompts: dict[str, Any]  # the loop prompts the strategy uses
     synthesiser: str | None = None  # who writes a synthesised final answer
+    phrases: PhraseChoice = "any"  # which phrases by their asserts_error tag (plans logged before it drew from all)
+    asserts_error: dict[str, bool] = Field(default_factory=dict)  # phrase id -> its tag, for every phrase in the bank
 
     def phrase_bank(self) -> PhraseBank:
         return PhraseBank.of(self.bank, self.tones)
@@ -104,7 +120,8 @@ def prepare(params: Mapping[str, Any], stimuli: tuple[AppliedStimulus, ...], lib
     prompts = heart.loop_prompts(library)
     template = config.template or prompts.templates.get(config.mode) or heart.default_template(library)
     template_text = _field(lambda: heart.template_text(template, library), "template")
-    items = _field(lambda: kind.pool(schedule, library))
+    choice = config.phrases or DEFAULT_PHRASES[config.mode]
+    items = _field(lambda: _by_claim(kind.pool(schedule, library), choice, schedule.phrase_ids() if schedule else []))
     phrases = tuple(_field(lambda: heart.feedback_stimulus(item.id, template, library), "template") for item in items)
     bank: dict[str, list[str]] = {}
     for item in items:
@@ -127,8 +144,27 @@ def prepare(params: Mapping[str, Any], stimuli: tuple[AppliedStimulus, ...], lib
         tones=tones,
         prompts={name: prompts.model_dump(mode="json")[name] for name in used},
         synthesiser="the trial's model" if "synthesis" in used else None,
+        phrases=choice,
+        asserts_error={item.id: heart.asserts_error(item) for item in items},
     )
     return plan.model_dump(mode="json"), (*stimuli, *phrases)
+
+
+def _by_claim(items: list[StimulusItem], choice: str, named: list[str]) -> list[StimulusItem]:
+    """The phrases `choice` admits by their asserts_error tag; a phrase the schedule names, or an
+    emotion left with none, that it does not admit fails."""
+    admits = PHRASE_CHOICES[choice]
+    tags = {item.id: heart.asserts_error(item) for item in items}
+    refused = [phrase_id for phrase_id in named if not admits(tags[phrase_id])]
+    if refused:
+        raise UserError(f"{refused[0]} is tagged asserts_error: {str(tags[refused[0]]).lower()}, and this condition draws phrases: {choice} "
+                        f"(set `phrases`: {', '.join(PHRASE_CHOICES)}; verifier_free mode defaults to {DEFAULT_PHRASES['verifier_free']})", field="schedule.steps")
+    kept = [item for item in items if admits(tags[item.id])]
+    emptied = sorted({heart.emotion_of(i) for i in items} - {heart.emotion_of(i) for i in kept})
+    if emptied:
+        raise UserError(f"no {emptied[0]} phrase of the heart family fits phrases: {choice} (choose from {', '.join(PHRASE_CHOICES)}, "
+                        "or tag more phrases with asserts_error)", field="phrases")
+    return kept
 
 
 def _schedule(raw: Any, library: StimulusLibrary) -> Schedule:

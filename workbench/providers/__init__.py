@@ -12,6 +12,7 @@ from .base import (
     ModelResponse,
     Provider,
     ProviderError,
+    SampleKeys,
     TrialContext,
     cache_key,
     complete_with_retries,
@@ -20,7 +21,7 @@ from .litellm_provider import LiteLLMProvider
 from .simulated import SimulatedProvider
 
 __all__ = [
-    "CallOutcome", "ModelRequest", "ModelResponse", "Provider", "ProviderError", "TrialContext",
+    "CallOutcome", "ModelRequest", "ModelResponse", "Provider", "ProviderError", "SampleKeys", "TrialContext",
     "cache_key", "complete_with_retries", "ProviderPool", "build_provider", "open_provider",
 ]
 

@@ -6,7 +6,8 @@ import asyncio
 import hashlib
 import json
 import random
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .redact import redact
@@ -82,10 +83,12 @@ class Provider(Protocol):
     async def close(self) -> None: ...
 
 
-def cache_key(request: ModelRequest, endpoint: str, scope: str = "") -> str:
+def cache_key(request: ModelRequest, endpoint: str, scope: str = "", occurrence: int = 0) -> str:
     """sha256 of the full request: model, endpoint, messages, parameters and repeat index, plus
-    the provider's scope where its answer depends on more than the request (the simulator)."""
-    payload = {
+    the provider's scope where its answer depends on more than the request (the simulator), plus
+    which occurrence of this very request within its trial the call is (see SampleKeys). Scope and
+    occurrence enter only when set, so the first occurrence keeps the key it always had."""
+    payload: dict[str, Any] = {
         "model": request.model,
         "endpoint": endpoint,
         "messages": request.messages,
@@ -94,7 +97,26 @@ def cache_key(request: ModelRequest, endpoint: str, scope: str = "") -> str:
     }
     if scope:
         payload["scope"] = scope
+    if occurrence:
+        payload["occurrence"] = occurrence
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass
+class SampleKeys:
+    """The cache keys of one trial's calls. A loop that sends the same request twice in a trial (an
+    answer repeated word for word under `history: last`, a phrase drawn again) asks for a new
+    sample, so the N-th identical request of a trial is keyed as occurrence N. Counting per
+    request, not per call index, keeps the sharing across conditions: two conditions that send
+    the very same request as its N-th occurrence share its answer."""
+
+    seen: Counter[str] = field(default_factory=Counter)
+
+    def key(self, request: ModelRequest, endpoint: str, scope: str = "") -> str:
+        first = cache_key(request, endpoint, scope)
+        occurrence = self.seen[first]
+        self.seen[first] += 1
+        return cache_key(request, endpoint, scope, occurrence) if occurrence else first
 
 
 @dataclass

@@ -71,6 +71,7 @@ class HeartData(Strict):
 
 class HeartFields(Strict):
     emotion: str
+    asserts_error: bool  # the phrase says or implies the answer is wrong: false whenever it was right
 
 
 class HeartParams(Strict):
@@ -154,6 +155,11 @@ def loop_prompts(library: StimulusLibrary | None = None) -> LoopPrompts:
 
 def emotion_of(item: StimulusItem) -> str:
     return fields_of(item, HeartFields).emotion
+
+
+def asserts_error(item: StimulusItem) -> bool:
+    """Whether the phrase says or implies that the answer is wrong (its `asserts_error` tag)."""
+    return fields_of(item, HeartFields).asserts_error
 
 
 def feedback_templates(library: StimulusLibrary | None = None) -> dict[str, str]:
