@@ -63,7 +63,7 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                     seed = query_seed(spec.seed, task.id, item.id, repeat)
                     demos = draw_demos(demo_pool, ref.shots, seed)
                     with gold.access("data"):  # demos show their answers
-                        base = task.render(item, demos)
+                        base = task.render(item, demos, seed)
                     for condition, stimuli in study.conditions.items():
                         program = dspy or programs[condition]
                         trials.append(

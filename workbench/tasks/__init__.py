@@ -12,6 +12,7 @@ import difflib
 import functools
 import hashlib
 import inspect
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -33,7 +34,7 @@ from ..task_scores import normalized_score
 class TaskItem:
     """One example. `targets` are the accepted gold answers; `choices`, when present, the
     options a multiple-choice answer is matched to; `demo_output` the text a few-shot demo
-    shows as its answer (a worked solution, say), else the first target."""
+    shows as its answer (a worked solution, say), else one of the targets (`demo_answer`)."""
 
     id: str
     input: str
@@ -171,11 +172,11 @@ class TaskSpec(BaseModel):
         return self.model_copy(update={"parser": choice.parser, "metric": choice.metric, "parser_args": choice.parser_args, "scorer_profile": profile})
 
     # -- prompt and score --------------------------------------------------------------------
-    def render(self, item: TaskItem, demos: Sequence[TaskItem] = ()) -> Messages:
-        """The control prompt for `item`: system message and a user message with named slots."""
+    def render(self, item: TaskItem, demos: Sequence[TaskItem] = (), seed: int | None = None) -> Messages:
+        """The control prompt for `item`: system message and a user message with named slots.
+        `seed` is the query's: it picks the answer each demo shows (`demo_answer`)."""
         demo_text = self.template.demo_joiner.join(
-            self.template.demo.format(input=d.input, output=d.demo_output if d.demo_output is not None else d.targets[0])
-            for d in demos
+            self.template.demo.format(input=d.input, output=demo_answer(d, seed)) for d in demos
         )
         user = Message(
             role="user",
@@ -230,6 +231,17 @@ class TaskSpec(BaseModel):
             "scoring_args": self.scoring_args,
             "program": self.program,
         }
+
+
+def demo_answer(demo: TaskItem, seed: int | None) -> str:
+    """The answer a few-shot demo shows: its worked solution if it has one, else one of its gold
+    answers drawn at random, as the NegativePrompt code draws it (seeded here by the query's seed
+    and the demo, so every condition of a query shows the same); without a seed, the first."""
+    if demo.demo_output is not None:
+        return demo.demo_output
+    if seed is None or len(demo.targets) == 1:
+        return demo.targets[0]
+    return random.Random(stable_seed(seed, demo.id)).choice(demo.targets)
 
 
 def _pool_size(shots: int) -> int:
