@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ from conftest import REPO, run_cli, run_json, write_study
 from reference_data import PUBLISHED
 from workbench.scorers import ScoreCase, Unparseable, score_trial
 from workbench.store import connect_reader
+from workbench.study import load_study
+from workbench.trials import expand
 from workbench.scoring import PARSERS
 from workbench.tasks import builtin_tasks
 from workbench.tasks.inventory import inventory_items, load_inventory
@@ -224,3 +227,27 @@ def test_sac_and_big_five_conditions_run_on_the_inventories(tmp_path: Path) -> N
     prompts = dict(con.execute("SELECT condition, any_value(messages_json) FROM trials WHERE task = 'inventory/pers16' GROUP BY 1").fetchall())
     assert "The trait WARMTH would be described as" in json.loads(prompts["SAC-warmth-5"])[1]["content"]
     assert json.loads(prompts["BIG5-extraversion"])[0]["content"] != json.loads(prompts["neutral"])[0]["content"]
+
+
+def _first_prompts(tmp_path: Path, conditions: list[dict], task: str) -> dict[str, str]:
+    """The user message of the first item of `task` in every condition (no model is called)."""
+    study = {"name": "prompts", "models": [{"id": "sim/persona"}], "conditions": conditions, "tasks": [{"task": task, "n": 16}]}
+    trials = expand(load_study(write_study(tmp_path / "s.yaml", study)), "r")
+    first = trials[0].item.id
+    return {t.condition: t.messages[-1].content for t in trials if t.item.id == first}
+
+
+@pytest.mark.parametrize("task", ["inventory/pers16", "inventory/mpi120"])
+def test_a_prefix_stimulus_goes_before_the_question_not_inside_it(tmp_path: Path, task: str) -> None:
+    conditions = [{"name": "control"}, {"name": "sac", "stimuli": [{"id": "SAC/warmth", "level": 5}]}, {"name": "ep", "stimuli": [{"id": "EP02", "placement": "prefix"}]}]
+    prompts = _first_prompts(tmp_path, conditions, task)
+    control = prompts["control"]
+    assert control.startswith("Question:\nGiven a statement of you: \"You ")
+    statement_then_instruction = re.compile(r"Given a statement of you: \"You [^\n]*\"\nPlease choose from the following options")
+    assert statement_then_instruction.search(control)
+    for condition, separator in (("sac", "\n"), ("ep", " ")):
+        induced = prompts[condition]
+        head, question = induced.split("Question:\n", 1)
+        assert head and head.endswith(separator) and "Question:\n" + question == control, condition
+        assert statement_then_instruction.search(induced), condition
+    assert "The trait WARMTH would be described as" in prompts["sac"].split("Question:")[0]

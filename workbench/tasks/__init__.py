@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .. import gold
 from ..errors import UserError, validation_error
@@ -73,6 +73,17 @@ class Template(BaseModel):
     user: str = "{instruction}\n\n{input}"
     demo: str = "Input: {input}\nOutput: {output}"
     demo_joiner: str = "\n\n"
+    # Further named places in `user`, with their text in a plain prompt, for stimuli to fill:
+    # `preamble` takes a `prefix` stimulus (workbench.stimuli.placements).
+    slots: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("slots")
+    @classmethod
+    def _own_names(cls, slots: dict[str, str]) -> dict[str, str]:
+        taken = sorted(set(slots) & {"instruction", "demos", "input"})
+        if taken:
+            raise ValueError(f"slot {taken[0]!r} is filled by the task itself; name another")
+        return slots
 
 
 class ScorerChoice(BaseModel):
@@ -181,7 +192,7 @@ class TaskSpec(BaseModel):
         user = Message(
             role="user",
             template=self.template.user,
-            slots=(("instruction", self.instruction), ("demos", demo_text), ("input", item.input)),
+            slots=(("instruction", self.instruction), ("demos", demo_text), ("input", item.input), *self.template.slots.items()),
         )
         return (Message.text("system", self.template.system), user)
 
