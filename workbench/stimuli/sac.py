@@ -5,11 +5,13 @@ adjective anchors); the per-question task block that follows it in their code is
 `task_block` for inventory tasks that ask the probe items. Both come from the template in
 `stimuli/sac.yaml`, verbatim with the code's layout.
 
-Over any task the stimulus goes before the instruction (`prefix`, as in the authors' code, where
-the induction precedes the task in one user message) or into the system message. Paired with an
+Over any task the stimulus goes before the task (`prefix`, as in the authors' code, where the
+induction precedes the task in one user message) or into the system message. Paired with an
 `inventory/*` task and a control condition, a run measures the induced change per trait
-(induced minus neutral). The template's {trait} (the trait being assessed) is the target trait
-unless the parameter `assessed_trait` names another.
+(induced minus neutral). The template's {trait} is the trait being assessed: as in the authors'
+code, the trait of the item each trial asks (its `trait_name`), so a WARMTH induction asks an
+INTELLECT item with "Traits which are not WARMTH, such as INTELLECT"; the parameter
+`assessed_trait` fixes it for every item, and on a task whose items name no trait it is the target.
 """
 
 from __future__ import annotations
@@ -57,13 +59,11 @@ class SacParams(Strict):
     assessed_trait: str | None = None
 
 
-def _values(fields: SacFields, level: int, mode: str, assessed: str) -> dict[str, object]:
-    values: dict[str, object] = {
-        "trait_const": fields.trait.upper(),
-        "definition": fields.p2_description,
-        "trait": assessed.upper(),
-        "intensity_scale": level,
-    }
+ASSESSED_FIELD = "trait_name"  # the task item's metadata field that names the trait it asks about (inventory items)
+
+
+def _values(fields: SacFields, level: int, mode: str) -> dict[str, str]:
+    values = {"trait_const": fields.trait.upper(), "definition": fields.p2_description, "intensity_scale": str(level)}
     for n in range(1, 6):
         # The published code reads its string-keyed adjective table with int keys: every line is N/A.
         values[f"adjectives_{n}"] = "N/A" if mode == "code_faithful" else ", ".join(fields.adjectives.get(n, ["N/A"]))
@@ -73,9 +73,16 @@ def _values(fields: SacFields, level: int, mode: str, assessed: str) -> dict[str
 def _render(item: StimulusItem, family: Family, params: SacParams, variant: str | None) -> Rendered:
     no_variant(item, variant)
     fields, data = fields_of(item, SacFields), data_of(family, SacData)
+    template, values = "\n".join(data.induction_template), _values(fields, params.level, params.mode)
     assessed = params.assessed_trait or fields.trait
-    text = "\n".join(data.induction_template).format(**_values(fields, params.level, params.mode, assessed))
-    return Rendered(text=text, params={**params.model_dump(), "assessed_trait": assessed})
+    rendered = Rendered(text=template.format(**values, trait=assessed.upper()), params={**params.model_dump(), "assessed_trait": assessed})
+    if params.assessed_trait is not None:
+        return rendered
+    # As the authors' code fills {trait}: with the trait of the item being asked, in each trial
+    # (AppliedStimulus.for_item); on a task whose items name no trait, the target trait.
+    escaped = {k: v.replace("{", "{{").replace("}", "}}") for k, v in values.items()}
+    per_item = {"item:text": template.format(**escaped, trait="{%s}" % ASSESSED_FIELD), "item:params.assessed_trait": "{%s}" % ASSESSED_FIELD}
+    return Rendered(text=rendered.text, params=rendered.params, parts=per_item)
 
 
 def _check(item: StimulusItem, family: Family) -> None:
