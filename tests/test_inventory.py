@@ -286,7 +286,7 @@ def test_an_item_without_a_trait_keeps_the_target_as_the_assessed_trait() -> Non
     from workbench.stimuli import builtin_library, resolve
 
     stimulus = resolve(builtin_library(), "SAC/warmth", params={"level": 3})
-    plain = stimulus.model_copy(update={"parts": {}})
+    plain = stimulus.model_copy(update={"parts": {k: v for k, v in stimulus.parts.items() if not k.startswith("item:")}})
     assert stimulus.parts and stimulus.for_item({}) == plain and stimulus.for_item({"text": "x"}) == plain
     bound = stimulus.for_item({"trait_name": "INTELLECT"})
     assert "such as INTELLECT," in bound.text and "such as WARMTH" not in bound.text and "The trait WARMTH would be described as" in bound.text

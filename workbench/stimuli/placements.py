@@ -24,6 +24,7 @@ INSTRUCTION_SLOT = "instruction"
 DEMOS_SLOT = "demos"
 PREAMBLE_SLOT = "preamble"  # where a template that asks its question around the instruction wants a prefix: before the question
 FEEDBACK_TEMPLATE_PART = "feedback_template"
+SLOT_PART = "slot:"  # a stimulus part that fills the task template's slot of that name
 PHRASE_PLACEHOLDER = "{phrase}"  # where a feedback template takes its phrase (workbench.stimuli.heart.PLACEHOLDER)
 
 
@@ -140,8 +141,19 @@ PLACEMENTS.add(
 
 
 def apply(messages: Messages, stimulus: AppliedStimulus) -> Messages:
-    """Return new messages with `stimulus` applied at its placement; the input is left unchanged."""
-    return PLACEMENTS.get(stimulus.placement).apply(messages, stimulus)
+    """Return new messages with `stimulus` applied at its placement, and any slot it fills
+    (`fill_slots`); the input is left unchanged."""
+    return fill_slots(PLACEMENTS.get(stimulus.placement).apply(messages, stimulus), stimulus)
+
+
+def fill_slots(messages: Messages, stimulus: AppliedStimulus) -> Messages:
+    """Set each slot named by a part `slot:<name>` of the stimulus where the task's template has
+    that slot (SAC's clause naming its target trait in the SAC-Induced question); elsewhere nothing."""
+    index = last_index(messages, "user")
+    for key, text in stimulus.parts.items():
+        if key.startswith(SLOT_PART) and index is not None and messages[index].slot(key.removeprefix(SLOT_PART)) is not None:
+            messages = replace_at(messages, index, messages[index].with_slot(key.removeprefix(SLOT_PART), text))
+    return messages
 
 
 def apply_all(messages: Messages, stimuli: Sequence[AppliedStimulus]) -> Messages:

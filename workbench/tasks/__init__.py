@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .. import gold
 from ..errors import UserError, validation_error
-from ..messages import Message, Messages
+from ..messages import Message, Messages, template_fields
 from ..paths import data_dir
 from ..registry import Registry
 from ..scoring import CHOICE_MATCHERS, METRICS, PARSERS
@@ -74,7 +74,8 @@ class Template(BaseModel):
     demo: str = "Input: {input}\nOutput: {output}"
     demo_joiner: str = "\n\n"
     # Further named places in `user`, with their text in a plain prompt, for stimuli to fill:
-    # `preamble` takes a `prefix` stimulus (workbench.stimuli.placements).
+    # `preamble` takes a `prefix` stimulus; a stimulus's part `slot:<name>` fills slot <name>
+    # (workbench.stimuli.placements). Other names in `user` are the item's metadata fields.
     slots: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("slots")
@@ -189,11 +190,10 @@ class TaskSpec(BaseModel):
         demo_text = self.template.demo_joiner.join(
             self.template.demo.format(input=d.input, output=demo_answer(d, seed)) for d in demos
         )
-        user = Message(
-            role="user",
-            template=self.template.user,
-            slots=(("instruction", self.instruction), ("demos", demo_text), ("input", item.input), *self.template.slots.items()),
-        )
+        own = (("instruction", self.instruction), ("demos", demo_text), ("input", item.input), *self.template.slots.items())
+        named = template_fields(self.template.user) - {name for name, _ in own}
+        # the template may show item metadata (SAC-Induced: the factor's stem and answer labels, the item's trait)
+        user = Message(role="user", template=self.template.user, slots=(*own, *((k, str(v)) for k, v in item.meta if k in named)))
         return (Message.text("system", self.template.system), user)
 
     def parse(self, raw_text: str, item: TaskItem) -> str:
