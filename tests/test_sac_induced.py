@@ -141,6 +141,13 @@ def test_report_families_are_per_model_and_errors_count_as_the_lowest_rating_whe
     wrong = {(r["condition"], r["trait_name"], r["factor"]): r for r in sac_induced_deltas(frame[frame["model"] == "m"], "neutral", labels, errors="wrong")}
     a_depth = wrong[("induced", "WARMTH", "Depth")]
     assert (a_depth["mean"], a_depth["delta"], a_depth["n_pairs"]) == (2.0, -1.0, 3)
+    # a response with no rating is counted apart from a failed trial, and treated alike in the means
+    unrated = frame.assign(status=frame["status"].replace("error", "no_answer"))
+    for policy, mean in (("exclude", 2.5), ("wrong", 2.0)):
+        row = next(r for r in sac_induced_deltas(unrated[unrated["model"] == "m"], "neutral", labels, errors=policy)
+                   if (r["condition"], r["trait_name"], r["factor"]) == ("induced", "WARMTH", "Depth"))
+        assert (row["errors"], row["no_answer"], row["mean"]) == (0, 1, mean)
+    assert (a_depth["errors"], a_depth["no_answer"]) == (1, 0)
 
 
 @pytest.mark.slow

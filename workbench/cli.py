@@ -168,6 +168,11 @@ def _print_task_table(rows: list[dict[str, Any]]) -> None:
     out.print(table)
 
 
+def _table_console() -> Console:
+    """Where wide tables go: the terminal, or for piped output a console not squeezed into 80 columns."""
+    return out if out.is_terminal else Console(width=max(out.width, 200), markup=False)
+
+
 def _print_report(name: str, rows: list[dict[str, Any]], console: Console | None = None) -> None:
     from .reports import REPORTS
 
@@ -177,7 +182,7 @@ def _print_report(name: str, rows: list[dict[str, Any]], console: Console | None
         table.add_column(column, justify="left" if isinstance(rows[0][column], str) else "right")
     for row in rows:
         table.add_row(*("" if row[c] is None else f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]) for c in columns))
-    (console or out).print(table)
+    (console or _table_console()).print(table)
 
 
 @runs_app.command("list")
@@ -278,7 +283,7 @@ def compare(
     models = sorted({r.model for r in result.rows})
     shown = {"task", "condition", "n", "errors", "accuracy", "delta", "relative", "p", "p_adjusted"} | ({"model"} if len(models) > 1 else set())
     title = f"run {data.run_id}" + (f" · {models[0]}" if len(models) == 1 else "")
-    console = out if out.is_terminal else Console(width=max(out.width, 200), markup=False)
+    console = _table_console()
     _print_cells(console, title, [c for c in COLUMNS if c[0] in shown], [row_cells(r) for r in result.rows])
     if result.pooled:
         across = {"condition", "tasks", "pooled", "i2", "p_adjusted", "relative", "gee"} | ({"model"} if len(models) > 1 else set())

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from .extract import ERROR, NO_ANSWER, OK
 from .reports import errors_policy
 from .stats import adjust, wilcoxon
 from .tasks import TaskSpec, builtin_tasks
@@ -59,16 +60,17 @@ def level_deltas(
     level 1 + 4 * score (the keyed level of an inventory item, the rating of a 1-5 question) and
     its change against the control, paired on items (repeats averaged per item first), with a
     Wilcoxon signed-rank p-value over the items' differences and its Holm adjustment
-    (`p_adjusted`) over one model's groups x conditions within a task. Errored trials are
-    counted, and left out of the means (errors="exclude") or scored 0, level 1 (errors="wrong",
-    as the per-task scores count them). `carry` columns describe a group (its trait's name)."""
+    (`p_adjusted`) over one model's groups x conditions within a task. Errored trials and those
+    with no answer of the scale are counted apart (`errors`, `no_answer`), and left out of the
+    means (errors="exclude") or scored 0, level 1 (errors="wrong", as the per-task scores count
+    them). `carry` columns describe a group (its trait's name)."""
     data = frame.merge(labels, on=["task", "item_id"], how="inner")
     if data.empty:
         return []
-    data["is_error"] = data["status"] != "ok"
-    score = data["score"].where(~data["is_error"], 0.0) if errors == "wrong" else data["score"]
+    data["unscored"] = data["status"] != OK  # a failed trial, or a response with no rating of the scale
+    score = data["score"].where(~data["unscored"], 0.0) if errors == "wrong" else data["score"]
     data["keyed"] = 1.0 + 4.0 * score
-    data["counted"] = True if errors == "wrong" else ~data["is_error"]
+    data["counted"] = True if errors == "wrong" else ~data["unscored"]
     rows = []
     for (model, task, *key), block in data.groupby(["model", "task", *by], sort=False):
         per_item = block[block["counted"]].groupby(["item_id", "condition"])["keyed"].mean().unstack("condition")
@@ -81,7 +83,8 @@ def level_deltas(
                 **dict(zip(by, key)),
                 **{c: group[c].iloc[0] for c in carry},
                 "n": int(len(group)),
-                "errors": int(group["is_error"].sum()),
+                "errors": int((group["status"] == ERROR).sum()),
+                "no_answer": int((group["status"] == NO_ANSWER).sum()),
                 "errors_policy": errors,
                 "mean": float(ok["keyed"].mean()) if len(ok) else None,
                 "control_mean": None,

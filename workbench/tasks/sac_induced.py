@@ -57,4 +57,4 @@ def _report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
     return sac_induced_report(con, run_id, control)
 
 
-REPORTS.add("sac_induced", Report(_report, ("model", "condition", "trait_name", "factor", "n", "errors", "mean", "delta", "p_value", "p_adjusted")))
+REPORTS.add("sac_induced", Report(_report, ("model", "condition", "trait_name", "factor", "n", "errors", "no_answer", "mean", "delta", "p_value", "p_adjusted")))
