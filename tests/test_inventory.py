@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,9 +13,11 @@ import pandas as pd
 import pytest
 
 from conftest import REPO, run_cli, run_json, write_study
-from reference_data import PUBLISHED
+from reference_data import PUBLISHED, sac_code_prompt
 from workbench.scorers import ScoreCase, Unparseable, score_trial
 from workbench.store import connect_reader
+from workbench.study import load_study
+from workbench.trials import expand
 from workbench.scoring import PARSERS
 from workbench.tasks import builtin_tasks
 from workbench.tasks.inventory import inventory_items, load_inventory
@@ -224,3 +227,70 @@ def test_sac_and_big_five_conditions_run_on_the_inventories(tmp_path: Path) -> N
     prompts = dict(con.execute("SELECT condition, any_value(messages_json) FROM trials WHERE task = 'inventory/pers16' GROUP BY 1").fetchall())
     assert "The trait WARMTH would be described as" in json.loads(prompts["SAC-warmth-5"])[1]["content"]
     assert json.loads(prompts["BIG5-extraversion"])[0]["content"] != json.loads(prompts["neutral"])[0]["content"]
+
+
+def _first_prompts(tmp_path: Path, conditions: list[dict], task: str) -> dict[str, str]:
+    """The user message of the first item of `task` in every condition (no model is called)."""
+    study = {"name": "prompts", "models": [{"id": "sim/persona"}], "conditions": conditions, "tasks": [{"task": task, "n": 16}]}
+    trials = expand(load_study(write_study(tmp_path / "s.yaml", study)), "r")
+    first = trials[0].item.id
+    return {t.condition: t.messages[-1].content for t in trials if t.item.id == first}
+
+
+@pytest.mark.parametrize("task", ["inventory/pers16", "inventory/mpi120"])
+def test_a_prefix_stimulus_goes_before_the_question_not_inside_it(tmp_path: Path, task: str) -> None:
+    conditions = [{"name": "control"}, {"name": "sac", "stimuli": [{"id": "SAC/warmth", "level": 5}]}, {"name": "ep", "stimuli": [{"id": "EP02", "placement": "prefix"}]}]
+    prompts = _first_prompts(tmp_path, conditions, task)
+    control = prompts["control"]
+    assert control.startswith("Question:\nGiven a statement of you: \"You ")
+    statement_then_instruction = re.compile(r"Given a statement of you: \"You [^\n]*\"\nPlease choose from the following options")
+    assert statement_then_instruction.search(control)
+    for condition, separator in (("sac", "\n"), ("ep", " ")):
+        induced = prompts[condition]
+        head, question = induced.split("Question:\n", 1)
+        assert head and head.endswith(separator) and "Question:\n" + question == control, condition
+        assert statement_then_instruction.search(induced), condition
+    assert "The trait WARMTH would be described as" in prompts["sac"].split("Question:")[0]
+
+
+def test_sac_names_the_trait_of_the_item_being_asked_as_the_authors_code_does(tmp_path: Path) -> None:
+    """build_prompt(trait_const, trait, ...) fills {trait} with the probe's own trait: a WARMTH
+    induction asks an INTELLECT item as "Traits which are not WARMTH, such as INTELLECT"."""
+    study = {"name": "assessed", "models": [{"id": "sim/persona", "simulate": {"default_accuracy": 1.0}}],
+             "conditions": [{"name": "control"}, {"name": "sac", "stimuli": [{"id": "SAC/warmth", "level": 5}]},
+                            {"name": "pinned", "stimuli": [{"id": "SAC/warmth", "level": 5, "assessed_trait": "anxiety"}]}],
+             "tasks": [{"task": "inventory/pers16", "n": 16}]}
+    path = write_study(tmp_path / "s.yaml", study)
+    warmth = next(t for t in PUBLISHED["sac"]["traits"] if t["trait"] == "WARMTH")
+    seen = set()
+    for trial in expand(load_study(path), "r"):
+        if trial.condition == "control":
+            continue
+        asked = dict(trial.item.meta)["trait_name"]
+        assessed = asked if trial.condition == "sac" else "ANXIETY"
+        induction = sac_code_prompt(warmth, level=5, mode="paper_intended", assessed=assessed).split("\n    \n    Task:")[0]
+        assert trial.messages[-1].content.startswith(induction + "\nQuestion:\n"), (trial.condition, asked)
+        assert f"Traits which are not WARMTH, such as {assessed}," in trial.messages[-1].content
+        assert trial.stimuli[0].params["assessed_trait"].upper() == assessed and trial.stimuli[0].text == induction
+        seen.add(asked)
+    assert seen == set(load_inventory("pers16").traits.values())
+    # the log records each trial's stimulus as that trial applied it
+    run_json("run", str(path), "--db", str(tmp_path / "log.duckdb"))
+    con = connect_reader(tmp_path / "log.duckdb")
+    rows = con.execute("SELECT item_id, stimuli_json FROM trials WHERE condition = 'sac'").fetchall()
+    names = {row["item_id"]: row["trait_name"] for row in inventory_traits().to_dict("records") if row["task"] == "inventory/pers16"}
+    assert len(rows) == 16 and all(json.loads(s)[0]["params"]["assessed_trait"] == names[i] for i, s in rows)
+
+
+def test_an_item_without_a_trait_keeps_the_target_as_the_assessed_trait() -> None:
+    from workbench.stimuli import builtin_library, resolve
+
+    stimulus = resolve(builtin_library(), "SAC/warmth", params={"level": 3})
+    plain = stimulus.model_copy(update={"parts": {k: v for k, v in stimulus.parts.items() if not k.startswith("item:")}})
+    assert stimulus.parts and stimulus.for_item({}) == plain and stimulus.for_item({"text": "x"}) == plain
+    bound = stimulus.for_item({"trait_name": "INTELLECT"})
+    assert "such as INTELLECT," in bound.text and "such as WARMTH" not in bound.text and "The trait WARMTH would be described as" in bound.text
+    assert bound.params == {"level": 3, "mode": "paper_intended", "assessed_trait": "INTELLECT"}
+    assert not any(k.startswith("item:") for k in bound.parts)
+    pinned = resolve(builtin_library(), "SAC/warmth", params={"level": 3, "assessed_trait": "anxiety"})
+    assert pinned.for_item({"trait_name": "INTELLECT"}) == pinned

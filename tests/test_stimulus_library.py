@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 
 from reference_data import PUBLISHED, sac_code_prompt
-from workbench.stimuli import builtin_library, resolve
+from workbench.stimuli import build_prompt, builtin_library, resolve
 from workbench.stimuli import heart, sac
 from workbench.stimuli.renderers import fields_of
 from workbench.stimuli.sac import SacFields
+from workbench.tasks import builtin_tasks
 
 
 @pytest.fixture(scope="module")
@@ -108,30 +109,39 @@ def test_sac_materials_are_the_published_ones(library) -> None:
     for got, ref in zip(factors, reference["intensity_factors"], strict=True):
         assert (got.factor, got.stem) == (ref["factor"], ref["stem"])
         assert got.anchors == {int(k): v for k, v in ref["anchors"].items()}
-    assert sac.sac_data().system_message == reference["system_message"]
+    assert builtin_tasks()["inventory/sac_induced"].template.system == reference["system_message"]
 
 
 def test_sac_template_is_the_published_code_template() -> None:
+    """The induction (stimuli/sac.yaml) + the SAC-Induced task's template (tasks/inventory.yaml),
+    with the target clause in its slot, is the published f-string, character for character."""
     data = sac.sac_data()
-    ours = "\n".join(data.induction_template) + "\n".join(data.task_template)
+    task = builtin_tasks()["inventory/sac_induced"].template.user
+    block = task.replace("{preamble}", "\n").replace("{target_clause}", data.target_clause).replace("{trait_name}", "{trait}")
+    ours = "\n".join(data.induction_template) + block.replace("{input}", "{intensity_question} {question}")
     code = PUBLISHED["sac"]["build_prompt_template"]
     for n in range(1, 6):
         code = code.replace("{adjectives.get(%d, 'N/A')}" % n, "{adjectives_%d}" % n)
-        code = code.replace("{intensity_answers[%d]}" % (n - 1), "{intensity_answers_%d}" % n)
+        code = code.replace("{intensity_answers[%d]}" % (n - 1), "{anchor_%d}" % n)
     assert ours == code
 
 
 @pytest.mark.parametrize("mode", ["code_faithful", "paper_intended"])
 @pytest.mark.parametrize("level", [1, 3, 5])
 def test_sac_prompt_renders_as_the_published_code_does(library, mode: str, level: int) -> None:
-    """Stimulus + task block == the authors' f-string evaluated on their data; code_faithful keeps the N/A bug."""
+    """A SAC-Induced trial's prompt == the authors' f-string evaluated on their data, for every
+    probe item and factor; code_faithful keeps the N/A bug."""
     trait = next(t for t in PUBLISHED["sac"]["traits"] if t["trait"] == "EMOTIONAL STABILITY")
-    factor = PUBLISHED["sac"]["intensity_factors"][2]
-    question = trait["intensity_probe_items"][0]
-    expected = sac_code_prompt(trait, level=level, mode=mode, assessed="anxiety", question=question, factor=factor)
+    factors = {f["factor"]: f for f in PUBLISHED["sac"]["intensity_factors"]}
+    task = builtin_tasks()["inventory/sac_induced"]
+    condition = resolve(library, "SAC/emotional_stability", params={"level": level, "mode": mode})
+    for item in task.items(240, 0):
+        meta = dict(item.meta)
+        stimulus = condition.for_item(meta)
+        expected = sac_code_prompt(trait, level=level, mode=mode, assessed=meta["trait_name"], question=meta["probe"], factor=factors[meta["factor"]])
+        system, user = build_prompt(task.render(item), (stimulus,))
+        assert (system.content, user.content) == (PUBLISHED["sac"]["system_message"], expected), item.id
     stimulus = resolve(library, "SAC/emotional_stability", params={"level": level, "mode": mode, "assessed_trait": "anxiety"})
-    block = sac.task_block(question, factor["factor"], target="EMOTIONAL STABILITY", assessed="anxiety")
-    assert stimulus.text + block == expected
     adjective_lines = [line for line in stimulus.text.splitlines() if line.startswith("    1: ")]
     assert adjective_lines == (["    1: N/A, "] if mode == "code_faithful" else [f"    1: {', '.join(trait['intensity_adjectives'][1])}, "])
     assert stimulus.params == {"level": level, "mode": mode, "assessed_trait": "anxiety"}

@@ -273,7 +273,7 @@ def _print_task_table(rows: list[dict[str, Any]]) -> None:
     out.print(table)
 
 
-def _print_report(name: str, rows: list[dict[str, Any]]) -> None:
+def _print_report(name: str, rows: list[dict[str, Any]], console: Console | None = None) -> None:
     from .reports import REPORTS
 
     columns = REPORTS.get(name).columns
@@ -282,7 +282,7 @@ def _print_report(name: str, rows: list[dict[str, Any]]) -> None:
         table.add_column(column, justify="left" if isinstance(rows[0][column], str) else "right")
     for row in rows:
         table.add_row(*("" if row[c] is None else f"{row[c]:.3g}" if isinstance(row[c], float) else str(row[c]) for c in columns))
-    out.print(table)
+    (console or _wide_console()).print(table)
 
 
 @runs_app.command("list")
@@ -370,11 +370,12 @@ def compare(
     data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level)
     _warn_partial(result, data.run_id)
     costs, curve = _read_gain_and_cost(db, data.run_id, errors or data.errors)
+    reports = _read_reports(db, data.run_id, control or data.control)  # e.g. traits, sac_induced, as `run` shows them
     loops = {(c.model, c.condition) for c in costs if c.mean_rounds is not None}
     curve = [p for p in curve if (p.model, p.condition) in loops]
     if as_json:
         payload = {"run_id": data.run_id, "name": data.name, **result.to_dict(json_safe=True)}
-        out.print_json(json.dumps({**payload, "costs": [c.to_dict() for c in costs], "rounds": [p.to_dict() for p in curve]}))
+        out.print_json(json.dumps({**payload, "costs": [c.to_dict() for c in costs], "rounds": [p.to_dict() for p in curve], **reports}))
         return
     from .export import COLUMNS, OMNIBUS_COLUMNS, POOLED_COLUMNS, notes, omnibus_cells, pooled_cells, row_cells, with_relative_header
 
@@ -396,6 +397,20 @@ def compare(
     _print_cost_table(costs)
     if curve:
         _print_round_table(curve)
+    for name, report in reports.items():
+        _print_report(name, report, console)
+
+
+def _read_reports(db: Path, run_id: str, control: str) -> dict[str, list[dict[str, Any]]]:
+    """The suite reports of a run (workbench.reports), against `control`."""
+    from .reports import run_reports
+    from .store import connect_reader
+
+    con = connect_reader(db)
+    try:
+        return run_reports(con, run_id, control)
+    finally:
+        con.close()
 
 
 def _partial_label(result: Any) -> str:

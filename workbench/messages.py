@@ -7,6 +7,8 @@ change returns a new message; the logged form is the rendered `{role, content}`.
 
 from __future__ import annotations
 
+import functools
+import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -26,7 +28,8 @@ class Message:
         return self.template.format_map(dict(self.slots))
 
     def slot(self, name: str) -> str | None:
-        return dict(self.slots).get(name)
+        """The slot's text, or None where the template has no place for it."""
+        return dict(self.slots).get(name) if name in template_fields(self.template) else None
 
     def with_slot(self, name: str, value: str) -> Message:
         """A copy with slot `name` set to `value` (the slot must already be in the template)."""
@@ -39,6 +42,12 @@ class Message:
 
 
 Messages = tuple[Message, ...]
+
+
+@functools.cache
+def template_fields(template: str) -> frozenset[str]:
+    """The names a format template fills ("Instruction: {instruction}" -> {"instruction"})."""
+    return frozenset(name for _, name, _, _ in string.Formatter().parse(template) if name)
 
 
 def to_dicts(messages: Iterable[Message]) -> list[dict[str, str]]:

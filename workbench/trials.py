@@ -59,13 +59,15 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
             items, demo_pool = study.sample_of(ref)  # the draw the study's data_sha256 fingerprints
             dspy = task_program(task)
             for item in items:
+                meta = dict(item.meta)
                 for repeat in range(spec.repeats):
                     seed = query_seed(spec.seed, task.id, item.id, repeat)
                     demos = draw_demos(demo_pool, ref.shots, seed)
                     with gold.access("data"):  # demos show their answers
-                        base = task.render(item, demos)
-                    for condition, stimuli in study.conditions.items():
+                        base = task.render(item, demos, seed)
+                    for condition, condition_stimuli in study.conditions.items():
                         program = dspy or programs[condition]
+                        stimuli = tuple(s.for_item(meta) for s in condition_stimuli)  # SAC's assessed trait: the item's
                         trials.append(
                             Trial(
                                 trial_id=trial_id(run_id, condition, model.id, task.id, item.id, repeat),

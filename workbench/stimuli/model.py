@@ -3,6 +3,7 @@ stimulus as a condition applies it (what the log records). No I/O here."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -122,3 +123,24 @@ class AppliedStimulus(BaseModel):
     variant: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     parts: dict[str, str] = Field(default_factory=dict)
+
+    def for_item(self, meta: Mapping[str, Any]) -> AppliedStimulus:
+        """The stimulus as the trial of one task item applies it. A part named `item:text`,
+        `item:params.<name>` or `item:<part>` is a format template over the item's metadata (SAC's
+        "{trait_name}": the trait the item asks about) that sets the text, a parameter or a part;
+        an item without the fields they name keeps the condition's rendering. Either way the
+        templates are dropped: the trial records what it applied."""
+        templates = {key.removeprefix(ITEM_PART): text for key, text in self.parts.items() if key.startswith(ITEM_PART)}
+        if not templates:
+            return self
+        parts = {k: v for k, v in self.parts.items() if not k.startswith(ITEM_PART)}
+        try:
+            filled = {target: text.format_map(meta) for target, text in templates.items()}
+        except KeyError:
+            return self.model_copy(update={"parts": parts})
+        params = {**self.params, **{t.removeprefix("params."): v for t, v in filled.items() if t.startswith("params.")}}
+        parts.update({t: v for t, v in filled.items() if t != "text" and not t.startswith("params.")})
+        return self.model_copy(update={"text": filled.get("text", self.text), "params": params, "parts": parts})
+
+
+ITEM_PART = "item:"  # parts filled per trial from the task item (AppliedStimulus.for_item)

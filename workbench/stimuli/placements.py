@@ -22,7 +22,9 @@ PlaceFn = Callable[[Messages, AppliedStimulus], Messages]
 # The slots of a task's user message (see workbench.tasks.TaskSpec.render).
 INSTRUCTION_SLOT = "instruction"
 DEMOS_SLOT = "demos"
+PREAMBLE_SLOT = "preamble"  # where a template that asks its question around the instruction wants a prefix: before the question
 FEEDBACK_TEMPLATE_PART = "feedback_template"
+SLOT_PART = "slot:"  # a stimulus part that fills the task template's slot of that name
 PHRASE_PLACEHOLDER = "{phrase}"  # where a feedback template takes its phrase (workbench.stimuli.heart.PLACEHOLDER)
 
 
@@ -83,7 +85,17 @@ def place_suffix(messages: Messages, stimulus: AppliedStimulus) -> Messages:
 
 
 def place_prefix(messages: Messages, stimulus: AppliedStimulus) -> Messages:
+    """Before the task: at the template's preamble where it has one (an inventory's statement
+    comes before its instruction), else before the instruction."""
+    if _user_slot(messages, PREAMBLE_SLOT) is not None:
+        # the preamble is followed by the question itself, so the separator closes it even when it was empty
+        return _edit_slot(messages, PREAMBLE_SLOT, lambda text: join(stimulus.text, text, stimulus.separator) if text else stimulus.text + SEPARATORS[stimulus.separator])
     return _edit_slot(messages, INSTRUCTION_SLOT, lambda text: join(stimulus.text, text, stimulus.separator))
+
+
+def _user_slot(messages: Messages, slot: str) -> str | None:
+    index = last_index(messages, "user")
+    return None if index is None else messages[index].slot(slot)
 
 
 def place_system(messages: Messages, stimulus: AppliedStimulus) -> Messages:
@@ -115,7 +127,7 @@ def _run_by_program(messages: Messages, stimulus: AppliedStimulus) -> Messages:
 
 
 PLACEMENTS.add("suffix", Placement(place_suffix, "space", inherits_separator=True, description="after the task instruction"))
-PLACEMENTS.add("prefix", Placement(place_prefix, "space", inherits_separator=True, description="before the task instruction"))
+PLACEMENTS.add("prefix", Placement(place_prefix, "space", inherits_separator=True, description="before the task instruction (before the question where the template has a preamble)"))
 PLACEMENTS.add("system", Placement(place_system, "newline", description="appended to the system message"))
 PLACEMENTS.add("few_shot_header", Placement(place_few_shot_header, "newline", description="opens the few-shot demonstrations"))
 PLACEMENTS.add(
@@ -129,8 +141,19 @@ PLACEMENTS.add(
 
 
 def apply(messages: Messages, stimulus: AppliedStimulus) -> Messages:
-    """Return new messages with `stimulus` applied at its placement; the input is left unchanged."""
-    return PLACEMENTS.get(stimulus.placement).apply(messages, stimulus)
+    """Return new messages with `stimulus` applied at its placement, and any slot it fills
+    (`fill_slots`); the input is left unchanged."""
+    return fill_slots(PLACEMENTS.get(stimulus.placement).apply(messages, stimulus), stimulus)
+
+
+def fill_slots(messages: Messages, stimulus: AppliedStimulus) -> Messages:
+    """Set each slot named by a part `slot:<name>` of the stimulus where the task's template has
+    that slot (SAC's clause naming its target trait in the SAC-Induced question); elsewhere nothing."""
+    index = last_index(messages, "user")
+    for key, text in stimulus.parts.items():
+        if key.startswith(SLOT_PART) and index is not None and messages[index].slot(key.removeprefix(SLOT_PART)) is not None:
+            messages = replace_at(messages, index, messages[index].with_slot(key.removeprefix(SLOT_PART), text))
+    return messages
 
 
 def apply_all(messages: Messages, stimuli: Sequence[AppliedStimulus]) -> Messages:

@@ -12,18 +12,19 @@ import difflib
 import functools
 import hashlib
 import inspect
+import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .. import gold
 from ..bibliography import Reference
 from ..errors import UserError, validation_error
-from ..messages import Message, Messages
+from ..messages import Message, Messages, template_fields
 from ..paths import data_dir
 from ..registry import Registry
 from ..scoring import CHOICE_MATCHERS, METRICS, PARSERS
@@ -34,7 +35,7 @@ from ..task_scores import normalized_score
 class TaskItem:
     """One example. `targets` are the accepted gold answers; `choices`, when present, the
     options a multiple-choice answer is matched to; `demo_output` the text a few-shot demo
-    shows as its answer (a worked solution, say), else the first target."""
+    shows as its answer (a worked solution, say), else one of the targets (`demo_answer`)."""
 
     id: str
     input: str
@@ -74,6 +75,18 @@ class Template(BaseModel):
     user: str = "{instruction}\n\n{input}"
     demo: str = "Input: {input}\nOutput: {output}"
     demo_joiner: str = "\n\n"
+    # Further named places in `user`, with their text in a plain prompt, for stimuli to fill:
+    # `preamble` takes a `prefix` stimulus; a stimulus's part `slot:<name>` fills slot <name>
+    # (workbench.stimuli.placements). Other names in `user` are the item's metadata fields.
+    slots: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("slots")
+    @classmethod
+    def _own_names(cls, slots: dict[str, str]) -> dict[str, str]:
+        taken = sorted(set(slots) & {"instruction", "demos", "input"})
+        if taken:
+            raise ValueError(f"slot {taken[0]!r} is filled by the task itself; name another")
+        return slots
 
 
 class ScorerChoice(BaseModel):
@@ -188,17 +201,16 @@ class TaskSpec(BaseModel):
         return self.model_copy(update={"parser": choice.parser, "metric": choice.metric, "parser_args": choice.parser_args, "scorer_profile": profile})
 
     # -- prompt and score --------------------------------------------------------------------
-    def render(self, item: TaskItem, demos: Sequence[TaskItem] = ()) -> Messages:
-        """The control prompt for `item`: system message and a user message with named slots."""
+    def render(self, item: TaskItem, demos: Sequence[TaskItem] = (), seed: int | None = None) -> Messages:
+        """The control prompt for `item`: system message and a user message with named slots.
+        `seed` is the query's: it picks the answer each demo shows (`demo_answer`)."""
         demo_text = self.template.demo_joiner.join(
-            self.template.demo.format(input=d.input, output=d.demo_output if d.demo_output is not None else d.targets[0])
-            for d in demos
+            self.template.demo.format(input=d.input, output=demo_answer(d, seed)) for d in demos
         )
-        user = Message(
-            role="user",
-            template=self.template.user,
-            slots=(("instruction", self.instruction), ("demos", demo_text), ("input", item.input)),
-        )
+        own = (("instruction", self.instruction), ("demos", demo_text), ("input", item.input), *self.template.slots.items())
+        named = template_fields(self.template.user) - {name for name, _ in own}
+        # the template may show item metadata (SAC-Induced: the factor's stem and answer labels, the item's trait)
+        user = Message(role="user", template=self.template.user, slots=(*own, *((k, str(v)) for k, v in item.meta if k in named)))
         return (Message.text("system", self.template.system), user)
 
     def parse(self, raw_text: str, item: TaskItem) -> str:
@@ -247,6 +259,17 @@ class TaskSpec(BaseModel):
             "scoring_args": self.scoring_args,
             "program": self.program,
         }
+
+
+def demo_answer(demo: TaskItem, seed: int | None) -> str:
+    """The answer a few-shot demo shows: its worked solution if it has one, else one of its gold
+    answers drawn at random, as the NegativePrompt code draws it (seeded here by the query's seed
+    and the demo, so every condition of a query shows the same); without a seed, the first."""
+    if demo.demo_output is not None:
+        return demo.demo_output
+    if seed is None or len(demo.targets) == 1:
+        return demo.targets[0]
+    return random.Random(stable_seed(seed, demo.id)).choice(demo.targets)
 
 
 def _pool_size(shots: int) -> int:

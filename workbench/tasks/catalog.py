@@ -56,7 +56,8 @@ def sample_rows(task: str, n: int, seed: int, *, shots: int = 0, path: str | Non
     items, pool = spec.sample(n, shots, seed)
     rows = []
     for item in items:
-        demos = draw_demos(pool, shots, query_seed(seed, spec.id, item.id, 0))
+        query = query_seed(seed, spec.id, item.id, 0)
+        demos = draw_demos(pool, shots, query)
         rows.append(
             {
                 "id": item.id,
@@ -64,7 +65,7 @@ def sample_rows(task: str, n: int, seed: int, *, shots: int = 0, path: str | Non
                 "targets": list(item.targets),
                 "choices": list(item.choices),
                 "demo_ids": [d.id for d in demos],
-                "messages": to_dicts(spec.render(item, demos)),
+                "messages": to_dicts(spec.render(item, demos, query)),
             }
         )
     return {"task": spec.id, "seed": seed, "shots": shots, "n_available": spec.available(), "descriptor": spec.descriptor(), "items": rows}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import yaml
@@ -91,16 +91,20 @@ CAPACITY.add("inventory", lambda spec: len(inventory_items(spec.source_args["inv
 
 @SOURCES.register("inventory")
 def inventory_source(spec: TaskSpec, n: int, seed: int) -> list[TaskItem]:
-    """n items balanced over the traits: traits take turns in file order, each trait's items in a
-    seeded order, so a small n still covers every trait and a longer draw extends a shorter one."""
-    items = inventory_items(spec.source_args["inventory"])
-    by_trait: dict[str, list[TaskItem]] = {}
+    """n items balanced over the traits (`balanced`), so a small n still covers every trait."""
+    return balanced(spec, inventory_items(spec.source_args["inventory"]), lambda item: dict(item.meta)["trait"], seed)[:n]
+
+
+def balanced(spec: TaskSpec, items: Sequence[TaskItem], group: Callable[[TaskItem], Hashable], seed: int) -> list[TaskItem]:
+    """The items with their groups taking turns (in the order the groups first appear), each
+    group's items in a seeded order: any prefix covers the groups evenly, and a longer draw
+    extends a shorter one."""
+    by_group: dict[Hashable, list[TaskItem]] = {}
     for item in items:
-        by_trait.setdefault(dict(item.meta)["trait"], []).append(item)
-    for trait, members in by_trait.items():
+        by_group.setdefault(group(item), []).append(item)
+    for members in by_group.values():
         members.sort(key=lambda item: stable_seed(spec.id, spec.version, seed, item.id))
-    ordered = [members[i] for i in range(max(map(len, by_trait.values()))) for members in by_trait.values() if i < len(members)]
-    return ordered[:n]
+    return [members[i] for i in range(max(map(len, by_group.values()))) for members in by_group.values() if i < len(members)]
 
 
 # -- answers -----------------------------------------------------------------------------------
@@ -163,4 +167,4 @@ def _traits_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
     return traits_report(con, run_id, control)
 
 
-REPORTS.add("traits", Report(_traits_report, ("model", "condition", "inventory", "trait_name", "n", "errors", "mean", "delta", "p_value", "p_adjusted")))
+REPORTS.add("traits", Report(_traits_report, ("model", "condition", "inventory", "trait_name", "n", "errors", "no_answer", "mean", "delta", "p_value", "p_adjusted")))
