@@ -19,6 +19,7 @@ reading found it ("none" when nothing of the type was found, "several" for a hed
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Callable, Sequence
@@ -134,15 +135,19 @@ _LEVEL = r"(?:very[ \t]+)?(?:high|medium|moderate|low)\b"
 _CONFIDENCE = (
     # "(confidence: 0.95)", "[certainty 90%]"
     re.compile(r"[ \t]*[(\[][ \t]*(?:with[ \t]+)?(?:a[ \t]+)?(?:my[ \t]+)?(?:confidence|certainty)\b[^)\]\n]*[)\]]", re.I),
-    # "Confidence score: 0.9", "- confidence 0.9", ", with a confidence of 90%", "confidence score between 0-1"
+    # "Confidence score: 0.9", "- confidence 0.9", ", with a confidence of 90%", "Confidence score:",
+    # "confidence score between 0-1 is 0.8"; the bare word ("certainty" in a word list) stays
     re.compile(
         r"[ \t]*[,;\-–—|]?[ \t]*(?:(?:and|with)[ \t]+)?(?:(?:a|my|the)[ \t]+)?(?:confidence|certainty)"
-        r"(?:[ \t]+(?:score|level|rating|value|estimate))?[ \t]*(?:[:=\-]|\bis\b|\bof\b)?[ \t]*"
-        rf"(?:{_VALUE}|{_RANGE}|{_LEVEL})?",
+        r"(?:(?:[ \t]+(?:score|level|rating|value|estimate))?[ \t]*(?:[:=\-]|\bis\b|\bof\b)?[ \t]*"
+        rf"(?:{_VALUE}|{_LEVEL}|{_RANGE}(?:[ \t]*(?:is|:|=)[ \t]*{_VALUE})?)"
+        r"|[ \t]+(?:score|level|rating|value|estimate)\b[ \t]*:?|[ \t]*:)",
         re.I,
     ),
     # "I am 90% confident", "95% sure", "0.9 confidence"
     re.compile(rf"[ \t]*[,;(\-–—]?[ \t]*(?:I[ \t]*(?:am|'m)[ \t]+)?{_VALUE}[ \t]*(?:confident|sure|certain|confidence)\b[ \t]*\)?", re.I),
+    # "32 (0.95)": a probability in brackets after the answer
+    re.compile(r"[ \t]*\([ \t]*(?:0?\.\d+|1\.0+)[ \t]*\)"),
     # "Score: 0.9" (the confidence asked for, without the word)
     re.compile(rf"[ \t]*[,;(\-–—]?[ \t]*\bscore[ \t]*[:=][ \t]*{_VALUE}[ \t]*\)?", re.I),
 )
@@ -162,19 +167,23 @@ def tidy(text: str) -> str:
     return text.strip()
 
 
-def without_echoes(text: str, echoes: Sequence[str]) -> str:
+def without_echoes(text: str, echoes: Sequence[str], keep: Sequence[str] = ()) -> str:
     """The text without verbatim copies of the prompt's parts (the input, the instruction) and
-    without quoted passages of the input: a review quoted back names no label."""
+    without quoted passages of the input (a review quoted back names no label), but for a quoted
+    passage inside one of `keep` (a choice the response quotes as its answer, or a title quoted
+    within a choice)."""
     for echo in echoes:
         if echo.strip():
             text = re.sub(re.escape(echo.strip()), " ", text, flags=re.I)
     source = " ".join(" ".join(echoes).lower().split())
+    kept = {normalize(k) for k in keep}
 
     def quoted(match: re.Match[str]) -> str:
         inner = " ".join(match.group(2).lower().split()).strip(string.punctuation + " ")
-        return " " if len(inner.split()) >= 3 and inner in source else match.group(0)
+        inside_kept = any(normalize(inner) in k for k in kept)
+        return " " if len(inner.split()) >= 3 and inner in source and not inside_kept else match.group(0)
 
-    return re.sub(r"([\"“'‘])(.+?)([\"”'’])", quoted, text, flags=re.S)
+    return re.sub(r"(?<!\w)([\"“'‘])(.+?)([\"”'’])(?!\w)", quoted, text, flags=re.S)
 
 
 _MARKER = re.compile(
@@ -211,6 +220,7 @@ _COPULA = re.compile(r"(?:\b(?:is|are|was|were|would[ \t]+be|will[ \t]+be)\b|:|=
 _HEDGE_WORDS = re.compile(r"\b(?:or|either|both|neither)\b", re.I)
 
 
+@functools.lru_cache(maxsize=4096)  # a task's candidates recur across its items (84 for dyck_languages)
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:
     words = phrase.split()
     return re.compile(_BOUNDARY_BEFORE + r"\s+".join(map(re.escape, words)) + _BOUNDARY_AFTER, re.I)
@@ -237,11 +247,12 @@ def _alone(text: str, candidates: Sequence[Candidate]) -> str | None:
 
 
 def _sentence_spans(text: str, spans: Sequence[tuple[int, int, str]]) -> list[tuple[int, int]]:
-    """(start, end) of the sentences of the text; an end inside a named candidate (a choice that
-    is itself a question, say) is not a sentence end."""
+    """(start, end) of the sentences of the text; an end inside a named candidate, or the one
+    that ends it (a choice that is itself a question), is not a sentence end."""
     bounds, start = [], 0
     for match in _SENTENCE_END.finditer(text):
-        if any(s < match.start() <= e for s, e, _ in spans):
+        at = match.start()
+        if any(s < at < e or (at == e and value.rstrip().endswith(text[at])) for s, e, value in spans):
             continue
         bounds.append((start, match.end()))
         start = match.end()
@@ -354,7 +365,7 @@ def _number_in_sentence(sentence: str, given: Sequence[str]) -> Found | None:
         else:
             new.append(value)
     if len(set(new)) > 1:
-        return HEDGE if _ALTERNATIVE.search(clause) else (new[-1], "last new number")
+        return HEDGE if _ALTERNATIVE.search(clause) else (new[0], "first new number")
     if new:
         return new[0], "number"
     if len(values) == 1:
@@ -496,7 +507,7 @@ def _closed(task: TaskSpec, item: TaskItem, text: str) -> Found:
     candidates = candidates_of(task, item)
     if not candidates:
         return find_phrase(text)
-    return find_candidate(without_echoes(text, echoes(task, item)), candidates)
+    return find_candidate(without_echoes(text, echoes(task, item), [p for c in candidates for p in c.phrases]), candidates)
 
 
 ANSWER_TYPES.add("label", AnswerType(_closed, _a_candidate, "one label of a closed set, matched against the candidates", closed=True, parses=False))

@@ -515,14 +515,9 @@ def tasks_check(
     else:
         summary = f"{result.task} ({result.answer_type}, extractor {result.extractor}): {result.checks} checks on {result.items} items, {len(result.failures)} failed"
         out.print(summary, highlight=False)
-        if result.failures:
-            table = Table(title="failed checks", caption="expected 1: must be credited; expected 0: must not be")
-            for column in ("item", "case", "response", "expected", "score", "answer", "rule"):
-                table.add_column(column)
-            for f in result.failures:
-                score = "no answer" if f.score is None else f"{f.score:g}"
-                table.add_row(f.item_id, f.case, f.text, f"{f.expected:g}", score, "" if f.answer is None else f.answer, f.rule)
-            out.print(table)
+        for f in result.failures:  # one block each: responses are long and span lines, so repr() shows them whole
+            got = "no answer" if f.score is None else f"{f.score:g} (answer {f.answer!r})"
+            out.print(f"failed: item {f.item_id}, {f.case}: expected {f.expected:g}, got {got} [rule: {f.rule}]\n  response: {f.text!r}", highlight=False, soft_wrap=True)
     if not result.ok:
         raise typer.Exit(1)
 

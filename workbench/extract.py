@@ -98,7 +98,8 @@ def mentions_gold(task: TaskSpec, item: TaskItem, text: str) -> bool:
     tidied = answers.tidy(text)
     candidates = answers.candidates_of(task, item)
     if candidates and any(c.value in item.targets for c in candidates):
-        named = {value for _, _, value in answers.mentions(answers.without_echoes(tidied, answers.echoes(task, item)), candidates)}
+        phrases = [p for c in candidates for p in c.phrases]
+        named = {value for _, _, value in answers.mentions(answers.without_echoes(tidied, answers.echoes(task, item), phrases), candidates)}
         return bool(named) and named <= set(item.targets)
     if answers.ANSWER_TYPES.get(task.answer_type).numeric:
         said, given = (answers.numbers_in(answers.words_to_digits(t)) for t in (tidied, item.input))

@@ -23,6 +23,7 @@ from ..scoring import is_correct
 from . import TaskConfig, TaskItem, TaskSpec, resolve_task
 
 STOPS = ".?!"
+MAX_ITEMS = 1000  # items checked by default (a generated task can give millions)
 
 # How models word an answer: name -> template over the answer x and the full stop a sentence
 # around it ends with.
@@ -115,8 +116,9 @@ def cases(spec: TaskSpec, item: TaskItem, others: Sequence[TaskItem], extractor:
 
 
 def check_task(spec: TaskSpec, n: int | None = None, seed: int = 0, extractor: str = DEFAULT_EXTRACTOR) -> CheckResult:
-    """Score every case of up to n items (all the task has by default) and collect what fails."""
-    items = spec.items(n if n is not None else spec.available(), seed)
+    """Score every case of up to n items (all the task has, at most MAX_ITEMS, by default) and
+    collect what fails."""
+    items = spec.items(n if n is not None else min(spec.available(), MAX_ITEMS), seed)
     failures, count = [], 0
     for index, item in enumerate(items):
         others = items[index + 1 :] + items[:index]
