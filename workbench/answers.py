@@ -186,18 +186,26 @@ def without_echoes(text: str, echoes: Sequence[str], keep: Sequence[str] = ()) -
     return re.sub(r"(?<!\w)([\"“'‘])(.+?)([\"”'’])(?!\w)", quoted, text, flags=re.S)
 
 
-_MARKER = re.compile(
-    r"(?:\b(?:the[ \t]+)?(?:final[ \t]+|correct[ \t]+|my[ \t]+)?answer[ \t]*(?::|=|\bis\b|\bwould[ \t]+be\b|\bwill[ \t]+be\b|\bshould[ \t]+be\b)"
-    r"|\b(?:output|result|prediction|classification(?:[ \t]+decision)?|decision|label|sentiment|choice)[ \t]*[:=]"
-    r"|####)[ \t]*",
-    re.I,
+# Answer markers, strongest first: "Answer:", "The answer is", "####"; then labels a model puts
+# before its answer ("Classification decision:", "Sentiment:", "Output:"), which also stand in
+# echoed prompts (BIG-bench's "choice:" lines), so an answer marker anywhere wins over them.
+_MARKERS = (
+    re.compile(
+        r"(?:\b(?:the[ \t]+)?(?:final[ \t]+|correct[ \t]+|my[ \t]+)?answer[ \t]*"
+        r"(?::|=|\bis\b|\bwould[ \t]+be\b|\bwill[ \t]+be\b|\bshould[ \t]+be\b)|####)[ \t]*",
+        re.I,
+    ),
+    re.compile(r"\b(?:output|result|prediction|classification(?:[ \t]+decision)?|decision|label|sentiment|choice)[ \t]*[:=][ \t]*", re.I),
 )
 
 
 def after_marker(text: str) -> str | None:
-    """The text after the first answer marker, or None when there is none."""
-    match = _MARKER.search(text)
-    return text[match.end() :].strip() if match else None
+    """The text after the first answer marker of the strongest kind present, or None."""
+    for marker in _MARKERS:
+        match = marker.search(text)
+        if match:
+            return text[match.end() :].strip()
+    return None
 
 
 def scopes(text: str) -> list[tuple[str, str]]:
@@ -300,7 +308,7 @@ def find_candidate(text: str, candidates: Sequence[Candidate]) -> Found:
 
 
 # -- numbers ------------------------------------------------------------------------------------
-_NUMBER = re.compile(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?![\w])|(?<![\w.])-?\d+(?:\.\d+)?")
+_NUMBER = re.compile(r"(?<![\w.])-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")  # "1,200.5"; "15,17" is two
 _UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
 _TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if w != "_"}
 _NUMBER_WORD = re.compile(
@@ -308,12 +316,14 @@ _NUMBER_WORD = re.compile(
     re.I,
 )
 _EXPRESSION = re.compile(r"\d\s*[-+*/×x÷]\s*\d")
-_CLAUSE_END = re.compile(r",?\s+(?:which|because|since|so|but|while)\b|;", re.I)
+_CLAUSE_END = re.compile(r",?\s+(?:which|because|since|but|while)\b|;", re.I)
 _NUMBER_COPULA = re.compile(r"\b(?:is|are|was|were|equals|makes|gives|totals?|be|have|has|had)\b|:", re.I)
 _ALTERNATIVE = re.compile(r"\bor\b", re.I)
 
 
 def words_to_digits(text: str) -> str:
+    """Number words 0-99 as digits: "forty-seven" -> "47"."""
+
     def value(match: re.Match[str]) -> str:
         if match.group("small"):
             return str(_UNITS.index(match.group("small").lower()))
@@ -331,7 +341,7 @@ def numbers_in(text: str, words: bool = False) -> list[str]:
     out = []
     for raw in found:
         try:
-            out.append(canonical_number(raw.rstrip(",")))
+            out.append(canonical_number(raw))
         except ValueError:
             continue
     return out
@@ -339,8 +349,8 @@ def numbers_in(text: str, words: bool = False) -> list[str]:
 
 def _number_in_sentence(sentence: str, given: Sequence[str]) -> Found | None:
     """The number a sentence answers with: after its last "=", else after its verb ("The sum of
-    62 and 92 is 154", "You have three objects"), else the one number it adds to the input's;
-    None when it states none (an unfinished sum "12 + 94", an echo of the operands). Number
+    62 and 92 is 154", "You have three objects"), else the first number it adds to the input's
+    (several joined by "or": a hedge); None when it states none (an unfinished sum "12 + 94", an echo of the operands). Number
     words count only after the verb or alone: "the two given numbers" states no answer."""
     if "=" in sentence:
         after = numbers_in(sentence.rsplit("=", 1)[1], words=True)
