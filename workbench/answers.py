@@ -32,7 +32,7 @@ from .scoring import canonical_number, normalize, parse_final_number
 if TYPE_CHECKING:
     from .tasks import TaskItem, TaskSpec
 
-Found = tuple["str | None", str]  # (answer or None, the rule that found it)
+Found = tuple[str | None, str]  # (answer or None, the rule that found it)
 NOTHING: Found = (None, "none")
 HEDGE: Found = (None, "several")
 
@@ -408,15 +408,16 @@ def find_final_number(text: str) -> Found:
     return (answer, "final number") if is_number(answer) else NOTHING
 
 
+def number_value(text: str) -> str | None:
+    """The canonical value of a text that is one number ("32", "1,200", "-3.50", "eleven"), else None."""
+    for form in (text.strip(), words_to_digits(text.strip().lower())):
+        if _NUMBER.fullmatch(form):
+            return canonical_number(form)
+    return None
+
+
 def is_number(answer: str) -> bool:
-    """Whether the answer is one number, canonical ("32") or in words ("eleven")."""
-    for form in (answer, words_to_digits(answer.strip().lower())):
-        try:
-            if canonical_number(form) == form:
-                return True
-        except ValueError:
-            continue
-    return False
+    return number_value(answer) is not None
 
 
 # -- words, phrases and free text ------------------------------------------------------------------

@@ -514,7 +514,7 @@ def tasks_check(
         out.print_json(json.dumps(result.to_dict()))
     else:
         summary = f"{result.task} ({result.answer_type}, extractor {result.extractor}): {result.checks} checks on {result.items} items, {len(result.failures)} failed"
-        out.print(summary, highlight=False)
+        out.print(summary, highlight=False, soft_wrap=True)
         for f in result.failures:  # one block each: responses are long and span lines, so repr() shows them whole
             got = "no answer" if f.score is None else f"{f.score:g} (answer {f.answer!r})"
             out.print(f"failed: item {f.item_id}, {f.case}: expected {f.expected:g}, got {got} [rule: {f.rule}]\n  response: {f.text!r}", highlight=False, soft_wrap=True)

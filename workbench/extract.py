@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 
 from . import answers
 from .registry import Registry
-from .scoring import canonical_number
 
 if TYPE_CHECKING:
     from .tasks import TaskItem, TaskSpec
@@ -103,7 +102,8 @@ def mentions_gold(task: TaskSpec, item: TaskItem, text: str) -> bool:
         return bool(named) and named <= set(item.targets)
     if answers.ANSWER_TYPES.get(task.answer_type).numeric:
         said, given = (answers.numbers_in(answers.words_to_digits(t)) for t in (tidied, item.input))
-        return any(answers.is_number(str(t)) and said.count(str(t)) > given.count(str(t)) for t in _canonical_targets(item))
+        values = {answers.number_value(str(t)) for t in item.targets} - {None}
+        return any(said.count(v) > given.count(v) for v in values)
     folded = " ".join(tidied.lower().split())
     for target in item.targets:
         gold = " ".join(str(target).lower().split())
@@ -111,12 +111,3 @@ def mentions_gold(task: TaskSpec, item: TaskItem, text: str) -> bool:
             return True
     return False
 
-
-def _canonical_targets(item: TaskItem) -> list[str]:
-    out = []
-    for target in item.targets:
-        try:
-            out.append(canonical_number(str(target).strip()))
-        except ValueError:
-            continue
-    return out

@@ -341,7 +341,7 @@ def _check_names(spec: TaskSpec, file: str | None, where: str) -> None:
 
 
 def _check_candidates(spec: TaskSpec, file: str | None, where: str) -> None:
-    """A closed answer type needs its candidates; an open one takes none."""
+    """A closed answer type needs its candidates, from one place: listed or a source."""
     field = f"{where}.candidates" if where else "candidates"
     if spec.candidates and spec.candidates_from:
         raise UserError("give `candidates` or `candidates_from`, not both", file=file, field=field)

@@ -202,19 +202,19 @@ def read_common_concept(example: dict[str, Any], rng: random.Random, args: dict[
 
 
 def _ii_file(path: str, split: str, task: str) -> Path:
-    """The task's file of one split: `path` is the data folder (holding induce/ and execute/, or
-    raw/ with them), the split's folder itself, or the task's JSON file, which is its examples
-    (execute); demos are then read from the induce/ folder beside its folder."""
+    """The task's file of one split. `path` is the data folder (holding induce/ and execute/, or
+    raw/ with them); or the task's JSON file, or a folder holding it (execute/): that file gives
+    the examples, and the demos come from the same name in the induce/ folder beside it."""
     root = Path(path)
-    if root.is_file():
-        candidates = [root] if split == "execute" else [root.parent.parent / split / root.name]
-    else:
-        candidates = [root / split / f"{task}.json", root / "raw" / split / f"{task}.json", *([root / f"{task}.json"] if root.name == split else [])]
-    for candidate in candidates:
+    own = root if root.is_file() else root / f"{task}.json"
+    if own.is_file():
+        wanted = own if split == "execute" else own.parent.parent / split / own.name
+        if wanted.is_file():
+            return wanted
+        raise UserError(f"no {wanted} for the few-shot demos (the {split} split of the original data, beside {own.parent.name}/)", field="path")
+    for candidate in (root / split / f"{task}.json", root / "raw" / split / f"{task}.json"):
         if candidate.is_file():
             return candidate
-    if root.is_file():
-        raise UserError(f"no {candidates[0]} for the few-shot demos (the {split} split of the original data, beside the examples' folder)", field="path")
     raise UserError(f"no {split}/{task}.json under {root} (give the Instruction Induction data folder with induce/ and execute/, or the task's JSON file)", field="path")
 
 
