@@ -54,6 +54,7 @@ MORE_EXAMPLES = [
     ("ii/sentiment", item(REVIEW, "positive"), "Is the review positive or negative? It is positive."),
     ("ii/sentiment", item(REVIEW, "positive"), "I would classify this as positive, not negative."),
     ("ii/larger_animal", item("whale, mouse", "whale"), "The whale is larger than the mouse."),
+    ("ii/larger_animal", item("mirror carp, alligator", "alligator"), "Between mirror carp and alligator, alligator is larger."),
     ("ii/larger_animal", item("baboons, hamster", "baboons"), "The baboon."),
     ("ii/antonyms", item("hot", "cold"), "The antonym of 'hot' is 'cold'."),
     ("bbh/causal_judgment", item("q", "Yes", choices=("Yes", "No")), "Yes. No one else did."),

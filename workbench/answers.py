@@ -270,8 +270,9 @@ def _sentence_spans(text: str, spans: Sequence[tuple[int, int, str]]) -> list[tu
 
 def _in_sentence(text: str, start: int, end: int, spans: Sequence[tuple[int, int, str]]) -> Found | None:
     """The candidate a sentence gives: the one it names, or, when it names several, the one
-    named after its verb ("Of the mouse and the whale, the larger is the whale"); a hedge
-    ("either the whale or the mouse") gives none. None when it names no candidate."""
+    named after its verb ("Of the mouse and the whale, the larger is the whale"), else the
+    verb's subject in its clause ("Between the mouse and the whale, the whale is larger"); a
+    hedge ("either the whale or the mouse") gives none. None when it names no candidate."""
     inside = [s for s in spans if start <= s[0] < end]
     named = {value for _, _, value in inside}
     if not named:
@@ -279,11 +280,16 @@ def _in_sentence(text: str, start: int, end: int, spans: Sequence[tuple[int, int
     if len(named) == 1:
         return named.pop(), "candidate"
     copulas = list(_COPULA.finditer(text, start, end))
-    if copulas:
-        slot_start = copulas[-1].end()
-        slot = {value for s, _, value in inside if s >= slot_start}
-        if len(slot) == 1 and not _HEDGE_WORDS.search(text[slot_start:end]):
-            return slot.pop(), "candidate after verb"
+    if copulas and not _HEDGE_WORDS.search(text, start, end):
+        verb = copulas[-1]
+        after = {value for s, _, value in inside if s >= verb.end()}
+        clause_start = max([start] + [m.end() for m in re.finditer(r"[,;]", text[: verb.start()]) if m.end() > start])
+        subject = {value for s, e, value in inside if clause_start <= s and e <= verb.start()}
+        for slot, rule in ((after, "candidate after verb"), (subject, "subject of verb")):
+            if len(slot) == 1:
+                return slot.pop(), rule
+            if slot:
+                break
     return HEDGE
 
 
