@@ -56,6 +56,11 @@ MORE_EXAMPLES = [
     ("ii/larger_animal", item("whale, mouse", "whale"), "The whale is larger than the mouse."),
     ("ii/larger_animal", item("mirror carp, alligator", "alligator"), "Between mirror carp and alligator, alligator is larger."),
     ("ii/larger_animal", item("baboons, hamster", "baboons"), "The baboon."),
+    (
+        "ii/larger_animal",
+        item("shih tzu, ant", "shih tzu"),
+        "The larger of the two given animals is shih tzu. The confidence score for this prediction is 0.5, as it is a reasonable and balanced classification between ant and shih tzu.",
+    ),
     ("ii/antonyms", item("hot", "cold"), "The antonym of 'hot' is 'cold'."),
     ("bbh/causal_judgment", item("q", "Yes", choices=("Yes", "No")), "Yes. No one else did."),
     ("bbh/snarks", item("q", "(b)", choices=("(a)", "(b)")), "Option B."),
@@ -93,6 +98,7 @@ NO_ANSWERS = [
     ("ii/sum", item("15 17", "32"), "either 32 or 33"),
     ("ii/sum", item("12 94", "106"), "Yes, I am sure that your final answer is 12 + 94."),
     ("ii/sum", item("12 94", "106"), "Yes, I am sure that is your final answer."),
+    ("ii/sum", item("12 94", "106"), "I cannot tell. The confidence score for this prediction is 0.5."),
 ]
 
 

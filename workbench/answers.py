@@ -136,10 +136,13 @@ _CONFIDENCE = (
     # "(confidence: 0.95)", "[certainty 90%]"
     re.compile(r"[ \t]*[(\[][ \t]*(?:with[ \t]+)?(?:a[ \t]+)?(?:my[ \t]+)?(?:confidence|certainty)\b[^)\]\n]*[)\]]", re.I),
     # "Confidence score: 0.9", "- confidence 0.9", ", with a confidence of 90%", "Confidence score:",
-    # "confidence score between 0-1 is 0.8"; the bare word ("certainty" in a word list) stays
+    # "The confidence score for this prediction is 0.5", "confidence score between 0-1 is 0.8";
+    # the bare word ("certainty" in a word list) stays
     re.compile(
         r"[ \t]*[,;\-–—|]?[ \t]*(?:(?:and|with)[ \t]+)?(?:(?:a|my|the)[ \t]+)?(?:confidence|certainty)"
-        r"(?:(?:[ \t]+(?:score|level|rating|value|estimate))?[ \t]*(?:[:=\-]|\bis\b|\bof\b)?[ \t]*"
+        r"(?:(?:[ \t]+(?:score|level|rating|value|estimate))?"
+        r"(?:[ \t]+(?:for|in|of|on)[ \t]+(?:this|my|the|your)[ \t]+(?:prediction|answer|classification|response|decision))?"
+        r"[ \t]*(?:[:=\-]|\bis\b|\bof\b)?[ \t]*"
         rf"(?:{_VALUE}|{_LEVEL}|{_RANGE}(?:[ \t]*(?:is|:|=)[ \t]*{_VALUE})?)"
         r"|[ \t]+(?:score|level|rating|value|estimate)\b[ \t]*:?|[ \t]*:)",
         re.I,
@@ -163,8 +166,8 @@ def tidy(text: str) -> str:
     if cut and text[: cut.start()].strip():
         text = text[: cut.start()]
     for pattern in _CONFIDENCE:
-        text = pattern.sub("", text)
-    return text.strip()
+        text = pattern.sub(" ", text)  # a space keeps the sentence end before a removed clause
+    return re.sub(r"[ \t]+([.!?])(?=[ \t]*(?:\n|$))", r"\1", text).strip()  # "32 (confidence: 0.9)." -> "32."
 
 
 def without_echoes(text: str, echoes: Sequence[str], keep: Sequence[str] = ()) -> str:
