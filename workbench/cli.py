@@ -672,6 +672,31 @@ def tasks_cite(target: Annotated[str, typer.Argument(metavar="TASK|SUITE", help=
     sys.stdout.write(bibliography([of_task(s) for s in specs], f"BibTeX for {target}.", workbench=False))
 
 
+@tasks_app.command("check")
+def tasks_check(
+    task: Annotated[str, typer.Argument(help="A task id, e.g. ii/sentiment or bbh/object_counting.")],
+    path: Annotated[Optional[str], typer.Option("--path", help="Data file or directory, for tasks that read one.")] = None,
+    n: Annotated[Optional[int], typer.Option("-n", min=1, help="Check only the first N items (default: all).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="The seed the items are drawn with.")] = 0,
+    extractor: Annotated[str, typer.Option("--extractor", help="The extractor the reworded answers are read with.")] = "flexible",
+    as_json: JsonOption = False,
+) -> None:
+    """Check the scorer: gold answers, reworded gold answers score 1; wrong and hedged answers score 0."""
+    from .tasks.check import check
+
+    result = check(task, path=path, n=n, seed=seed, extractor=extractor)
+    if as_json:
+        out.print_json(json.dumps(result.to_dict()))
+    else:
+        summary = f"{result.task} ({result.answer_type}, extractor {result.extractor}): {result.checks} checks on {result.items} items, {len(result.failures)} failed"
+        out.print(summary, highlight=False, soft_wrap=True)
+        for f in result.failures:  # one block each: responses are long and span lines, so repr() shows them whole
+            got = "no answer" if f.score is None else f"{f.score:g} (answer {f.answer!r})"
+            out.print(f"failed: item {f.item_id}, {f.case}: expected {f.expected:g}, got {got} [rule: {f.rule}]\n  response: {f.text!r}", highlight=False, soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     try:
         code = app(standalone_mode=False)  # click returns an Exit's code in this mode

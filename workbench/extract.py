@@ -18,10 +18,12 @@ diagnostic.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import answers
 from .registry import Registry
 
 if TYPE_CHECKING:
@@ -47,14 +49,26 @@ OK, NO_ANSWER, ERROR = "ok", "no_answer", "error"
 
 @EXTRACTORS.register("strict")
 def strict(task: TaskSpec, item: TaskItem, text: str) -> Extraction:
-    """The task's parser and choice matcher, unchanged."""
-    return Extraction(answer=task.parse(text, item), rule="parser")
+    """The task's parser and choice matcher, unchanged; no answer when what they return is not
+    of the task's answer type (no number for a number task, not a label for a label task, empty).
+    A parser that raises Unparseable (an inventory answer naming no option) raises through."""
+    answer = task.parser_answer(text, item)
+    if not answers.ANSWER_TYPES.get(task.answer_type).accepts(answer, answers.candidates_of(task, item)):
+        return Extraction(answer=None, rule="parser: not of the type")
+    return Extraction(answer=answer, rule="parser")
 
 
 @EXTRACTORS.register("flexible")
 def flexible(task: TaskSpec, item: TaskItem, text: str) -> Extraction:
-    # Placeholder until the per-answer-type extraction lands (issue 10): same as strict.
-    return Extraction(answer=task.parse(text, item), rule="parser")
+    """The answer of the task's type wherever the response states it (workbench/answers.py); the
+    task's parser then reads a found phrase or text."""
+    kind = answers.ANSWER_TYPES.get(task.answer_type)
+    found, rule = kind.find(task, item, answers.tidy(text) if kind.tidies else text)
+    if found is None:
+        return Extraction(answer=None, rule=rule)
+    if kind.parses:
+        found = task.parser_answer(found, item)  # Unparseable raises through, as in strict
+    return Extraction(answer=found, rule=rule) if found.strip() else Extraction(answer=None, rule="none")
 
 
 @dataclass(frozen=True)
@@ -76,13 +90,24 @@ def score_text(task: TaskSpec, item: TaskItem, text: str, extractor: str = DEFAU
 
 
 def mentions_gold(task: TaskSpec, item: TaskItem, text: str) -> bool:
-    """Whether the raw response names a gold answer (a whole-word match, case and spacing ignored):
-    the format diagnostic counts zero-scored responses that do."""
-    import re
-
-    folded = " ".join(text.lower().split())
+    """Whether the raw response names a gold answer and, where the gold set is closed, no other
+    candidate: the format diagnostic counts zero-scored responses that do. Numbers count by value
+    ("47.0", "forty-seven"), beyond the copies the input holds ("0 + 47" does not name 47 for
+    the input "0 47"); labels and other answers as whole words, case and spacing ignored."""
+    tidied = answers.tidy(text)
+    candidates = answers.candidates_of(task, item)
+    if candidates and any(c.value in item.targets for c in candidates):
+        phrases = [p for c in candidates for p in c.phrases]
+        named = {value for _, _, value in answers.mentions(answers.without_echoes(tidied, answers.echoes(task, item), phrases), candidates)}
+        return bool(named) and named <= set(item.targets)
+    if answers.ANSWER_TYPES.get(task.answer_type).numeric:
+        said, given = (answers.numbers_in(answers.words_to_digits(t)) for t in (tidied, item.input))
+        values = {answers.number_value(str(t)) for t in item.targets} - {None}
+        return any(said.count(v) > given.count(v) for v in values)
+    folded = " ".join(tidied.lower().split())
     for target in item.targets:
         gold = " ".join(str(target).lower().split())
         if gold and re.search(r"(?<!\w)" + re.escape(gold) + r"(?!\w)", folded):
             return True
     return False
+

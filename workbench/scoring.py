@@ -162,8 +162,11 @@ def exact_match(answer: str, targets: Sequence[str]) -> float:
 
 @METRICS.register("contains")
 def contains(answer: str, targets: Sequence[str]) -> float:
+    """A target in the answer as whole words, as the original `contains` matches it (a word
+    boundary on each side; see np.contains in scoring_profiles.py): "large" is in "big, large",
+    not in "largest"."""
     norm = normalize(answer)
-    return float(any(normalize(t) and normalize(t) in norm for t in targets))
+    return float(any(normalize(t) and re.search(r"(?<!\w)" + re.escape(normalize(t)) + r"(?!\w)", norm) for t in targets))
 
 
 @METRICS.register("f1")

@@ -22,8 +22,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .. import gold
+from ..answers import ANSWER_TYPES, CANDIDATE_SOURCES
 from ..bibliography import Reference
 from ..errors import UserError, validation_error
+from ..extract import DEFAULT_EXTRACTOR, EXTRACTORS, score_text
 from ..messages import Message, Messages, template_fields
 from ..paths import data_dir
 from ..registry import Registry
@@ -97,6 +99,7 @@ class ScorerChoice(BaseModel):
     parser: str = "raw"
     metric: str
     parser_args: dict[str, Any] = Field(default_factory=dict)
+    answer_type: str = "verbatim"  # the profile's metric reads the whole response itself
 
 
 class TaskSpec(BaseModel):
@@ -114,6 +117,9 @@ class TaskSpec(BaseModel):
     parser_args: dict[str, Any] = Field(default_factory=dict)
     parse_targets: bool = False  # pass the gold targets through the parser too (one spelling for both)
     choice_match: str | None = None  # a CHOICE_MATCHERS name: maps an answer onto one of the item's choices
+    answer_type: str = "text"  # an ANSWER_TYPES name (workbench/answers.py): where flexible extraction looks
+    candidates: tuple[str, ...] = ()  # the closed label set of a `label` task
+    candidates_from: str | None = None  # or a CANDIDATE_SOURCES name giving each item's candidates
     source: str | None = None  # None: the task needs a data file (`path` in the study)
     source_args: dict[str, Any] = Field(default_factory=dict)
     demo_args: dict[str, Any] | None = None  # source args of a separate demo split; None: demos follow the items
@@ -198,7 +204,8 @@ class TaskSpec(BaseModel):
             known = ", ".join(["default", *sorted(self.profiles)])
             raise UserError(f"task {self.id} has no scorer profile {profile!r} (profiles: {known})", field="scorer")
         choice = self.profiles[profile]
-        return self.model_copy(update={"parser": choice.parser, "metric": choice.metric, "parser_args": choice.parser_args, "scorer_profile": profile})
+        update = {"parser": choice.parser, "metric": choice.metric, "parser_args": choice.parser_args, "answer_type": choice.answer_type}
+        return self.model_copy(update={**update, "scorer_profile": profile})
 
     # -- prompt and score --------------------------------------------------------------------
     def render(self, item: TaskItem, demos: Sequence[TaskItem] = (), seed: int | None = None) -> Messages:
@@ -213,16 +220,24 @@ class TaskSpec(BaseModel):
         user = Message(role="user", template=self.template.user, slots=(*own, *((k, str(v)) for k, v in item.meta if k in named)))
         return (Message.text("system", self.template.system), user)
 
-    def parse(self, raw_text: str, item: TaskItem) -> str:
-        """The answer in raw text, as scoring reads it; needs no gold (a verifier-free loop votes on it)."""
+    def parse(self, raw_text: str, item: TaskItem) -> str | None:
+        """The answer in raw text as the default extractor reads it (None: no answer of the task's
+        type); needs no gold (a verifier-free loop votes on it)."""
+        return EXTRACTORS.get(DEFAULT_EXTRACTOR)(self, item, raw_text).answer
+
+    def parser_answer(self, raw_text: str, item: TaskItem) -> str:
+        """The task's own parser and choice matcher on raw text: what the `strict` extractor reads."""
         answer = PARSERS.get(self.parser)(raw_text, **self.parser_args)
         if self.choice_match and item.choices:
             answer = CHOICE_MATCHERS.get(self.choice_match)(answer, item.choices)
         return answer
 
-    def score(self, raw_text: str, item: TaskItem) -> tuple[str, float]:
-        answer = self.parse(raw_text, item)
-        return answer, self.score_answer(answer, item)
+    def score(self, raw_text: str, item: TaskItem) -> tuple[str | None, float]:
+        """The answer the default extractor reads and its score; no answer of the task's type
+        scores 0, as a wrong answer (the `scores` rows keep the two apart). A parser that
+        rejects the text (raises Unparseable: an inventory answer naming no option) raises."""
+        scored = score_text(self, item, raw_text)
+        return scored.answer, scored.value if scored.value is not None else 0.0
 
     def score_answer(self, answer: str, item: TaskItem) -> float:
         """The task's metric on an extracted answer against the item's gold targets."""
@@ -249,6 +264,9 @@ class TaskSpec(BaseModel):
             "parser_args": self.parser_args,
             "parse_targets": self.parse_targets,
             "choice_match": self.choice_match,
+            "answer_type": self.answer_type,
+            "candidates": list(self.candidates),
+            "candidates_from": self.candidates_from,
             "scorer_profile": self.scorer_profile,
             "source": self.source,
             "source_args": self.source_args,
@@ -353,11 +371,25 @@ def _check_names(spec: TaskSpec, file: str | None, where: str) -> None:
     checks = [(PARSERS, spec.parser, "parser"), (METRICS, spec.metric, "metric")]
     checks += [(SOURCES, name, label) for name, label in ((spec.source, "source"), (spec.file_source, "file_source")) if name]
     checks += [(CHOICE_MATCHERS, spec.choice_match, "choice_match")] if spec.choice_match else []
+    checks += [(ANSWER_TYPES, spec.answer_type, "answer_type")]
+    checks += [(CANDIDATE_SOURCES, spec.candidates_from, "candidates_from")] if spec.candidates_from else []
     for profile, choice in spec.profiles.items():
         checks += [(PARSERS, choice.parser, f"profiles.{profile}.parser"), (METRICS, choice.metric, f"profiles.{profile}.metric")]
+        checks += [(ANSWER_TYPES, choice.answer_type, f"profiles.{profile}.answer_type")]
     for registry, name, label in checks:
         if name not in registry:
             raise UserError(registry.unknown_message(name), file=file, field=f"{where}.{label}" if where else label)
+    _check_candidates(spec, file, where)
+
+
+def _check_candidates(spec: TaskSpec, file: str | None, where: str) -> None:
+    """A closed answer type needs its candidates, from one place: listed or a source."""
+    field = f"{where}.candidates" if where else "candidates"
+    if spec.candidates and spec.candidates_from:
+        raise UserError("give `candidates` or `candidates_from`, not both", file=file, field=field)
+    declared = bool(spec.candidates or spec.candidates_from)
+    if ANSWER_TYPES.get(spec.answer_type).closed and not declared:
+        raise UserError(f"answer_type {spec.answer_type!r} needs `candidates` (the labels) or `candidates_from` ({', '.join(CANDIDATE_SOURCES.names())})", file=file, field=field)
 
 
 def _register_builtin_parts() -> None:

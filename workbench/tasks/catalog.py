@@ -29,6 +29,9 @@ def task_rows(suite: str | None = None) -> list[dict[str, Any]]:
                 "name": spec.name,
                 "metric": spec.metric,
                 "parser": spec.parser,
+                "answer_type": spec.answer_type,  # where the flexible extractor looks (workbench/answers.py)
+                "candidates": list(spec.candidates),
+                "candidates_from": spec.candidates_from,
                 "scoring": spec.scoring,  # `metric` (parser + metric) or e.g. `judge`, with scoring_args
                 "scoring_args": spec.scoring_args,
                 "program": spec.program,

@@ -202,11 +202,20 @@ def read_common_concept(example: dict[str, Any], rng: random.Random, args: dict[
 
 
 def _ii_file(path: str, split: str, task: str) -> Path:
+    """The task's file of one split. `path` is the data folder (holding induce/ and execute/, or
+    raw/ with them); or the task's JSON file, or a folder holding it (execute/): that file gives
+    the examples, and the demos come from the same name in the induce/ folder beside it."""
     root = Path(path)
+    own = root if root.is_file() else root / f"{task}.json"
+    if own.is_file():
+        wanted = own if split == "execute" else own.parent.parent / split / own.name
+        if wanted.is_file():
+            return wanted
+        raise UserError(f"no {wanted} for the few-shot demos (the {split} split of the original data, beside {own.parent.name}/)", field="path")
     for candidate in (root / split / f"{task}.json", root / "raw" / split / f"{task}.json"):
         if candidate.is_file():
             return candidate
-    raise UserError(f"no {split}/{task}.json under {root} (expected the Instruction Induction raw/ layout: induce/ and execute/)", field="path")
+    raise UserError(f"no {split}/{task}.json under {root} (give the Instruction Induction data folder with induce/ and execute/, or the task's JSON file)", field="path")
 
 
 @functools.lru_cache(maxsize=64)
@@ -231,8 +240,8 @@ def _ii_examples(spec: TaskSpec) -> tuple[Path, dict[str, Any]]:
 
 @SOURCES.register("ii.json")
 def ii_json_items(spec: TaskSpec, n: int, seed: int) -> list[TaskItem]:
-    """Items of one split of the original data: `path` is the directory holding induce/ and
-    execute/, `split` which one; examples are drawn in a seeded order of their keys."""
+    """Items of one split of the original data (`path`: see _ii_file), `split` which one;
+    examples are drawn in a seeded order of their keys."""
     args = spec.source_args
     split = args.get("split", "execute")
     path, examples = _ii_examples(spec)
