@@ -13,7 +13,9 @@ from typing import Any
 
 import pandas as pd
 
-from .reports import errors_policy
+from .extract import ERROR, NO_ANSWER
+from .policies import Unscored
+from .reports import errors_policy, no_answer_policy
 from .stats import adjust, wilcoxon
 from .tasks import TaskSpec, builtin_tasks
 from .tasks.inventory import inventory_items
@@ -31,21 +33,23 @@ def inventory_traits(tasks: dict[str, TaskSpec] | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["task", "item_id", "trait", "trait_name"])
 
 
-def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None = None, errors: str = "exclude") -> list[dict[str, Any]]:
+def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None = None, errors: str = "exclude", no_answer: str = "exclude") -> list[dict[str, Any]]:
     """Per model, condition, inventory and trait: mean keyed level (1-5) and its change against
     the control, paired on items (repeats averaged per item first), with a Wilcoxon signed-rank
     p-value over the items' differences and its Holm adjustment (`p_adjusted`) over the family
     of one model's traits x conditions within an inventory. `frame` has model, condition, task,
     item_id, score and status per trial; errored trials are counted, and left out of the means
-    (errors="exclude") or scored 0, keyed level 1 (errors="wrong", as the per-task scores count them)."""
+    (errors="exclude") or scored 0, keyed level 1 (errors="wrong", as the per-task scores count them);
+    answers naming no option (status no_answer) likewise by the no_answer policy, counted apart."""
     traits = inventory_traits() if traits is None else traits
     data = frame.merge(traits, on=["task", "item_id"], how="inner")
     if data.empty:
         return []
-    data["is_error"] = data["status"] != "ok"
-    score = data["score"].where(~data["is_error"], 0.0) if errors == "wrong" else data["score"]
+    data["is_error"] = data["status"] == ERROR
+    data["is_no_answer"] = data["status"] == NO_ANSWER
+    score = data["score"].where(~(data["is_error"] | data["is_no_answer"]), 0.0)
     data["keyed"] = 1.0 + 4.0 * score
-    data["counted"] = True if errors == "wrong" else ~data["is_error"]
+    data["counted"] = ~Unscored(errors, no_answer).excluded(data["status"])
     rows = []
     for (model, task, trait), block in data.groupby(["model", "task", "trait"], sort=False):
         per_item = block[block["counted"]].groupby(["item_id", "condition"])["keyed"].mean().unstack("condition")
@@ -60,6 +64,8 @@ def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None 
                 "n": int(len(group)),
                 "errors": int(group["is_error"].sum()),
                 "errors_policy": errors,
+                "no_answer": int(group["is_no_answer"].sum()),
+                "no_answer_policy": no_answer,
                 "mean": float(ok["keyed"].mean()) if len(ok) else None,
                 "control_mean": None,
                 "delta": None,
@@ -101,4 +107,4 @@ def traits_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
         "SELECT model, condition, task, item_id, repeat, score, status FROM trials WHERE run_id = ? AND task IN (SELECT unnest(?))",
         [run_id, sorted(set(traits["task"]))],
     ).df()
-    return trait_deltas(frame, control, traits, errors=errors_policy(con, run_id))
+    return trait_deltas(frame, control, traits, errors=errors_policy(con, run_id), no_answer=no_answer_policy(con, run_id))

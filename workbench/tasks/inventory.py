@@ -163,4 +163,4 @@ def _traits_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
     return traits_report(con, run_id, control)
 
 
-REPORTS.add("traits", Report(_traits_report, ("model", "condition", "inventory", "trait_name", "n", "errors", "mean", "delta", "p_value", "p_adjusted")))
+REPORTS.add("traits", Report(_traits_report, ("model", "condition", "inventory", "trait_name", "n", "errors", "no_answer", "mean", "delta", "p_value", "p_adjusted")))
