@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .stats.format_check import FORMAT_MARK, FormatRow
 from .stats.table import ALL_TASKS, GOLD_MARK, Comparison, ComparisonRow, OmnibusRow, PooledRow
 
 ADJUST_LABELS = {"holm": "Holm", "bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni", "none": "no"}
@@ -69,6 +70,7 @@ def row_cells(row: ComparisonRow) -> dict[str, str]:
         "condition": condition_label(row) + (" (control)" if row.is_control and row.condition != "control" else ""),
         "n": str(row.n),
         "errors": str(row.errors),
+        "no_answer": str(row.no_answer),
         "accuracy": fmt_number(row.accuracy),
         "delta": fmt_interval(row.delta, row.ci_low, row.ci_high),
         "relative": fmt_interval(_pct(row.relative), _pct(row.relative_low), _pct(row.relative_high), digits=1),
@@ -81,8 +83,10 @@ def row_cells(row: ComparisonRow) -> dict[str, str]:
 
 
 def condition_label(row: ComparisonRow | PooledRow) -> str:
-    """The condition's name, marked where its trials read gold labels (explained in the notes)."""
-    return f"{row.condition} {GOLD_MARK}" if row.consumes_gold else row.condition
+    """The condition's name, marked where its trials read gold labels and where the format
+    diagnostic flags it (both explained in the notes)."""
+    marks = (GOLD_MARK if row.consumes_gold else "") + (FORMAT_MARK if getattr(row, "format_flag", False) else "")
+    return f"{row.condition} {marks}" if marks else row.condition
 
 
 def _pct(value: float | None) -> float | None:
@@ -90,7 +94,7 @@ def _pct(value: float | None) -> float | None:
 
 
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("model", "Model"), ("task", "Task"), ("condition", "Condition"), ("n", "n"), ("errors", "Errors"), ("accuracy", "Acc."),
+    ("model", "Model"), ("task", "Task"), ("condition", "Condition"), ("n", "n"), ("errors", "Errors"), ("no_answer", "No ans."), ("accuracy", "Acc."),
     ("delta", "Δ [CI]"), ("relative", "Rel. gain % [CI]"), ("odds_ratio", "OR (discordant) [CI]"), ("cohens_h", "h"),
     ("p", "p"), ("p_adjusted", "p adj."),
 )
@@ -133,7 +137,7 @@ OMNIBUS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("statistic", "Statistic"), ("df", "df"), ("p", "p"),
 )
 
-NUMERIC = {"n", "errors", "accuracy", "tasks", "tau2", "i2", "p", "p_adjusted", "gee_p", "cohens_h", "conditions", "examples", "statistic", "df"}
+NUMERIC = {"n", "errors", "no_answer", "responses", "unparseable", "gold_in_zero", "accuracy", "tasks", "tau2", "i2", "p", "p_adjusted", "gee_p", "cohens_h", "conditions", "examples", "statistic", "df"}
 
 
 def sections(comparison: Comparison) -> list[tuple[str, tuple[tuple[str, str], ...], list[dict[str, str]]]]:
@@ -143,7 +147,37 @@ def sections(comparison: Comparison) -> list[tuple[str, tuple[tuple[str, str], .
         out.append(("Effects across tasks", POOLED_COLUMNS, [pooled_cells(r) for r in comparison.pooled]))
     if comparison.omnibus:
         out.append(("All conditions at once", OMNIBUS_COLUMNS, [omnibus_cells(r) for r in comparison.omnibus]))
+    if comparison.format:
+        out.append(("Format diagnostic", FORMAT_COLUMNS, [format_cells(r) for r in comparison.format]))
     return out
+
+
+def format_cells(row: FormatRow) -> dict[str, str]:
+    """One line of the format diagnostic: the strict extractor's no-answer share and the share of
+    zero-scored answers naming the gold (each with its p against the control), the effect under
+    strict and under flexible, and the flag with its reasons."""
+    return {
+        "model": row.model, "task": row.task,
+        "condition": row.condition + (f" {FORMAT_MARK}" if row.flagged else "") + (" (control)" if row.is_control and row.condition != "control" else ""),
+        "responses": str(row.responses),
+        "unparseable": fmt_number(_pct(row.unparseable), 1),
+        "unparseable_p": fmt_p(row.unparseable_p),
+        "gold_in_zero": f"{fmt_number(_pct(row.gold_in_zero), 1)} of {row.zero_scored}",
+        "gold_in_zero_p": fmt_p(row.gold_in_zero_p),
+        "strict": fmt_interval(row.strict_delta, row.strict_low, row.strict_high),
+        "strict_p": fmt_p(row.strict_p),
+        "flexible": fmt_interval(row.flexible_delta, row.flexible_low, row.flexible_high),
+        "flexible_p": fmt_p(row.flexible_p),
+        "flag": row.reasons.replace(",", ", ") if row.flagged else "",
+        "mark": "",
+    }
+
+
+FORMAT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("model", "Model"), ("task", "Task"), ("condition", "Condition"), ("responses", "Responses"), ("unparseable", "No answer (strict) %"),
+    ("unparseable_p", "p"), ("gold_in_zero", "Gold in 0s %"), ("gold_in_zero_p", "p"), ("strict", "Δ strict [CI]"), ("strict_p", "p"),
+    ("flexible", "Δ flexible [CI]"), ("flexible_p", "p"), ("flag", "Format flag"),
+)
 
 
 def notes(comparison: Comparison) -> list[str]:
@@ -158,6 +192,12 @@ def notes(comparison: Comparison) -> list[str]:
         f"{FAMILY_LABELS[comparison.family]}; * p adj. < 0.05, ** < 0.01, *** < 0.001.",
         *[note[0].upper() + note[1:] + "." for note in comparison.notes],
     ]
+    if comparison.format:
+        out.append(
+            "Format diagnostic: No answer (strict): share of responses the strict extractor finds no answer in; Gold in 0s: share of "
+            f"the responses scored 0 under the {comparison.format[0].extractor} extractor that name a gold answer; p: paired test of "
+            "each against the control; Δ strict / Δ flexible: the effect under each extractor."
+        )
     if comparison.pooled:
         out.append(
             "Across tasks: random-effects pooled Δ (Paule-Mandel τ²), mean and max of the per-task relative gains, and a GEE model "
@@ -171,7 +211,7 @@ def notes(comparison: Comparison) -> list[str]:
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
     "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-    "Δ": r"$\Delta$", "τ": r"$\tau$", "²": r"\textsuperscript{2}", "–": "--", GOLD_MARK: r"\dag{}",
+    "Δ": r"$\Delta$", "τ": r"$\tau$", "²": r"\textsuperscript{2}", "–": "--", GOLD_MARK: r"\dag{}", FORMAT_MARK: r"\ddag{}",
 }
 
 
@@ -248,8 +288,14 @@ def _latex_table(columns: Sequence[tuple[str, str]], rows: list[dict[str, str]],
 
 
 def to_csv(comparison: Comparison, title: str = "") -> str:
-    """Every field of every row, one line per comparison (pooled effects are in `compare --json`)."""
-    rows = [r.to_dict() for r in comparison.rows]
+    """Every field of every row, one line per comparison (pooled effects are in `compare --json`),
+    with the row's format diagnostic as `format_*` columns."""
+    diagnostic = {(f.model, f.task, f.condition): f.to_dict() for f in comparison.format}
+    blank = {f"format_{k}": None for k in FormatRow.__dataclass_fields__ if k not in ("model", "task", "condition", "control")}
+    rows = [
+        {**r.to_dict(), **blank, **{f"format_{k}": v for k, v in diagnostic.get((r.model, r.task, r.condition), {}).items() if f"format_{k}" in blank}}
+        for r in comparison.rows
+    ] if comparison.format else [r.to_dict() for r in comparison.rows]
     buffer = io.StringIO()
     if rows:
         writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
