@@ -140,7 +140,7 @@ def test_markdown_and_csv_exports_escape_what_they_print(sim_log, tmp_path: Path
     assert run_cli("export", "--db", str(db), "--format", "markdown", "--out", str(md)).returncode == 0
     assert run_cli("export", "--db", str(db), "--format", "csv", "--out", str(table_csv)).returncode == 0
     tables = [block for block in md.read_text().split("\n\n") if block.startswith("|")]
-    assert len(tables) == 3  # per task, across tasks, all conditions at once
+    assert len(tables) == 4  # per task, across tasks, all conditions at once, format diagnostic
     for table in tables:
         cells_per_line = {len(re.split(r"(?<!\\)\|", line)) for line in table.splitlines()}
         assert len(cells_per_line) == 1, "a pipe in a name must not add a column"

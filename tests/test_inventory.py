@@ -94,10 +94,10 @@ def test_mpi_choice_refuses_text_without_one_option(text: str) -> None:
         PARSERS.get("mpi_choice")(text)
 
 
-def test_an_answer_without_an_option_is_an_error_row_not_a_score() -> None:
+def test_an_answer_without_an_option_is_no_answer_not_a_score() -> None:
     item = inventory_items("pers16")[0]
     score = _score("inventory/pers16", item, "As an AI, I do not have feelings.")
-    assert score.value is None and score.answer is None and "unparseable" in score.error
+    assert score.value is None and score.answer is None and score.error is None and score.status == "no_answer"
 
 
 def test_small_samples_cover_every_trait_and_extend_as_a_prefix() -> None:

@@ -52,8 +52,8 @@ def test_a_study_mixing_ii_bbh_math_and_inventory_runs_on_the_embedded_model(tmp
     # Parsing reaches the answer in real output: numbers for the word problems, a named choice for sports.
     assert all(answer.lstrip("-").replace(".", "").isdigit() for answer, *_ in by_task["math/word_problems"])
     assert any(answer in ("plausible", "implausible") for answer, *_ in by_task["bbh/sports_understanding"])
-    # an inventory answer is scored on [0, 1] (its keyed level) or is unreadable: an error row
-    assert all((status == "ok" and 0.0 <= score <= 1.0) or status == "error" for _, score, status in by_task["inventory/pers16"])
+    # an inventory answer is scored on [0, 1] (its keyed level) or names no option: no answer (or an error row)
+    assert all((status == "ok" and 0.0 <= score <= 1.0) or (status in ("no_answer", "error") and score is None) for _, score, status in by_task["inventory/pers16"])
     # EP02 follows the inventory's instruction, as on any task
     user = json.loads(con.execute("SELECT messages_json FROM trials WHERE task = 'inventory/pers16' AND condition = 'EP02' LIMIT 1").fetchone()[0])[-1]["content"]
     assert user.startswith('Question:\nGiven a statement of you: "You ') and "describes you. This is very important to my career.\nOptions:" in user

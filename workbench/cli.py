@@ -85,16 +85,27 @@ def run(
         runner = Runner(resolved, db, fresh=fresh, use_cache=not no_cache, log=lambda m: err.print(m, highlight=False), progress=progress)
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
             summary = asyncio.run(runner.run())
+    from .policies import Unscored
+    from .stats.extractor_view import own_extractor
+    from .stats.format_check import format_diagnostic, read_format
+
+    spec = resolved.spec
     con = connect_reader(db)
     try:
         frame = trial_frame(con, summary.run_id)
-        per_task = task_scores(con, summary.run_id, resolved.spec.errors)
+        per_task = task_scores(con, summary.run_id, spec.errors, spec.no_answer)
         reports = run_reports(con, summary.run_id, resolved.control_name)  # e.g. traits, perspectives
-        cost_list, curve = gain_and_cost(con, summary.run_id, resolved.spec.errors)
+        cost_list, curve = gain_and_cost(con, summary.run_id, spec.errors, spec.no_answer)
+        extractor = own_extractor(con, summary.run_id)
+        format_rows = format_diagnostic(
+            read_format(con, summary.run_id, extractor), resolved.control_name, extractor, errors=spec.errors, no_answer=spec.no_answer,
+            order=list(resolved.conditions), task_order=list(resolved.tasks),
+        )
     finally:
         con.close()
     costs = by_condition(cost_list)
-    rows = condition_table(frame, resolved.control_name, resolved.spec.errors, order=list(resolved.conditions))
+    rows = condition_table(frame, resolved.control_name, spec.errors, order=list(resolved.conditions), no_answer=spec.no_answer)
+    flagged = _flagged_conditions(format_rows, single_task=len(resolved.tasks) == 1)
     loops = {c.condition for c in costs.values() if c.mean_rounds is not None}
     if as_json:
         payload: dict[str, Any] = {
@@ -103,23 +114,31 @@ def run(
             "trials_planned": summary.trials_planned,
             "trials_done": summary.trials_done,
             "errors": summary.errors,
+            "no_answer": summary.no_answer,
+            "extractor": extractor,
             "model_calls": summary.model_calls,
             "cache_hits": summary.cache_hits,
             "interrupted": summary.interrupted,
             "warnings": resolved.warnings,
             "conditions": [
-                {"name": r.condition, **{k: v for k, v in r.to_dict().items() if k != "condition"}, **_loop_columns(costs.get((r.model, r.condition)))}
+                {
+                    "name": r.condition, **{k: v for k, v in r.to_dict().items() if k != "condition"},
+                    **_loop_columns(costs.get((r.model, r.condition))), "format_flag": (r.model, r.condition) in flagged,
+                }
                 for r in rows
             ],
             "tasks": per_task,
             **reports,
             "rounds": [p.to_dict() for p in curve if p.condition in loops],
+            "format": [f.to_dict(json_safe=True) for f in format_rows],
         }
         out.print_json(json.dumps(payload))
     else:
-        _print_condition_table(summary, rows, resolved.control_name, resolved.spec.errors, costs)
+        _print_condition_table(summary, rows, resolved.control_name, Unscored(spec.errors, spec.no_answer), costs, flagged, extractor)
         if len(resolved.tasks) > 1:
             _print_task_table(per_task)
+        if flagged:
+            _print_format_table(_wide_console(), [f for f in format_rows if f.is_control or f.flagged or (f.model, f.condition) in flagged])
         for name, report in reports.items():
             _print_report(name, report)
         if loops:
@@ -225,22 +244,32 @@ def _loop_columns(cost: Any) -> dict[str, Any]:
     return {"mean_rounds": cost.mean_rounds, "consumes_gold": cost.consumes_gold, "mean_tokens": cost.mean_tokens}
 
 
-def _print_condition_table(summary: Any, rows: list[Any], control: str, errors: str, costs: dict[Any, Any]) -> None:
+def _flagged_conditions(format_rows: list[Any], single_task: bool) -> set[tuple[str, str]]:
+    """(model, condition) pairs the format diagnostic flags over the run's tasks (the `all` row, or the one task's)."""
+    return {(f.model, f.condition) for f in format_rows if f.flagged and (single_task or f.task == "all")}
+
+
+def _print_condition_table(summary: Any, rows: list[Any], control: str, policy: Any, costs: dict[Any, Any], flagged: set[tuple[str, str]], extractor: str | None) -> None:
+    from .stats.format_check import FORMAT_MARK
+
     tests = ", ".join(sorted({r.test for r in rows if r.test})) or "none"
     gold_note = "; GOLD: the condition's loop read gold labels (oracle verifier), an upper bound" if any(c.consumes_gold for c in costs.values()) else ""
-    table = Table(title=f"run {summary.run_id}", caption=f"errors count as {'wrong' if errors == 'wrong' else 'excluded'}; p vs {control}: {tests}{gold_note}")
-    for column in ("model", "condition", "n", "errors", "accuracy", f"Δ vs {control}", "p", "rounds", "tokens"):
+    format_note = f"; {FORMAT_MARK}: the effect may be one of answer format (format diagnostic below)" if flagged else ""
+    title = f"run {summary.run_id}" + (f" · extractor {extractor}" if extractor else "")
+    table = Table(title=title, caption=f"{policy.note()}; p vs {control}: {tests}{gold_note}{format_note}")
+    for column in ("model", "condition", "n", "errors", "no answer", "accuracy", f"Δ vs {control}", "p", "rounds", "tokens"):
         table.add_column(column, justify="left" if column in ("model", "condition") else "right")
     for r in rows:
         loop = _loop_columns(costs.get((r.model, r.condition)))
+        mark = (" GOLD" if loop["consumes_gold"] else "") + (f" {FORMAT_MARK}" if (r.model, r.condition) in flagged else "")
         table.add_row(
-            r.model, r.condition + (" GOLD" if loop["consumes_gold"] else ""), str(r.n), str(r.errors), f"{r.accuracy:.3f}",
+            r.model, r.condition + mark, str(r.n), str(r.errors), str(r.no_answer), f"{r.accuracy:.3f}",
             "" if r.delta is None else f"{r.delta:+.3f}", "" if r.p_value is None else f"{r.p_value:.4f}",
             "" if loop["mean_rounds"] is None else f"{loop['mean_rounds']:.2f}", "" if loop["mean_tokens"] is None else f"{loop['mean_tokens']:.0f}",
         )
-    out.print(table)
+    _wide_console().print(table)
     out.print(
-        f"trials {summary.trials_done}/{summary.trials_planned}, errors {summary.errors}, "
+        f"trials {summary.trials_done}/{summary.trials_planned}, errors {summary.errors}, no answer {summary.no_answer}, "
         f"model calls {summary.model_calls}, cache hits {summary.cache_hits}; log: {summary.db_path}",
         highlight=False,
     )
@@ -264,13 +293,13 @@ def _print_round_table(points: list[Any]) -> None:
 def _print_task_table(rows: list[dict[str, Any]]) -> None:
     gold = "; GOLD: read gold labels (oracle verifier), an upper bound" if any(r["consumes_gold"] for r in rows) else ""
     table = Table(title="per task", caption=f"normalized: BIG-bench's preferred score, 0 at chance, 100 at the maximum{gold}")
-    for column in ("model", "condition", "task", "n", "errors", "score", "normalized"):
+    for column in ("model", "condition", "task", "n", "errors", "no answer", "score", "normalized"):
         table.add_column(column, justify="left" if column in ("model", "condition", "task") else "right")
     for r in rows:
         normalized = "" if r["normalized"] is None else f"{r['normalized']:.1f}"
         name = r["condition"] + (" GOLD" if r["consumes_gold"] else "")
-        table.add_row(r["model"], name, r["task"], str(r["n"]), str(r["errors"]), f"{r['score'] or 0.0:.3f}", normalized)
-    out.print(table)
+        table.add_row(r["model"], name, r["task"], str(r["n"]), str(r["errors"]), str(r["no_answer"]), f"{r['score'] or 0.0:.3f}", normalized)
+    _wide_console().print(table)
 
 
 def _print_report(name: str, rows: list[dict[str, Any]], console: Console | None = None) -> None:
@@ -297,6 +326,7 @@ def runs_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
         "SELECT r.run_id, r.name, r.created_at, r.trials_planned, "
         "(SELECT count(*) FROM trials t WHERE t.run_id = r.run_id) AS trials_done, "
         "(SELECT count(*) FROM trials t WHERE t.run_id = r.run_id AND t.status = 'error') AS errors, "
+        "(SELECT count(*) FROM trials t WHERE t.run_id = r.run_id AND t.status = 'no_answer') AS no_answer, "
         "(SELECT e.event FROM run_events e WHERE e.run_id = r.run_id ORDER BY e.event_at DESC LIMIT 1) AS status "
         "FROM runs r ORDER BY r.created_at",
     )
@@ -304,10 +334,10 @@ def runs_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
         out.print_json(json.dumps(rows, default=str))
         return
     table = Table(title=str(db))
-    for column in ("run_id", "name", "created_at", "trials", "errors", "status"):
+    for column in ("run_id", "name", "created_at", "trials", "errors", "no answer", "status"):
         table.add_column(column, no_wrap=column in ("run_id", "created_at"))
     for r in rows:
-        table.add_row(r["run_id"], r["name"], str(r["created_at"])[:19], f"{r['trials_done']}/{r['trials_planned']}", str(r["errors"]), r["status"] or "")
+        table.add_row(r["run_id"], r["name"], str(r["created_at"])[:19], f"{r['trials_done']}/{r['trials_planned']}", str(r["errors"]), str(r["no_answer"]), r["status"] or "")
     out.print(table)
 
 
@@ -319,9 +349,14 @@ ConditionsOption = Annotated[Optional[str], typer.Option("--conditions", help="C
 ControlOption = Annotated[Optional[str], typer.Option("--control", help="The condition to compare with (default: the study's control).")]
 ErrorsOption = Annotated[Optional[str], typer.Option("--errors", help="Override the study's choice: wrong or exclude.")]
 LevelOption = Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")]
+NoAnswerOption = Annotated[Optional[str], typer.Option("--no-answer", help="Override the study's choice for trials with no answer: wrong or exclude.")]
+ExtractorOption = Annotated[Optional[str], typer.Option("--extractor", help="Use this extractor's scores (default: the run's own; see `workbench rescore`).")]
 
 
-def _comparison(db: Path, run: str | None, adjust: str, family: str, test: str, conditions: str | None, control: str | None, errors: str | None, level: float) -> tuple[Any, Any]:
+def _comparison(
+    db: Path, run: str | None, adjust: str, family: str, test: str, conditions: str | None, control: str | None, errors: str | None, level: float,
+    no_answer: str | None = None, extractor: str | None = None,
+) -> tuple[Any, Any]:
     """The run and its comparison table; bad options fail with exit code 2 before anything is written."""
     from .stats import compare, load_run
     from .stats.multiplicity import METHODS as ADJUST_METHODS
@@ -330,13 +365,15 @@ def _comparison(db: Path, run: str | None, adjust: str, family: str, test: str, 
     choices = {"--adjust": (adjust, tuple(ADJUST_METHODS)), "--family": (family, tuple(FAMILIES)), "--test": (test, TEST_NAMES)}
     if errors is not None:
         choices["--errors"] = (errors, ERROR_POLICIES)
+    if no_answer is not None:
+        choices["--no-answer"] = (no_answer, ERROR_POLICIES)
     for option, (value, allowed) in choices.items():
         if value not in allowed:
             _fail(f"{option}: {value!r} is not allowed (allowed: {', '.join(allowed)})")
     if not 0.5 <= level < 1.0:
         _fail(f"--level: {level} is not allowed (allowed: 0.5 to below 1, e.g. 0.95)")
 
-    data = load_run(db, run)
+    data = load_run(db, run, extractor)
     if data.frame.empty:
         _fail(f"{db}: run {data.run_id} has no trials yet")
     chosen = control or data.control
@@ -347,10 +384,28 @@ def _comparison(db: Path, run: str | None, adjust: str, family: str, test: str, 
         result = compare(
             data.frame, chosen, errors=errors or data.errors, adjust=adjust, family=family, level=level, test=test,
             conditions=wanted, order=data.conditions, task_order=data.tasks, repeats=data.repeats, planned=data.trials_planned,
+            no_answer=no_answer or data.no_answer, extractor=data.extractor,
         )
     except ValueError as exc:
         _fail(str(exc))
-    return data, result
+    return data, _with_format(db, data, result, wanted)
+
+
+def _with_format(db: Path, data: Any, result: Any, wanted: list[str] | None) -> Any:
+    """The comparison with the format diagnostic of its conditions (workbench.stats.format_check)."""
+    from .stats.format_check import format_diagnostic, read_format, with_format
+    from .store import connect_reader
+
+    con = connect_reader(db)
+    try:
+        scores = read_format(con, data.run_id, data.extractor)
+    finally:
+        con.close()
+    rows = format_diagnostic(
+        scores, result.control, data.extractor, errors=result.errors_policy, no_answer=result.no_answer_policy, level=result.level,
+        conditions=wanted, order=data.conditions, task_order=data.tasks,
+    )
+    return with_format(result, rows)
 
 
 @app.command()
@@ -365,11 +420,13 @@ def compare(
     control: ControlOption = None,
     errors: ErrorsOption = None,
     level: LevelOption = 0.95,
+    no_answer: NoAnswerOption = None,
+    extractor: ExtractorOption = None,
 ) -> None:
     """The comparison table of a run: each condition against the control, per task and across tasks."""
-    data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level)
+    data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level, no_answer, extractor)
     _warn_partial(result, data.run_id)
-    costs, curve = _read_gain_and_cost(db, data.run_id, errors or data.errors)
+    costs, curve = _read_gain_and_cost(db, data.run_id, result.errors_policy, result.no_answer_policy, extractor)
     reports = _read_reports(db, data.run_id, control or data.control)  # e.g. traits, sac_induced, as `run` shows them
     loops = {(c.model, c.condition) for c in costs if c.mean_rounds is not None}
     curve = [p for p in curve if (p.model, p.condition) in loops]
@@ -378,12 +435,13 @@ def compare(
         out.print_json(json.dumps({**payload, "costs": [c.to_dict() for c in costs], "rounds": [p.to_dict() for p in curve], **reports}))
         return
     from .export import COLUMNS, OMNIBUS_COLUMNS, POOLED_COLUMNS, notes, omnibus_cells, pooled_cells, row_cells, with_relative_header
+    from .stats.format_check import FORMAT_MARK
 
     # The terminal gets the main columns (the model in the title when there is one); --json and
     # export carry every effect size. Piped output is not squeezed into 80 columns.
     models = sorted({r.model for r in result.rows})
-    shown = {"task", "condition", "n", "errors", "accuracy", "delta", "relative", "p", "p_adjusted"} | ({"model"} if len(models) > 1 else set())
-    title = f"run {data.run_id}" + (f" · {models[0]}" if len(models) == 1 else "") + _partial_label(result)
+    shown = {"task", "condition", "n", "errors", "no_answer", "accuracy", "delta", "relative", "p", "p_adjusted"} | ({"model"} if len(models) > 1 else set())
+    title = f"run {data.run_id}" + (f" · {models[0]}" if len(models) == 1 else "") + (f" · extractor {result.extractor}" if result.extractor else "") + _partial_label(result)
     console = _wide_console()
     _print_cells(console, title, [c for c in with_relative_header(COLUMNS, result.rows) if c[0] in shown], [row_cells(r) for r in result.rows])
     across = {"condition", "tasks", "pooled", "i2", "p_adjusted", "relative", "gee"} | ({"model"} if len(models) > 1 else set())
@@ -392,6 +450,8 @@ def compare(
         _print_cells(console, "across tasks" + _partial_label(result), columns, [pooled_cells(r) for r in result.pooled])
     if result.omnibus:
         _print_cells(console, "all conditions at once", [c for c in OMNIBUS_COLUMNS if c[0] != "model" or len(models) > 1], [omnibus_cells(r) for r in result.omnibus])
+    if result.format:
+        _print_format_table(console, result.format, f"format diagnostic ({FORMAT_MARK}: the effect may be one of answer format)")
     for line in notes(result, shown | (across if result.pooled else set())):
         console.print(line, highlight=False)
     _print_cost_table(costs)
@@ -427,29 +487,38 @@ def _warn_partial(result: Any, run_id: str) -> None:
         )
 
 
-def _read_gain_and_cost(db: Path, run_id: str, errors: str) -> tuple[list[Any], list[Any]]:
+def _read_gain_and_cost(db: Path, run_id: str, errors: str, no_answer: str, extractor: str | None) -> tuple[list[Any], list[Any]]:
     """Per condition: accuracy against rounds, calls and tokens spent; per round of a loop: the curve."""
     from .rounds import gain_and_cost
+    from .stats.extractor_view import use_extractor
     from .store import connect_reader
 
     con = connect_reader(db)
     try:
-        return gain_and_cost(con, run_id, errors)
+        use_extractor(con, run_id, extractor)
+        return gain_and_cost(con, run_id, errors, no_answer)
     finally:
         con.close()
 
 
+def _print_format_table(console: Console, rows: list[Any], title: str = "format diagnostic") -> None:
+    from .export import FORMAT_COLUMNS, format_cells
+
+    shown = [c for c in FORMAT_COLUMNS if c[0] != "model" or len({r.model for r in rows}) > 1]
+    _print_cells(console, title, shown, [format_cells(r) for r in rows])
+
+
 def _print_cost_table(costs: list[Any]) -> None:
     table = Table(title="gain against cost", caption="per trial: feedback rounds used, model calls, prompt + completion tokens; GOLD: read gold labels (oracle)")
-    for column in ("model", "condition", "n", "accuracy", "rounds", "calls", "tokens", "tokens/correct"):
+    for column in ("model", "condition", "n", "no answer", "accuracy", "rounds", "calls", "tokens", "tokens/correct"):
         table.add_column(column, justify="left" if column in ("model", "condition") else "right")
     for c in costs:
         table.add_row(
-            c.model, c.condition + (" GOLD" if c.consumes_gold else ""), str(c.n), f"{c.accuracy:.3f}",
+            c.model, c.condition + (" GOLD" if c.consumes_gold else ""), str(c.n), str(c.no_answer), f"{c.accuracy:.3f}",
             "" if c.mean_rounds is None else f"{c.mean_rounds:.2f}", f"{c.mean_calls:.2f}", f"{c.mean_tokens:.0f}",
             "" if c.tokens_per_correct is None else f"{c.tokens_per_correct:.0f}",
         )
-    out.print(table)
+    _wide_console().print(table)
 
 
 def _print_cells(console: Console, title: str, columns: list[tuple[str, str]], rows: list[dict[str, str]]) -> None:
@@ -480,6 +549,8 @@ def export(
     control: ControlOption = None,
     errors: ErrorsOption = None,
     level: LevelOption = 0.95,
+    no_answer: NoAnswerOption = None,
+    extractor: ExtractorOption = None,
 ) -> None:
     """Write the comparison table (LaTeX, Markdown, CSV, Parquet; to a file or stdout), the
     per-trial data, figures (PDF and PNG), and a references.bib beside them."""
@@ -494,7 +565,7 @@ def export(
     request = resolve(layout, format, out_file, trials, figures, bib=not no_bib)
     check_bib_paths(request.bib_paths())
     needs_comparison = request.table is not None or request.figures is not None
-    data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level) if needs_comparison else (load_run(db, run), None)
+    data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level, no_answer, extractor) if needs_comparison else (load_run(db, run), None)
     if result is not None:
         _warn_partial(result, data.run_id)
     provenance = run_provenance(db, data.run_id)
@@ -523,6 +594,77 @@ def export(
     listing = err if request.to_stdout else out  # stdout carries the table itself
     for path in written:
         listing.print(str(path), highlight=False)
+
+
+@app.command()
+def rescore(
+    run: Annotated[str, typer.Argument(help="The run id (see `workbench runs list`).")],
+    extractor: Annotated[str, typer.Option("--extractor", help="The answer extractor to score the stored responses with, e.g. strict or flexible.")],
+    db: DbOption = DEFAULT_DB,
+    as_json: JsonOption = False,
+) -> None:
+    """Score a logged run again with another extractor, from its stored responses (no model call)."""
+    from .rescore import rescore as rescore_run
+
+    summary = rescore_run(db, run, extractor)
+    if as_json:
+        out.print_json(json.dumps(summary.to_dict()))
+        return
+    out.print(
+        f"run {summary.run_id}, extractor {summary.extractor}: {summary.scored} trials scored now ({summary.no_answer} with no answer, "
+        f"{summary.errors} errors), {summary.already} already scored, {summary.not_extracted} graded without an extractor; "
+        f"model calls 0. Read them with `workbench compare --run {summary.run_id} --extractor {summary.extractor}`.",
+        highlight=False,
+    )
+
+
+@app.command()
+def trials(
+    run: Annotated[Optional[str], typer.Argument(help="The run id (default: the latest run in the log).")] = None,
+    db: DbOption = DEFAULT_DB,
+    condition: Annotated[Optional[str], typer.Option("--condition", help="Only this condition (with --changed: paired with the control).")] = None,
+    task: Annotated[Optional[str], typer.Option("--task", help="Only this task.")] = None,
+    changed: Annotated[bool, typer.Option("--changed", help="The pairs whose outcome differs from the control's, side by side (the discordant pairs).")] = False,
+    score: Annotated[Optional[int], typer.Option("--score", min=0, max=1, help="1: correct outcomes only; 0: the others (wrong, no answer, errors).")] = None,
+    status: Annotated[Optional[str], typer.Option("--status", help="Only this status: ok, no_answer or error.")] = None,
+    extractor: ExtractorOption = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most this many trials (or pairs).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show trials: the prompt, the response, the extracted answer, the gold and the score."""
+    from .extract import ERROR, NO_ANSWER, OK
+    from .trial_view import trial_listing
+
+    statuses = (OK, NO_ANSWER, ERROR)
+    if status is not None and status not in statuses:
+        _fail(f"--status: {status!r} is not allowed (allowed: {', '.join(statuses)})")
+    listing = trial_listing(db, run, condition=condition, task=task, changed=changed, score=score, status=status, extractor=extractor, limit=limit)
+    if as_json:
+        out.print_json(json.dumps(listing.to_dict()))
+        return
+    _print_trials(listing)
+
+
+def _print_trials(listing: Any) -> None:
+    """Each trial, or each discordant pair side by side; all model and user text escaped."""
+    from .trial_view import visible
+
+    fields = (("prompt", lambda v: v.prompt), ("response", lambda v: v.response), ("answer", lambda v: v.answer),
+              ("gold", lambda v: " | ".join(v.gold)), ("score", lambda v: f"{'' if v.score is None else f'{v.score:g}'} ({v.status})"),
+              ("rule", lambda v: v.rule or ""))
+    views = [(t,) for t in listing.trials] if not listing.changed else listing.pairs
+    for group in views:
+        head = group[-1]
+        table = Table(title=Text(visible(f"{head.task} · {head.item_id} · repeat {head.repeat} · {head.model}")), show_lines=True)
+        table.add_column("")
+        for view in group:
+            table.add_column(Text(visible(view.condition + (" (control)" if view.condition == listing.control else ""))), overflow="fold")
+        for name, get in fields:
+            table.add_row(name, *[Text(visible(get(view))) for view in group])
+        out.print(table)
+    shown = len(listing.pairs) if listing.changed else len(listing.trials)
+    what = "pairs whose outcome differs from the control's" if listing.changed else "trials"
+    out.print(f"{shown} {what}; run {listing.run_id}, extractor {listing.extractor or 'none (judge-graded)'}", highlight=False)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import gold
+from .extract import ERROR
 from .messages import Messages, to_dicts
 from .providers import ModelRequest, TrialContext
 from .providers.redact import redact
@@ -33,8 +34,9 @@ def call_for(trial: Trial, model: ModelSpec, messages: Messages, purpose: str, i
 
 
 def status(solution: Solution, scored: Score) -> str:
-    """An errored trial: no final answer, or one its scorer could not score."""
-    return "ok" if solution.text is not None and scored.error is None else "error"
+    """error: no final answer, or one its scorer could not score; else the scorer's status
+    (ok, or no_answer: the response holds no answer of the task's type)."""
+    return ERROR if solution.text is None or scored.error is not None else scored.status
 
 
 async def solve_and_score(trial: Trial, door: Callable[[ModelSpec], Generate], judge: ModelSpec | None) -> tuple[Solution, Score]:
@@ -45,5 +47,5 @@ async def solve_and_score(trial: Trial, door: Callable[[ModelSpec], Generate], j
     if solution.text is None:
         return solution, Score(answer=None, value=None)
     with gold.access("scoring"):
-        case = ScoreCase(trial.task, trial.item, solution.text, trial.seed, door(judge) if judge else None, judge.id if judge else None)
+        case = ScoreCase(trial.task, trial.item, solution.text, trial.seed, door(judge) if judge else None, judge.id if judge else None, trial.extractor)
         return solution, await score_trial(case)  # a judge's calls are the trial's calls too

@@ -82,11 +82,20 @@ class Scored:
 
 
 def score_text(task: TaskSpec, item: TaskItem, text: str, extractor: str = DEFAULT_EXTRACTOR) -> Scored:
-    """Extract the answer from raw text with the named extractor, then score it with the task's metric."""
-    found = EXTRACTORS.get(extractor)(task, item, text)
-    if found.answer is None:
-        return Scored(answer=None, value=None, status=NO_ANSWER, rule=found.rule)
-    return Scored(answer=found.answer, value=task.score_answer(found.answer, item), status=OK, rule=found.rule)
+    """Extract the answer from raw text with the named extractor, then score it with the task's metric.
+
+    No answer of the task's type is NO_ANSWER, never a score: an extractor that finds none, an
+    empty answer, or a parser or metric that raises Unparseable (an inventory answer naming no
+    single option, say)."""
+    from .scorers import Unparseable  # scorers imports this module
+
+    try:
+        found = EXTRACTORS.get(extractor)(task, item, text)
+        if found.answer is None or not found.answer.strip():
+            return Scored(answer=None, value=None, status=NO_ANSWER, rule=found.rule)
+        return Scored(answer=found.answer, value=task.score_answer(found.answer, item), status=OK, rule=found.rule)
+    except Unparseable:
+        return Scored(answer=None, value=None, status=NO_ANSWER, rule="unparseable")
 
 
 def mentions_gold(task: TaskSpec, item: TaskItem, text: str) -> bool:

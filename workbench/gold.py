@@ -101,12 +101,19 @@ class Verdict:
 Verifier = Callable[[str], Verdict]
 
 
-def oracle(task: TaskSpec, item: TaskItem) -> Verifier:
-    """The task's scorer on the gold answer, as a callable that reveals only the verdict."""
+def oracle(task: TaskSpec, item: TaskItem, extractor: str | None = None) -> Verifier:
+    """The task's scorer on the gold answer, as a callable that reveals only the verdict. With an
+    extractor it reads each answer as final scoring will (no answer: incorrect, score 0)."""
 
     def verify(text: str) -> Verdict:
         with access("scoring"):
-            answer, score = task.score(text, item)
+            if extractor is None:
+                answer, score = task.score(text, item)
+            else:
+                from .extract import score_text
+
+                scored = score_text(task, item, text, extractor)
+                answer, score = scored.answer or "", scored.value or 0.0
         return Verdict(correct=is_correct(score), score=score, answer=answer)
 
     return verify

@@ -24,10 +24,19 @@ class Report:
 REPORTS: Registry[Report] = Registry("report")
 
 
+def _study_setting(con: Any, run_id: str, key: str, default: str) -> str:
+    found = con.execute("SELECT spec_json FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    return json.loads(found[0]).get(key, default) if found and found[0] else default
+
+
 def errors_policy(con: Any, run_id: str) -> str:
     """The run's study setting for errored trials ("wrong" or "exclude"), as its log records it."""
-    found = con.execute("SELECT spec_json FROM runs WHERE run_id = ?", [run_id]).fetchone()
-    return json.loads(found[0]).get("errors", "wrong") if found and found[0] else "wrong"
+    return _study_setting(con, run_id, "errors", "wrong")
+
+
+def no_answer_policy(con: Any, run_id: str) -> str:
+    """The run's study setting for trials with no answer of the task's type ("wrong" or "exclude")."""
+    return _study_setting(con, run_id, "no_answer", "wrong")
 
 
 def run_reports(con: Any, run_id: str, control: str) -> dict[str, list[dict[str, Any]]]:

@@ -17,6 +17,8 @@ upper bound that needs the answer key, not a method one can deploy as is.
 
 Errored trials stay in the denominator as wrong (errors="wrong", the default; rounds after the
 failure count as wrong) or are left out (errors="exclude"); either way `errors` counts them.
+Trials with no answer of the task's type follow their own policy (no_answer) and are counted
+apart (`no_answer`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from typing import Any
 
 import pandas as pd
 
+from .extract import NO_ANSWER
+from .policies import Unscored
 from .records import Record
 from .scoring import is_correct
 
@@ -61,9 +65,10 @@ class ConditionCost(Record):
     mean_tokens: float
     tokens_per_correct: float | None
     consumes_gold: bool
+    no_answer: int = 0  # trials whose final response held no answer of the task's type
 
 
-def _frames(con: Any, run_id: str, errors: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _frames(con: Any, run_id: str, errors: str, no_answer: str = "wrong") -> tuple[pd.DataFrame, pd.DataFrame]:
     trials = con.execute(
         "SELECT trial_id, model, condition, status, score, n_calls, prompt_tokens, completion_tokens, "
         "coalesce(consumes_gold, false) AS consumes_gold, details_json FROM trials WHERE run_id = ?",
@@ -75,9 +80,9 @@ def _frames(con: Any, run_id: str, errors: str) -> tuple[pd.DataFrame, pd.DataFr
         [run_id, run_id],
     ).df().drop_duplicates(["trial_id", "round"])
     trials["is_error"] = trials["status"] == "error"
-    if errors == "exclude":
-        keep = ~trials["is_error"]
-        rounds = rounds[rounds["trial_id"].isin(trials.loc[keep, "trial_id"])]
+    trials["is_no_answer"] = trials["status"] == NO_ANSWER
+    trials["excluded"] = Unscored(errors, no_answer).excluded(trials["status"])
+    rounds = rounds[rounds["trial_id"].isin(trials.loc[~trials["excluded"], "trial_id"])]
     trials["correct"] = is_correct(trials["score"].fillna(0.0)).astype(float)
     details = [_details(d) for d in trials["details_json"]]
     trials["budget"] = [int(d["rounds_budget"]) if d.get("rounds_budget") is not None else None for d in details]
@@ -98,22 +103,22 @@ def _mean(series: pd.Series) -> float:
     return 0.0 if math.isnan(value) else value
 
 
-def gain_and_cost(con: Any, run_id: str, errors: str = "wrong") -> tuple[list[ConditionCost], list[RoundPoint]]:
+def gain_and_cost(con: Any, run_id: str, errors: str = "wrong", no_answer: str = "wrong") -> tuple[list[ConditionCost], list[RoundPoint]]:
     """condition_costs and round_curve from one read of the log."""
-    trials, rounds = _frames(con, run_id, errors)
-    return _costs(trials, rounds, errors), _curve(trials, rounds, errors)
+    trials, rounds = _frames(con, run_id, errors, no_answer)
+    return _costs(trials, rounds), _curve(trials, rounds)
 
 
-def round_curve(con: Any, run_id: str, errors: str = "wrong") -> list[RoundPoint]:
+def round_curve(con: Any, run_id: str, errors: str = "wrong", no_answer: str = "wrong") -> list[RoundPoint]:
     """Per model, condition and round: accuracy of the held answer, pass@t and tokens through t."""
-    return _curve(*_frames(con, run_id, errors), errors)
+    return _curve(*_frames(con, run_id, errors, no_answer))
 
 
-def _curve(trials: pd.DataFrame, rounds: pd.DataFrame, errors: str) -> list[RoundPoint]:
+def _curve(trials: pd.DataFrame, rounds: pd.DataFrame) -> list[RoundPoint]:
     points: list[RoundPoint] = []
     for (model, condition), group in trials.groupby(["model", "condition"], sort=False):
         mine = rounds[rounds["trial_id"].isin(group["trial_id"])]
-        counted = group[~group["is_error"]] if errors == "exclude" else group
+        counted = group[~group["excluded"]]
         if mine.empty:  # a single answer: one point at round 0
             tokens = (counted["prompt_tokens"] + counted["completion_tokens"]).astype(float)
             points.append(_point(model, condition, 0, group, counted["correct"], counted["correct"], tokens))
@@ -160,16 +165,16 @@ def _point(model: str, condition: str, t: int | None, group: pd.DataFrame, right
     )
 
 
-def condition_costs(con: Any, run_id: str, errors: str = "wrong") -> list[ConditionCost]:
+def condition_costs(con: Any, run_id: str, errors: str = "wrong", no_answer: str = "wrong") -> list[ConditionCost]:
     """Per model and condition: final accuracy, rounds used, calls and tokens per trial."""
-    return _costs(*_frames(con, run_id, errors), errors)
+    return _costs(*_frames(con, run_id, errors, no_answer))
 
 
-def _costs(trials: pd.DataFrame, rounds: pd.DataFrame, errors: str) -> list[ConditionCost]:
+def _costs(trials: pd.DataFrame, rounds: pd.DataFrame) -> list[ConditionCost]:
     used = rounds.groupby("trial_id")["round"].max()
     out: list[ConditionCost] = []
     for (model, condition), group in trials.groupby(["model", "condition"], sort=False):
-        counted = group[~group["is_error"]] if errors == "exclude" else group
+        counted = group[~group["excluded"]]
         tokens = (counted["prompt_tokens"] + counted["completion_tokens"]).astype(float)
         in_loop = used.reindex(counted["trial_id"]).dropna()
         correct = float(counted["correct"].sum())
@@ -187,6 +192,7 @@ def _costs(trials: pd.DataFrame, rounds: pd.DataFrame, errors: str) -> list[Cond
                 mean_tokens=_mean(tokens),
                 tokens_per_correct=float(tokens.sum() / correct) if correct else None,
                 consumes_gold=bool(group["consumes_gold"].any()),
+                no_answer=int(group["is_no_answer"].sum()),
             )
         )
     return out

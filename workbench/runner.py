@@ -27,6 +27,8 @@ from .providers import ModelResponse, ProviderPool, SampleKeys, complete_with_re
 from .providers import open_pool
 from .cache import ResponseCache
 from .execute import call_for, request_params, solve_and_score, status
+from .extract import ERROR, NO_ANSWER
+from .score_log import item_json, logged_extractors, round_value, score_row
 from .solvers import Generate, Generation, RoundRecord
 from .store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
 from .study import ModelSpec, ResolvedStudy
@@ -46,6 +48,7 @@ class RunSummary:
     trials_done: int = 0
     trials_run_now: int = 0
     errors: int = 0
+    no_answer: int = 0  # trials whose response held no answer of the task's type
     model_calls: int = 0
     cache_hits: int = 0
     interrupted: bool = False
@@ -108,14 +111,14 @@ class Runner:
         models = list(self.study.spec.models)
         return models + [judge] if judge is not None and judge.id not in {m.id for m in models} else models
 
-    def _existing(self, trial_ids: set[str]) -> tuple[dict[str, bool], bool]:
-        """The run's trials already logged (id -> errored), whether the run is registered; fills the cache."""
+    def _existing(self, trial_ids: set[str]) -> tuple[dict[str, str], bool]:
+        """The run's trials already logged (id -> status), whether the run is registered; fills the cache."""
         if not log_exists(self.db_path):
             return {}, False
         con = connect_reader(self.db_path)
         try:
-            rows = con.execute("SELECT trial_id, status = 'error' FROM trials WHERE run_id = ?", [self.run_id]).fetchall()
-            done = {trial_id: bool(errored) for trial_id, errored in rows if trial_id in trial_ids}
+            rows = con.execute("SELECT trial_id, status FROM trials WHERE run_id = ?", [self.run_id]).fetchall()
+            done = {trial_id: status for trial_id, status in rows if trial_id in trial_ids}
             registered = bool(con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [self.run_id]).fetchone()[0])
             if self.use_cache:
                 models = [m.id for m in self._models()]
@@ -188,7 +191,9 @@ class Runner:
         done, registered = self._existing({t.trial_id for t in trials})
         pending = [t for t in trials if t.trial_id not in done]
         self.summary.trials_done = len(done)
-        self.summary.errors = sum(done.values())  # and the trials run now add theirs as they land
+        # and the trials run now add theirs as they land
+        self.summary.errors = sum(s == ERROR for s in done.values())
+        self.summary.no_answer = sum(s == NO_ANSWER for s in done.values())
         writer = SegmentWriter(self.db_path)
         log = _Log(writer)
         if not registered:
@@ -220,10 +225,13 @@ class Runner:
                 log.add("calls", call)
             for round_row in rows["rounds"]:
                 log.add("rounds", round_row)
+            for score_row in rows["scores"]:
+                log.add("scores", score_row)
             log.add("trials", rows["trial"])
             self.summary.trials_done += 1
             self.summary.trials_run_now += 1
-            self.summary.errors += rows["trial"]["status"] == "error"
+            self.summary.errors += rows["trial"]["status"] == ERROR
+            self.summary.no_answer += rows["trial"]["status"] == NO_ANSWER
             await log.maybe_flush()
             self.progress(self.summary.trials_done, len(trials))
 
@@ -315,11 +323,13 @@ class Runner:
         with gold.access("scoring"):  # after final scoring: the log records the gold and scores each round
             targets_json = json.dumps(list(trial.item.targets))
             rounds = [self._round_row(trial, record, calls) for record in solution.rounds]
+            scores = [score_row(trial.trial_id, trial.run_id, trial.task, trial.item, solution.text, name) for name in logged_extractors(trial.extractor)]
         answer, score = scored.answer, scored.value
         details = {**solution.details, **({"scoring": scored.details} if scored.details else {})}
         return {
             "calls": calls,
             "rounds": rounds,
+            "scores": scores,
             "trial": {
                 "trial_id": trial.trial_id,
                 "run_id": trial.run_id,
@@ -331,6 +341,7 @@ class Runner:
                 "task_json": json.dumps(trial.task.descriptor(), sort_keys=True),
                 "item_id": trial.item.id,
                 "item_input": trial.item.input,
+                "item_json": item_json(trial.item),
                 "targets_json": targets_json,
                 "repeat": trial.repeat,
                 "seed": trial.seed,
@@ -351,6 +362,7 @@ class Runner:
                 "started_at": started,
                 "finished_at": _now(),
                 "consumes_gold": trial.consumes_gold,
+                "extractor": trial.extractor,
             },
         }
 
@@ -358,7 +370,7 @@ class Runner:
     def _round_row(trial: Trial, record: RoundRecord, calls: list[dict[str, Any]]) -> dict[str, Any]:
         """A round as the `rounds` table logs it, its answer scored now (final scoring)."""
         own = [calls[i] for i in record.call_indices]
-        score = trial.task.score(record.text, trial.item)[1] if record.text is not None else None
+        score = round_value(trial.task, trial.item, record.text, trial.extractor) if record.text is not None else None
         return {
             "round_id": f"{trial.trial_id}:{record.round}",
             "trial_id": trial.trial_id,

@@ -6,8 +6,13 @@ metric over the stored text. A judge scorer is async and asks `case.judge`, a `g
 to the study's judge model: its calls pass through the runner's one door to the models, so they
 are cached, retried and logged as `calls` rows with purpose `judge`.
 
-No scorer invents a score: text with no answer in it (a parser raises `Unparseable`), an
-unreadable verdict or a failed judge call make the trial an error row, never a default score.
+No scorer invents a score. Text with no answer of the task's type in it (an extractor finds
+none, a parser raises `Unparseable`) is status `no_answer`; an unreadable verdict or a failed
+judge call make the trial an error row.
+
+A scorer marked `extracts` reads the answer with a named extractor (workbench.extract, the
+trial's `extractor`); the runner then logs a `scores` row per extractor for it, and `rescore`
+can score its trials again from the stored text. Other scorers (a judge) keep their own score.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ class Score:
     value: float | None
     error: str | None = None
     details: dict[str, Any] = field(default_factory=dict)  # logged in the trial's details_json
+    status: str = "ok"  # or "no_answer": the text holds no answer of the task's type (value None)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class ScoreCase:
     seed: int
     judge: Generate | None = None  # the judge model's door, when the study names one
     judge_model: str | None = None
+    extractor: str | None = None  # the answer extractor of an `extracts` scorer (None: the default)
 
 
 ScoreFn = Callable[[ScoreCase], "Score | Awaitable[Score]"]
@@ -60,6 +67,7 @@ def _accept(_task: TaskSpec) -> None:
 class Scorer:
     score: ScoreFn
     judge_calls: int = 0  # calls to the study's judge model it makes per trial (at most)
+    extracts: bool = False  # reads its answer with a named extractor (workbench.extract)
     check: TaskCheck = _accept  # validates a task's `scoring_args` when the task file loads (raises ValueError)
 
     @property
@@ -70,22 +78,26 @@ class Scorer:
 SCORERS: Registry[Scorer] = Registry("scorer")
 
 
-def scorer(name: str, *, judge_calls: int = 0, check: TaskCheck = _accept) -> Callable[[ScoreFn], ScoreFn]:
+def scorer(name: str, *, judge_calls: int = 0, extracts: bool = False, check: TaskCheck = _accept) -> Callable[[ScoreFn], ScoreFn]:
     def register(fn: ScoreFn) -> ScoreFn:
-        SCORERS.add(name, Scorer(score=fn, judge_calls=judge_calls, check=check))
+        SCORERS.add(name, Scorer(score=fn, judge_calls=judge_calls, extracts=extracts, check=check))
         return fn
 
     return register
 
 
-@scorer("metric")
+@scorer("metric", extracts=True)
 def metric_scorer(case: ScoreCase) -> Score:
-    """The task's parser, then its metric against the gold targets."""
-    try:
-        answer, value = case.task.score(case.text, case.item)
-    except Unparseable as exc:
-        return Score(answer=None, value=None, error=f"unparseable answer: {exc}")
-    return Score(answer=answer, value=value)
+    """The case's extractor reads the answer, then the task's metric scores it against the gold."""
+    from .extract import DEFAULT_EXTRACTOR, score_text
+
+    scored = score_text(case.task, case.item, case.text, case.extractor or DEFAULT_EXTRACTOR)
+    return Score(answer=scored.answer, value=scored.value, status=scored.status)
+
+
+def extracts(task: TaskSpec) -> bool:
+    """Whether the task's scorer reads its answer with an extractor (so extractors can re-score it)."""
+    return SCORERS.get(task.scoring).extracts
 
 
 async def score_trial(case: ScoreCase) -> Score:

@@ -87,7 +87,7 @@ TABLES: dict[str, Table] = {
                 ("answer", "VARCHAR"), ("score", "DOUBLE"), ("status", "VARCHAR"), ("error", "VARCHAR"), ("details_json", "VARCHAR"),
                 ("n_calls", "INTEGER"), ("prompt_tokens", "BIGINT"), ("completion_tokens", "BIGINT"), ("cost", "DOUBLE"),
                 ("latency_s", "DOUBLE"), ("cached", "BOOLEAN"), ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
-                ("consumes_gold", "BOOLEAN"), ("extractor", "VARCHAR"),
+                ("consumes_gold", "BOOLEAN"), ("extractor", "VARCHAR"), ("item_json", "VARCHAR"),
             ),
         ),
         Table(
@@ -128,8 +128,11 @@ TABLES: dict[str, Table] = {
 
 # Written in this order in every flush; readers ignore rows whose parent row is not yet there.
 FLUSH_ORDER = ("runs", "conditions", "calls", "rounds", "scores", "trials", "run_events")
-# Rows that belong to a trial: they count once the trial's row has landed in the same batch.
+# Rows that belong to a trial: they count once their batch has landed, that is once a file written
+# after them in the same batch is there: the trials (a run's batch) or a run event (a re-score's
+# batch of scores rows for trials logged earlier, which closes with a `rescored` event).
 TRIAL_CHILDREN = ("calls", "rounds", "scores")
+BATCH_CLOSERS = ("trials", "run_events")
 
 
 def segments_dir(db_path: Path) -> Path:
@@ -151,8 +154,8 @@ def _landed_segments(db_path: Path, table: str) -> list[Path]:
     files = _segment_files(db_path, table)
     if table not in TRIAL_CHILDREN:
         return files
-    trial_batches = {p.name for p in _segment_files(db_path, "trials")}
-    return [p for p in files if p.name in trial_batches]
+    closed = {p.name for closer in BATCH_CLOSERS for p in _segment_files(db_path, closer)}
+    return [p for p in files if p.name in closed]
 
 
 def _select_list(table: Table, available: set[str]) -> str:
@@ -189,11 +192,12 @@ class SegmentWriter:
             os.replace(tmp, final)
 
     def _drop_orphan_calls(self) -> None:
-        """Calls and rounds files whose trials file never landed belong to trials that will run again."""
-        trial_batches = {p.name for p in (self.root / "trials").glob("*.parquet")}
+        """Child files whose batch never landed belong to trials that will run again (or to a
+        re-score that will run again)."""
+        closed = {p.name for closer in BATCH_CLOSERS for p in (self.root / closer).glob("*.parquet")}
         for child in TRIAL_CHILDREN:
             for path in (self.root / child).glob("*.parquet"):
-                if path.name not in trial_batches and _older_than(path, 60):
+                if path.name not in closed and _older_than(path, 60):
                     path.unlink(missing_ok=True)
         for path in self.root.glob("*/*.parquet.tmp"):
             if _older_than(path, 60):
@@ -293,6 +297,11 @@ def _error_claim_column(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE rounds ADD COLUMN IF NOT EXISTS asserts_error BOOLEAN")
 
 
+def _item_json(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 5, as written: the example's choices and meta, so a re-score needs only the log."""
+    con.execute("ALTER TABLE trials ADD COLUMN IF NOT EXISTS item_json VARCHAR")
+
+
 # Applied in order, each once, recorded in schema_migrations. A file written by an older version
 # gains the new tables and columns (NULL in its old rows) the next time a run compacts into it.
 MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
@@ -300,6 +309,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], 
     (2, "rounds table; trials/conditions say which solver ran and whether it consumed gold labels", _add_missing_columns),
     (3, "scores table (one row per trial and extractor); trials.extractor", _scores_table),
     (4, "rounds.asserts_error: whether the round's feedback phrase says the answer is wrong", _error_claim_column),
+    (5, "trials.item_json (choices and meta of the example, for re-scoring)", _item_json),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -18,8 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from . import heart as _heart  # noqa: F401  (registers the `heart` solver and its setup)
 from .errors import UserError, validation_error
+from .extract import DEFAULT_EXTRACTOR, EXTRACTORS
 from .programs import PROGRAMS
-from .scorers import SCORERS
+from .scorers import SCORERS, extracts
 from .solvers import SOLVERS, consumes_gold, prepare_solver
 from .stimuli import AppliedStimulus, StimulusLibrary, builtin_library, choose_program, resolve
 from .sweep import SweepSpec, expand_all
@@ -45,10 +46,18 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# How a simulated model words its planted answer (workbench/providers/simulated.py), per condition:
+# lets a study plant an effect of format alone (an answer the strict extractor misreads, or none).
+AnswerFormat = Literal["plain", "sentence", "confidence", "markdown", "confidence_only", "empty"]
+
+
 class SimulatorSpec(Strict):
-    """Planted behaviour of a `sim/<name>` model: accuracy per condition, latency, error rate."""
+    """Planted behaviour of a `sim/<name>` model: accuracy per condition, latency, error rate,
+    and the wording of its answers per condition."""
 
     accuracy: dict[str, float] = Field(default_factory=dict)
+    answer_format: dict[str, AnswerFormat] = Field(default_factory=dict)
+    default_answer_format: AnswerFormat = "plain"
     default_accuracy: float = Field(0.5, ge=0.0, le=1.0)
     latency_ms: float = Field(0.0, ge=0.0)
     error_rate: float = Field(0.0, ge=0.0, le=1.0)
@@ -146,6 +155,7 @@ class TaskRef(Strict):
     # run id (and the logged spec) change when the data do. Set in a study file, it must match.
     data_sha256: str | None = None
     program: str | None = None  # a registered DSPy program answers this task (workbench.programs)
+    extractor: str | None = None  # the answer extractor of this task (workbench.extract); None: the study's
 
     @field_validator("n", mode="before")
     @classmethod
@@ -172,6 +182,8 @@ class StudySpec(Strict):
     concurrency: int = Field(4, ge=1, le=256)
     control: str | None = None
     errors: Literal["wrong", "exclude"] = "wrong"
+    no_answer: Literal["wrong", "exclude"] = "wrong"  # trials whose response holds no answer of the task's type
+    extractor: str = DEFAULT_EXTRACTOR  # how a metric-scored task's answer is read from the response
     stimulus_files: list[str] = Field(default_factory=list)
     judge: ModelSpec | None = None  # the model that grades judge-scored tasks (any model id)
 
@@ -274,6 +286,11 @@ class ResolvedStudy(BaseModel):
     def warnings(self) -> list[str]:
         """What the study may not do as meant (it runs anyway): see study_warnings."""
         return study_warnings(self.spec, self.path)
+
+    def extractor_of(self, ref: TaskRef) -> str | None:
+        """The extractor that scores a task entry's trials; None for a task its scorer grades
+        without one (a judge)."""
+        return (ref.extractor or self.spec.extractor) if extracts(self.tasks[ref.task]) else None
 
     def sample_of(self, ref: TaskRef) -> tuple[tuple[TaskItem, ...], tuple[TaskItem, ...]]:
         """The examples and demo pool of a task entry: the draw made when the study was resolved;
@@ -390,14 +407,16 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
         condition_specs.append(condition.model_copy(update={"solver": solver, "solver_params": plan}))
     simulated = [(f"models[{i}]", m) for i, m in enumerate(spec.models)] + ([("judge", spec.judge)] if spec.judge else [])
     for where, model in simulated:
-        for name in (model.simulate.accuracy if model.simulate else {}):
-            if name not in conditions:
-                raise UserError(
-                    f"unknown condition {name!r} (conditions: {', '.join(conditions)})",
-                    file=label,
-                    field=f"{where}.simulate.accuracy",
-                )
+        for key in ("accuracy", "answer_format"):
+            for name in (getattr(model.simulate, key) if model.simulate else {}):
+                if name not in conditions:
+                    raise UserError(
+                        f"unknown condition {name!r} (conditions: {', '.join(conditions)})",
+                        file=label,
+                        field=f"{where}.simulate.{key}",
+                    )
     _check_programs_and_judge(spec, tasks, condition_specs, label)
+    _check_extractors(spec, label)
     return ResolvedStudy(spec=spec, path=label, tasks=tasks, conditions=conditions, condition_specs=tuple(condition_specs), samples=samples)
 
 
@@ -454,3 +473,11 @@ def _check_programs_and_judge(spec: StudySpec, tasks: dict[str, TaskSpec], condi
                 file=label,
                 field="judge",
             )
+
+
+def _check_extractors(spec: StudySpec, label: str) -> None:
+    """Every extractor the study names must be registered (workbench.extract.EXTRACTORS)."""
+    named = [("extractor", spec.extractor)] + [(f"tasks[{i}].extractor", ref.extractor) for i, ref in enumerate(spec.tasks) if ref.extractor]
+    for field, name in named:
+        if name not in EXTRACTORS:
+            raise UserError(EXTRACTORS.unknown_message(name), file=label, field=field)

@@ -20,7 +20,8 @@ from typing import Any
 import pandas as pd
 
 from .extract import ERROR, NO_ANSWER, OK
-from .reports import errors_policy
+from .policies import Unscored
+from .reports import errors_policy, no_answer_policy
 from .stats import adjust, wilcoxon
 from .tasks import TaskSpec, builtin_tasks
 
@@ -44,17 +45,17 @@ def inventory_traits(tasks: dict[str, TaskSpec] | None = None) -> pd.DataFrame:
     return item_labels("inventory", ("trait", "trait_name"), tasks)
 
 
-def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None = None, errors: str = "exclude") -> list[dict[str, Any]]:
+def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None = None, errors: str = "exclude", no_answer: str = "exclude") -> list[dict[str, Any]]:
     """Per model, condition, inventory and trait: mean keyed level (1-5) and its change against
     the control (`level_deltas`), with the Holm family one model's traits x conditions within an
     inventory. `frame` has model, condition, task, item_id, score and status per trial."""
     labels = inventory_traits() if traits is None else traits
-    return level_deltas(frame, control, labels, by=("trait",), carry=("trait_name",), errors=errors, task_column="inventory")
+    return level_deltas(frame, control, labels, by=("trait",), carry=("trait_name",), errors=errors, no_answer=no_answer, task_column="inventory")
 
 
 def level_deltas(
     frame: pd.DataFrame, control: str, labels: pd.DataFrame, *, by: Sequence[str], carry: Sequence[str] = (),
-    errors: str = "exclude", task_column: str = "task",
+    errors: str = "exclude", no_answer: str = "exclude", task_column: str = "task",
 ) -> list[dict[str, Any]]:
     """Per model, task and group of items (the `labels` columns `by`): per condition the mean
     level 1 + 4 * score (the keyed level of an inventory item, the rating of a 1-5 question) and
@@ -62,15 +63,15 @@ def level_deltas(
     Wilcoxon signed-rank p-value over the items' differences and its Holm adjustment
     (`p_adjusted`) over one model's groups x conditions within a task. Errored trials and those
     with no answer of the scale are counted apart (`errors`, `no_answer`), and left out of the
-    means (errors="exclude") or scored 0, level 1 (errors="wrong", as the per-task scores count
-    them). `carry` columns describe a group (its trait's name)."""
+    means ("exclude") or scored 0, level 1 ("wrong", as the per-task scores count them), each by
+    its own policy. `carry` columns describe a group (its trait's name)."""
     data = frame.merge(labels, on=["task", "item_id"], how="inner")
     if data.empty:
         return []
     data["unscored"] = data["status"] != OK  # a failed trial, or a response with no rating of the scale
-    score = data["score"].where(~data["unscored"], 0.0) if errors == "wrong" else data["score"]
+    score = data["score"].where(~data["unscored"], 0.0)
     data["keyed"] = 1.0 + 4.0 * score
-    data["counted"] = True if errors == "wrong" else ~data["unscored"]
+    data["counted"] = ~Unscored(errors, no_answer).excluded(data["status"])
     rows = []
     for (model, task, *key), block in data.groupby(["model", "task", *by], sort=False):
         per_item = block[block["counted"]].groupby(["item_id", "condition"])["keyed"].mean().unstack("condition")
@@ -86,6 +87,7 @@ def level_deltas(
                 "errors": int((group["status"] == ERROR).sum()),
                 "no_answer": int((group["status"] == NO_ANSWER).sum()),
                 "errors_policy": errors,
+                "no_answer_policy": no_answer,
                 "mean": float(ok["keyed"].mean()) if len(ok) else None,
                 "control_mean": None,
                 "delta": None,
@@ -130,14 +132,14 @@ def traits_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
     traits = inventory_traits()
     if traits.empty:
         return []
-    return trait_deltas(_trials(con, run_id, traits), control, traits, errors=errors_policy(con, run_id))
+    return trait_deltas(_trials(con, run_id, traits), control, traits, errors=errors_policy(con, run_id), no_answer=no_answer_policy(con, run_id))
 
 
-def sac_induced_deltas(frame: pd.DataFrame, control: str, labels: pd.DataFrame, errors: str = "exclude") -> list[dict[str, Any]]:
+def sac_induced_deltas(frame: pd.DataFrame, control: str, labels: pd.DataFrame, errors: str = "exclude", no_answer: str = "exclude") -> list[dict[str, Any]]:
     """Per model, condition, trait and factor of the SAC-Induced task: the mean rating and its
     change against the control (`level_deltas`), then per trait over the five factors (`factor`
     "all", the authors' per-trait delta). Each kind of row is its own Holm family."""
-    shared = {"carry": ("trait_name",), "errors": errors}
+    shared = {"carry": ("trait_name",), "errors": errors, "no_answer": no_answer}
     per_factor = level_deltas(frame, control, labels, by=("trait", "factor"), **shared)
     per_trait = [{**row, "factor": ALL_FACTORS} for row in level_deltas(frame, control, labels, by=("trait",), **shared)]
     # read as a table: per model and condition (the control first), traits in 16PF order, factors in the authors' order
@@ -150,4 +152,4 @@ def sac_induced_report(con: Any, run_id: str, control: str) -> list[dict[str, An
     labels = item_labels("sac_probes", ("trait", "trait_name", "factor"))
     if labels.empty:
         return []
-    return sac_induced_deltas(_trials(con, run_id, labels), control, labels, errors=errors_policy(con, run_id))
+    return sac_induced_deltas(_trials(con, run_id, labels), control, labels, errors=errors_policy(con, run_id), no_answer=no_answer_policy(con, run_id))

@@ -35,11 +35,12 @@ class Trial:
     solver_params: tuple[tuple[str, Any], ...] = ()
     consumes_gold: bool = False  # its program reads gold labels while it runs (an oracle verifier)
     verify: gold.Verifier | None = None  # set by the runner on the solver's view, only where consumes_gold
+    extractor: str | None = None  # reads the answer its scorer scores (workbench.extract); None: a judge grades it
 
     def for_solver(self) -> Trial:
         """The trial as its solver sees it: the gold sealed, and an oracle verifier only where the
-        condition consumes gold labels."""
-        verify = gold.oracle(self.task, self.item) if self.consumes_gold else None
+        condition consumes gold labels (it reads answers with the trial's extractor, as final scoring does)."""
+        verify = gold.oracle(self.task, self.item, self.extractor) if self.consumes_gold else None
         return replace(self, item=replace(self.item, targets=gold.seal(self.item.targets)), verify=verify)
 
 
@@ -58,6 +59,7 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
             task = study.tasks[ref.task]
             items, demo_pool = study.sample_of(ref)  # the draw the study's data_sha256 fingerprints
             dspy = task_program(task)
+            extractor = study.extractor_of(ref)
             for item in items:
                 meta = dict(item.meta)
                 for repeat in range(spec.repeats):
@@ -83,6 +85,7 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                                 solver=program.solver,
                                 solver_params=program.params,
                                 consumes_gold=program.consumes_gold,
+                                extractor=extractor,
                             )
                         )
     return trials

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..stats.caveats import CAVEATS, GEE_NOT_ESTIMABLE, GEE_WARNING, mark
+from ..stats.format_check import FORMAT_MARK, FormatRow
 from ..stats.table import ALL_TASKS, GOLD_MARK, NORMALISED, RAW, Comparison, ComparisonRow, OmnibusRow, PooledRow
 
 ADJUST_LABELS = {"holm": "Holm", "bh": "Benjamini-Hochberg", "bonferroni": "Bonferroni", "none": "no"}
@@ -104,6 +105,7 @@ def row_cells(row: ComparisonRow) -> dict[str, str]:
         "condition": condition_label(row) + (" (control)" if row.is_control and row.condition != "control" else ""),
         "n": str(row.n),
         "errors": str(row.errors),
+        "no_answer": str(row.no_answer),
         "accuracy": fmt_number(row.accuracy),
         "delta": fmt_interval(row.delta, row.ci_low, row.ci_high) + caveat_mark(row.delta_note),
         "relative": noted_interval(_pct(row.relative), _pct(row.relative_low), _pct(row.relative_high), row.relative_note, digits=1),
@@ -116,8 +118,10 @@ def row_cells(row: ComparisonRow) -> dict[str, str]:
 
 
 def condition_label(row: ComparisonRow | PooledRow) -> str:
-    """The condition's name, marked where its trials read gold labels (explained in the notes)."""
-    return f"{row.condition} {GOLD_MARK}" if row.consumes_gold else row.condition
+    """The condition's name, marked where its trials read gold labels and where the format
+    diagnostic flags it (both explained in the notes)."""
+    marks = (GOLD_MARK if row.consumes_gold else "") + (FORMAT_MARK if getattr(row, "format_flag", False) else "")
+    return f"{row.condition} {marks}" if marks else row.condition
 
 
 def _pct(value: float | None) -> float | None:
@@ -125,7 +129,7 @@ def _pct(value: float | None) -> float | None:
 
 
 COLUMNS: tuple[tuple[str, str], ...] = (
-    ("model", "Model"), ("task", "Task"), ("condition", "Condition"), ("n", "n"), ("errors", "Errors"), ("accuracy", "Acc."),
+    ("model", "Model"), ("task", "Task"), ("condition", "Condition"), ("n", "n"), ("errors", "Errors"), ("no_answer", "No ans."), ("accuracy", "Acc."),
     ("delta", "Δ [CI]"), ("relative", "Rel. gain % [CI]"), ("odds_ratio", "OR (discordant) [CI]"), ("cohens_h", "h"),
     ("p", "p"), ("p_adjusted", "p adj."),
 )
@@ -194,7 +198,7 @@ OMNIBUS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("statistic", "Statistic"), ("df", "df"), ("p", "p"),
 )
 
-NUMERIC = {"n", "errors", "accuracy", "tasks", "tau2", "i2", "p", "p_adjusted", "gee_p", "cohens_h", "conditions", "examples", "statistic", "df"}
+NUMERIC = {"n", "errors", "no_answer", "responses", "unparseable", "gold_in_zero", "accuracy", "tasks", "tau2", "i2", "p", "p_adjusted", "gee_p", "cohens_h", "conditions", "examples", "statistic", "df"}
 
 
 def sections(comparison: Comparison) -> list[tuple[str, tuple[tuple[str, str], ...], list[dict[str, str]]]]:
@@ -204,7 +208,37 @@ def sections(comparison: Comparison) -> list[tuple[str, tuple[tuple[str, str], .
         out.append(("Effects across tasks", with_relative_header(POOLED_COLUMNS, comparison.pooled), [pooled_cells(r) for r in comparison.pooled]))
     if comparison.omnibus:
         out.append(("All conditions at once", OMNIBUS_COLUMNS, [omnibus_cells(r) for r in comparison.omnibus]))
+    if comparison.format:
+        out.append(("Format diagnostic", FORMAT_COLUMNS, [format_cells(r) for r in comparison.format]))
     return out
+
+
+def format_cells(row: FormatRow) -> dict[str, str]:
+    """One line of the format diagnostic: the strict extractor's no-answer share and the share of
+    zero-scored answers naming the gold (each with its p against the control), the effect under
+    strict and under flexible, and the flag with its reasons."""
+    return {
+        "model": row.model, "task": row.task,
+        "condition": row.condition + (f" {FORMAT_MARK}" if row.flagged else "") + (" (control)" if row.is_control and row.condition != "control" else ""),
+        "responses": str(row.responses),
+        "unparseable": fmt_number(_pct(row.unparseable), 1),
+        "unparseable_p": fmt_p(row.unparseable_p),
+        "gold_in_zero": f"{fmt_number(_pct(row.gold_in_zero), 1)} of {row.zero_scored}",
+        "gold_in_zero_p": fmt_p(row.gold_in_zero_p),
+        "strict": fmt_interval(row.strict_delta, row.strict_low, row.strict_high),
+        "strict_p": fmt_p(row.strict_p),
+        "flexible": fmt_interval(row.flexible_delta, row.flexible_low, row.flexible_high),
+        "flexible_p": fmt_p(row.flexible_p),
+        "flag": row.reasons.replace(",", ", ") if row.flagged else "",
+        "mark": "",
+    }
+
+
+FORMAT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("model", "Model"), ("task", "Task"), ("condition", "Condition"), ("responses", "Responses"), ("unparseable", "No answer (strict) %"),
+    ("unparseable_p", "p"), ("gold_in_zero", "Gold in 0s %"), ("gold_in_zero_p", "p"), ("strict", "Δ strict [CI]"), ("strict_p", "p"),
+    ("flexible", "Δ flexible [CI]"), ("flexible_p", "p"), ("flag", "Format flag"),
+)
 
 
 def notes(comparison: Comparison, shown: set[str] | None = None) -> list[str]:
@@ -221,6 +255,12 @@ def notes(comparison: Comparison, shown: set[str] | None = None) -> list[str]:
         f"{FAMILY_LABELS[comparison.family]}; * p adj. < 0.05, ** < 0.01, *** < 0.001.",
         *[note[0].upper() + note[1:] + "." for note in comparison.notes],
     ]
+    if comparison.format:
+        out.append(
+            "Format diagnostic: No answer (strict): share of responses the strict extractor finds no answer in; Gold in 0s: share of "
+            f"the responses scored 0 under the {comparison.format[0].extractor} extractor that name a gold answer; p: paired test of "
+            "each against the control; Δ strict / Δ flexible: the effect under each extractor."
+        )
     if comparison.pooled:
         out += pooled_sentences(comparison.pooled)
     out += [f"{SUPERSCRIPTS[mark(code)]} {CAVEATS[code]}." for code in caveats_present(comparison, shown)]
@@ -277,7 +317,7 @@ def caveats_present(comparison: Comparison, shown: set[str] | None = None) -> li
 _LATEX_SPECIAL = {
     "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
     "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-    "Δ": r"$\Delta$", "τ": r"$\tau$", "²": r"\textsuperscript{2}", "–": "--", "\u2212": "$-$", GOLD_MARK: r"\dag{}",
+    "Δ": r"$\Delta$", "τ": r"$\tau$", "²": r"\textsuperscript{2}", "–": "--", "\u2212": "$-$", GOLD_MARK: r"\dag{}", FORMAT_MARK: r"\ddag{}",
     **{sup: rf"\textsuperscript{{{letter}}}" for letter, sup in SUPERSCRIPTS.items()},
 }
 
@@ -386,7 +426,8 @@ def csv_value(value: object) -> object:
 
 # Which table a line of the CSV or Parquet export belongs to (its `table` column).
 TABLE_NAMES = {"per_task": "one task", "across_tasks": "every example of every task together", "pooled": "random-effects and GEE effects across tasks",
-               "omnibus": "all conditions at once (Cochran's Q or Friedman)"}
+               "omnibus": "all conditions at once (Cochran's Q or Friedman)",
+               "format": "the format diagnostic: strict no-answer and gold-in-zero shares, effects under strict and flexible"}
 
 
 def comparison_records(comparison: Comparison) -> list[dict[str, object]]:
@@ -396,6 +437,7 @@ def comparison_records(comparison: Comparison) -> list[dict[str, object]]:
     records += [{"table": "across_tasks" if r.task == ALL_TASKS else "per_task", **r.to_dict()} for r in comparison.rows]
     records += [{"table": "pooled", "task": ALL_TASKS, **p.to_dict()} for p in comparison.pooled]
     records += [{"table": "omnibus", **o.to_dict()} for o in comparison.omnibus]
+    records += [{"table": "format", **f.to_dict()} for f in comparison.format]
     return records
 
 

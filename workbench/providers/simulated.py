@@ -38,7 +38,8 @@ class SimulatedProvider:
                 example = random.Random(stable_seed(self.model_id, context.seed, request.repeat, context.call_index, "difficulty"))
                 if example.random() < self.sim.shared_difficulty:
                     draw = example.random()
-            text = gold if draw < p else _wrong(gold, rng)
+            planted = gold if draw < p else _wrong(gold, rng)
+            text = ANSWER_FORMATS[self.sim.answer_format.get(context.condition, self.sim.default_answer_format)].format(answer=planted)
         prompt_tokens = sum(len(content.split()) for _, content in request.messages)
         return ModelResponse(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()), latency_s=self.sim.latency_ms / 1000)
 
@@ -49,6 +50,19 @@ class SimulatedProvider:
 
     async def close(self) -> None:
         return None
+
+
+# The wordings of `simulate.answer_format` (study.AnswerFormat), around the planted answer, right or
+# wrong: the strict extractor misreads `confidence` on number tasks (it takes the last number) and
+# `sentence`/`markdown` on exact-match ones; `confidence_only` and `empty` hold no answer at all.
+ANSWER_FORMATS = {
+    "plain": "{answer}",
+    "sentence": "The answer is {answer}.",
+    "confidence": "{answer}\nConfidence score: 0.9",
+    "markdown": "**Answer:** {answer}",
+    "confidence_only": "Confidence score: 0.9",
+    "empty": "",
+}
 
 
 # Asked to judge the answer before it (the HEART loop's self-verification), the simulator replies

@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..errors import UserError
 from ..store import connect_reader, segments_dir
+from .extractor_view import use_extractor
 
 TRIAL_COLUMNS = (
     "model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls",
@@ -34,6 +35,8 @@ class RunData:
     trials_planned: int
     frame: pd.DataFrame
     repeats: int = 1  # planned per example
+    no_answer: str = "wrong"  # the study's choice for trials with no answer: "wrong" or "exclude"
+    extractor: str | None = None  # the extractor whose scores `frame` holds (None: no task used one)
 
     @property
     def partial(self) -> bool:
@@ -41,9 +44,10 @@ class RunData:
         return len(self.frame) < self.trials_planned
 
 
-def load_run(db_path: Path, run_id: str | None = None) -> RunData:
+def load_run(db_path: Path, run_id: str | None = None, extractor: str | None = None) -> RunData:
     """The trials of `run_id` (default: the latest run in the log) with the study's control,
-    error policy and condition order. UserError if there is no such log or run."""
+    policies and condition order, scored by `extractor` (default: the run's own; see
+    workbench.stats.extractor_view). UserError if there is no such log, run or extractor."""
     db_path = Path(db_path)
     if not db_path.exists() and not segments_dir(db_path).exists():
         raise UserError("no log here (run a study first, or pass --db)", file=str(db_path))
@@ -60,10 +64,14 @@ def load_run(db_path: Path, run_id: str | None = None) -> RunData:
         _, name, spec_json, planned = by_id[run_id]
         spec = json.loads(spec_json)
         flags = con.execute("SELECT condition, is_control FROM conditions WHERE run_id = ?", [run_id]).fetchall()
+        used = use_extractor(con, run_id, extractor)
         frame = trial_frame(con, run_id)
     finally:
         con.close()
     order = tuple(c["name"] for c in spec.get("conditions", []))
     control = next((c for c, is_control in flags if is_control), None) or spec.get("control") or (order[0] if order else "control")
     tasks = tuple(t["task"] for t in spec.get("tasks", []))
-    return RunData(run_id, name, control, spec.get("errors", "wrong"), order, tasks, int(planned or 0), frame, int(spec.get("repeats") or 1))
+    return RunData(
+        run_id, name, control, spec.get("errors", "wrong"), order, tasks, int(planned or 0), frame, int(spec.get("repeats") or 1),
+        spec.get("no_answer", "wrong"), used,
+    )

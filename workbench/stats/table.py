@@ -2,8 +2,9 @@
 tasks), from a frame of logged trials.
 
 Units: an example (task, item) is the paired unit. Repeats are averaged per example first, so
-they never count as independent examples. Errored trials are counted in every row; they score
-0 ("wrong", the default) or are left out ("exclude"), and each row says which.
+they never count as independent examples. Errored trials and trials with no answer of the task's
+type are counted in every row, apart; each scores 0 ("wrong", the default) or is left out
+("exclude") by its own policy (workbench.policies), and each row says which.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from ..extract import NO_ANSWER
+from ..policies import POLICIES, Unscored
 from ..records import Record, finite
 from .effects import (
     Estimate, MeanMoments, cohens_h, normalise, odds_ratio_discordant, paired_diff_ci, paired_variance_of_mean_difference, relative_diff_ci,
@@ -27,7 +30,7 @@ from .pooling import ModelEffect, PooledEffect, gee_effects, random_effects
 
 ALL_TASKS = "all"
 RAW, NORMALISED = "raw", "normalized"  # the scale of a relative gain
-ERROR_POLICIES = ("wrong", "exclude")
+ERROR_POLICIES = POLICIES
 
 PairedTest = Callable[[np.ndarray, np.ndarray], PairedTestResult]
 
@@ -98,6 +101,10 @@ class ComparisonRow(Record):
     errors_policy: str = "wrong"
     level: float = 0.95
     consumes_gold: bool = False  # the condition's trials read gold labels (an oracle verifier)
+    no_answer: int = 0  # trials whose response held no answer of the task's type (counted in n)
+    no_answer_policy: str = "wrong"
+    extractor: str | None = None  # the answer extractor whose scores the row uses
+    format_flag: bool = False  # the format diagnostic says the effect may be one of format (workbench.stats.format_check)
 
     @property
     def is_control(self) -> bool:
@@ -185,6 +192,9 @@ class Comparison:
     omnibus: list[OmnibusRow] = field(default_factory=list)
     trials_done: int = 0
     trials_planned: int | None = None  # None: not known (a frame, not a run)
+    no_answer_policy: str = "wrong"
+    extractor: str | None = None  # the answer extractor whose scores the table uses
+    format: list[Any] = field(default_factory=list)  # FormatRows (workbench.stats.format_check), once added
 
     @property
     def partial(self) -> bool:
@@ -197,7 +207,9 @@ class Comparison:
             "trials_done": self.trials_done,
             "trials_planned": self.trials_planned,
             "control": self.control,
+            "extractor": self.extractor,
             "errors": self.errors_policy,
+            "no_answer": self.no_answer_policy,
             "adjust": self.adjust,
             "family": self.family,
             "level": self.level,
@@ -206,20 +218,21 @@ class Comparison:
             "rows": [r.to_dict(json_safe) for r in self.rows],
             "pooled": [p.to_dict(json_safe) for p in self.pooled],
             "omnibus": [o.to_dict(json_safe) for o in self.omnibus],
+            "format": [f.to_dict(json_safe) for f in self.format],
         }
 
 
-def scored_frame(frame: pd.DataFrame, errors: str = "wrong") -> pd.DataFrame:
-    """Trials with `is_error` and `value`: the score, 0 for errored trials under "wrong",
-    missing for them under "exclude"."""
-    if errors not in ERROR_POLICIES:
-        raise ValueError(f"errors must be one of {', '.join(ERROR_POLICIES)}, got {errors!r}")
+def scored_frame(frame: pd.DataFrame, errors: str = "wrong", no_answer: str = "wrong") -> pd.DataFrame:
+    """Trials with `is_error`, `is_no_answer` and `value`: the score; 0 for errored trials and
+    trials with no answer under "wrong", missing for them under "exclude" (each its own policy)."""
+    policy = Unscored(errors, no_answer)
     out = frame.copy()
     out["is_error"] = out["status"] == "error"
-    value = out["score"].astype(float)
-    out["value"] = value.where(~out["is_error"], 0.0 if errors == "wrong" else np.nan)
+    out["is_no_answer"] = out["status"] == NO_ANSWER
+    value = out["score"].astype(float).where(~(out["is_error"] | out["is_no_answer"]), 0.0)
     if errors == "wrong":
-        out["value"] = out["value"].fillna(0.0)
+        value = value.fillna(0.0)
+    out["value"] = value.where(~policy.excluded(out["status"]), np.nan)
     out["example"] = out["task"].astype(str) + "\x1f" + out["item_id"].astype(str)
     return out
 
@@ -327,10 +340,10 @@ def _compare_pair(pair: Pair, test: str, level: float) -> dict[str, Any]:
     return out
 
 
-def comparison_pvalues(frame: pd.DataFrame, control: str, errors: str = "wrong", test: str = "auto") -> list[float]:
+def comparison_pvalues(frame: pd.DataFrame, control: str, errors: str = "wrong", test: str = "auto", no_answer: str = "wrong") -> list[float]:
     """p-values of each other condition against the control over all examples (first model),
     exactly as the comparison table computes them; for simulation studies."""
-    scored = scored_frame(frame, errors)
+    scored = scored_frame(frame, errors, no_answer)
     scored = scored[scored["model"] == scored["model"].iloc[0]]
     matrix = per_example(scored)
     out = []
@@ -367,13 +380,16 @@ def compare(
     repeats: int | None = None,
     planned: int | None = None,
     hksj: bool = True,
+    no_answer: str = "wrong",
+    extractor: str | None = None,
 ) -> Comparison:
     """The comparison table of a run's trials.
 
     conditions: the conditions to compare with the control (the family; default all);
     order, task_order: the study's order of conditions and tasks, for the rows;
     family: which comparisons are corrected together (see FAMILIES); adjust: holm, bh,
-    bonferroni or none; test: auto (exact McNemar for one 0/1 outcome per example, else the
+    bonferroni or none; no_answer: the policy for trials with no answer, as errors for errored
+    ones; extractor: the name of the extractor whose scores the frame holds (a label); test: auto (exact McNemar for one 0/1 outcome per example, else the
     paired t-test on per-example means) or a name from TESTS.
     repeats: the repeats planned per example (default: the most any example has); tests use
     only examples with all of them logged in both conditions. planned: the run's planned
@@ -391,7 +407,7 @@ def compare(
     unknown = [c for c in wanted if c not in present]
     if unknown:
         raise ValueError(f"unknown condition(s) {', '.join(unknown)} (conditions: {', '.join(map(str, present))})")
-    scored = scored_frame(frame[frame["condition"].isin([control, *wanted])], errors)
+    scored = scored_frame(frame[frame["condition"].isin([control, *wanted])], errors, no_answer)
     gold = gold_conditions(frame)
     rows: list[ComparisonRow] = []
     pooled_rows: list[PooledRow] = []
@@ -409,7 +425,8 @@ def compare(
                 stats = {} if condition == control else _compare_pair(pair, test, level)
                 row = ComparisonRow(
                     model=str(model), condition=str(condition), task=str(task), control=control,
-                    n=len(trials), errors=int(trials["is_error"].sum()),
+                    n=len(trials), errors=int(trials["is_error"].sum()), no_answer=int(trials["is_no_answer"].sum()),
+                    no_answer_policy=no_answer, extractor=extractor,
                     examples=int(pair.x.size) if condition != control else int(trials["example"].nunique()),
                     repeats=int(trials.groupby("example").size().max()) if len(trials) else 0,
                     accuracy=_mean(trials["value"]), control_accuracy=control_acc,
@@ -430,10 +447,12 @@ def compare(
     if gold:
         notes.append(f"{GOLD_MARK} the condition read gold labels during its trials (an oracle verifier): an upper bound that needs the answer key")
     notes += [
-        f"errored trials {'count as wrong' if errors == 'wrong' else 'are excluded'}; n and errors count all trials",
+        f"{Unscored(errors, no_answer).note()}; n counts all trials, errors and no answer count them apart",
         "repeats are averaged per example before testing" if any(r.repeats > 1 for r in rows) else "one trial per example and condition",
     ]
-    return Comparison(rows, pooled_rows, control, errors, adjust, family, level, test, notes, omnibus, done, planned)
+    if extractor:
+        notes.append(f"answers read by the {extractor} extractor")
+    return Comparison(rows, pooled_rows, control, errors, adjust, family, level, test, notes, omnibus, done, planned, no_answer, extractor)
 
 
 PARTIAL = "partial run"
@@ -539,19 +558,21 @@ class ConditionRow(Record):
     ci_low: float | None = None
     ci_high: float | None = None
     p_adjusted: float | None = None
+    no_answer: int = 0
 
 
-def condition_table(frame: pd.DataFrame, control: str, errors: str = "wrong", order: Sequence[str] = ()) -> list[ConditionRow]:
-    """Per model and condition, over all tasks: n, errors, accuracy, and the paired difference
-    to the control with its interval, p-value and Holm-adjusted p-value."""
+def condition_table(frame: pd.DataFrame, control: str, errors: str = "wrong", order: Sequence[str] = (), no_answer: str = "wrong") -> list[ConditionRow]:
+    """Per model and condition, over all tasks: n, errors, no answer, accuracy, and the paired
+    difference to the control with its interval, p-value and Holm-adjusted p-value."""
     if frame.empty:
         return []
-    result = compare(frame, control, errors=errors, order=order, pool=False)
+    result = compare(frame, control, errors=errors, order=order, pool=False, no_answer=no_answer)
     single_task = frame["task"].nunique() == 1
     return [
         ConditionRow(
             model=r.model, condition=r.condition, n=r.n, errors=r.errors, accuracy=r.accuracy if r.accuracy is not None else 0.0,
             delta=r.delta, p_value=r.p_value, test=r.test, ci_low=r.ci_low, ci_high=r.ci_high, p_adjusted=r.p_adjusted,
+            no_answer=r.no_answer,
         )
         for r in result.rows
         if single_task or r.task == ALL_TASKS

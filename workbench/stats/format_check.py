@@ -1,0 +1,217 @@
+"""The format diagnostic: is a condition's effect one of answer format rather than skill?
+
+A stimulus can change how a model words its answer ("The answer is 32.", "32 (confidence: 0.9)",
+only a confidence) as well as the answer itself, and a parser that misreads the wording turns
+the first into an apparent change of accuracy. Per model, task (and across tasks) and condition,
+from the `scores` rows of the log:
+
+- `unparseable`: the share of responses the strict extractor finds no answer in (status
+  no_answer), with its paired difference to the control (`unparseable_delta`, interval, p);
+- `gold_in_zero`: of the responses that scored 0 under the table's extractor (a wrong answer or
+  none), the share that name a gold answer (`contains_gold`); its test compares the per-response
+  indicator "scored 0 and names the gold" with the control's (`gold_in_zero_delta`, p);
+- the effect (difference in mean score to the control, interval, p) under `strict` and under
+  `flexible` side by side.
+
+Tests are the comparison table's (workbench.stats.table): the exact McNemar test on the
+per-example 0/1 indicators, or the paired t-test on per-example means when there are repeats;
+errored trials (no response) are left out of the shares. A condition is flagged when any of
+FLAG_RULES holds, each at the unadjusted level ALPHA: a screen that errs towards flagging, not a
+test of a hypothesis. Pure functions over a frame of the log; `read_format` reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..extract import DIAGNOSTIC_EXTRACTORS, ERROR, NO_ANSWER, OK
+from ..records import Record
+from .table import ALL_TASKS, Comparison, _compare_pair, _ordered, per_example, scored_frame
+
+ALPHA = 0.05
+STRICT, FLEXIBLE = DIAGNOSTIC_EXTRACTORS
+KEYS = ["model", "condition", "task", "item_id", "repeat"]
+FORMAT_MARK = "‡"
+
+
+@dataclass(frozen=True)
+class FormatRow(Record):
+    model: str
+    task: str  # a task id, or "all" across the run's tasks
+    condition: str
+    control: str
+    extractor: str  # the table's extractor: the one `gold_in_zero` reads scores of
+    responses: int  # trials with a response (errored trials have none)
+    unparseable: float | None  # share of responses the strict extractor finds no answer in
+    unparseable_delta: float | None = None
+    unparseable_low: float | None = None
+    unparseable_high: float | None = None
+    unparseable_p: float | None = None
+    zero_scored: int = 0  # responses scored 0 under the table's extractor (wrong or no answer)
+    gold_in_zero: float | None = None  # share of those that name a gold answer
+    gold_in_zero_delta: float | None = None  # difference of the per-response indicator to the control
+    gold_in_zero_p: float | None = None
+    strict_delta: float | None = None  # the effect on the mean score under the strict extractor
+    strict_low: float | None = None
+    strict_high: float | None = None
+    strict_p: float | None = None
+    flexible_delta: float | None = None  # ... and under the flexible one
+    flexible_low: float | None = None
+    flexible_high: float | None = None
+    flexible_p: float | None = None
+    flagged: bool = False
+    reasons: str = ""  # the FLAG_RULES that hold, comma-separated
+
+    @property
+    def is_control(self) -> bool:
+        return self.condition == self.control
+
+
+def _below(p: float | None) -> bool:
+    return p is not None and np.isfinite(p) and p < ALPHA
+
+
+def _signs_disagree(row: FormatRow) -> bool:
+    a, b = row.strict_delta, row.flexible_delta
+    return a is not None and b is not None and a * b < 0
+
+
+def _significance_disagrees(row: FormatRow) -> bool:
+    return row.strict_p is not None and row.flexible_p is not None and _below(row.strict_p) != _below(row.flexible_p)
+
+
+# Each rule: its name in `reasons` -> whether it holds for a (treated) row.
+FLAG_RULES: dict[str, Callable[[FormatRow], bool]] = {
+    "unparseable": lambda row: _below(row.unparseable_p),  # strict finds no answer more or less often than in the control
+    "gold_in_zero": lambda row: _below(row.gold_in_zero_p),  # zero-scored answers name the gold more or less often
+    "sign": _signs_disagree,  # strict and flexible effects point different ways
+    "significance": _significance_disagrees,  # one of them is significant, the other not
+}
+
+
+def read_format(con: Any, run_id: str, extractor: str | None) -> pd.DataFrame:
+    """The `scores` rows the diagnostic needs (strict, flexible and the table's extractor), keyed by trial."""
+    names = sorted({*DIAGNOSTIC_EXTRACTORS, *([extractor] if extractor else [])})
+    return con.execute(
+        "SELECT t.model, t.condition, t.task, t.item_id, t.repeat, s.extractor, s.status, s.score, s.contains_gold "
+        "FROM trials t JOIN scores s ON s.trial_id = t.trial_id WHERE t.run_id = ? AND s.extractor IN (SELECT unnest(?))",
+        [run_id, names],
+    ).df()
+
+
+def _under(scores: pd.DataFrame, extractor: str) -> pd.DataFrame:
+    return scores[scores["extractor"] == extractor].drop(columns="extractor").drop_duplicates(KEYS)
+
+
+def _with_example(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(example=frame["task"].astype(str) + "\x1f" + frame["item_id"].astype(str))
+
+
+def _indicators(scores: pd.DataFrame, extractor: str) -> pd.DataFrame:
+    """Per trial: `unparseable` (strict) and `gold_zero` (the table's extractor), NaN without a response."""
+    strict = _under(scores, STRICT).set_index(KEYS)
+    chosen = _under(scores, extractor).set_index(KEYS)
+    out = pd.DataFrame(index=strict.index.union(chosen.index))
+    answered = strict["status"].reindex(out.index) != ERROR
+    out["unparseable"] = (strict["status"].reindex(out.index) == NO_ANSWER).astype(float).where(answered)
+    status = chosen["status"].reindex(out.index)
+    zero = (status == NO_ANSWER) | ((status == OK) & (chosen["score"].reindex(out.index).astype(float) <= 0.0))
+    out["zero"] = zero.astype(float).where(status != ERROR)
+    out["gold_zero"] = (zero & chosen["contains_gold"].reindex(out.index).fillna(False).astype(bool)).astype(float).where(status != ERROR)
+    return _with_example(out.reset_index())
+
+
+def _effect(frame: pd.DataFrame, column: str, control: str, condition: str, level: float) -> dict[str, Any]:
+    """Paired difference of `column` (condition - control) over the examples both have, as the table computes it."""
+    matrix = per_example(frame.rename(columns={column: "value"})[["example", "condition", "value"]])
+    x, y, repeats = matrix.pair(control, condition)
+    return _compare_pair(x, y, repeats, "auto", level)
+
+
+def _subset(frame: pd.DataFrame, model: str, task: str) -> pd.DataFrame:
+    frame = frame[frame["model"] == model]
+    return frame if task == ALL_TASKS else frame[frame["task"] == task]
+
+
+def _fields(prefix: str, stats: dict[str, Any]) -> dict[str, Any]:
+    return {f"{prefix}_delta": stats.get("delta"), f"{prefix}_low": stats.get("ci_low"), f"{prefix}_high": stats.get("ci_high"), f"{prefix}_p": stats.get("p_value")}
+
+
+def _flagged(row: FormatRow) -> FormatRow:
+    reasons = [name for name, holds in FLAG_RULES.items() if holds(row)]
+    return replace(row, flagged=bool(reasons), reasons=",".join(reasons))
+
+
+def format_diagnostic(
+    scores: pd.DataFrame,
+    control: str,
+    extractor: str | None,
+    *,
+    errors: str = "wrong",
+    no_answer: str = "wrong",
+    level: float = 0.95,
+    conditions: Sequence[str] | None = None,
+    order: Sequence[str] = (),
+    task_order: Sequence[str] = (),
+) -> list[FormatRow]:
+    """One row per model, task (and `all` across tasks when there are several) and condition, the
+    control's first; empty when the log holds no strict and flexible scores (a log written before
+    extractors, or judge-graded tasks only). `extractor`: the table's (default: flexible)."""
+    extractor = extractor if extractor in set(scores["extractor"]) else FLEXIBLE
+    if scores.empty or not {STRICT, FLEXIBLE} <= set(scores["extractor"]):
+        return []
+    if conditions is not None:
+        scores = scores[scores["condition"].isin([control, *conditions])]
+    marks = _indicators(scores, extractor)
+    values = {name: scored_frame(_under(scores, name), errors, no_answer) for name in (STRICT, FLEXIBLE)}
+    rows: list[FormatRow] = []
+    for model in marks["model"].drop_duplicates():
+        mine = marks[marks["model"] == model]
+        tasks = _ordered(list(mine["task"].drop_duplicates()), task_order)
+        names = _ordered(list(mine["condition"].drop_duplicates()), order, control)
+        for task in [*tasks, ALL_TASKS] if len(tasks) > 1 else tasks:
+            here, by = _subset(mine, model, task), {name: _subset(frame, model, task) for name, frame in values.items()}
+            for condition in names:
+                trials = here[here["condition"] == condition]
+                answered = trials["unparseable"].notna()
+                zero = trials["zero"] == 1.0
+                row = FormatRow(
+                    model=str(model), task=str(task), condition=str(condition), control=control, extractor=extractor,
+                    responses=int(answered.sum()),
+                    unparseable=float(trials.loc[answered, "unparseable"].mean()) if answered.any() else None,
+                    zero_scored=int(zero.sum()),
+                    gold_in_zero=float(trials.loc[zero, "gold_zero"].mean()) if zero.any() else None,
+                )
+                if condition != control and control in names:
+                    gold = _effect(here, "gold_zero", control, condition, level)
+                    row = replace(
+                        row,
+                        **_fields("unparseable", _effect(here, "unparseable", control, condition, level)),
+                        gold_in_zero_delta=gold.get("delta"), gold_in_zero_p=gold.get("p_value"),
+                        **_fields("strict", _effect(by[STRICT], "value", control, condition, level)),
+                        **_fields("flexible", _effect(by[FLEXIBLE], "value", control, condition, level)),
+                    )
+                    row = _flagged(row)
+                rows.append(row)
+    return rows
+
+
+def with_format(comparison: Comparison, rows: list[FormatRow]) -> Comparison:
+    """The comparison with its format block, each row of a flagged condition marked (`format_flag`)."""
+    flagged = {(r.model, r.task, r.condition) for r in rows if r.flagged}
+    marked = [replace(r, format_flag=(r.model, r.task, r.condition) in flagged) for r in comparison.rows]
+    notes = list(comparison.notes)
+    if flagged:
+        notes.append(
+            f"{FORMAT_MARK} the format diagnostic flags the condition: its effect may be one of answer format rather than skill "
+            f"(the strict extractor's no-answer share or the share of zero-scored answers naming the gold differs from the control's "
+            f"at p < {ALPHA:g}, or the strict and flexible effects disagree in sign or significance)"
+        )
+    elif rows:
+        notes.append("the format diagnostic flags no condition")
+    return replace(comparison, rows=marked, format=rows, notes=notes)
