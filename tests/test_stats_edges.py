@@ -205,3 +205,18 @@ def test_examples_incomplete_in_either_condition_are_left_out_and_a_partial_run_
     complete = _trials({"control": [[1, 0], [0, 0], [1, 1], [0, 1], [0, 0], [1, 0]], "EP": [[1, 1]] * 6})
     assert row.p_value == _row(compare(complete, "control")).p_value
     assert result.to_dict()["partial"] is True and not compare(complete, "control", repeats=2, planned=24).partial
+
+
+def test_the_pooled_interval_of_a_difference_of_accuracies_stays_within_plus_minus_one() -> None:
+    """HKSJ's t on 2 df made a real 3-task run's pooled Δ read [-0.82, +1.31]: past what a
+    difference of accuracies can be. The interval is cut at ±1; the estimate is unchanged."""
+    wrong, right = [[0.0]] * 20, [[1.0]] * 20
+    frames = [
+        _trials({"control": [[0.9]] * 20, "EP": [[0.9]] * 20}, task="a"),
+        _trials({"control": wrong[:16] + right[:4], "EP": right[:19] + wrong[:1]}, task="b"),
+        _trials({"control": wrong, "EP": wrong}, task="c"),
+    ]
+    pooled = next(p for p in compare(pd.concat(frames), "control").pooled if p.condition == "EP")
+    assert pooled.pooled is not None and 0.0 < pooled.pooled.estimate < 1.0
+    assert -1.0 <= pooled.pooled.ci_low and pooled.pooled.ci_high <= 1.0, (pooled.pooled.ci_low, pooled.pooled.ci_high)
+    assert pooled.pooled.ci_high == 1.0, "this heterogeneity takes the HKSJ interval past +1, so it is cut"

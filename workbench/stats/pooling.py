@@ -38,7 +38,10 @@ class PooledEffect(Record):
     df: float | None = None  # of the t interval and test (HKSJ: k - 1); None for z
 
 
-def random_effects(effects: Sequence[float], variances: Sequence[float], level: float = 0.95, tau: str = "pm", hksj: bool = True) -> PooledEffect:
+def random_effects(
+    effects: Sequence[float], variances: Sequence[float], level: float = 0.95, tau: str = "pm", hksj: bool = True,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
+) -> PooledEffect:
     """Random-effects pooled effect; needs at least 2 effects.
 
     hksj=True (the default): the Hartung-Knapp-Sidik-Jonkman interval and test, a t with k - 1
@@ -75,7 +78,10 @@ def random_effects(effects: Sequence[float], variances: Sequence[float], level: 
     p = float(2 * reference.sf(abs(estimate) / se)) if se > 0 else float(estimate == 0)
     i2 = max(0.0, (q - (k - 1)) / q) if q > 0 else 0.0
     method = f"random_effects_{tau}" + ("_hksj" if hksj else "")
-    return PooledEffect(estimate, estimate - crit * se, estimate + crit * se, p, tau2, i2, q, k, method, level, df)
+    # An interval past what the effect can be (a difference of accuracies beyond ±1, as HKSJ's t on
+    # 1 or 2 df gives) says no more than the bound itself: it is cut at `bounds`.
+    low, high = max(estimate - crit * se, bounds[0]), min(estimate + crit * se, bounds[1])
+    return PooledEffect(estimate, low, high, p, tau2, i2, q, k, method, level, df)
 
 
 @dataclass(frozen=True)

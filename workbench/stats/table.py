@@ -524,7 +524,7 @@ def _pooled(
         chosen = [pairs[t][condition] for t in used]
         effects = [float(np.mean(p.y - p.x)) for p in chosen]
         variances = [paired_variance_of_mean_difference(p.x, p.y) for p in chosen]
-        pooled = random_effects(effects, variances, level, hksj=hksj) if len(effects) >= 2 else None
+        pooled = random_effects(effects, variances, level, hksj=hksj, bounds=(-1.0, 1.0)) if len(effects) >= 2 else None  # scores are in [0, 1]
         normalised = any(p.normalised for p in chosen)
         scaled = [(normalise(p.x, p.chance if normalised else None), normalise(p.y, p.chance if normalised else None)) for p in chosen]
         relative = relative_gain(
