@@ -145,6 +145,7 @@ def test_no_answer_is_its_own_status_scored_wrong_by_default_and_counted_apart_e
     table = tmp_path / "t.csv"
     assert run_cli("export", "--db", str(db), "--format", "csv", "--out", str(table)).returncode == 0
     rows = pd.read_csv(table)
+    rows = rows[rows["table"].isin(["per_task", "across_tasks"])]
     assert rows.loc[rows["condition"] == "NP01", "no_answer"].tolist() == [N_SUM, N_PICK, n]
     bad = run_cli("compare", "--db", str(db), "--no-answer", "drop")
     assert bad.returncode == 2 and "--no-answer: 'drop' is not allowed (allowed: wrong, exclude)" in bad.stderr
@@ -237,8 +238,10 @@ def test_compare_and_the_exports_flag_conditions_whose_effect_is_one_of_format(s
     db, result = sim_log
     payload = run_json("compare", "--db", str(db))
     rows = {(f["task"], f["condition"]): f for f in payload["format"]}
-    assert rows[("ii/sum", "EP01")]["flagged"] and "gold_in_zero" in rows[("ii/sum", "EP01")]["reasons"]
-    assert rows[("ii/sum", "EP01")]["gold_in_zero"] > 0.3 and rows[("ii/sum", "control")]["gold_in_zero"] == 0.0
+    # strict reads EP01's confidence as the sum, flexible reads the sum: the two effects disagree
+    ep01 = rows[("ii/sum", "EP01")]
+    assert ep01["flagged"] and "significance" in ep01["reasons"] and ep01["strict_delta"] < ep01["flexible_delta"]
+    assert rows[("ii/sum", "control")]["gold_in_zero"] == 0.0
     assert all(rows[(t, "NP01")]["flagged"] and "unparseable" in rows[(t, "NP01")]["reasons"] for t in ("ii/sum", "custom/pick", "all"))
     assert rows[("ii/sum", "NP01")]["unparseable"] == 1.0 and rows[("ii/sum", "NP01")]["unparseable_p"] < 0.001
     assert not any(f["flagged"] for f in payload["format"] if f["condition"] in ("control", "worded"))
@@ -255,12 +258,15 @@ def test_compare_and_the_exports_flag_conditions_whose_effect_is_one_of_format(s
     for fmt, mark in (("latex", "\\ddag{}"), ("markdown", "‡")):
         out = tmp_path / f"t.{fmt}"
         assert run_cli("export", "--db", str(db), "--format", fmt, "--out", str(out)).returncode == 0
-        assert mark in out.read_text() and "Format diagnostic" in out.read_text() and "extractor flexible" in out.read_text()
+        assert mark in out.read_text() and "Format diagnostic" in out.read_text() and "flexible extractor" in out.read_text()
     table = tmp_path / "t.csv"
     assert run_cli("export", "--db", str(db), "--format", "csv", "--out", str(table)).returncode == 0
     frame = pd.read_csv(table)
-    assert {"format_flagged", "format_unparseable", "format_strict_delta", "format_flexible_delta", "extractor"} <= set(frame.columns)
-    assert frame.loc[(frame["condition"] == "EP01") & (frame["task"] == "ii/sum"), "format_flagged"].tolist() == [True]
+    diagnostic = frame[frame["table"] == "format"]
+    assert {"flagged", "unparseable", "strict_delta", "flexible_delta", "extractor"} <= set(diagnostic.columns)
+    assert diagnostic.loc[(diagnostic["condition"] == "EP01") & (diagnostic["task"] == "ii/sum"), "flagged"].tolist() == [True]
+    rows = frame[frame["table"] == "per_task"]
+    assert rows.loc[(rows["condition"] == "EP01") & (rows["task"] == "ii/sum"), "format_flag"].tolist() == [True]
 
 
 def _hand_made(strict_fails: int, gold_in_zero: int, n: int = 20) -> pd.DataFrame:

@@ -151,7 +151,7 @@ def test_the_file_name_gives_the_format_and_csv_parquet_carry_every_table(one_mo
         assert check((tmp_path / name).read_text()), name
     export("--db", str(db), "--out", str(tmp_path / "t.parquet"))
     parquet = pd.read_parquet(tmp_path / "t.parquet")
-    tables = {"per_task", "across_tasks", "pooled", "omnibus"}
+    tables = {"per_task", "across_tasks", "pooled", "omnibus", "format"}
     assert set(parquet["table"]) == tables
     assert parquet.loc[parquet["table"] == "pooled", "pooled_estimate"].notna().all()
     for args in (("--format", "csv"), ("--format", "csv", "--out", "-")):

@@ -171,7 +171,7 @@ def test_run_and_compare_show_the_report(tmp_path: Path) -> None:
         mine = labels[labels["trait_name"] == row["trait_name"]]
         expected = 1.0 + 4.0 * mine["score"].fillna(0.0)  # the study counts errors as wrong (level 1)
         assert row["mean"] == pytest.approx(expected.mean()) and row["delta"] == pytest.approx(expected.mean() - 5.0)
-        assert row["errors"] == int((mine["status"] != "ok").sum())
+        assert row["errors"] + row["no_answer"] == int((mine["status"] != "ok").sum())
     compared = run_json("compare", "--db", db)
     assert compared["sac_induced"] == rows
     plain = run_cli("compare", "--db", db)

@@ -19,7 +19,7 @@ def _json(*args: str):
 
 def test_list_json_has_id_family_text_and_citation_or_authored() -> None:
     rows = _json("list")
-    assert len(rows) == 11 + 10 + 30 + 5 + 16 + 5 + 2  # HEART: 6 emotions x 5, and 5 neutral phrases
+    assert len(rows) == 11 + 10 + 60 + 10 + 16 + 5 + 2  # HEART: 6 emotions x 10, and 10 neutral phrases
     for row in rows:
         assert {"id", "family", "text"} <= set(row)
         assert bool(row.get("citation")) != bool(row.get("authored")), row["id"]

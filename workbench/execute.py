@@ -30,7 +30,7 @@ def call_for(trial: Trial, model: ModelSpec, messages: Messages, purpose: str, i
     """The request a trial's call sends (seeded per trial) and what its provider may know of it."""
     request = ModelRequest.build(model.id, to_dicts(messages), request_params(model, trial), trial.repeat, purpose)
     targets = trial.item.targets if sim_targets is None else sim_targets  # what a simulated model may plant
-    return request, TrialContext(condition=trial.condition, targets=targets, seed=trial.seed, call_index=index)
+    return request, TrialContext(condition=trial.condition, targets=targets, seed=trial.seed, call_index=index, choices=trial.item.choices)
 
 
 def status(solution: Solution, scored: Score) -> str:

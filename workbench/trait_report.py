@@ -45,7 +45,7 @@ def inventory_traits(tasks: dict[str, TaskSpec] | None = None) -> pd.DataFrame:
     return item_labels("inventory", ("trait", "trait_name"), tasks)
 
 
-def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None = None, errors: str = "exclude", no_answer: str = "exclude") -> list[dict[str, Any]]:
+def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None = None, errors: str = "exclude", no_answer: str | None = None) -> list[dict[str, Any]]:
     """Per model, condition, inventory and trait: mean keyed level (1-5) and its change against
     the control (`level_deltas`), with the Holm family one model's traits x conditions within an
     inventory. `frame` has model, condition, task, item_id, score and status per trial."""
@@ -55,7 +55,7 @@ def trait_deltas(frame: pd.DataFrame, control: str, traits: pd.DataFrame | None 
 
 def level_deltas(
     frame: pd.DataFrame, control: str, labels: pd.DataFrame, *, by: Sequence[str], carry: Sequence[str] = (),
-    errors: str = "exclude", no_answer: str = "exclude", task_column: str = "task",
+    errors: str = "exclude", no_answer: str | None = None, task_column: str = "task",
 ) -> list[dict[str, Any]]:
     """Per model, task and group of items (the `labels` columns `by`): per condition the mean
     level 1 + 4 * score (the keyed level of an inventory item, the rating of a 1-5 question) and
@@ -64,7 +64,8 @@ def level_deltas(
     (`p_adjusted`) over one model's groups x conditions within a task. Errored trials and those
     with no answer of the scale are counted apart (`errors`, `no_answer`), and left out of the
     means ("exclude") or scored 0, level 1 ("wrong", as the per-task scores count them), each by
-    its own policy. `carry` columns describe a group (its trait's name)."""
+    its own policy (no_answer None: as errors). `carry` columns describe a group (its trait's name)."""
+    no_answer = errors if no_answer is None else no_answer
     data = frame.merge(labels, on=["task", "item_id"], how="inner")
     if data.empty:
         return []
@@ -135,7 +136,7 @@ def traits_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
     return trait_deltas(_trials(con, run_id, traits), control, traits, errors=errors_policy(con, run_id), no_answer=no_answer_policy(con, run_id))
 
 
-def sac_induced_deltas(frame: pd.DataFrame, control: str, labels: pd.DataFrame, errors: str = "exclude", no_answer: str = "exclude") -> list[dict[str, Any]]:
+def sac_induced_deltas(frame: pd.DataFrame, control: str, labels: pd.DataFrame, errors: str = "exclude", no_answer: str | None = None) -> list[dict[str, Any]]:
     """Per model, condition, trait and factor of the SAC-Induced task: the mean rating and its
     change against the control (`level_deltas`), then per trait over the five factors (`factor`
     "all", the authors' per-trait delta). Each kind of row is its own Holm family."""

@@ -45,6 +45,7 @@ class TrialContext:
     targets: tuple[str, ...]
     seed: int
     call_index: int = 0
+    choices: tuple[str, ...] = ()  # the item's options, when it has them: a planted wrong answer is one of them
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class SimulatedProvider:
                 example = random.Random(stable_seed(self.model_id, context.seed, request.repeat, context.call_index, "difficulty"))
                 if example.random() < self.sim.shared_difficulty:
                     draw = example.random()
-            planted = gold if draw < p else _wrong(gold, rng)
+            planted = gold if draw < p else _wrong(gold, context.targets, context.choices, rng)
             text = ANSWER_FORMATS[self.sim.answer_format.get(context.condition, self.sim.default_answer_format)].format(answer=planted)
         prompt_tokens = sum(len(content.split()) for _, content in request.messages)
         return ModelResponse(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()), latency_s=self.sim.latency_ms / 1000)
@@ -77,8 +77,13 @@ def _judge(request: ModelRequest, gold: str, judges_right: bool) -> str:
     return VERDICTS[is_gold if judges_right else not is_gold]
 
 
-def _wrong(gold: str, rng: random.Random) -> str:
-    """An answer that no scorer accepts for `gold`."""
+def _wrong(gold: str, targets: tuple[str, ...], choices: tuple[str, ...], rng: random.Random) -> str:
+    """An answer that no scorer accepts for `gold`, of the task's kind where the simulator can tell
+    it: another of the item's options, a nearby number; else a non-answer (status no_answer)."""
+    accepted = {t.strip().lower() for t in targets}
+    others = [c for c in choices if c.strip().lower() not in accepted]
+    if others:
+        return rng.choice(others)
     try:
         return str(int(gold) + rng.choice((-3, -2, -1, 1, 2, 3)))
     except ValueError:

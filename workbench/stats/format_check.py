@@ -129,8 +129,7 @@ def _indicators(scores: pd.DataFrame, extractor: str) -> pd.DataFrame:
 def _effect(frame: pd.DataFrame, column: str, control: str, condition: str, level: float) -> dict[str, Any]:
     """Paired difference of `column` (condition - control) over the examples both have, as the table computes it."""
     matrix = per_example(frame.rename(columns={column: "value"})[["example", "condition", "value"]])
-    x, y, repeats = matrix.pair(control, condition)
-    return _compare_pair(x, y, repeats, "auto", level)
+    return _compare_pair(matrix.pair(control, condition), "auto", level)
 
 
 def _subset(frame: pd.DataFrame, model: str, task: str) -> pd.DataFrame:
