@@ -48,7 +48,7 @@ def test_compare_and_export_a_run_of_the_embedded_model(tmp_path: Path, local_se
     assert exported.returncode == 0, exported.stderr
     assert "local\\_stats \\& export" in tex.read_text()
     assert compile_latex(tex) >= 1
-    assert sorted(p.name for p in figures.iterdir()) == ["forest.pdf", "forest.png", "heatmap.pdf", "heatmap.png"]
+    assert sorted(p.name for p in figures.iterdir()) == ["forest.pdf", "forest.png", "heatmap.pdf", "heatmap.png", "references.bib"]  # the bib goes beside every export
     markdown = tmp_path / "table.md"
     assert run_cli("export", "--db", str(db), "--format", "markdown", "--out", str(markdown)).returncode == 0
     assert "| local/default | ii/sum | EP02 |" in markdown.read_text()
