@@ -70,6 +70,7 @@ def run(
     from .reports import run_reports
     from .rounds import by_condition, gain_and_cost
     from .runner import Runner
+    from .run.control import Progress as RunProgress
     from .stats import condition_table, trial_frame
     from .store import connect_reader
     from .task_scores import task_scores
@@ -79,8 +80,8 @@ def run(
     ) as bar:
         task_id = bar.add_task(resolved.spec.name, total=None)
 
-        def progress(done: int, total: int) -> None:
-            bar.update(task_id, completed=done, total=total)
+        def progress(report: RunProgress) -> None:
+            bar.update(task_id, completed=report.done, total=report.total)
 
         runner = Runner(resolved, db, fresh=fresh, use_cache=not no_cache, log=lambda m: err.print(m, highlight=False), progress=progress)
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)

@@ -12,7 +12,6 @@ import json
 import signal
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
@@ -33,8 +32,7 @@ from .solvers import Generate, Generation, RoundRecord
 from .store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
 from .study import ModelSpec, ResolvedStudy
 from .trials import Trial, expand
-
-Progress = Callable[[int, int], None]
+from .run.control import Progress, ProgressCallback, StopHandle
 
 FLUSH_EVERY_S = 1.0
 FLUSH_EVERY_TRIALS = 512
@@ -94,13 +92,14 @@ class _Log:
 
 
 class Runner:
-    def __init__(self, study: ResolvedStudy, db_path: Path, *, fresh: bool = False, use_cache: bool = True, log: Log | None = None, progress: Progress | None = None) -> None:
+    def __init__(self, study: ResolvedStudy, db_path: Path, *, fresh: bool = False, use_cache: bool = True, log: Log | None = None, progress: ProgressCallback | None = None, stop: StopHandle | None = None) -> None:
         self.study = study
         self.db_path = Path(db_path)
         self.run_id = run_id_for(study, fresh)
         self.use_cache = use_cache
         self.say: Log = log or (lambda _: None)
-        self.progress = progress or (lambda done, total: None)
+        self.progress: ProgressCallback = progress or (lambda _: None)
+        self.stop = stop or StopHandle()
         self.cache = ResponseCache()
         self.summary = RunSummary(run_id=self.run_id, db_path=str(self.db_path), trials_planned=0)
 
@@ -204,21 +203,21 @@ class Runner:
         if self.study.warnings:
             log.add("run_events", self._event("warnings", messages=self.study.warnings))
         await log.flush()
-        self.progress(len(done), len(trials))
+        self._report()
         pool = ProviderPool()
         if pending:
             needed = [m for m in self._models() if m is self.study.spec.judge or any(t.model.id == m.id for t in pending)]
             pool = await asyncio.to_thread(open_pool, needed, self.say)
         semaphore = asyncio.Semaphore(self.study.spec.concurrency)
-        stop = asyncio.Event()
+        stop = self.stop
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.set)
+                loop.add_signal_handler(sig, stop.stop)
 
         async def one(trial: Trial) -> None:
             async with semaphore:
-                if stop.is_set():
+                if stop.stopped:
                     return
                 rows = await self._run_trial(trial, pool)
             for call in rows["calls"]:
@@ -233,14 +232,14 @@ class Runner:
             self.summary.errors += rows["trial"]["status"] == ERROR
             self.summary.no_answer += rows["trial"]["status"] == NO_ANSWER
             await log.maybe_flush()
-            self.progress(self.summary.trials_done, len(trials))
+            self._report()
 
         try:
             tasks = [asyncio.ensure_future(one(t)) for t in pending]
-            waiter = asyncio.ensure_future(stop.wait())
+            waiter = asyncio.ensure_future(_stopped(stop))
             all_done = asyncio.gather(*tasks)
             await asyncio.wait([all_done, waiter], return_when=asyncio.FIRST_COMPLETED)
-            if stop.is_set():
+            if stop.stopped:
                 self.summary.interrupted = True
                 for task in tasks:
                     task.cancel()
@@ -258,6 +257,10 @@ class Runner:
             await pool.close()
         self.summary.compacted = await asyncio.to_thread(compact, self.db_path)
         return self.summary
+
+    def _report(self) -> None:
+        s = self.summary
+        self.progress(Progress(total=s.trials_planned, done=s.trials_done, errors=s.errors, no_answer=s.no_answer, run_now=s.trials_run_now))
 
     async def _run_trial(self, trial: Trial, pool: ProviderPool) -> dict[str, Any]:
         calls: list[dict[str, Any]] = []
@@ -396,6 +399,12 @@ class Runner:
             "call_ids_json": json.dumps([c["call_id"] for c in own]),
             "error": record.error,
         }
+
+
+async def _stopped(stop: StopHandle, poll_s: float = 0.05) -> None:
+    """Returns once the handle is triggered (polled: it may be set from another thread)."""
+    while not stop.stopped:
+        await asyncio.sleep(poll_s)
 
 
 def run_study(study: ResolvedStudy, db_path: Path, **kwargs: Any) -> RunSummary:
