@@ -15,9 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from .cli_stimuli import stimuli_app
-from .errors import UserError
-from .paths import DEFAULT_DB
+from .stimuli import stimuli_app
+from ..errors import UserError
+from ..paths import DEFAULT_DB
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Prompt-Affect Workbench: run and analyse stimulus studies.")
 runs_app = typer.Typer(no_args_is_help=True, help="Runs in a log.")
@@ -55,25 +55,25 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Run a study (or resume it), log every call, print the per-condition table."""
-    from .study import load_study
+    from ..study import load_study
 
     resolved = load_study(study)  # validate before the heavy imports, so bad input fails fast
     if dry_run:
         _plan(resolved, db, as_json, fresh=fresh, use_cache=not no_cache)
         return
-    from .plan import low_power_warning
+    from ..plan import low_power_warning
 
     for warning in [*resolved.warnings, low_power_warning(resolved)]:
         if warning:
             _print_warning(warning)
 
-    from .reports import run_reports
-    from .rounds import by_condition, gain_and_cost
-    from .runner import Runner
-    from .run.control import Progress as RunProgress
-    from .stats import condition_table, trial_frame
-    from .store import connect_reader
-    from .task_scores import task_scores
+    from ..reports import run_reports
+    from ..rounds import by_condition, gain_and_cost
+    from ..runner import Runner
+    from ..run.control import Progress as RunProgress
+    from ..stats import condition_table, trial_frame
+    from ..store import connect_reader
+    from ..task_scores import task_scores
     with Progress(
         TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
         console=err, transient=as_json, disable=not err.is_terminal and as_json,
@@ -86,9 +86,9 @@ def run(
         runner = Runner(resolved, db, fresh=fresh, use_cache=not no_cache, log=lambda m: err.print(m, highlight=False), progress=progress)
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
             summary = asyncio.run(runner.run())
-    from .policies import Unscored
-    from .stats.extractor_view import own_extractor
-    from .stats.format_check import format_diagnostic, read_format
+    from ..policies import Unscored
+    from ..stats.extractor_view import own_extractor
+    from ..stats.format_check import format_diagnostic, read_format
 
     spec = resolved.spec
     con = connect_reader(db)
@@ -160,14 +160,14 @@ def plan(
 ) -> None:
     """What running STUDY would take: trials, model calls at most, calls already cached, time,
     cost, and the power of each comparison. Calls no model, writes nothing."""
-    from .study import load_study
+    from ..study import load_study
 
     _plan(load_study(study), db, as_json, effect=effect, baseline=baseline, measure=measure)
 
 
 def _plan(resolved: Any, db: Path, as_json: bool, **options: Any) -> None:
     """Compute and print a plan: the table (or JSON) on stdout, its warnings on stderr."""
-    from .plan import BadFigure, plan_study
+    from ..plan import BadFigure, plan_study
 
     try:
         result = plan_study(resolved, db, log=lambda m: err.print(m, highlight=False), **options)
@@ -251,7 +251,7 @@ def _flagged_conditions(format_rows: list[Any], single_task: bool) -> set[tuple[
 
 
 def _print_condition_table(summary: Any, rows: list[Any], control: str, policy: Any, costs: dict[Any, Any], flagged: set[tuple[str, str]], extractor: str | None) -> None:
-    from .stats.format_check import FORMAT_MARK
+    from ..stats.format_check import FORMAT_MARK
 
     tests = ", ".join(sorted({r.test for r in rows if r.test})) or "none"
     gold_note = "; GOLD: the condition's loop read gold labels (oracle verifier), an upper bound" if any(c.consumes_gold for c in costs.values()) else ""
@@ -304,7 +304,7 @@ def _print_task_table(rows: list[dict[str, Any]]) -> None:
 
 
 def _print_report(name: str, rows: list[dict[str, Any]], console: Console | None = None) -> None:
-    from .reports import REPORTS
+    from ..reports import REPORTS
 
     columns = REPORTS.get(name).columns
     table = Table(title=name)
@@ -318,7 +318,7 @@ def _print_report(name: str, rows: list[dict[str, Any]], console: Console | None
 @runs_app.command("list")
 def runs_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """List the runs in a log with their progress."""
-    from .store import query
+    from ..store import query
 
     if not db.exists() and not Path(str(db) + ".segments").exists():
         _fail(f"{db}: no log here (run a study first, or pass --db)")
@@ -359,9 +359,9 @@ def _comparison(
     no_answer: str | None = None, extractor: str | None = None,
 ) -> tuple[Any, Any]:
     """The run and its comparison table; bad options fail with exit code 2 before anything is written."""
-    from .stats import compare, load_run
-    from .stats.multiplicity import METHODS as ADJUST_METHODS
-    from .stats.table import ERROR_POLICIES, FAMILIES, TEST_NAMES
+    from ..stats import compare, load_run
+    from ..stats.multiplicity import METHODS as ADJUST_METHODS
+    from ..stats.table import ERROR_POLICIES, FAMILIES, TEST_NAMES
 
     choices = {"--adjust": (adjust, tuple(ADJUST_METHODS)), "--family": (family, tuple(FAMILIES)), "--test": (test, TEST_NAMES)}
     if errors is not None:
@@ -394,8 +394,8 @@ def _comparison(
 
 def _with_format(db: Path, data: Any, result: Any, wanted: list[str] | None) -> Any:
     """The comparison with the format diagnostic of its conditions (workbench.stats.format_check)."""
-    from .stats.format_check import format_diagnostic, read_format, with_format
-    from .store import connect_reader
+    from ..stats.format_check import format_diagnostic, read_format, with_format
+    from ..store import connect_reader
 
     con = connect_reader(db)
     try:
@@ -435,8 +435,8 @@ def compare(
         payload = {"run_id": data.run_id, "name": data.name, **result.to_dict(json_safe=True)}
         out.print_json(json.dumps({**payload, "costs": [c.to_dict() for c in costs], "rounds": [p.to_dict() for p in curve], **reports}))
         return
-    from .export import COLUMNS, OMNIBUS_COLUMNS, POOLED_COLUMNS, notes, omnibus_cells, pooled_cells, row_cells, with_relative_header
-    from .stats.format_check import FORMAT_MARK
+    from ..export import COLUMNS, OMNIBUS_COLUMNS, POOLED_COLUMNS, notes, omnibus_cells, pooled_cells, row_cells, with_relative_header
+    from ..stats.format_check import FORMAT_MARK
 
     # The terminal gets the main columns (the model in the title when there is one); --json and
     # export carry every effect size. Piped output is not squeezed into 80 columns.
@@ -464,8 +464,8 @@ def compare(
 
 def _read_reports(db: Path, run_id: str, control: str) -> dict[str, list[dict[str, Any]]]:
     """The suite reports of a run (workbench.reports), against `control`."""
-    from .reports import run_reports
-    from .store import connect_reader
+    from ..reports import run_reports
+    from ..store import connect_reader
 
     con = connect_reader(db)
     try:
@@ -490,9 +490,9 @@ def _warn_partial(result: Any, run_id: str) -> None:
 
 def _read_gain_and_cost(db: Path, run_id: str, errors: str, no_answer: str, extractor: str | None) -> tuple[list[Any], list[Any]]:
     """Per condition: accuracy against rounds, calls and tokens spent; per round of a loop: the curve."""
-    from .rounds import gain_and_cost
-    from .stats.extractor_view import use_extractor
-    from .store import connect_reader
+    from ..rounds import gain_and_cost
+    from ..stats.extractor_view import use_extractor
+    from ..store import connect_reader
 
     con = connect_reader(db)
     try:
@@ -503,7 +503,7 @@ def _read_gain_and_cost(db: Path, run_id: str, errors: str, no_answer: str, extr
 
 
 def _print_format_table(console: Console, rows: list[Any], title: str = "format diagnostic") -> None:
-    from .export import FORMAT_COLUMNS, format_cells
+    from ..export import FORMAT_COLUMNS, format_cells
 
     shown = [c for c in FORMAT_COLUMNS if c[0] != "model" or len({r.model for r in rows}) > 1]
     _print_cells(console, title, shown, [format_cells(r) for r in rows])
@@ -555,13 +555,13 @@ def export(
 ) -> None:
     """Write the comparison table (LaTeX, Markdown, CSV, Parquet; to a file or stdout), the
     per-trial data, figures (PDF and PNG), and a references.bib beside them."""
-    from .bibliography import run_bibliography
-    from .export import write_atomic
-    from .export.context import ExportContext, run_provenance
-    from .export.layouts import render
-    from .export.request import check_bib_paths, resolve
-    from .export.trials import TRIAL_RENDERERS, trial_records
-    from .stats import load_run
+    from ..bibliography import run_bibliography
+    from ..export import write_atomic
+    from ..export.context import ExportContext, run_provenance
+    from ..export.layouts import render
+    from ..export.request import check_bib_paths, resolve
+    from ..export.trials import TRIAL_RENDERERS, trial_records
+    from ..stats import load_run
 
     request = resolve(layout, format, out_file, trials, figures, bib=not no_bib)
     check_bib_paths(request.bib_paths())
@@ -586,7 +586,7 @@ def export(
             write_atomic(path, content)
             written.append(path)
     if request.figures is not None:
-        from .figures import write_figures
+        from ..figures import write_figures
 
         written.extend(write_figures(result, request.figures, provenance=provenance))
     for path in request.bib_paths():
@@ -605,7 +605,7 @@ def rescore(
     as_json: JsonOption = False,
 ) -> None:
     """Score a logged run again with another extractor, from its stored responses (no model call)."""
-    from .rescore import rescore as rescore_run
+    from ..rescore import rescore as rescore_run
 
     summary = rescore_run(db, run, extractor)
     if as_json:
@@ -633,8 +633,8 @@ def trials(
     as_json: JsonOption = False,
 ) -> None:
     """Show trials: the prompt, the response, the extracted answer, the gold and the score."""
-    from .extract import ERROR, NO_ANSWER, OK
-    from .trial_view import trial_listing
+    from ..extract import ERROR, NO_ANSWER, OK
+    from ..trial_view import trial_listing
 
     statuses = (OK, NO_ANSWER, ERROR)
     if status is not None and status not in statuses:
@@ -648,7 +648,7 @@ def trials(
 
 def _print_trials(listing: Any) -> None:
     """Each trial, or each discordant pair side by side; all model and user text escaped."""
-    from .trial_view import visible
+    from ..trial_view import visible
 
     fields = (("prompt", lambda v: v.prompt), ("response", lambda v: v.response), ("answer", lambda v: v.answer),
               ("gold", lambda v: " | ".join(v.gold)), ("score", lambda v: f"{'' if v.score is None else f'{v.score:g}'} ({v.status})"),
@@ -682,7 +682,7 @@ def power(
     as_json: JsonOption = False,
 ) -> None:
     """Plan a study: the examples needed to detect a difference, or the power at a given n."""
-    from .stats import power_paired_binary, simulated_power
+    from ..stats import power_paired_binary, simulated_power
 
     try:
         plan = power_paired_binary(baseline, delta, n, power=target, discordance=discordance, alpha=alpha, comparisons=comparisons, test=test)
@@ -720,9 +720,9 @@ def models_check(
     """Answer one prompt with MODEL and print the answer and latency."""
     import time
 
-    from .messages import Message, to_dicts
-    from .providers import ModelRequest, TrialContext, complete_with_retries, open_pool
-    from .study import ModelSpec
+    from ..messages import Message, to_dicts
+    from ..providers import ModelRequest, TrialContext, complete_with_retries, open_pool
+    from ..study import ModelSpec
 
     spec = ModelSpec(id=model, params={"temperature": 0.0, "max_tokens": 32})
 
@@ -760,11 +760,11 @@ def tasks_list(
     as_json: JsonOption = False,
 ) -> None:
     """List the built-in tasks with their metric and how many examples they can give."""
-    from .tasks.catalog import task_rows
+    from ..tasks.catalog import task_rows
 
     rows = task_rows(suite)
     if suite is not None and not rows:
-        from .tasks import builtin_suites
+        from ..tasks import builtin_suites
 
         _fail(f"unknown suite {suite!r} (suites: {', '.join(sorted(builtin_suites()))})")
     if as_json:
@@ -790,7 +790,7 @@ def tasks_sample(
     as_json: JsonOption = False,
 ) -> None:
     """Show the examples (and prompts) a study with this seed would run."""
-    from .tasks.catalog import sample_rows
+    from ..tasks.catalog import sample_rows
 
     result = sample_rows(task, n, seed, shots=shots, path=path, variant=variant)
     if as_json:
@@ -805,8 +805,8 @@ def tasks_sample(
 @tasks_app.command("cite")
 def tasks_cite(target: Annotated[str, typer.Argument(metavar="TASK|SUITE", help="A task id (e.g. ii/sum) or a suite (e.g. bbh).")]) -> None:
     """Print BibTeX for a task, or for every task of a suite."""
-    from .bibliography import bibliography, of_task
-    from .tasks import builtin_suites, builtin_tasks
+    from ..bibliography import bibliography, of_task
+    from ..tasks import builtin_suites, builtin_tasks
 
     suites, tasks = builtin_suites(), builtin_tasks()
     specs = list(suites[target][1].values()) if target in suites else [tasks[target]] if target in tasks else []
@@ -825,7 +825,7 @@ def tasks_check(
     as_json: JsonOption = False,
 ) -> None:
     """Check the scorer: gold answers, reworded gold answers score 1; wrong and hedged answers score 0."""
-    from .tasks.check import check
+    from ..tasks.check import check
 
     result = check(task, path=path, n=n, seed=seed, extractor=extractor)
     if as_json:

@@ -12,7 +12,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from .errors import UserError
+from ..errors import UserError
 
 stimuli_app = typer.Typer(no_args_is_help=True, help="The stimulus library: list, show, render.")
 out = Console(markup=False)  # stimulus texts are printed as written
@@ -22,7 +22,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _library(files: list[Path] | None, stimulus_id: str | None = None) -> Any:
-    from .stimuli import builtin_library
+    from ..stimuli import builtin_library
 
     library = builtin_library()
     library = library.with_files(files) if files else library
@@ -45,7 +45,7 @@ def list_stimuli(
     as_json: JsonOption = False,
 ) -> None:
     """List stimuli with their family, text (where one), and citation or authored label."""
-    from .stimuli.catalog import summary
+    from ..stimuli.catalog import summary
 
     library = _library(files)
     if family is not None:
@@ -74,7 +74,7 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Everything about one stimulus: texts, variants, citation, parameters, data."""
-    from .stimuli.catalog import detail
+    from ..stimuli.catalog import detail
 
     library = _library(files, stimulus_id)
     payload = detail(library.get(stimulus_id), library)
@@ -90,7 +90,7 @@ def cite(
     files: FileOption = None,
 ) -> None:
     """Print BibTeX for a stimulus family (or the family of a stimulus id)."""
-    from .bibliography import bibliography, of_family
+    from ..bibliography import bibliography, of_family
 
     library = _library(files)
     if target in library.families():
@@ -126,8 +126,8 @@ def render(
     as_json: JsonOption = False,
 ) -> None:
     """Print the exact messages the stimulus produces on a prompt (every call for a program)."""
-    from .stimuli.catalog import DEFAULT_SYSTEM
-    from .stimuli.catalog import render as render_messages
+    from ..stimuli.catalog import DEFAULT_SYSTEM
+    from ..stimuli.catalog import render as render_messages
 
     try:
         result = render_messages(
