@@ -113,6 +113,10 @@ class Plan(Record):
     power: list[ComparisonPower] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
+    def to_json(self) -> dict[str, Any]:
+        """What `workbench plan --json` prints."""
+        return self.to_dict(json_safe=True)
+
 
 # -- power ------------------------------------------------------------------------------------
 def comparison_power(study: ResolvedStudy, effect: float = REFERENCE_EFFECT, baseline: float = 0.5, alpha: float = 0.05) -> list[ComparisonPower]:

@@ -55,9 +55,9 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Run a study (or resume it), log every call, print the per-condition table."""
-    from ..study import load_study
+    from .. import api
 
-    resolved = load_study(study)  # validate before the heavy imports, so bad input fails fast
+    resolved = api.load_study(study)  # validate before the heavy imports, so bad input fails fast
     if dry_run:
         _plan(resolved, db, as_json, fresh=fresh, use_cache=not no_cache)
         return
@@ -67,86 +67,38 @@ def run(
         if warning:
             _print_warning(warning)
 
-    from ..reports import run_reports
-    from ..rounds import by_condition, gain_and_cost
-    from ..runner import Runner
-    from ..run.control import Progress as RunProgress
-    from ..stats import condition_table, trial_frame
-    from ..store import connect_reader
-    from ..task_scores import task_scores
     with Progress(
         TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
         console=err, transient=as_json, disable=not err.is_terminal and as_json,
     ) as bar:
         task_id = bar.add_task(resolved.spec.name, total=None)
 
-        def progress(report: RunProgress) -> None:
+        def progress(report: api.Progress) -> None:
             bar.update(task_id, completed=report.done, total=report.total)
 
-        runner = Runner(resolved, db, fresh=fresh, use_cache=not no_cache, log=lambda m: err.print(m, highlight=False), progress=progress)
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
-            summary = asyncio.run(runner.run())
-    from ..policies import Unscored
-    from ..stats.extractor_view import own_extractor
-    from ..stats.format_check import format_diagnostic, read_format
-
-    spec = resolved.spec
-    con = connect_reader(db)
-    try:
-        frame = trial_frame(con, summary.run_id)
-        per_task = task_scores(con, summary.run_id, spec.errors, spec.no_answer)
-        reports = run_reports(con, summary.run_id, resolved.control_name)  # e.g. traits, perspectives
-        cost_list, curve = gain_and_cost(con, summary.run_id, spec.errors, spec.no_answer)
-        extractor = own_extractor(con, summary.run_id)
-        format_rows = format_diagnostic(
-            read_format(con, summary.run_id, extractor), resolved.control_name, extractor, errors=spec.errors, no_answer=spec.no_answer,
-            order=list(resolved.conditions), task_order=list(resolved.tasks),
-        )
-    finally:
-        con.close()
-    costs = by_condition(cost_list)
-    rows = condition_table(frame, resolved.control_name, spec.errors, order=list(resolved.conditions), no_answer=spec.no_answer)
-    flagged = _flagged_conditions(format_rows, single_task=len(resolved.tasks) == 1)
-    loops = {c.condition for c in costs.values() if c.mean_rounds is not None}
+            result = api.run(resolved, db, fresh=fresh, use_cache=not no_cache, progress=progress, log=lambda m: err.print(m, highlight=False))
     if as_json:
-        payload: dict[str, Any] = {
-            "run_id": summary.run_id,
-            "db": str(db),
-            "trials_planned": summary.trials_planned,
-            "trials_done": summary.trials_done,
-            "errors": summary.errors,
-            "no_answer": summary.no_answer,
-            "extractor": extractor,
-            "model_calls": summary.model_calls,
-            "cache_hits": summary.cache_hits,
-            "interrupted": summary.interrupted,
-            "warnings": resolved.warnings,
-            "conditions": [
-                {
-                    "name": r.condition, **{k: v for k, v in r.to_dict().items() if k != "condition"},
-                    **_loop_columns(costs.get((r.model, r.condition))), "format_flag": (r.model, r.condition) in flagged,
-                }
-                for r in rows
-            ],
-            "tasks": per_task,
-            **reports,
-            "rounds": [p.to_dict() for p in curve if p.condition in loops],
-            "format": [f.to_dict(json_safe=True) for f in format_rows],
-        }
-        out.print_json(json.dumps(payload))
+        out.print_json(json.dumps(result.to_json()))
     else:
-        _print_condition_table(summary, rows, resolved.control_name, Unscored(spec.errors, spec.no_answer), costs, flagged, extractor)
-        if len(resolved.tasks) > 1:
-            _print_task_table(per_task)
-        if flagged:
-            _print_format_table(_wide_console(), [f for f in format_rows if f.is_control or f.flagged or (f.model, f.condition) in flagged])
-        for name, report in reports.items():
-            _print_report(name, report)
-        if loops:
-            _print_round_table([p for p in curve if p.condition in loops])
-    if summary.interrupted:
-        err.print(f"interrupted: run the same command again to resume {summary.run_id}")
+        _print_run(result)
+    if result.interrupted:
+        err.print(f"interrupted: run the same command again to resume {result.run_id}")
         raise typer.Exit(130)
+
+
+def _print_run(result: Any) -> None:
+    from ..policies import Unscored
+
+    _print_condition_table(result, list(result.rows), result.control, Unscored(result.errors_policy, result.no_answer_policy), result.costs, result.flagged, result.extractor)
+    if not result.single_task:
+        _print_task_table(list(result.tasks))
+    if result.flagged:
+        _print_format_table(_wide_console(), [f for f in result.format if f.is_control or f.flagged or (f.model, f.condition) in result.flagged])
+    for name, report in result.reports.items():
+        _print_report(name, report)
+    if result.rounds:
+        _print_round_table(list(result.rounds))
 
 
 @app.command()
@@ -160,23 +112,20 @@ def plan(
 ) -> None:
     """What running STUDY would take: trials, model calls at most, calls already cached, time,
     cost, and the power of each comparison. Calls no model, writes nothing."""
-    from ..study import load_study
+    from ..api import load_study
 
     _plan(load_study(study), db, as_json, effect=effect, baseline=baseline, measure=measure)
 
 
 def _plan(resolved: Any, db: Path, as_json: bool, **options: Any) -> None:
     """Compute and print a plan: the table (or JSON) on stdout, its warnings on stderr."""
-    from ..plan import BadFigure, plan_study
+    from .. import api
 
-    try:
-        result = plan_study(resolved, db, log=lambda m: err.print(m, highlight=False), **options)
-    except BadFigure as exc:
-        _fail(f"--{exc.parameter}: {exc.detail}")
+    result = api.plan(resolved, db, log=lambda m: err.print(m, highlight=False), **options)
     for warning in result.warnings:
         _print_warning(warning)
     if as_json:
-        out.print_json(json.dumps(result.to_dict(json_safe=True)))
+        out.print_json(json.dumps(result.to_json()))
         return
     _print_plan(result)
 
@@ -237,20 +186,8 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
-def _loop_columns(cost: Any) -> dict[str, Any]:
-    """What the rounds analysis adds to a condition's row: rounds used (None without a loop), and
-    whether it consumed gold labels (an oracle verifier)."""
-    if cost is None:
-        return {"mean_rounds": None, "consumes_gold": False, "mean_tokens": None}
-    return {"mean_rounds": cost.mean_rounds, "consumes_gold": cost.consumes_gold, "mean_tokens": cost.mean_tokens}
-
-
-def _flagged_conditions(format_rows: list[Any], single_task: bool) -> set[tuple[str, str]]:
-    """(model, condition) pairs the format diagnostic flags over the run's tasks (the `all` row, or the one task's)."""
-    return {(f.model, f.condition) for f in format_rows if f.flagged and (single_task or f.task == "all")}
-
-
 def _print_condition_table(summary: Any, rows: list[Any], control: str, policy: Any, costs: dict[Any, Any], flagged: set[tuple[str, str]], extractor: str | None) -> None:
+    from ..api import loop_columns
     from ..stats.format_check import FORMAT_MARK
 
     tests = ", ".join(sorted({r.test for r in rows if r.test})) or "none"
@@ -261,7 +198,7 @@ def _print_condition_table(summary: Any, rows: list[Any], control: str, policy: 
     for column in ("model", "condition", "n", "errors", "no answer", "accuracy", f"Δ vs {control}", "p", "rounds", "tokens"):
         table.add_column(column, justify="left" if column in ("model", "condition") else "right")
     for r in rows:
-        loop = _loop_columns(costs.get((r.model, r.condition)))
+        loop = loop_columns(costs.get((r.model, r.condition)))
         mark = (" GOLD" if loop["consumes_gold"] else "") + (f" {FORMAT_MARK}" if (r.model, r.condition) in flagged else "")
         table.add_row(
             r.model, r.condition + mark, str(r.n), str(r.errors), str(r.no_answer), f"{r.accuracy:.3f}",
@@ -318,22 +255,13 @@ def _print_report(name: str, rows: list[dict[str, Any]], console: Console | None
 @runs_app.command("list")
 def runs_list(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
     """List the runs in a log with their progress."""
-    from ..store import query
+    from .. import api
 
-    if not db.exists() and not Path(str(db) + ".segments").exists():
-        _fail(f"{db}: no log here (run a study first, or pass --db)")
-    rows = query(
-        db,
-        "SELECT r.run_id, r.name, r.created_at, r.trials_planned, "
-        "(SELECT count(*) FROM trials t WHERE t.run_id = r.run_id) AS trials_done, "
-        "(SELECT count(*) FROM trials t WHERE t.run_id = r.run_id AND t.status = 'error') AS errors, "
-        "(SELECT count(*) FROM trials t WHERE t.run_id = r.run_id AND t.status = 'no_answer') AS no_answer, "
-        "(SELECT e.event FROM run_events e WHERE e.run_id = r.run_id ORDER BY e.event_at DESC LIMIT 1) AS status "
-        "FROM runs r ORDER BY r.created_at",
-    )
+    listing = api.list_runs(db)
     if as_json:
-        out.print_json(json.dumps(rows, default=str))
+        out.print_json(json.dumps(listing.to_json()))
         return
+    rows = listing.runs
     table = Table(title=str(db))
     for column in ("run_id", "name", "created_at", "trials", "errors", "no answer", "status"):
         table.add_column(column, no_wrap=column in ("run_id", "created_at"))
@@ -354,59 +282,14 @@ NoAnswerOption = Annotated[Optional[str], typer.Option("--no-answer", help="Over
 ExtractorOption = Annotated[Optional[str], typer.Option("--extractor", help="Use this extractor's scores (default: the run's own; see `workbench rescore`).")]
 
 
-def _comparison(
-    db: Path, run: str | None, adjust: str, family: str, test: str, conditions: str | None, control: str | None, errors: str | None, level: float,
-    no_answer: str | None = None, extractor: str | None = None,
-) -> tuple[Any, Any]:
-    """The run and its comparison table; bad options fail with exit code 2 before anything is written."""
-    from ..stats import compare, load_run
-    from ..stats.multiplicity import METHODS as ADJUST_METHODS
-    from ..stats.table import ERROR_POLICIES, FAMILIES, TEST_NAMES
-
-    choices = {"--adjust": (adjust, tuple(ADJUST_METHODS)), "--family": (family, tuple(FAMILIES)), "--test": (test, TEST_NAMES)}
-    if errors is not None:
-        choices["--errors"] = (errors, ERROR_POLICIES)
-    if no_answer is not None:
-        choices["--no-answer"] = (no_answer, ERROR_POLICIES)
-    for option, (value, allowed) in choices.items():
-        if value not in allowed:
-            _fail(f"{option}: {value!r} is not allowed (allowed: {', '.join(allowed)})")
-    if not 0.5 <= level < 1.0:
-        _fail(f"--level: {level} is not allowed (allowed: 0.5 to below 1, e.g. 0.95)")
-
-    data = load_run(db, run, extractor)
-    if data.frame.empty:
-        _fail(f"{db}: run {data.run_id} has no trials yet")
-    chosen = control or data.control
-    if chosen not in set(data.frame["condition"]):
-        _fail(f"--control: {chosen!r} has no trials in run {data.run_id} (conditions: {', '.join(data.conditions)})")
-    wanted = None if conditions is None else [c.strip() for c in conditions.split(",") if c.strip()]
-    try:
-        result = compare(
-            data.frame, chosen, errors=errors or data.errors, adjust=adjust, family=family, level=level, test=test,
-            conditions=wanted, order=data.conditions, task_order=data.tasks, repeats=data.repeats, planned=data.trials_planned,
-            no_answer=no_answer or data.no_answer, extractor=data.extractor,
-        )
-    except ValueError as exc:
-        _fail(str(exc))
-    return data, _with_format(db, data, result, wanted)
+def _compare_options(adjust: str, family: str, test: str, conditions: str | None, control: str | None, errors: str | None, level: float,
+                     no_answer: str | None, extractor: str | None) -> dict[str, Any]:
+    return {"adjust": adjust, "family": family, "test": test, "conditions": conditions, "control": control, "errors": errors, "level": level,
+            "no_answer": no_answer, "extractor": extractor}
 
 
-def _with_format(db: Path, data: Any, result: Any, wanted: list[str] | None) -> Any:
-    """The comparison with the format diagnostic of its conditions (workbench.stats.format_check)."""
-    from ..stats.format_check import format_diagnostic, read_format, with_format
-    from ..store import connect_reader
-
-    con = connect_reader(db)
-    try:
-        scores = read_format(con, data.run_id, data.extractor)
-    finally:
-        con.close()
-    rows = format_diagnostic(
-        scores, result.control, data.extractor, errors=result.errors_policy, no_answer=result.no_answer_policy, level=result.level,
-        conditions=wanted, order=data.conditions, task_order=data.tasks,
-    )
-    return with_format(result, rows)
+def _warn(message: str) -> None:
+    err.print(message, highlight=False)
 
 
 @app.command()
@@ -425,24 +308,25 @@ def compare(
     extractor: ExtractorOption = None,
 ) -> None:
     """The comparison table of a run: each condition against the control, per task and across tasks."""
-    data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level, no_answer, extractor)
-    _warn_partial(result, data.run_id)
-    costs, curve = _read_gain_and_cost(db, data.run_id, result.errors_policy, result.no_answer_policy, extractor)
-    reports = _read_reports(db, data.run_id, control or data.control)  # e.g. traits, sac_induced, as `run` shows them
-    loops = {(c.model, c.condition) for c in costs if c.mean_rounds is not None}
-    curve = [p for p in curve if (p.model, p.condition) in loops]
+    from .. import api
+
+    compared = api.compare(db, run, log=_warn, **_compare_options(adjust, family, test, conditions, control, errors, level, no_answer, extractor))
     if as_json:
-        payload = {"run_id": data.run_id, "name": data.name, **result.to_dict(json_safe=True)}
-        out.print_json(json.dumps({**payload, "costs": [c.to_dict() for c in costs], "rounds": [p.to_dict() for p in curve], **reports}))
+        out.print_json(json.dumps(compared.to_json()))
         return
+    _print_comparison(compared)
+
+
+def _print_comparison(compared: Any) -> None:
     from ..export import COLUMNS, OMNIBUS_COLUMNS, POOLED_COLUMNS, notes, omnibus_cells, pooled_cells, row_cells, with_relative_header
     from ..stats.format_check import FORMAT_MARK
 
+    result = compared.table
     # The terminal gets the main columns (the model in the title when there is one); --json and
     # export carry every effect size. Piped output is not squeezed into 80 columns.
     models = sorted({r.model for r in result.rows})
     shown = {"task", "condition", "n", "errors", "no_answer", "accuracy", "delta", "relative", "p", "p_adjusted"} | ({"model"} if len(models) > 1 else set())
-    title = f"run {data.run_id}" + (f" · {models[0]}" if len(models) == 1 else "") + (f" · extractor {result.extractor}" if result.extractor else "") + _partial_label(result)
+    title = f"run {compared.run_id}" + (f" · {models[0]}" if len(models) == 1 else "") + (f" · extractor {result.extractor}" if result.extractor else "") + _partial_label(result)
     console = _wide_console()
     _print_cells(console, title, [c for c in with_relative_header(COLUMNS, result.rows) if c[0] in shown], [row_cells(r) for r in result.rows])
     across = {"condition", "tasks", "pooled", "i2", "p_adjusted", "relative", "gee"} | ({"model"} if len(models) > 1 else set())
@@ -455,51 +339,15 @@ def compare(
         _print_format_table(console, result.format, f"format diagnostic ({FORMAT_MARK}: the effect may be one of answer format)")
     for line in notes(result, shown | (across if result.pooled else set())):
         console.print(line, highlight=False)
-    _print_cost_table(costs)
-    if curve:
-        _print_round_table(curve)
-    for name, report in reports.items():
+    _print_cost_table(list(compared.costs))
+    if compared.rounds:
+        _print_round_table(list(compared.rounds))
+    for name, report in compared.reports.items():
         _print_report(name, report, console)
-
-
-def _read_reports(db: Path, run_id: str, control: str) -> dict[str, list[dict[str, Any]]]:
-    """The suite reports of a run (workbench.reports), against `control`."""
-    from ..reports import run_reports
-    from ..store import connect_reader
-
-    con = connect_reader(db)
-    try:
-        return run_reports(con, run_id, control)
-    finally:
-        con.close()
 
 
 def _partial_label(result: Any) -> str:
     return f" · PARTIAL RUN ({result.trials_done} of {result.trials_planned} trials)" if result.partial else ""
-
-
-def _warn_partial(result: Any, run_id: str) -> None:
-    """A run still being written (or stopped) is compared as it stands, with a warning."""
-    if result.partial:
-        err.print(
-            f"warning: run {run_id} is partial ({result.trials_done} of {result.trials_planned} trials logged): "
-            "tests use only examples with every repeat logged in both conditions; p-values will change as it fills",
-            highlight=False,
-        )
-
-
-def _read_gain_and_cost(db: Path, run_id: str, errors: str, no_answer: str, extractor: str | None) -> tuple[list[Any], list[Any]]:
-    """Per condition: accuracy against rounds, calls and tokens spent; per round of a loop: the curve."""
-    from ..rounds import gain_and_cost
-    from ..stats.extractor_view import use_extractor
-    from ..store import connect_reader
-
-    con = connect_reader(db)
-    try:
-        use_extractor(con, run_id, extractor)
-        return gain_and_cost(con, run_id, errors, no_answer)
-    finally:
-        con.close()
 
 
 def _print_format_table(console: Console, rows: list[Any], title: str = "format diagnostic") -> None:
@@ -552,48 +400,24 @@ def export(
     level: LevelOption = 0.95,
     no_answer: NoAnswerOption = None,
     extractor: ExtractorOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what was written as JSON (run_id, written); needs --out FILE, as stdout carries it.")] = False,
 ) -> None:
     """Write the comparison table (LaTeX, Markdown, CSV, Parquet; to a file or stdout), the
     per-trial data, figures (PDF and PNG), and a references.bib beside them."""
-    from ..bibliography import run_bibliography
-    from ..export import write_atomic
-    from ..export.context import ExportContext, run_provenance
-    from ..export.layouts import render
-    from ..export.request import check_bib_paths, resolve
-    from ..export.trials import TRIAL_RENDERERS, trial_records
-    from ..stats import load_run
+    from .. import api
 
-    request = resolve(layout, format, out_file, trials, figures, bib=not no_bib)
-    check_bib_paths(request.bib_paths())
-    needs_comparison = request.table is not None or request.figures is not None
-    data, result = _comparison(db, run, adjust, family, test, conditions, control, errors, level, no_answer, extractor) if needs_comparison else (load_run(db, run), None)
-    if result is not None:
-        _warn_partial(result, data.run_id)
-    provenance = run_provenance(db, data.run_id)
-    contents: list[tuple[Any, str | bytes]] = []  # (path or None for stdout, content): all made before any is written
-    if request.table is not None:
-        context = ExportContext(name=data.name, provenance=provenance, relative=relative, standalone=standalone)
-        contents.append((request.table.path, render(result, request.layout, request.table.format.name, context)))
-    if request.trials is not None:
-        contents.append((request.trials.path, TRIAL_RENDERERS[request.trials.format.name](trial_records(db, data.run_id))))
-    bib = run_bibliography(db, data.run_id) if request.bib_paths() else ""
-    written: list[Path] = []
-    for path, content in contents:
-        if path is None:
-            sys.stdout.write(content if isinstance(content, str) else content.decode())
-            sys.stdout.flush()
-        else:
-            write_atomic(path, content)
-            written.append(path)
-    if request.figures is not None:
-        from ..figures import write_figures
-
-        written.extend(write_figures(result, request.figures, provenance=provenance))
-    for path in request.bib_paths():
-        write_atomic(path, bib)
-        written.append(path)
-    listing = err if request.to_stdout else out  # stdout carries the table itself
-    for path in written:
+    exported = api.export(
+        db, run, layout=layout, format=format, out=out_file, trials=trials, figures=figures, relative=relative, standalone=standalone, bib=not no_bib,
+        files_only=as_json, log=_warn, **_compare_options(adjust, family, test, conditions, control, errors, level, no_answer, extractor),
+    )
+    if as_json:
+        out.print_json(json.dumps(exported.to_json()))
+        return
+    if exported.to_stdout:
+        sys.stdout.write(exported.stdout)
+        sys.stdout.flush()
+    listing = err if exported.to_stdout else out  # stdout carries the table itself
+    for path in exported.written:
         listing.print(str(path), highlight=False)
 
 
@@ -633,17 +457,13 @@ def trials(
     as_json: JsonOption = False,
 ) -> None:
     """Show trials: the prompt, the response, the extracted answer, the gold and the score."""
-    from ..extract import ERROR, NO_ANSWER, OK
-    from ..trial_view import trial_listing
+    from .. import api
 
-    statuses = (OK, NO_ANSWER, ERROR)
-    if status is not None and status not in statuses:
-        _fail(f"--status: {status!r} is not allowed (allowed: {', '.join(statuses)})")
-    listing = trial_listing(db, run, condition=condition, task=task, changed=changed, score=score, status=status, extractor=extractor, limit=limit)
+    found = api.list_trials(db, run, condition=condition, task=task, changed=changed, score=score, status=status, extractor=extractor, limit=limit)
     if as_json:
-        out.print_json(json.dumps(listing.to_dict()))
+        out.print_json(json.dumps(found.to_json()))
         return
-    _print_trials(listing)
+    _print_trials(found.listing)
 
 
 def _print_trials(listing: Any) -> None:

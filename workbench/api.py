@@ -1,0 +1,500 @@
+"""The workbench as a library: the one API that the CLI, the UI, a search objective and every
+executor call, and nothing else needs.
+
+    from workbench import api
+    result = api.run("studies/quickstart.yaml", "runs.duckdb", progress=print)
+    result.to_json()  # what `workbench run --json` prints
+
+Each function returns a frozen result with `to_json()`: the JSON the matching CLI command prints
+with `--json`. Bad input raises workbench.errors.UserError (one line: file, field, what is allowed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .run.control import Progress, ProgressCallback, StopHandle
+from .study import ResolvedStudy, load_study
+
+__all__ = [
+    "ComparisonResult", "ExportResult", "Progress", "RunList", "RunResult", "StopHandle", "TrialList", "UserError",
+    "compare", "export", "list_runs", "list_trials", "load_study", "plan", "run", "run_async", "summarise",
+]
+
+Log = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    """The default log: library callers see nothing unless they pass `log`."""
+
+
+def _resolved(study: str | Path | ResolvedStudy) -> ResolvedStudy:
+    return study if isinstance(study, ResolvedStudy) else load_study(study)
+
+
+def _reader(db: Path) -> Any:
+    from .store import connect_reader
+
+    return connect_reader(db)
+
+
+# -- plan ----------------------------------------------------------------------------------------
+def plan(
+    study: str | Path | ResolvedStudy, db: str | Path, *, fresh: bool = False, use_cache: bool = True, effect: float = 0.10,
+    baseline: float = 0.5, measure: bool = False, log: Log | None = None,
+) -> Any:
+    """What running `study` would take (workbench.plan.Plan): no model call (unless `measure`
+    times local models), nothing written. `to_json()` is what `workbench plan --json` prints."""
+    from .plan import BadFigure, plan_study
+
+    try:
+        return plan_study(_resolved(study), Path(db), log=log or _quiet, fresh=fresh, use_cache=use_cache, effect=effect, baseline=baseline, measure=measure)
+    except BadFigure as exc:
+        raise UserError(exc.detail, field=f"--{exc.parameter}") from None
+
+
+# -- run and summarise ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunResult:
+    """A run as `workbench run` shows it: its counts, the per-condition table, per-task scores,
+    suite reports, rounds of loops and the format diagnostic. The counts of calls (model_calls,
+    cache_hits) are this session's when it comes from `run`, the whole log's from `summarise`."""
+
+    run_id: str
+    db: str
+    trials_planned: int
+    trials_done: int
+    errors: int
+    no_answer: int
+    extractor: str | None
+    model_calls: int
+    cache_hits: int
+    interrupted: bool
+    warnings: tuple[str, ...]
+    control: str
+    errors_policy: str
+    no_answer_policy: str
+    single_task: bool
+    rows: tuple[Any, ...]  # workbench.stats.ConditionRow, one per model and condition
+    costs: Mapping[tuple[str, str], Any]  # (model, condition) -> workbench.rounds.ConditionCost
+    tasks: tuple[dict[str, Any], ...]
+    reports: Mapping[str, list[dict[str, Any]]]  # e.g. traits, perspectives (workbench.reports)
+    rounds: tuple[Any, ...]  # workbench.rounds.RoundPoint of the conditions that loop
+    format: tuple[Any, ...]  # workbench.stats.format_check rows
+    flagged: frozenset[tuple[str, str]]  # (model, condition) the format diagnostic flags
+
+    @property
+    def db_path(self) -> str:
+        return self.db
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "db": self.db,
+            "trials_planned": self.trials_planned,
+            "trials_done": self.trials_done,
+            "errors": self.errors,
+            "no_answer": self.no_answer,
+            "extractor": self.extractor,
+            "model_calls": self.model_calls,
+            "cache_hits": self.cache_hits,
+            "interrupted": self.interrupted,
+            "warnings": list(self.warnings),
+            "conditions": [
+                {
+                    "name": r.condition, **{k: v for k, v in r.to_dict().items() if k != "condition"},
+                    **loop_columns(self.costs.get((r.model, r.condition))), "format_flag": (r.model, r.condition) in self.flagged,
+                }
+                for r in self.rows
+            ],
+            "tasks": list(self.tasks),
+            **self.reports,
+            "rounds": [p.to_dict() for p in self.rounds],
+            "format": [f.to_dict(json_safe=True) for f in self.format],
+        }
+
+
+def loop_columns(cost: Any) -> dict[str, Any]:
+    """What the rounds analysis adds to a condition's row: rounds used (None without a loop), and
+    whether it consumed gold labels (an oracle verifier)."""
+    if cost is None:
+        return {"mean_rounds": None, "consumes_gold": False, "mean_tokens": None}
+    return {"mean_rounds": cost.mean_rounds, "consumes_gold": cost.consumes_gold, "mean_tokens": cost.mean_tokens}
+
+
+async def run_async(
+    study: str | Path | ResolvedStudy, db: str | Path, *, fresh: bool = False, use_cache: bool = True,
+    progress: ProgressCallback | None = None, stop: StopHandle | None = None, log: Log | None = None,
+) -> RunResult:
+    """Run `study` (or resume its run) in the running event loop; see `run`."""
+    from .runner import Runner
+
+    resolved = _resolved(study)
+    runner = Runner(resolved, Path(db), fresh=fresh, use_cache=use_cache, log=log or _quiet, progress=progress, stop=stop)
+    session = await runner.run()
+    return await asyncio.to_thread(summarise, db, session.run_id, study=resolved, session=session)
+
+
+def run(
+    study: str | Path | ResolvedStudy, db: str | Path, *, fresh: bool = False, use_cache: bool = True,
+    progress: ProgressCallback | None = None, stop: StopHandle | None = None, log: Log | None = None,
+) -> RunResult:
+    """Run `study` (a path or a resolved study), or resume its run, logging every call to `db`.
+    `progress` gets a Progress (done, errors, no_answer, pending) after each trial; `stop.stop()`,
+    from any thread or task, ends the run as an interrupt does (RunResult.interrupted; running the
+    same study again resumes it). Call from synchronous code; from async code use `run_async`."""
+    return asyncio.run(run_async(study, db, fresh=fresh, use_cache=use_cache, progress=progress, stop=stop, log=log))
+
+
+@dataclass(frozen=True)
+class _RunFacts:
+    """What the summary needs of the study: from the resolved study when there is one, else the log."""
+
+    control: str
+    errors: str
+    no_answer: str
+    conditions: tuple[str, ...]
+    tasks: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def _facts_of(study: ResolvedStudy) -> _RunFacts:
+    spec = study.spec
+    return _RunFacts(study.control_name, spec.errors, spec.no_answer, tuple(study.conditions), tuple(study.tasks), tuple(study.warnings))
+
+
+def _facts_from_log(db: Path, run_id: str | None) -> tuple[str, _RunFacts]:
+    from .stats import load_run
+
+    data = load_run(db, run_id)
+    con = _reader(db)
+    try:
+        found = con.execute(
+            "SELECT detail_json FROM run_events WHERE run_id = ? AND event = 'warnings' ORDER BY event_at DESC LIMIT 1", [data.run_id]
+        ).fetchone()
+    finally:
+        con.close()
+    warnings = tuple(json.loads(found[0]).get("messages", [])) if found else ()
+    return data.run_id, _RunFacts(data.control, data.errors, data.no_answer, tuple(data.conditions), tuple(data.tasks), warnings)
+
+
+def _session_from_log(con: Any, run_id: str) -> dict[str, Any]:
+    """The counts `run` reports of its session, as the log holds them for the whole run."""
+    planned, done, errors, no_answer = con.execute(
+        "SELECT r.trials_planned, count(t.trial_id), count(*) FILTER (WHERE t.status = 'error'), count(*) FILTER (WHERE t.status = 'no_answer') "
+        "FROM runs r LEFT JOIN trials t ON t.run_id = r.run_id WHERE r.run_id = ? GROUP BY r.trials_planned", [run_id]
+    ).fetchone()
+    calls, hits = con.execute("SELECT count(*) FILTER (WHERE NOT coalesce(cached, false)), count(*) FILTER (WHERE cached) FROM calls WHERE run_id = ?", [run_id]).fetchone()
+    last = con.execute("SELECT event FROM run_events WHERE run_id = ? ORDER BY event_at DESC LIMIT 1", [run_id]).fetchone()
+    return {
+        "trials_planned": int(planned or 0), "trials_done": int(done), "errors": int(errors), "no_answer": int(no_answer),
+        "model_calls": int(calls), "cache_hits": int(hits), "interrupted": bool(last and last[0] == "interrupted"),
+    }
+
+
+def summarise(db: str | Path, run_id: str | None = None, *, study: ResolvedStudy | None = None, session: Any = None) -> RunResult:
+    """A run read from the log into the RunResult `workbench run --json` prints (default: the
+    latest run). `study`, when given, supplies the condition and task order and the warnings
+    (else they come from the log); `session` (a runner RunSummary) the counts of one session."""
+    from .reports import run_reports
+    from .rounds import by_condition, gain_and_cost
+    from .stats import condition_table, trial_frame
+    from .stats.extractor_view import own_extractor
+    from .stats.format_check import format_diagnostic, read_format
+    from .task_scores import task_scores
+
+    db = Path(db)
+    if study is not None and run_id is not None:
+        facts = _facts_of(study)
+    else:
+        run_id, facts = _facts_from_log(db, run_id)
+    con = _reader(db)
+    try:
+        counts = _session_from_log(con, run_id) if session is None else {
+            k: getattr(session, k) for k in ("trials_planned", "trials_done", "errors", "no_answer", "model_calls", "cache_hits", "interrupted")
+        }
+        frame = trial_frame(con, run_id)
+        per_task = task_scores(con, run_id, facts.errors, facts.no_answer)
+        reports = run_reports(con, run_id, facts.control)  # e.g. traits, perspectives
+        cost_list, curve = gain_and_cost(con, run_id, facts.errors, facts.no_answer)
+        extractor = own_extractor(con, run_id)
+        format_rows = format_diagnostic(
+            read_format(con, run_id, extractor), facts.control, extractor, errors=facts.errors, no_answer=facts.no_answer,
+            order=list(facts.conditions), task_order=list(facts.tasks),
+        )
+    finally:
+        con.close()
+    costs = by_condition(cost_list)
+    rows = condition_table(frame, facts.control, facts.errors, order=list(facts.conditions), no_answer=facts.no_answer)
+    single_task = len(facts.tasks) == 1
+    loops = {c.condition for c in costs.values() if c.mean_rounds is not None}
+    return RunResult(
+        run_id=run_id, db=str(db), extractor=extractor, warnings=facts.warnings, control=facts.control, errors_policy=facts.errors,
+        no_answer_policy=facts.no_answer, single_task=single_task, rows=tuple(rows), costs=costs, tasks=tuple(per_task), reports=reports,
+        rounds=tuple(p for p in curve if p.condition in loops), format=tuple(format_rows),
+        flagged=flagged_conditions(format_rows, single_task), **counts,
+    )
+
+
+def flagged_conditions(format_rows: Sequence[Any], single_task: bool) -> frozenset[tuple[str, str]]:
+    """(model, condition) pairs the format diagnostic flags over the run's tasks (the `all` row, or the one task's)."""
+    return frozenset((f.model, f.condition) for f in format_rows if f.flagged and (single_task or f.task == "all"))
+
+
+# -- compare -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ComparisonResult:
+    """A run's comparison as `workbench compare` shows it: the statistics table (per task, across
+    tasks, omnibus, format diagnostic), gain against cost, rounds of loops and suite reports."""
+
+    run_id: str
+    name: str
+    table: Any  # workbench.stats.table comparison result
+    costs: tuple[Any, ...]
+    rounds: tuple[Any, ...]
+    reports: Mapping[str, list[dict[str, Any]]]
+
+    def to_json(self) -> dict[str, Any]:
+        payload = {"run_id": self.run_id, "name": self.name, **self.table.to_dict(json_safe=True)}
+        return {**payload, "costs": [c.to_dict() for c in self.costs], "rounds": [p.to_dict() for p in self.rounds], **self.reports}
+
+
+@dataclass(frozen=True)
+class CompareOptions:
+    """The choices of a comparison, as `workbench compare` takes them (None: the study's own)."""
+
+    adjust: str = "holm"
+    family: str = "model"
+    test: str = "auto"
+    conditions: tuple[str, ...] | None = None
+    control: str | None = None
+    errors: str | None = None
+    level: float = 0.95
+    no_answer: str | None = None
+    extractor: str | None = None
+
+
+def partial_warning(table: Any, run_id: str) -> str | None:
+    """A run still being written (or stopped) is compared as it stands, with this warning."""
+    if not table.partial:
+        return None
+    return (
+        f"warning: run {run_id} is partial ({table.trials_done} of {table.trials_planned} trials logged): "
+        "tests use only examples with every repeat logged in both conditions; p-values will change as it fills"
+    )
+
+
+def _check_options(options: CompareOptions) -> None:
+    from .stats.multiplicity import METHODS as ADJUST_METHODS
+    from .stats.table import ERROR_POLICIES, FAMILIES, TEST_NAMES
+
+    choices = {"--adjust": (options.adjust, tuple(ADJUST_METHODS)), "--family": (options.family, tuple(FAMILIES)), "--test": (options.test, TEST_NAMES)}
+    if options.errors is not None:
+        choices["--errors"] = (options.errors, ERROR_POLICIES)
+    if options.no_answer is not None:
+        choices["--no-answer"] = (options.no_answer, ERROR_POLICIES)
+    for option, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise UserError(f"{value!r} is not allowed (allowed: {', '.join(allowed)})", field=option)
+    if not 0.5 <= options.level < 1.0:
+        raise UserError(f"{options.level} is not allowed (allowed: 0.5 to below 1, e.g. 0.95)", field="--level")
+
+
+def _comparison_table(db: Path, run_id: str | None, options: CompareOptions) -> tuple[Any, Any]:
+    """The run's data and its comparison table with the format diagnostic; bad options raise
+    UserError before anything is read or written."""
+    from .stats import compare as compare_frame
+    from .stats import load_run
+    from .stats.format_check import format_diagnostic, read_format, with_format
+
+    _check_options(options)
+    data = load_run(db, run_id, options.extractor)
+    if data.frame.empty:
+        raise UserError(f"run {data.run_id} has no trials yet", file=str(db))
+    chosen = options.control or data.control
+    if chosen not in set(data.frame["condition"]):
+        raise UserError(f"{chosen!r} has no trials in run {data.run_id} (conditions: {', '.join(data.conditions)})", field="--control")
+    wanted = None if options.conditions is None else list(options.conditions)
+    try:
+        table = compare_frame(
+            data.frame, chosen, errors=options.errors or data.errors, adjust=options.adjust, family=options.family, level=options.level,
+            test=options.test, conditions=wanted, order=data.conditions, task_order=data.tasks, repeats=data.repeats,
+            planned=data.trials_planned, no_answer=options.no_answer or data.no_answer, extractor=data.extractor,
+        )
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    con = _reader(db)
+    try:
+        scores = read_format(con, data.run_id, data.extractor)
+    finally:
+        con.close()
+    rows = format_diagnostic(
+        scores, table.control, data.extractor, errors=table.errors_policy, no_answer=table.no_answer_policy, level=table.level,
+        conditions=wanted, order=data.conditions, task_order=data.tasks,
+    )
+    return data, with_format(table, rows)
+
+
+def compare(db: str | Path, run_id: str | None = None, *, log: Log | None = None, **options: Any) -> ComparisonResult:
+    """Each condition of a run (default: the latest) against the control, per task and across
+    tasks; `options` are CompareOptions' fields (adjust, family, test, conditions, control,
+    errors, level, no_answer, extractor). `log` gets the partial-run warning."""
+    from .reports import run_reports
+    from .rounds import gain_and_cost
+    from .stats.extractor_view import use_extractor
+
+    db, chosen = Path(db), _options(options)
+    data, table = _comparison_table(db, run_id, chosen)
+    warning = partial_warning(table, data.run_id)
+    if warning:
+        (log or _quiet)(warning)
+    con = _reader(db)
+    try:
+        reports = run_reports(con, data.run_id, chosen.control or data.control)  # e.g. traits, sac_induced, as `run` shows them
+        use_extractor(con, data.run_id, chosen.extractor)
+        costs, curve = gain_and_cost(con, data.run_id, table.errors_policy, table.no_answer_policy)
+    finally:
+        con.close()
+    loops = {(c.model, c.condition) for c in costs if c.mean_rounds is not None}
+    return ComparisonResult(data.run_id, data.name, table, tuple(costs), tuple(p for p in curve if (p.model, p.condition) in loops), reports)
+
+
+def _options(options: Mapping[str, Any]) -> CompareOptions:
+    conditions = options.get("conditions")
+    if isinstance(conditions, str):  # the CLI's comma-separated list
+        conditions = tuple(c.strip() for c in conditions.split(",") if c.strip())
+    return CompareOptions(**{**options, "conditions": None if conditions is None else tuple(conditions)})
+
+
+# -- export --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote: the files (table, trials, figures, references.bib), and the text it
+    gives for stdout (`--out -`), which the caller writes."""
+
+    run_id: str
+    written: tuple[Path, ...]
+    to_stdout: bool = False  # the table or the trials went to stdout: `stdout` holds them
+    stdout: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "written": [str(p) for p in self.written]}
+
+
+def export(
+    db: str | Path, run_id: str | None = None, *, layout: str = "full", format: str | None = None, out: str | None = None,
+    trials: str | None = None, figures: str | Path | None = None, relative: bool = False, standalone: bool = False, bib: bool = True,
+    files_only: bool = False, log: Log | None = None, **options: Any,
+) -> ExportResult:
+    """Write the comparison table (LaTeX, Markdown, CSV, Parquet; `out` None or "-": returned as
+    ExportResult.stdout), the per-trial data, figures and a references.bib beside them. Every
+    content is made before any file is written; `files_only` refuses an export to stdout (the
+    CLI's --json, whose manifest stdout carries). `options`: as for `compare`."""
+    from .bibliography import run_bibliography
+    from .export import write_atomic
+    from .export.context import ExportContext, run_provenance
+    from .export.layouts import render
+    from .export.request import check_bib_paths, resolve
+    from .export.trials import TRIAL_RENDERERS, trial_records
+    from .stats import load_run
+
+    db = Path(db)
+    request = resolve(layout, format, out, trials, None if figures is None else Path(figures), bib=bib)
+    check_bib_paths(request.bib_paths())
+    if files_only and request.to_stdout:
+        raise UserError("the table or the trials would go to stdout, which carries the JSON: pass --out FILE (and --trials FILE)", field="--json")
+    table = None
+    if request.table is not None or request.figures is not None:
+        data, table = _comparison_table(db, run_id, _options(options))
+        warning = partial_warning(table, data.run_id)
+        if warning:
+            (log or _quiet)(warning)
+    else:
+        data = load_run(db, run_id)
+    provenance = run_provenance(db, data.run_id)
+    contents: list[tuple[Any, str | bytes]] = []  # (path or None for stdout, content): all made before any is written
+    if request.table is not None:
+        context = ExportContext(name=data.name, provenance=provenance, relative=relative, standalone=standalone)
+        contents.append((request.table.path, render(table, request.layout, request.table.format.name, context)))
+    if request.trials is not None:
+        contents.append((request.trials.path, TRIAL_RENDERERS[request.trials.format.name](trial_records(db, data.run_id))))
+    bib_text = run_bibliography(db, data.run_id) if request.bib_paths() else ""
+    written: list[Path] = []
+    stdout: list[str] = []
+    for path, content in contents:
+        if path is None:
+            stdout.append(content if isinstance(content, str) else content.decode())
+        else:
+            write_atomic(path, content)
+            written.append(path)
+    if request.figures is not None:
+        from .figures import write_figures
+
+        written.extend(write_figures(table, request.figures, provenance=provenance))
+    for path in request.bib_paths():
+        write_atomic(path, bib_text)
+        written.append(path)
+    return ExportResult(data.run_id, tuple(written), request.to_stdout, "".join(stdout))
+
+
+# -- listings ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrialList:
+    """Trials of a run with prompt, response, answer, gold and score (workbench.trial_view)."""
+
+    listing: Any
+
+    def to_json(self) -> dict[str, Any]:
+        return self.listing.to_dict()
+
+
+def list_trials(
+    db: str | Path, run_id: str | None = None, *, condition: str | None = None, task: str | None = None, changed: bool = False,
+    score: int | None = None, status: str | None = None, extractor: str | None = None, limit: int | None = None,
+) -> TrialList:
+    """Trials of a run (default: the latest), filtered as `workbench trials` filters them."""
+    from .extract import ERROR, NO_ANSWER, OK
+    from .trial_view import trial_listing
+
+    statuses = (OK, NO_ANSWER, ERROR)
+    if status is not None and status not in statuses:
+        raise UserError(f"{status!r} is not allowed (allowed: {', '.join(statuses)})", field="--status")
+    return TrialList(trial_listing(
+        Path(db), run_id, condition=condition, task=task, changed=changed, score=score, status=status, extractor=extractor, limit=limit,
+    ))
+
+
+@dataclass(frozen=True)
+class RunList:
+    """The runs in a log with their progress and last event."""
+
+    db: str
+    runs: tuple[dict[str, Any], ...] = field(default_factory=tuple)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return json.loads(json.dumps(list(self.runs), default=str))
+
+
+def list_runs(db: str | Path) -> RunList:
+    """The runs in the log `db`, oldest first."""
+    from .store import log_exists, query
+
+    db = Path(db)
+    if not log_exists(db):
+        raise UserError("no log here (run a study first, or pass --db)", file=str(db))
+    rows = query(
+        db,
+        "SELECT r.run_id, r.name, r.created_at, r.trials_planned, "
+        "(SELECT count(*) FROM trials t WHERE t.run_id = r.run_id) AS trials_done, "
+        "(SELECT count(*) FROM trials t WHERE t.run_id = r.run_id AND t.status = 'error') AS errors, "
+        "(SELECT count(*) FROM trials t WHERE t.run_id = r.run_id AND t.status = 'no_answer') AS no_answer, "
+        "(SELECT e.event FROM run_events e WHERE e.run_id = r.run_id ORDER BY e.event_at DESC LIMIT 1) AS status "
+        "FROM runs r ORDER BY r.created_at",
+    )
+    return RunList(str(db), tuple(rows))
