@@ -37,7 +37,7 @@ def sim_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[
     """A 3-condition simulated study with errors, run once through the CLI."""
     tmp = tmp_path_factory.mktemp("api")
     study = sim_study()
-    study["models"][0]["simulate"] = {"accuracy": {"control": 0.5, "EP02": 0.8}, "error_rate": 0.1}
+    study["models"][0].update(max_retries=0, simulate={"accuracy": {"control": 0.5, "EP02": 0.8}, "error_rate": 0.1})
     path = write_study(tmp / "s.yaml", study)
     db = tmp / "log.duckdb"
     return path, db, run_json("run", str(path), "--db", str(db))
@@ -93,12 +93,13 @@ def test_export_writes_what_the_cli_writes_and_its_manifest(sim_run, tmp_path: P
 # -- progress, stop and resume -----------------------------------------------------------------
 def slow_study(tmp_path: Path, **simulate: Any) -> Path:
     study = sim_study(concurrency=2)
-    study["models"][0]["simulate"] = {"accuracy": {"control": 0.5, "EP02": 0.8}, "latency_ms": 40.0, **simulate}
+    study["models"][0].update(max_retries=0, simulate={"accuracy": {"control": 0.5, "EP02": 0.8}, "latency_ms": 40.0, **simulate})
     return write_study(tmp_path / "slow.yaml", study)
 
 
 def test_progress_reports_done_errors_and_pending(tmp_path: Path) -> None:
-    path = write_study(tmp_path / "s.yaml", {**sim_study(), "models": [{"id": "sim/planted", "simulate": {"default_accuracy": 0.7, "error_rate": 0.3}}]})
+    model = {"id": "sim/planted", "max_retries": 0, "simulate": {"default_accuracy": 0.7, "error_rate": 0.3}}
+    path = write_study(tmp_path / "s.yaml", {**sim_study(), "models": [model]})
     db = tmp_path / "log.duckdb"
     reports: list[Progress] = []
     result = api.run(path, db, progress=reports.append)
