@@ -24,7 +24,7 @@ from .study import ResolvedStudy, load_study
 
 __all__ = [
     "ComparisonResult", "ExportResult", "Progress", "RunList", "RunResult", "StopHandle", "TrialList", "UserError",
-    "compare", "export", "list_runs", "list_trials", "load_study", "plan", "run", "run_async", "summarise",
+    "compare", "export", "list_runs", "list_trials", "load_study", "plan", "run", "run_async", "study_warnings", "summarise",
 ]
 
 Log = Callable[[str], None]
@@ -57,6 +57,15 @@ def plan(
         return plan_study(_resolved(study), Path(db), log=log or _quiet, fresh=fresh, use_cache=use_cache, effect=effect, baseline=baseline, measure=measure)
     except BadFigure as exc:
         raise UserError(exc.detail, field=f"--{exc.parameter}") from None
+
+
+def study_warnings(study: str | Path | ResolvedStudy) -> list[str]:
+    """What to tell before running `study`: what it may not do as meant (e.g. repeats at
+    temperature 0), and power below 50% at a 10-point difference."""
+    from .plan import low_power_warning
+
+    resolved = _resolved(study)
+    return [w for w in [*resolved.warnings, low_power_warning(resolved)] if w]
 
 
 # -- run and summarise ---------------------------------------------------------------------------

@@ -61,11 +61,8 @@ def run(
     if dry_run:
         _plan(resolved, db, as_json, fresh=fresh, use_cache=not no_cache)
         return
-    from ..plan import low_power_warning
-
-    for warning in [*resolved.warnings, low_power_warning(resolved)]:
-        if warning:
-            _print_warning(warning)
+    for warning in api.study_warnings(resolved):
+        _print_warning(warning)
 
     with Progress(
         TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
