@@ -54,6 +54,7 @@ def test_run_and_summarise_give_the_json_of_run(sim_run, tmp_path: Path) -> None
     assert not result.interrupted and result.trials_done == result.trials_planned == 60
 
 
+@pytest.mark.slow  # a CLI subprocess per command
 def test_compare_trials_runs_and_plan_give_the_json_of_the_cli(sim_run) -> None:
     path, db, printed = sim_run
     run_id = printed["run_id"]
@@ -76,6 +77,7 @@ def test_bad_options_raise_the_cli_message(sim_run) -> None:
     assert failed.returncode == 2 and failed.stderr.strip() == f"error: {raised.value}"
 
 
+@pytest.mark.slow  # a CLI subprocess per command
 def test_export_writes_what_the_cli_writes_and_its_manifest(sim_run, tmp_path: Path) -> None:
     _, db, printed = sim_run
     manifest = run_json("export", "--db", str(db), "--out", str(tmp_path / "cli" / "table.md"), "--trials", str(tmp_path / "cli" / "trials.csv"))
