@@ -364,15 +364,23 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
 STORAGE_VERSION = "v1.0.0"
 
 
-def storage_version(db_path: Path) -> str:
-    """The storage version a DuckDB file is written in, as DuckDB names it (e.g. `v1.0.0+`)."""
+def file_versions(db_path: Path) -> tuple[str, int]:
+    """The storage version a log file is written in, as DuckDB names it (e.g. `v1.0.0+`), and
+    its schema version (the last migration applied; 0 for a file without migrations)."""
     con = duckdb.connect(":memory:")
     try:
         con.execute("ATTACH ? AS log (READ_ONLY)", [str(db_path)])
         tags = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 'log'").fetchone()[0]
-        return str(tags.get("storage_version", ""))
+        listed = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'log' AND table_name = 'schema_migrations'").fetchone()[0]
+        schema = con.execute("SELECT coalesce(max(version), 0) FROM log.schema_migrations").fetchone()[0] if listed else 0
+        return str(tags.get("storage_version", "")).rstrip("+"), int(schema)
     finally:
         con.close()
+
+
+def is_current(db_path: Path) -> bool:
+    """Whether a log file is in today's storage version and schema (else the next compaction upgrades it)."""
+    return file_versions(db_path) == (STORAGE_VERSION, SCHEMA_VERSION)
 
 
 def _start_draft(db_path: Path, draft: Path) -> None:
@@ -380,7 +388,7 @@ def _start_draft(db_path: Path, draft: Path) -> None:
     written in another version (by a workbench before this one) is copied table by table."""
     if not db_path.exists():
         return
-    if storage_version(db_path).rstrip("+") == STORAGE_VERSION:
+    if file_versions(db_path)[0] == STORAGE_VERSION:
         shutil.copyfile(db_path, draft)
         return
     con = duckdb.connect(":memory:")
@@ -393,7 +401,8 @@ def _start_draft(db_path: Path, draft: Path) -> None:
 
 
 def compact(db_path: Path) -> bool:
-    """Fold all landed segments into the DuckDB file; True when something was folded in.
+    """Fold all landed segments into the DuckDB file, migrated to today's schema and storage
+    version; True when the file was rewritten (something folded in, or the file upgraded).
 
     No process ever opens the live file for writing: the new version is built in a private copy
     and renamed over the old one, so readers (the duckdb CLI included) never meet a write lock,
@@ -405,7 +414,7 @@ def compact(db_path: Path) -> bool:
         for stale in db_path.parent.glob(f"{db_path.name}.compact-*"):
             stale.unlink(missing_ok=True)  # left by a killed compaction; we hold the lock
         files = {name: _landed_segments(db_path, name) for name in FLUSH_ORDER}
-        if db_path.exists() and not any(files.values()):
+        if db_path.exists() and not any(files.values()) and is_current(db_path):
             return False
         draft = db_path.with_name(f"{db_path.name}.compact-{uuid.uuid4().hex[:8]}")
         _start_draft(db_path, draft)
