@@ -163,6 +163,9 @@ def _parquet_columns(con: duckdb.DuckDBPyConnection, files: list[str]) -> set[st
     return {row[0] for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?, union_by_name=true)", [files]).fetchall()}
 
 
+COMPACT_EVERY_S = 5.0  # a writer folds its batches into the file at most this often (see SegmentWriter._compact)
+
+
 class SegmentWriter:
     """Appends rows as Parquet segments. Holds no lock on the DuckDB file."""
 
@@ -172,6 +175,7 @@ class SegmentWriter:
         for table in TABLES:
             (self.root / table).mkdir(parents=True, exist_ok=True)
         self._drop_orphan_calls()
+        self._next_compaction = time.monotonic() + COMPACT_EVERY_S
 
     def write(self, rows: dict[str, Sequence[dict[str, Any]]]) -> None:
         """Write one batch; all files of a batch share a name, and trials go after their calls."""
@@ -186,8 +190,16 @@ class SegmentWriter:
             tmp = final.with_suffix(".parquet.tmp")
             pq.write_table(arrow, tmp)
             os.replace(tmp, final)
-        if not self.db_path.exists():
-            compact(self.db_path)  # a new log is a DuckDB file other tools can open from its first batch on
+        if not self.db_path.exists() or time.monotonic() >= self._next_compaction:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Fold the batches in now and then, so the file other tools open (the duckdb CLI) holds a
+        new log's first batch at once and a running sweep's trials with a bounded lag; at most a
+        tenth of the writer's time goes to it, as a file grows."""
+        started = time.monotonic()
+        compact(self.db_path)
+        self._next_compaction = time.monotonic() + max(COMPACT_EVERY_S, 10 * (time.monotonic() - started))
 
     def _drop_orphan_calls(self) -> None:
         """Child files whose batch never landed belong to trials that will run again (or to a
