@@ -107,6 +107,17 @@ class ModelSpec(Strict):
         return self
 
 
+def model_spec(**fields: Any) -> ModelSpec:
+    """A ModelSpec from command-line values (`models check`): a bad value is a UserError naming the
+    option (e.g. --api-base), not a traceback."""
+    try:
+        return ModelSpec(**fields)
+    except ValidationError as exc:
+        error = validation_error(exc, model=ModelSpec)
+        field = f"--{error.field.replace('_', '-')}" if error.field else None
+        raise UserError(error.detail, field=field) from None
+
+
 class StimulusRef(Strict):
     id: str
     placement: str | None = None
