@@ -53,7 +53,7 @@ def test_a_version_1_log_is_read_as_it_is_and_migrated_on_the_next_compaction(tm
     con.close()
     assert compact(db)
     raw = duckdb.connect(str(db), read_only=True)
-    assert [v for (v,) in raw.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3, 4, 5] == list(range(1, SCHEMA_VERSION + 1))
+    assert [v for (v,) in raw.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3, 4, 5, 6] == list(range(1, SCHEMA_VERSION + 1))
     columns = {(t, c) for t, c in raw.execute("SELECT table_name, column_name FROM duckdb_columns()").fetchall()}
     assert {("trials", "consumes_gold"), ("conditions", "solver"), ("rounds", "round_id"), ("rounds", "verdict"), ("trials", "extractor"), ("scores", "rule"), ("trials", "item_json")} <= columns
     assert sorted(raw.execute("SELECT trial_id FROM trials").fetchall()) == [("old-1",), ("old-2",)]
@@ -78,6 +78,7 @@ def _round(trial_id: str, n: int) -> dict:
 def test_rounds_land_with_their_trial_through_segments_and_compaction(tmp_path: Path) -> None:
     db = tmp_path / "log.duckdb"
     writer = SegmentWriter(db)
+    writer.write({"runs": [{"run_id": "r"}]})  # the first batch makes the file; the next ones stay segments until compaction
     writer.write({"rounds": [_round("a", 0), _round("a", 1)], "trials": [{"trial_id": "a", "run_id": "r", "status": "ok"}]})
     # a batch killed between its rounds file and its trials file: the rounds never show
     orphan = segments_dir(db) / "rounds" / "99999999999999999999-orphan.parquet"

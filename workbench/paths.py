@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import UserError
+
 _PACKAGE = Path(__file__).resolve().parent
 
 
@@ -29,3 +31,17 @@ def cache_dir() -> Path:
 
 
 DEFAULT_DB = Path("runs") / "workbench.duckdb"
+
+
+def resolve_db_path(given: str | Path) -> Path:
+    """The log file a `--db` value names. A directory (one that exists, or any path written with
+    a trailing slash, created when the log is written) holds its log as DEFAULT_DB.name; any other
+    path is the file itself. A path through an existing file is refused."""
+    text = str(given)
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        path = path / DEFAULT_DB.name
+    blocking = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"{blocking} is a file, not a directory: name a log file or a directory to hold one", field="--db")
+    return path

@@ -58,7 +58,7 @@ def _now() -> datetime:
 
 
 def run_id_for(study: ResolvedStudy, fresh: bool) -> str:
-    base = f"{study.spec.name}-{study.spec.spec_hash()[:10]}"
+    base = f"{study.spec.name}-{study.spec_hash()[:10]}"
     return f"{base}-{time.strftime('%Y%m%dT%H%M%S')}" if fresh else base
 
 
@@ -144,7 +144,8 @@ class Runner:
                     "name": spec.name,
                     "study_path": self.study.path,
                     "spec_json": spec.canonical_json(),
-                    "spec_hash": spec.spec_hash(),
+                    "spec_hash": self.study.spec_hash(),
+                    "stimuli_sha256": self.study.stimuli_sha256(),
                     "seed": spec.seed,
                     "trials_planned": len(trials),
                     "created_at": _now(),

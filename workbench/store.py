@@ -36,10 +36,6 @@ class Table:
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([(name, _ARROW[sql]) for name, sql in self.columns])
 
-    def ddl(self) -> str:
-        cols = ", ".join(f"{name} {sql}" for name, sql in self.columns)
-        return f"CREATE TABLE IF NOT EXISTS {self.name} ({cols}, PRIMARY KEY ({', '.join(self.key)}))"
-
 
 _ARROW: dict[str, pa.DataType] = {
     "VARCHAR": pa.string(),
@@ -60,7 +56,7 @@ TABLES: dict[str, Table] = {
                 ("run_id", "VARCHAR"), ("name", "VARCHAR"), ("study_path", "VARCHAR"), ("spec_json", "VARCHAR"),
                 ("spec_hash", "VARCHAR"), ("seed", "BIGINT"), ("trials_planned", "BIGINT"), ("created_at", "TIMESTAMP"),
                 ("workbench_version", "VARCHAR"), ("git_sha", "VARCHAR"), ("packages_json", "VARCHAR"),
-                ("schema_version", "INTEGER"),
+                ("schema_version", "INTEGER"), ("stimuli_sha256", "VARCHAR"),
             ),
         ),
         Table(
@@ -167,6 +163,9 @@ def _parquet_columns(con: duckdb.DuckDBPyConnection, files: list[str]) -> set[st
     return {row[0] for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?, union_by_name=true)", [files]).fetchall()}
 
 
+COMPACT_EVERY_S = 5.0  # a writer folds its batches into the file at most this often (see SegmentWriter._compact)
+
+
 class SegmentWriter:
     """Appends rows as Parquet segments. Holds no lock on the DuckDB file."""
 
@@ -176,6 +175,7 @@ class SegmentWriter:
         for table in TABLES:
             (self.root / table).mkdir(parents=True, exist_ok=True)
         self._drop_orphan_calls()
+        self._next_compaction = time.monotonic() + COMPACT_EVERY_S
 
     def write(self, rows: dict[str, Sequence[dict[str, Any]]]) -> None:
         """Write one batch; all files of a batch share a name, and trials go after their calls."""
@@ -190,6 +190,16 @@ class SegmentWriter:
             tmp = final.with_suffix(".parquet.tmp")
             pq.write_table(arrow, tmp)
             os.replace(tmp, final)
+        if not self.db_path.exists() or time.monotonic() >= self._next_compaction:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Fold the batches in now and then, so the file other tools open (the duckdb CLI) holds a
+        new log's first batch at once and a running sweep's trials with a bounded lag; at most a
+        tenth of the writer's time goes to it, as a file grows."""
+        started = time.monotonic()
+        compact(self.db_path)
+        self._next_compaction = time.monotonic() + max(COMPACT_EVERY_S, 10 * (time.monotonic() - started))
 
     def _drop_orphan_calls(self) -> None:
         """Child files whose batch never landed belong to trials that will run again (or to a
@@ -270,17 +280,48 @@ def run_lock(db_path: Path, run_id: str) -> Iterator[None]:
         handle.close()
 
 
-def _create_tables(con: duckdb.DuckDBPyConnection) -> None:
-    for table in TABLES.values():
-        con.execute(table.ddl())
+def _log_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 1, as written: the log tables of the first schema."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS runs (run_id VARCHAR, name VARCHAR, study_path VARCHAR, spec_json VARCHAR, spec_hash VARCHAR, "
+        "seed BIGINT, trials_planned BIGINT, created_at TIMESTAMP, workbench_version VARCHAR, git_sha VARCHAR, packages_json VARCHAR, "
+        "schema_version INTEGER, PRIMARY KEY (run_id))"
+    )
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS run_events (event_id VARCHAR, run_id VARCHAR, event VARCHAR, event_at TIMESTAMP, detail_json VARCHAR, "
+        "PRIMARY KEY (event_id))"
+    )
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS conditions (run_id VARCHAR, condition VARCHAR, is_control BOOLEAN, stimuli_json VARCHAR, "
+        "PRIMARY KEY (run_id, condition))"
+    )
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS trials (trial_id VARCHAR, run_id VARCHAR, condition VARCHAR, model VARCHAR, model_params_json VARCHAR, "
+        "task VARCHAR, task_version VARCHAR, task_json VARCHAR, item_id VARCHAR, item_input VARCHAR, targets_json VARCHAR, repeat INTEGER, "
+        "seed BIGINT, stimuli_json VARCHAR, messages_json VARCHAR, response_text VARCHAR, answer VARCHAR, score DOUBLE, status VARCHAR, "
+        "error VARCHAR, details_json VARCHAR, n_calls INTEGER, prompt_tokens BIGINT, completion_tokens BIGINT, cost DOUBLE, latency_s DOUBLE, "
+        "cached BOOLEAN, started_at TIMESTAMP, finished_at TIMESTAMP, PRIMARY KEY (trial_id))"
+    )
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS calls (call_id VARCHAR, trial_id VARCHAR, run_id VARCHAR, call_index INTEGER, purpose VARCHAR, "
+        "model VARCHAR, endpoint VARCHAR, params_json VARCHAR, repeat INTEGER, cache_key VARCHAR, messages_json VARCHAR, "
+        "response_text VARCHAR, finish_reason VARCHAR, prompt_tokens BIGINT, completion_tokens BIGINT, cost DOUBLE, latency_s DOUBLE, "
+        "cached BOOLEAN, retries INTEGER, error VARCHAR, error_kind VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, "
+        "PRIMARY KEY (call_id))"
+    )
 
 
-def _add_missing_columns(con: duckdb.DuckDBPyConnection) -> None:
-    """Bring every table to the columns TABLES lists (additive changes: new tables, new columns)."""
-    _create_tables(con)
-    for table in TABLES.values():
-        for name, sql in table.columns:
-            con.execute(f"ALTER TABLE {table.name} ADD COLUMN IF NOT EXISTS {name} {sql}")
+def _rounds_and_solvers(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 2, as written: the rounds table; which solver a condition ran and whether it read gold labels."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS rounds (round_id VARCHAR, trial_id VARCHAR, run_id VARCHAR, condition VARCHAR, round INTEGER, "
+        "emotion VARCHAR, tone VARCHAR, phrase_id VARCHAR, feedback VARCHAR, messages_json VARCHAR, response_text VARCHAR, answer VARCHAR, "
+        "verdict VARCHAR, verdict_source VARCHAR, score DOUBLE, consumes_gold BOOLEAN, prompt_tokens BIGINT, completion_tokens BIGINT, "
+        "latency_s DOUBLE, call_id VARCHAR, call_ids_json VARCHAR, error VARCHAR, PRIMARY KEY (round_id))"
+    )
+    for column in ("solver VARCHAR", "solver_params_json VARCHAR", "consumes_gold BOOLEAN"):
+        con.execute(f"ALTER TABLE conditions ADD COLUMN IF NOT EXISTS {column}")
+    con.execute("ALTER TABLE trials ADD COLUMN IF NOT EXISTS consumes_gold BOOLEAN")
 
 
 def _scores_table(con: duckdb.DuckDBPyConnection) -> None:
@@ -302,14 +343,20 @@ def _item_json(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("ALTER TABLE trials ADD COLUMN IF NOT EXISTS item_json VARCHAR")
 
 
+def _stimuli_fingerprint(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 6, as written: the fingerprint of the texts and solver plans a run sends."""
+    con.execute("ALTER TABLE runs ADD COLUMN IF NOT EXISTS stimuli_sha256 VARCHAR")
+
+
 # Applied in order, each once, recorded in schema_migrations. A file written by an older version
 # gains the new tables and columns (NULL in its old rows) the next time a run compacts into it.
 MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
-    (1, "the log tables", _create_tables),
-    (2, "rounds table; trials/conditions say which solver ran and whether it consumed gold labels", _add_missing_columns),
+    (1, "the log tables", _log_tables),
+    (2, "rounds table; trials/conditions say which solver ran and whether it consumed gold labels", _rounds_and_solvers),
     (3, "scores table (one row per trial and extractor); trials.extractor", _scores_table),
     (4, "rounds.asserts_error: whether the round's feedback phrase says the answer is wrong", _error_claim_column),
     (5, "trials.item_json (choices and meta of the example, for re-scoring)", _item_json),
+    (6, "runs.stimuli_sha256 (stimulus texts and solver plans of the run)", _stimuli_fingerprint),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
@@ -323,8 +370,51 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
             con.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
 
 
+# The storage version every log file is written in. DuckDB 2.0 writes its own newer format by
+# default, which DuckDB before 2.0 (the duckdb CLI on PyPI among them) refuses to open; every
+# DuckDB from 1.0.0 on reads this one.
+STORAGE_VERSION = "v1.0.0"
+
+
+def file_versions(db_path: Path) -> tuple[str, int]:
+    """The storage version a log file is written in, as DuckDB names it (e.g. `v1.0.0+`), and
+    its schema version (the last migration applied; 0 for a file without migrations)."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("ATTACH ? AS log (READ_ONLY)", [str(db_path)])
+        tags = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 'log'").fetchone()[0]
+        listed = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'log' AND table_name = 'schema_migrations'").fetchone()[0]
+        schema = con.execute("SELECT coalesce(max(version), 0) FROM log.schema_migrations").fetchone()[0] if listed else 0
+        return str(tags.get("storage_version", "")).rstrip("+"), int(schema)
+    finally:
+        con.close()
+
+
+def is_current(db_path: Path) -> bool:
+    """Whether a log file is in today's storage version and schema (else the next compaction upgrades it)."""
+    return file_versions(db_path) == (STORAGE_VERSION, SCHEMA_VERSION)
+
+
+def _start_draft(db_path: Path, draft: Path) -> None:
+    """The next version of the file starts as a copy of the live one in STORAGE_VERSION: a file
+    written in another version (by a workbench before this one) is copied table by table."""
+    if not db_path.exists():
+        return
+    if file_versions(db_path)[0] == STORAGE_VERSION:
+        shutil.copyfile(db_path, draft)
+        return
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("ATTACH ? AS live (READ_ONLY)", [str(db_path)])
+        con.execute(f"ATTACH ? AS draft (STORAGE_VERSION '{STORAGE_VERSION}')", [str(draft)])
+        con.execute("COPY FROM DATABASE live TO draft")
+    finally:
+        con.close()
+
+
 def compact(db_path: Path) -> bool:
-    """Fold all landed segments into the DuckDB file; True when something was folded in.
+    """Fold all landed segments into the DuckDB file, migrated to today's schema and storage
+    version; True when the file was rewritten (something folded in, or the file upgraded).
 
     No process ever opens the live file for writing: the new version is built in a private copy
     and renamed over the old one, so readers (the duckdb CLI included) never meet a write lock,
@@ -336,12 +426,11 @@ def compact(db_path: Path) -> bool:
         for stale in db_path.parent.glob(f"{db_path.name}.compact-*"):
             stale.unlink(missing_ok=True)  # left by a killed compaction; we hold the lock
         files = {name: _landed_segments(db_path, name) for name in FLUSH_ORDER}
-        if db_path.exists() and not any(files.values()):
+        if db_path.exists() and not any(files.values()) and is_current(db_path):
             return False
         draft = db_path.with_name(f"{db_path.name}.compact-{uuid.uuid4().hex[:8]}")
-        if db_path.exists():
-            shutil.copyfile(db_path, draft)
-        con = duckdb.connect(str(draft))
+        _start_draft(db_path, draft)
+        con = duckdb.connect(str(draft), config={"storage_compatibility_version": STORAGE_VERSION})
         try:
             _migrate(con)
             con.execute("BEGIN TRANSACTION")

@@ -107,6 +107,17 @@ class ModelSpec(Strict):
         return self
 
 
+def model_spec(**fields: Any) -> ModelSpec:
+    """A ModelSpec from command-line values (`models check`): a bad value is a UserError naming the
+    option (e.g. --api-base), not a traceback."""
+    try:
+        return ModelSpec(**fields)
+    except ValidationError as exc:
+        error = validation_error(exc, model=ModelSpec)
+        field = f"--{error.field.replace('_', '-')}" if error.field else None
+        raise UserError(error.detail, field=field) from None
+
+
 class StimulusRef(Strict):
     id: str
     placement: str | None = None
@@ -208,9 +219,6 @@ class StudySpec(Strict):
     def canonical_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
-    def spec_hash(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
-
 
 def control_of(conditions: list[ConditionSpec], control: str | None) -> str:
     if control:
@@ -282,6 +290,22 @@ class ResolvedStudy(BaseModel):
         solver = spec.solver or DEFAULT_SOLVER
         return Program(solver, tuple(sorted(spec.solver_params.items())), consumes_gold(solver, spec.solver_params))
 
+    def stimuli_sha256(self) -> str:
+        """16 hex digits over what the conditions send besides the task data, as data_sha256 is
+        for the examples: each condition's applied stimuli (ids, versions, texts, parts, params,
+        placements, the HEART phrases its bank draws included) and its solver plan (solver and
+        parameters, with the templates and prompts a plan carries)."""
+        return _fingerprint(
+            [
+                {"condition": c.name, "solver": c.solver, "solver_params": c.solver_params, "stimuli": [s.model_dump(mode="json") for s in self.conditions[c.name]]}
+                for c in self.condition_specs
+            ]
+        )
+
+    def spec_hash(self) -> str:
+        """The run's identity: the study spec as resolved (data_sha256 included) and stimuli_sha256."""
+        return _fingerprint([self.spec.canonical_json(), self.stimuli_sha256()])
+
     @property
     def warnings(self) -> list[str]:
         """What the study may not do as meant (it runs anyway): see study_warnings."""
@@ -300,6 +324,10 @@ class ResolvedStudy(BaseModel):
         if sample is None or sample.task is not self.tasks[ref.task] or (sample.n, sample.shots, sample.seed) != (ref.n, ref.shots, seed):
             sample = draw_sample(self.tasks[ref.task], ref, seed)
         return sample.items, sample.pool
+
+
+def _fingerprint(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 def study_warnings(spec: StudySpec, label: str) -> list[str]:

@@ -17,7 +17,8 @@ from rich.text import Text
 
 from .stimuli import stimuli_app
 from ..errors import UserError
-from ..paths import DEFAULT_DB
+from ..paths import DEFAULT_DB, resolve_db_path
+from ..terminal import stdout_console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Prompt-Affect Workbench: run and analyse stimulus studies.")
 runs_app = typer.Typer(no_args_is_help=True, help="Runs in a log.")
@@ -29,10 +30,10 @@ app.add_typer(tasks_app, name="tasks")
 app.add_typer(stimuli_app, name="stimuli")
 
 # Markup off: model ids, task names and paths are the user's text, and a `[` in one must print as is.
-out = Console(markup=False)
+out = stdout_console()
 err = Console(stderr=True, markup=False)
 
-DbOption = Annotated[Path, typer.Option("--db", help="DuckDB log file.")]
+DbOption = Annotated[Path, typer.Option("--db", parser=resolve_db_path, help="DuckDB log file, or a directory (an existing one, or a path ending in /) to hold it as workbench.duckdb.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
@@ -129,7 +130,7 @@ def _plan(resolved: Any, db: Path, as_json: bool, **options: Any) -> None:
 
 def _wide_console() -> Console:
     """stdout; piped output is not squeezed into 80 columns."""
-    return out if out.is_terminal else Console(width=max(out.width, 200), markup=False)
+    return out
 
 
 def _print_warning(message: str) -> None:
@@ -532,6 +533,7 @@ def power(
 def models_check(
     model: Annotated[str, typer.Argument(help="A model id: local/default, sim/<name> or any litellm model string.")] = "local/default",
     prompt: Annotated[str, typer.Option(help="The prompt to send.")] = "What is 2 + 3? Answer with a number.",
+    api_base: Annotated[Optional[str], typer.Option("--api-base", help="The server to send it to, e.g. http://127.0.0.1:8000/v1 for your own OpenAI-compatible server (model openai/<name>); as a study's `api_base`.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer one prompt with MODEL and print the answer and latency."""
@@ -539,9 +541,9 @@ def models_check(
 
     from ..messages import Message, to_dicts
     from ..providers import ModelRequest, TrialContext, complete_with_retries, open_pool
-    from ..study import ModelSpec
+    from ..study import model_spec
 
-    spec = ModelSpec(id=model, params={"temperature": 0.0, "max_tokens": 32})
+    spec = model_spec(id=model, api_base=api_base, params={"temperature": 0.0, "max_tokens": 32})
 
     async def check() -> dict[str, Any]:
         pool = await asyncio.to_thread(open_pool, [spec], lambda m: err.print(m, highlight=False))

@@ -13,9 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import UserError
+from ..terminal import stdout_console
 
 stimuli_app = typer.Typer(no_args_is_help=True, help="The stimulus library: list, show, render.")
-out = Console(markup=False)  # stimulus texts are printed as written
+out = stdout_console()  # stimulus texts are printed as written
 
 FileOption = Annotated[Optional[list[Path]], typer.Option("--file", help="A user stimulus file (same schema); repeatable.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
