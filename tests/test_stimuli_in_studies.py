@@ -12,7 +12,7 @@ import yaml
 from conftest import run_cli, run_json, sim_study, write_study
 from workbench.stimuli import builtin_library
 from workbench.store import connect_reader
-from workbench.study import load_study
+from workbench.study.spec import load_study
 
 
 def _study(tmp_path: Path, **overrides) -> Path:

@@ -79,7 +79,7 @@ def test_negativeprompt_texts_and_the_code_numbering(library) -> None:
 
 
 def test_default_separator_is_each_source_papers(library) -> None:
-    from workbench.messages import Message
+    from workbench.core.messages import Message
     from workbench.stimuli import apply
 
     base = (Message.text("user", "Determine whether a movie review is positive or negative."),)

@@ -16,8 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .cli_stimuli import stimuli_app
-from .errors import UserError
-from .paths import DEFAULT_DB
+from .core.errors import UserError
+from .core.paths import DEFAULT_DB
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Prompt-Affect Workbench: run and analyse stimulus studies.")
 runs_app = typer.Typer(no_args_is_help=True, help="Runs in a log.")
@@ -55,7 +55,7 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Run a study (or resume it), log every call, print the per-condition table."""
-    from .study import load_study
+    from .study.spec import load_study
 
     resolved = load_study(study)  # validate before the heavy imports, so bad input fails fast
     if dry_run:
@@ -68,12 +68,12 @@ def run(
             _print_warning(warning)
 
     from .reports import run_reports
-    from .rounds import by_condition, gain_and_cost
+    from .reports.rounds import by_condition, gain_and_cost
     from .runner import Runner
     from .run.control import Progress as RunProgress
     from .stats import condition_table, trial_frame
     from .store import connect_reader
-    from .task_scores import task_scores
+    from .scoring.task_scores import task_scores
     with Progress(
         TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
         console=err, transient=as_json, disable=not err.is_terminal and as_json,
@@ -86,7 +86,7 @@ def run(
         runner = Runner(resolved, db, fresh=fresh, use_cache=not no_cache, log=lambda m: err.print(m, highlight=False), progress=progress)
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
             summary = asyncio.run(runner.run())
-    from .policies import Unscored
+    from .scoring.policies import Unscored
     from .stats.extractor_view import own_extractor
     from .stats.format_check import format_diagnostic, read_format
 
@@ -160,7 +160,7 @@ def plan(
 ) -> None:
     """What running STUDY would take: trials, model calls at most, calls already cached, time,
     cost, and the power of each comparison. Calls no model, writes nothing."""
-    from .study import load_study
+    from .study.spec import load_study
 
     _plan(load_study(study), db, as_json, effect=effect, baseline=baseline, measure=measure)
 
@@ -490,7 +490,7 @@ def _warn_partial(result: Any, run_id: str) -> None:
 
 def _read_gain_and_cost(db: Path, run_id: str, errors: str, no_answer: str, extractor: str | None) -> tuple[list[Any], list[Any]]:
     """Per condition: accuracy against rounds, calls and tokens spent; per round of a loop: the curve."""
-    from .rounds import gain_and_cost
+    from .reports.rounds import gain_and_cost
     from .stats.extractor_view import use_extractor
     from .store import connect_reader
 
@@ -555,7 +555,7 @@ def export(
 ) -> None:
     """Write the comparison table (LaTeX, Markdown, CSV, Parquet; to a file or stdout), the
     per-trial data, figures (PDF and PNG), and a references.bib beside them."""
-    from .bibliography import run_bibliography
+    from .export.bibliography import run_bibliography
     from .export import write_atomic
     from .export.context import ExportContext, run_provenance
     from .export.layouts import render
@@ -586,7 +586,7 @@ def export(
             write_atomic(path, content)
             written.append(path)
     if request.figures is not None:
-        from .figures import write_figures
+        from .export.figures import write_figures
 
         written.extend(write_figures(result, request.figures, provenance=provenance))
     for path in request.bib_paths():
@@ -605,7 +605,7 @@ def rescore(
     as_json: JsonOption = False,
 ) -> None:
     """Score a logged run again with another extractor, from its stored responses (no model call)."""
-    from .rescore import rescore as rescore_run
+    from .reports.rescore import rescore as rescore_run
 
     summary = rescore_run(db, run, extractor)
     if as_json:
@@ -633,8 +633,8 @@ def trials(
     as_json: JsonOption = False,
 ) -> None:
     """Show trials: the prompt, the response, the extracted answer, the gold and the score."""
-    from .extract import ERROR, NO_ANSWER, OK
-    from .trial_view import trial_listing
+    from .scoring.extract import ERROR, NO_ANSWER, OK
+    from .reports.trial_view import trial_listing
 
     statuses = (OK, NO_ANSWER, ERROR)
     if status is not None and status not in statuses:
@@ -648,7 +648,7 @@ def trials(
 
 def _print_trials(listing: Any) -> None:
     """Each trial, or each discordant pair side by side; all model and user text escaped."""
-    from .trial_view import visible
+    from .reports.trial_view import visible
 
     fields = (("prompt", lambda v: v.prompt), ("response", lambda v: v.response), ("answer", lambda v: v.answer),
               ("gold", lambda v: " | ".join(v.gold)), ("score", lambda v: f"{'' if v.score is None else f'{v.score:g}'} ({v.status})"),
@@ -720,9 +720,9 @@ def models_check(
     """Answer one prompt with MODEL and print the answer and latency."""
     import time
 
-    from .messages import Message, to_dicts
+    from .core.messages import Message, to_dicts
     from .providers import ModelRequest, TrialContext, complete_with_retries, open_pool
-    from .study import ModelSpec
+    from .study.spec import ModelSpec
 
     spec = ModelSpec(id=model, params={"temperature": 0.0, "max_tokens": 32})
 
@@ -805,7 +805,7 @@ def tasks_sample(
 @tasks_app.command("cite")
 def tasks_cite(target: Annotated[str, typer.Argument(metavar="TASK|SUITE", help="A task id (e.g. ii/sum) or a suite (e.g. bbh).")]) -> None:
     """Print BibTeX for a task, or for every task of a suite."""
-    from .bibliography import bibliography, of_task
+    from .export.bibliography import bibliography, of_task
     from .tasks import builtin_suites, builtin_tasks
 
     suites, tasks = builtin_suites(), builtin_tasks()

@@ -12,7 +12,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from .errors import UserError
+from .core.errors import UserError
 
 stimuli_app = typer.Typer(no_args_is_help=True, help="The stimulus library: list, show, render.")
 out = Console(markup=False)  # stimulus texts are printed as written
@@ -90,7 +90,7 @@ def cite(
     files: FileOption = None,
 ) -> None:
     """Print BibTeX for a stimulus family (or the family of a stimulus id)."""
-    from .bibliography import bibliography, of_family
+    from .export.bibliography import bibliography, of_family
 
     library = _library(files)
     if target in library.families():

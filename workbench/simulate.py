@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import gold
+from .scoring import gold
 from .execute import call_for, solve_and_score, status
-from .messages import Messages
+from .core.messages import Messages
 from .providers import complete_with_retries
 from .providers.simulated import SimulatedProvider
-from .solvers import Generate, Generation
-from .study import ModelSpec, ResolvedStudy, StudySpec, resolve_study
-from .trials import Trial, expand
+from .solvers.base import Generate, Generation
+from .study.spec import ModelSpec, ResolvedStudy, StudySpec, resolve_study
+from .study.expand import Trial, expand
 
 FRAME_COLUMNS = ["model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls"]
 

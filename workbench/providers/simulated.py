@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import random
 
-from ..solvers import JUDGE_PURPOSE
-from ..study import ModelSpec, SimulatorSpec
+from ..solvers.base import JUDGE_PURPOSE
+from ..study.spec import ModelSpec, SimulatorSpec
 from ..tasks import stable_seed
 from .base import ModelRequest, ModelResponse, ProviderError, TrialContext
 

@@ -8,7 +8,7 @@ from .multiplicity import adjust
 from .paired import PairedTable, PairedTestResult, cochran_q, friedman, mcnemar, paired_t, permutation_test, wilcoxon
 from .pooling import ModelEffect, PooledEffect, gee_effects, random_effects
 from .power import PowerPlan, independent_discordance, power_paired_binary, simulated_power
-from ..rounds import ConditionCost, RoundPoint, condition_costs, round_curve
+from ..reports.rounds import ConditionCost, RoundPoint, condition_costs, round_curve
 from .table import ALL_TASKS, FAMILIES, TESTS, Comparison, ComparisonRow, ConditionRow, PooledRow, compare, condition_table
 
 __all__ = [

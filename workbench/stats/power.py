@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from ..records import Record
+from ..core.records import Record
 
 TESTS = ("exact", "midp", "normal")
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from ..errors import UserError
-from ..messages import Messages
+from ..core.errors import UserError
+from ..core.messages import Messages
 from .library import StimulusLibrary, builtin_library
 from .model import AppliedStimulus, Family, StimulusItem
 from .placements import FEEDBACK_TEMPLATE_PART, place_feedback

@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import UserError, validation_error
-from ..paths import data_dir
+from ..core.errors import UserError, validation_error
+from ..core.paths import data_dir
 from .model import Family, FamilyFile, StimulusItem
 from .renderers import RENDERERS
 

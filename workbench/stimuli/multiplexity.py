@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from ..errors import UserError
-from ..messages import Messages
-from ..solvers import SOLVER_SETUPS, SOLVERS, Generate, Solution, SolverSetup
+from ..core.errors import UserError
+from ..core.messages import Messages
+from ..solvers.base import SOLVER_SETUPS, SOLVERS, Generate, Solution, SolverSetup
 from .model import AppliedStimulus, Family, StimulusItem
 from .placements import append_system, synthesis_prompt, task_text
 from .renderers import RENDERERS, Rendered, Renderer, Strict, fields_of, no_variant
 
 if TYPE_CHECKING:
-    from ..trials import Trial
+    from ..study.expand import Trial
 
 PLACEMENT = "multi_agent"
 AGENT, LABEL = "agent:", "label:"

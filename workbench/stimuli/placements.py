@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import UserError
-from ..messages import Message, Messages, last_index, replace_at
-from ..registry import Registry
+from ..core.errors import UserError
+from ..core.messages import Message, Messages, last_index, replace_at
+from ..core.registry import Registry
 from .model import SEPARATORS, AppliedStimulus, Separator
 
 PlaceFn = Callable[[Messages, AppliedStimulus], Messages]

@@ -21,16 +21,16 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .. import gold
-from ..answers import ANSWER_TYPES, CANDIDATE_SOURCES
-from ..bibliography import Reference
-from ..errors import UserError, validation_error
-from ..extract import DEFAULT_EXTRACTOR, EXTRACTORS, score_text
-from ..messages import Message, Messages, template_fields
-from ..paths import data_dir
-from ..registry import Registry
-from ..scoring import CHOICE_MATCHERS, METRICS, PARSERS
-from ..task_scores import normalized_score
+from ..scoring import gold
+from ..scoring.answers import ANSWER_TYPES, CANDIDATE_SOURCES
+from ..export.bibliography import Reference
+from ..core.errors import UserError, validation_error
+from ..scoring.extract import DEFAULT_EXTRACTOR, EXTRACTORS, score_text
+from ..core.messages import Message, Messages, template_fields
+from ..core.paths import data_dir
+from ..core.registry import Registry
+from ..scoring.metrics import CHOICE_MATCHERS, METRICS, PARSERS
+from ..scoring.task_scores import normalized_score
 
 
 @dataclass(frozen=True)
@@ -135,9 +135,9 @@ class TaskSpec(BaseModel):
     data_citation: str | None = None
     n_available: int | None = None
     authored: bool = False  # items come from the workbench's own word lists, not a publication
-    scoring: str = "metric"  # a registered scorer (workbench.scorers.SCORERS), e.g. `judge`
+    scoring: str = "metric"  # a registered scorer (workbench.scoring.scorers.SCORERS), e.g. `judge`
     scoring_args: dict[str, Any] = Field(default_factory=dict)  # its arguments, e.g. {rubric: truthfulness}
-    program: str | None = None  # a registered DSPy program as the system under test (workbench.programs)
+    program: str | None = None  # a registered DSPy program as the system under test (workbench.solvers.dspy_programs)
 
     # -- items -------------------------------------------------------------------------------
     def items(self, n: int, seed: int) -> list[TaskItem]:
@@ -400,12 +400,12 @@ def _register_builtin_parts() -> None:
 
     for module in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{module.name}")
-    importlib.import_module("workbench.scoring_profiles")
+    importlib.import_module("workbench.scoring.profiles")
 
 
 def _check_scoring_and_program(spec: TaskSpec, file: str, where: str) -> None:
-    from ..programs import PROGRAMS
-    from ..scorers import SCORERS
+    from ..solvers.dspy_programs import PROGRAMS
+    from ..scoring.scorers import SCORERS
 
     if spec.scoring not in SCORERS:
         raise UserError(SCORERS.unknown_message(spec.scoring), file=file, field=f"{where}.scoring")
@@ -470,7 +470,7 @@ class TaskConfig:
 
 def resolve_task(config: TaskConfig, base_dir: Path | None = None) -> TaskSpec:
     """The task as a study configures it, as a new spec, with every registry name it uses checked
-    and its data file's existence. The file is read when items are drawn (workbench.study draws
+    and its data file's existence. The file is read when items are drawn (workbench.study.spec draws
     them as the study loads, so a bad file still fails before anything runs).
 
     Raises UserError naming the field of the task entry (`task`, `path`, `metric`, ...).

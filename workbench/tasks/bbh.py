@@ -22,9 +22,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..local_models import _locked
-from ..paths import cache_dir
+from ..core.errors import UserError
+from ..providers.local_models import _locked
+from ..core.paths import cache_dir
 from . import DEFAULT_CHOICE_PREFIX, SOURCES, TaskItem, TaskSpec, builtin_suites, seeded_order, stable_seed, with_choices
 
 SOURCE = "bbh.task_json"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from ..errors import UserError
+from ..core.errors import UserError
 from . import CAPACITY, SOURCES, TaskItem, TaskSpec, seeded_order, stable_seed
 
 Example = tuple[str, tuple[str, ...]]  # (input, targets)

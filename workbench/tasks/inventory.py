@@ -23,11 +23,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..errors import UserError
-from ..paths import data_dir
+from ..core.errors import UserError
+from ..core.paths import data_dir
 from ..reports import REPORTS, Report
-from ..scorers import Unparseable
-from ..scoring import METRICS, PARSERS
+from ..scoring.scorers import Unparseable
+from ..scoring.metrics import METRICS, PARSERS
 from . import CAPACITY, SOURCES, TaskItem, TaskSpec, stable_seed
 
 
@@ -162,7 +162,7 @@ def likert(answer: str, targets: Sequence[str]) -> float:
 
 # -- the per-trait report (workbench/trait_report.py) ----------------------------------------
 def _traits_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
-    from ..trait_report import traits_report  # pandas and scipy load when a run is reported, not with the task registry
+    from ..reports.traits import traits_report  # pandas and scipy load when a run is reported, not with the task registry
 
     return traits_report(con, run_id, control)
 

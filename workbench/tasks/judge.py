@@ -33,12 +33,12 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from ..errors import UserError, validation_error
-from ..messages import Message
-from ..paths import data_dir
-from ..registry import Registry
-from ..scorers import Score, ScoreCase, Unparseable, scorer
-from ..scoring import PARSERS, is_correct
+from ..core.errors import UserError, validation_error
+from ..core.messages import Message
+from ..core.paths import data_dir
+from ..core.registry import Registry
+from ..scoring.scorers import Score, ScoreCase, Unparseable, scorer
+from ..scoring.metrics import PARSERS, is_correct
 from . import CAPACITY, SOURCES, TaskItem, TaskSpec, stable_seed
 
 

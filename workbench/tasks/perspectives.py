@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..reports import REPORTS, Report
-from ..scorers import ScoreCase, Unparseable
+from ..scoring.scorers import ScoreCase, Unparseable
 from . import TaskSpec, builtin_tasks
 from .judge import RUBRIC_KINDS, Rubric, builtin_rubrics
 

@@ -52,7 +52,7 @@ CAPACITY.add(SOURCE, lambda spec: len(probe_items()))
 
 
 def _report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
-    from ..trait_report import sac_induced_report  # pandas and scipy load when a run is reported
+    from ..reports.traits import sac_induced_report  # pandas and scipy load when a run is reported
 
     return sac_induced_report(con, run_id, control)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from .paths import cache_dir
+from ..core.paths import cache_dir
 
 LLAMA_CPP_VERSION = "0.3.36"
 # Portable CPU kernels (the native build dies in the AMX kernels on these CPUs); no multimodal

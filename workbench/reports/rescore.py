@@ -18,13 +18,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .extract import ERROR, EXTRACTORS, NO_ANSWER
-from .records import Record
-from .score_log import logged_item, score_row
-from .scorers import SCORERS
-from .store import SegmentWriter, compact, connect_reader, log_exists
-from .tasks import TaskSpec, builtin_tasks
+from ..core.errors import UserError
+from ..scoring.extract import ERROR, EXTRACTORS, NO_ANSWER
+from ..core.records import Record
+from ..scoring.score_log import logged_item, score_row
+from ..scoring.scorers import SCORERS
+from ..store import SegmentWriter, compact, connect_reader, log_exists
+from ..tasks import TaskSpec, builtin_tasks
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .errors import UserError
-from .messages import Messages
-from .registry import Registry
+from ..core.errors import UserError
+from ..core.messages import Messages
+from ..core.registry import Registry
 
 if TYPE_CHECKING:
-    from .stimuli import AppliedStimulus, StimulusLibrary
-    from .trials import Trial
+    from ..stimuli import AppliedStimulus, StimulusLibrary
+    from ..study.expand import Trial
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import answers
-from .registry import Registry
+from ..core.registry import Registry
 
 if TYPE_CHECKING:
-    from .tasks import TaskItem, TaskSpec
+    from ..tasks import TaskItem, TaskSpec
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
-from .extract import OK
-from .records import Record
-from .scoring import is_correct
-from .stats.extractor_view import use_extractor
-from .store import connect_reader, log_exists
+from ..core.errors import UserError
+from ..scoring.extract import OK
+from ..core.records import Record
+from ..scoring.metrics import is_correct
+from ..stats.extractor_view import use_extractor
+from ..store import connect_reader, log_exists
 
 
 @dataclass(frozen=True)

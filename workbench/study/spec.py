@@ -16,15 +16,15 @@ from urllib.parse import parse_qsl, urlsplit
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from . import heart as _heart  # noqa: F401  (registers the `heart` solver and its setup)
-from .errors import UserError, validation_error
-from .extract import DEFAULT_EXTRACTOR, EXTRACTORS
-from .programs import PROGRAMS
-from .scorers import SCORERS, extracts
-from .solvers import SOLVERS, consumes_gold, prepare_solver
-from .stimuli import AppliedStimulus, StimulusLibrary, builtin_library, choose_program, resolve
+from ..solvers import heart as _heart  # noqa: F401  (registers the `heart` solver and its setup)
+from ..core.errors import UserError, validation_error
+from ..scoring.extract import DEFAULT_EXTRACTOR, EXTRACTORS
+from ..solvers.dspy_programs import PROGRAMS
+from ..scoring.scorers import SCORERS, extracts
+from ..solvers.base import SOLVERS, consumes_gold, prepare_solver
+from ..stimuli import AppliedStimulus, StimulusLibrary, builtin_library, choose_program, resolve
 from .sweep import SweepSpec, expand_all
-from .tasks import DEFAULT_SHOTS, TaskConfig, TaskItem, TaskSpec, resolve_task
+from ..tasks import DEFAULT_SHOTS, TaskConfig, TaskItem, TaskSpec, resolve_task
 
 DEFAULT_SOLVER = "single_turn"
 # A parameter or URL query name that carries a credential, at any depth (extra_headers.Authorization,
@@ -154,8 +154,8 @@ class TaskRef(Strict):
     # Filled in when the study is loaded: a fingerprint of the examples and demos it draws, so the
     # run id (and the logged spec) change when the data do. Set in a study file, it must match.
     data_sha256: str | None = None
-    program: str | None = None  # a registered DSPy program answers this task (workbench.programs)
-    extractor: str | None = None  # the answer extractor of this task (workbench.extract); None: the study's
+    program: str | None = None  # a registered DSPy program answers this task (workbench.solvers.dspy_programs)
+    extractor: str | None = None  # the answer extractor of this task (workbench.scoring.extract); None: the study's
 
     @field_validator("n", mode="before")
     @classmethod
@@ -476,7 +476,7 @@ def _check_programs_and_judge(spec: StudySpec, tasks: dict[str, TaskSpec], condi
 
 
 def _check_extractors(spec: StudySpec, label: str) -> None:
-    """Every extractor the study names must be registered (workbench.extract.EXTRACTORS)."""
+    """Every extractor the study names must be registered (workbench.scoring.extract.EXTRACTORS)."""
     named = [("extractor", spec.extractor)] + [(f"tasks[{i}].extractor", ref.extractor) for i, ref in enumerate(spec.tasks) if ref.extractor]
     for field, name in named:
         if name not in EXTRACTORS:

@@ -15,16 +15,16 @@ import random
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from ..messages import Message, Messages
-from ..solvers import SOLVER_SETUPS, SOLVERS, Generate, RoundRecord, Solution, SolverSetup
-from ..stimuli import AppliedStimulus, heart
-from ..tasks import stable_seed
+from ...core.messages import Message, Messages
+from ..base import SOLVER_SETUPS, SOLVERS, Generate, RoundRecord, Solution, SolverSetup
+from ...stimuli import AppliedStimulus, heart
+from ...tasks import stable_seed
 from .feedback import FEEDBACK, Turn
 from .plan import HeartPlan, consumes_gold, max_calls, prepare
 from .strategies import STRATEGIES, Judgement, LoopState
 
 if TYPE_CHECKING:
-    from ..trials import Trial
+    from ...study.expand import Trial
 
 SOLVER = "heart"
 

@@ -1,7 +1,7 @@
 """Rows of the `scores` table: one per trial and answer extractor.
 
 The runner writes, with each metric-scored trial, a row for the trial's own extractor and one for
-every diagnostic extractor (workbench.extract.DIAGNOSTIC_EXTRACTORS); `workbench rescore` adds rows
+every diagnostic extractor (workbench.scoring.extract.DIAGNOSTIC_EXTRACTORS); `workbench rescore` adds rows
 for another extractor later, from the stored response. Both build them here, so a re-score of an
 unchanged extractor gives the row the run wrote. A trial graded by a judge has no rows: no
 extractor reads its answer (its `trials.extractor` is empty and every table uses its own score).
@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .extract import DIAGNOSTIC_EXTRACTORS, ERROR, Scored, mentions_gold, score_text
-from .tasks import TaskItem, TaskSpec
+from ..tasks import TaskItem, TaskSpec
 
 
 def logged_extractors(own: str | None) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ No scorer invents a score. Text with no answer of the task's type in it (an extr
 none, a parser raises `Unparseable`) is status `no_answer`; an unreadable verdict or a failed
 judge call make the trial an error row.
 
-A scorer marked `extracts` reads the answer with a named extractor (workbench.extract, the
+A scorer marked `extracts` reads the answer with a named extractor (workbench.scoring.extract, the
 trial's `extractor`); the runner then logs a `scores` row per extractor for it, and `rescore`
 can score its trials again from the stored text. Other scorers (a judge) keep their own score.
 """
@@ -22,11 +22,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .registry import Registry
+from ..core.registry import Registry
 
 if TYPE_CHECKING:
-    from .solvers import Generate
-    from .tasks import TaskItem, TaskSpec
+    from ..solvers.base import Generate
+    from ..tasks import TaskItem, TaskSpec
 
 
 class Unparseable(ValueError):
@@ -67,7 +67,7 @@ def _accept(_task: TaskSpec) -> None:
 class Scorer:
     score: ScoreFn
     judge_calls: int = 0  # calls to the study's judge model it makes per trial (at most)
-    extracts: bool = False  # reads its answer with a named extractor (workbench.extract)
+    extracts: bool = False  # reads its answer with a named extractor (workbench.scoring.extract)
     check: TaskCheck = _accept  # validates a task's `scoring_args` when the task file loads (raises ValueError)
 
     @property

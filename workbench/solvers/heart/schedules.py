@@ -17,9 +17,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError
 
-from ..errors import UserError, validation_error
-from ..registry import Registry
-from ..stimuli.renderers import Strict
+from ...core.errors import UserError, validation_error
+from ...core.registry import Registry
+from ...stimuli.renderers import Strict
 from .bank import PhraseBank
 
 

@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from . import gold
-from .messages import Messages
-from .stimuli import AppliedStimulus, build_prompt
-from .study import DEFAULT_SOLVER, ModelSpec, ResolvedStudy, task_program
-from .tasks import TaskItem, TaskSpec, stable_seed
+from ..scoring import gold
+from ..core.messages import Messages
+from ..stimuli import AppliedStimulus, build_prompt
+from .spec import DEFAULT_SOLVER, ModelSpec, ResolvedStudy, task_program
+from ..tasks import TaskItem, TaskSpec, stable_seed
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class Trial:
     solver_params: tuple[tuple[str, Any], ...] = ()
     consumes_gold: bool = False  # its program reads gold labels while it runs (an oracle verifier)
     verify: gold.Verifier | None = None  # set by the runner on the solver's view, only where consumes_gold
-    extractor: str | None = None  # reads the answer its scorer scores (workbench.extract); None: a judge grades it
+    extractor: str | None = None  # reads the answer its scorer scores (workbench.scoring.extract); None: a judge grades it
 
     def for_solver(self) -> Trial:
         """The trial as its solver sees it: the gold sealed, and an oracle verifier only where the

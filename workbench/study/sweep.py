@@ -19,10 +19,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .errors import UserError
-from .stimuli import StimulusLibrary
-from .stimuli.model import Separator
-from .stimuli.resolve import DEFAULT_PLACEMENT
+from ..core.errors import UserError
+from ..stimuli import StimulusLibrary
+from ..stimuli.model import Separator
+from ..stimuli.resolve import DEFAULT_PLACEMENT
 
 CONTROL = "control"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:+\-=]+")

@@ -24,7 +24,7 @@ import string
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .scoring import METRICS, item_aware, token_f1
+from .metrics import METRICS, item_aware, token_f1
 
 PROFILE = "negativeprompt-v1"
 _PUNCT = str.maketrans("", "", string.punctuation)

@@ -12,9 +12,9 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..errors import UserError
-from ..registry import Registry
-from ..stimuli import StimulusItem, StimulusLibrary, heart
+from ...core.errors import UserError
+from ...core.registry import Registry
+from ...stimuli import StimulusItem, StimulusLibrary, heart
 from .bank import PhraseBank
 from .schedules import Schedule
 

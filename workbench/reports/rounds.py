@@ -30,10 +30,10 @@ from typing import Any
 
 import pandas as pd
 
-from .extract import NO_ANSWER
-from .policies import Unscored
-from .records import Record
-from .scoring import is_correct
+from ..scoring.extract import NO_ANSWER
+from ..scoring.policies import Unscored
+from ..core.records import Record
+from ..scoring.metrics import is_correct
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ import duckdb
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 if TYPE_CHECKING:  # the data models import this module for Reference
-    from .stimuli.model import Family
-    from .tasks import TaskSpec
+    from ..stimuli.model import Family
+    from ..tasks import TaskSpec
 
 BIB_MARKER = "% Written by the Prompt-Affect Workbench"  # a .bib starting with it may be overwritten
 WORKBENCH_KEY = "promptaffectworkbench"
@@ -64,7 +64,7 @@ class Source:
 
 
 def _bib_text(text: str) -> str:
-    from .export import latex_escape  # BibTeX values are LaTeX text
+    from . import latex_escape  # BibTeX values are LaTeX text
 
     return latex_escape(text)
 
@@ -141,14 +141,14 @@ def of_task(spec: TaskSpec) -> Source:
 
 
 def family_source(name: str) -> Source | None:
-    from .stimuli import builtin_library
+    from ..stimuli import builtin_library
 
     library = builtin_library()
     return of_family(library.family(name)) if name in library.families() else None
 
 
 def task_source(task_id: str) -> Source | None:
-    from .tasks import builtin_tasks
+    from ..tasks import builtin_tasks
 
     spec = builtin_tasks().get(task_id)
     return None if spec is None else of_task(spec)
@@ -171,7 +171,7 @@ def run_sources(con: duckdb.DuckDBPyConnection, run_id: str) -> list[Source]:
 
 
 def _phrase_families(phrase_ids: Iterable[str]) -> list[str]:
-    from .stimuli import builtin_library
+    from ..stimuli import builtin_library
 
     library = builtin_library()
     return sorted({library.get(p).family for p in phrase_ids if p in library})
@@ -184,7 +184,7 @@ def run_year(con: duckdb.DuckDBPyConnection, run_id: str) -> int | None:
 
 def run_bibliography(db_path: Path, run_id: str) -> str:
     """The .bib of a logged run: the entries of the families and tasks it used, and the workbench."""
-    from .store import connect_reader
+    from ..store import connect_reader
 
     con = connect_reader(Path(db_path))
     try:

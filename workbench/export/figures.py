@@ -21,9 +21,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
-from .export import MARKS, condition_label, significance_mark
-from .export.paper import ALL_TASKS_LABEL, signed, suite_prefix
-from .stats.table import ALL_TASKS, GOLD_MARK, Comparison
+from . import MARKS, condition_label, significance_mark
+from .paper import ALL_TASKS_LABEL, signed, suite_prefix
+from ..stats.table import ALL_TASKS, GOLD_MARK, Comparison
 
 FIGURE_FORMATS = ("pdf", "png")
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.

@@ -10,9 +10,9 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
-from ..errors import UserError, validation_error
-from ..stimuli import AppliedStimulus, StimulusItem, StimulusLibrary, heart
-from ..stimuli.renderers import Strict
+from ...core.errors import UserError, validation_error
+from ...stimuli import AppliedStimulus, StimulusItem, StimulusLibrary, heart
+from ...stimuli.renderers import Strict
 from .bank import PhraseBank
 from .feedback import FEEDBACK
 from .schedules import DEFAULT_SCHEDULE, PARAMETER_WORDING, Schedule, dump_schedule, parse_schedule

@@ -19,11 +19,11 @@ from typing import Any
 
 import pandas as pd
 
-from .extract import ERROR, NO_ANSWER, OK
-from .policies import Unscored
-from .reports import errors_policy, no_answer_policy
-from .stats import adjust, wilcoxon
-from .tasks import TaskSpec, builtin_tasks
+from ..scoring.extract import ERROR, NO_ANSWER, OK
+from ..scoring.policies import Unscored
+from . import errors_policy, no_answer_policy
+from ..stats import adjust, wilcoxon
+from ..tasks import TaskSpec, builtin_tasks
 
 ALL_FACTORS = "all"  # the factor label of a SAC-Induced row over all five factors
 

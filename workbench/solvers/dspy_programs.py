@@ -19,14 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .messages import Message, Messages
-from .registry import Registry
-from .errors import UserError
-from .solvers import SOLVER_SETUPS, SOLVERS, Generate, Solution, SolverSetup
-from .stimuli import AppliedStimulus, build_prompt
+from ..core.messages import Message, Messages
+from ..core.registry import Registry
+from ..core.errors import UserError
+from .base import SOLVER_SETUPS, SOLVERS, Generate, Solution, SolverSetup
+from ..stimuli import AppliedStimulus, build_prompt
 
 if TYPE_CHECKING:
-    from .trials import Trial
+    from ..study.expand import Trial
 
 
 @dataclass(frozen=True)

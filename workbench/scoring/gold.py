@@ -23,10 +23,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, overload
 
-from .scoring import is_correct
+from .metrics import is_correct
 
 if TYPE_CHECKING:
-    from .tasks import TaskItem, TaskSpec
+    from ..tasks import TaskItem, TaskSpec
 
 Phase = Literal["data", "provider", "scoring"]
 PHASES: tuple[Phase, ...] = ("data", "provider", "scoring")

@@ -26,11 +26,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .registry import Registry
-from .scoring import canonical_number, normalize, parse_final_number
+from ..core.registry import Registry
+from .metrics import canonical_number, normalize, parse_final_number
 
 if TYPE_CHECKING:
-    from .tasks import TaskItem, TaskSpec
+    from ..tasks import TaskItem, TaskSpec
 
 Found = tuple[str | None, str]  # (answer or None, the rule that found it)
 NOTHING: Found = (None, "none")

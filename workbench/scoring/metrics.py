@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from .registry import Registry
+from ..core.registry import Registry
 
 Parser = Callable[..., str]  # (text, **parser_args) -> answer
 Metric = Callable[..., float]  # (answer, targets) -> score in [0, 1]; item-aware ones also get item=

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .registry import Registry
+from ..core.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def no_answer_policy(con: Any, run_id: str) -> str:
 
 
 def run_reports(con: Any, run_id: str, control: str) -> dict[str, list[dict[str, Any]]]:
-    from .tasks import builtin_tasks
+    from ..tasks import builtin_tasks
 
     builtin_tasks()  # the task modules register their reports
     found = {name: REPORTS.get(name).rows(con, run_id, control) for name in REPORTS}

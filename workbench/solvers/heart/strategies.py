@@ -17,14 +17,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..messages import Message
-from ..registry import Registry
-from ..solvers import JUDGE_PURPOSE, Generate, RoundRecord
-from ..stimuli.heart import LoopPrompts, Verdicts
-from ..stimuli.placements import synthesis_prompt, task_text
+from ...core.messages import Message
+from ...core.registry import Registry
+from ..base import JUDGE_PURPOSE, Generate, RoundRecord
+from ...stimuli.heart import LoopPrompts, Verdicts
+from ...stimuli.placements import synthesis_prompt, task_text
 
 if TYPE_CHECKING:
-    from ..trials import Trial
+    from ...study.expand import Trial
 
 
 @dataclass
