@@ -9,8 +9,8 @@ from typing import Any
 from workbench.core.messages import Messages, to_dicts
 from workbench.providers import ModelRequest, TrialContext, complete_with_retries, open_pool
 from workbench.scoring.scorers import Score, ScoreCase, score_trial
-from workbench.solvers.base import Generation
-from workbench.study.spec import ModelSpec
+from workbench.core.calls import Generation
+from workbench.providers.spec import ModelSpec
 from workbench.tasks import TaskItem, TaskSpec
 
 

@@ -13,7 +13,7 @@ from workbench.core.errors import UserError
 from workbench.scoring.scorers import Unparseable
 from workbench.scoring.metrics import PARSERS
 from workbench.store import connect_reader
-from workbench.study.spec import ModelSpec
+from workbench.providers.spec import ModelSpec
 from workbench.tasks import builtin_tasks
 from workbench.tasks.judge import RUBRIC_KINDS, Rubric, builtin_rubrics, load_rubric_file
 

@@ -60,7 +60,7 @@ def test_a_longer_draw_extends_a_shorter_one_and_seeds_differ(task_id: str) -> N
 
 @pytest.mark.parametrize("task_id", KINDS)
 def test_demos_are_disjoint_from_examples_and_resampled_per_query(task_id: str) -> None:
-    from workbench.study.expand import draw_demos, query_seed
+    from workbench.core.seeds import draw_demos, query_seed
 
     task = get_task(task_id)
     items, pool = task.sample(10, DEFAULT_SHOTS, seed=1)

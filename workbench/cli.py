@@ -682,7 +682,8 @@ def power(
     as_json: JsonOption = False,
 ) -> None:
     """Plan a study: the examples needed to detect a difference, or the power at a given n."""
-    from .stats import power_paired_binary, simulated_power
+    from .reports.power import simulated_power
+    from .stats import power_paired_binary
 
     try:
         plan = power_paired_binary(baseline, delta, n, power=target, discordance=discordance, alpha=alpha, comparisons=comparisons, test=test)
@@ -722,7 +723,7 @@ def models_check(
 
     from .core.messages import Message, to_dicts
     from .providers import ModelRequest, TrialContext, complete_with_retries, open_pool
-    from .study.spec import ModelSpec
+    from .providers.spec import ModelSpec
 
     spec = ModelSpec(id=model, params={"temperature": 0.0, "max_tokens": 32})
 
@@ -841,7 +842,10 @@ def tasks_check(
 
 
 def main() -> None:
+    from .plugins import load_builtins
+
     try:
+        load_builtins()
         code = app(standalone_mode=False)  # click returns an Exit's code in this mode
         if isinstance(code, int) and code:
             sys.exit(code)

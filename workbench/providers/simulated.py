@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import random
 
-from ..solvers.base import JUDGE_PURPOSE
-from ..study.spec import ModelSpec, SimulatorSpec
-from ..tasks import stable_seed
+from ..core.calls import JUDGE_PURPOSE
+from .spec import ModelSpec, SimulatorSpec
+from ..core.seeds import stable_seed
 from .base import ModelRequest, ModelResponse, ProviderError, TrialContext
 
 

@@ -7,6 +7,7 @@ Reports read only the log, the run's error policy included (`errors_policy`).
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,8 +41,21 @@ def no_answer_policy(con: Any, run_id: str) -> str:
 
 
 def run_reports(con: Any, run_id: str, control: str) -> dict[str, list[dict[str, Any]]]:
-    from ..tasks import builtin_tasks
-
-    builtin_tasks()  # the task modules register their reports
     found = {name: REPORTS.get(name).rows(con, run_id, control) for name in REPORTS}
     return {name: rows for name, rows in found.items() if rows}
+
+
+def _deferred(module: str, function: str) -> Callable[[Any, str, str], list[dict[str, Any]]]:
+    """A report function of a module of this package, imported when a run is reported (pandas and
+    scipy load then, not with the registries)."""
+
+    def rows(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
+        return getattr(importlib.import_module(f"{__name__}.{module}"), function)(con, run_id, control)
+
+    return rows
+
+
+# The built-in reports: the inventories' per-trait deltas, SAC-Induced's per-factor ones, the PDS.
+REPORTS.add("traits", Report(_deferred("traits", "traits_report"), ("model", "condition", "inventory", "trait_name", "n", "errors", "no_answer", "mean", "delta", "p_value", "p_adjusted")))
+REPORTS.add("sac_induced", Report(_deferred("traits", "sac_induced_report"), ("model", "condition", "trait_name", "factor", "n", "errors", "no_answer", "mean", "delta", "p_value", "p_adjusted")))
+REPORTS.add("perspectives", Report(_deferred("perspectives", "pds_report"), ("model", "condition", "rubric", "n", "errors", "coverage", "entropy_pct")))

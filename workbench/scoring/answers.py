@@ -30,7 +30,8 @@ from ..core.registry import Registry
 from .metrics import canonical_number, normalize, parse_final_number
 
 if TYPE_CHECKING:
-    from ..tasks import TaskItem, TaskSpec
+    from ..core.items import TaskItem
+    from .task import ScoredTask
 
 Found = tuple[str | None, str]  # (answer or None, the rule that found it)
 NOTHING: Found = (None, "none")
@@ -48,7 +49,7 @@ class Candidate:
     shorthands: tuple[str, ...] = ()
 
 
-CandidateSource = Callable[["TaskSpec", "TaskItem"], tuple[Candidate, ...]]
+CandidateSource = Callable[["ScoredTask", "TaskItem"], tuple[Candidate, ...]]
 CANDIDATE_SOURCES: Registry[CandidateSource] = Registry("candidate source")
 
 _OPTION = re.compile(r"^\(([A-Za-z0-9])\)$")  # BIG-bench's "(a)" option labels
@@ -72,7 +73,7 @@ def candidate(value: str, *phrases: str) -> Candidate:
 
 
 @CANDIDATE_SOURCES.register("choices")
-def choice_candidates(task: TaskSpec, item: TaskItem) -> tuple[Candidate, ...]:
+def choice_candidates(task: ScoredTask, item: TaskItem) -> tuple[Candidate, ...]:
     """The item's multiple-choice options (none for an item without choices)."""
     return tuple(candidate(c) for c in item.choices)
 
@@ -87,7 +88,7 @@ def _number_variant(word: str) -> str:
 
 
 @CANDIDATE_SOURCES.register("input_list")
-def input_list_candidates(task: TaskSpec, item: TaskItem) -> tuple[Candidate, ...]:
+def input_list_candidates(task: ScoredTask, item: TaskItem) -> tuple[Candidate, ...]:
     """The comma-separated names of the input ("mirror carp, alligator"), each also in its
     other grammatical number ("baboons" is named by "baboon")."""
     names = [name.strip() for name in item.input.split(",") if name.strip()]
@@ -98,7 +99,7 @@ _SENTENCES = re.compile(r"^\s*Sentence 1:\s*(?P<one>.+?)\s*Sentence 2:\s*(?P<two
 
 
 @CANDIDATE_SOURCES.register("sentences")
-def sentence_candidates(task: TaskSpec, item: TaskItem) -> tuple[Candidate, ...]:
+def sentence_candidates(task: ScoredTask, item: TaskItem) -> tuple[Candidate, ...]:
     """The two sentences of a "Sentence 1: ... Sentence 2: ..." input, also named as "sentence 1"
     and "sentence 2"."""
     match = _SENTENCES.match(item.input)
@@ -107,7 +108,7 @@ def sentence_candidates(task: TaskSpec, item: TaskItem) -> tuple[Candidate, ...]
     return (candidate(match.group("one"), "sentence 1", "first sentence"), candidate(match.group("two"), "sentence 2", "second sentence"))
 
 
-def candidates_of(task: TaskSpec, item: TaskItem) -> tuple[Candidate, ...]:
+def candidates_of(task: ScoredTask, item: TaskItem) -> tuple[Candidate, ...]:
     """The item's closed answer set: the task's listed labels, or its source's candidates for
     this item; empty when the task's gold set is open (or the item has no choices)."""
     if task.candidates:
@@ -494,7 +495,7 @@ class AnswerType:
     itself (a candidate, a canonical number); `tidies`: flexible tidies the response first
     (False: the task's scorer reads the response as it is)."""
 
-    find: Callable[[TaskSpec, TaskItem, str], Found]
+    find: Callable[[ScoredTask, TaskItem, str], Found]
     accepts: Callable[[str, Sequence[Candidate]], bool]
     description: str
     closed: bool = False
@@ -518,12 +519,12 @@ def _a_candidate(answer: str, candidates: Sequence[Candidate]) -> bool:
 ANSWER_TYPES: Registry[AnswerType] = Registry("answer type")
 
 
-def echoes(task: TaskSpec, item: TaskItem) -> tuple[str, ...]:
+def echoes(task: ScoredTask, item: TaskItem) -> tuple[str, ...]:
     """The prompt parts a response may copy without answering: the item's input and the instruction."""
     return (item.input, task.instruction)
 
 
-def _closed(task: TaskSpec, item: TaskItem, text: str) -> Found:
+def _closed(task: ScoredTask, item: TaskItem, text: str) -> Found:
     candidates = candidates_of(task, item)
     if not candidates:
         return find_phrase(text)

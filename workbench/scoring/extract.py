@@ -27,7 +27,8 @@ from . import answers
 from ..core.registry import Registry
 
 if TYPE_CHECKING:
-    from ..tasks import TaskItem, TaskSpec
+    from ..core.items import TaskItem
+    from .task import ScoredTask
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class Extraction:
     rule: str  # which rule found it ("none" when nothing was found), logged with the score
 
 
-Extractor = Callable[["TaskSpec", "TaskItem", str], Extraction]
+Extractor = Callable[["ScoredTask", "TaskItem", str], Extraction]
 EXTRACTORS: Registry[Extractor] = Registry("extractor")
 
 DEFAULT_EXTRACTOR = "flexible"
@@ -48,7 +49,7 @@ OK, NO_ANSWER, ERROR = "ok", "no_answer", "error"
 
 
 @EXTRACTORS.register("strict")
-def strict(task: TaskSpec, item: TaskItem, text: str) -> Extraction:
+def strict(task: ScoredTask, item: TaskItem, text: str) -> Extraction:
     """The task's parser and choice matcher, unchanged; no answer when what they return is not
     of the task's answer type (no number for a number task, not a label for a label task, empty).
     A parser that raises Unparseable (an inventory answer naming no option) raises through."""
@@ -59,7 +60,7 @@ def strict(task: TaskSpec, item: TaskItem, text: str) -> Extraction:
 
 
 @EXTRACTORS.register("flexible")
-def flexible(task: TaskSpec, item: TaskItem, text: str) -> Extraction:
+def flexible(task: ScoredTask, item: TaskItem, text: str) -> Extraction:
     """The answer of the task's type wherever the response states it (workbench/answers.py); the
     task's parser then reads a found phrase or text."""
     kind = answers.ANSWER_TYPES.get(task.answer_type)
@@ -81,7 +82,7 @@ class Scored:
     rule: str
 
 
-def score_text(task: TaskSpec, item: TaskItem, text: str, extractor: str = DEFAULT_EXTRACTOR) -> Scored:
+def score_text(task: ScoredTask, item: TaskItem, text: str, extractor: str = DEFAULT_EXTRACTOR) -> Scored:
     """Extract the answer from raw text with the named extractor, then score it with the task's metric.
 
     No answer of the task's type is NO_ANSWER, never a score: an extractor that finds none, an
@@ -98,7 +99,7 @@ def score_text(task: TaskSpec, item: TaskItem, text: str, extractor: str = DEFAU
         return Scored(answer=None, value=None, status=NO_ANSWER, rule="unparseable")
 
 
-def mentions_gold(task: TaskSpec, item: TaskItem, text: str) -> bool:
+def mentions_gold(task: ScoredTask, item: TaskItem, text: str) -> bool:
     """Whether the raw response names a gold answer and, where the gold set is closed, no other
     candidate: the format diagnostic counts zero-scored responses that do. Numbers count by value
     ("47.0", "forty-seven"), beyond the copies the input holds ("0 + 47" does not name 47 for

@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Literal, overload
 from .metrics import is_correct
 
 if TYPE_CHECKING:
-    from ..tasks import TaskItem, TaskSpec
+    from ..core.items import TaskItem
+    from .task import ScoredTask
 
 Phase = Literal["data", "provider", "scoring"]
 PHASES: tuple[Phase, ...] = ("data", "provider", "scoring")
@@ -101,7 +102,7 @@ class Verdict:
 Verifier = Callable[[str], Verdict]
 
 
-def oracle(task: TaskSpec, item: TaskItem, extractor: str | None = None) -> Verifier:
+def oracle(task: ScoredTask, item: TaskItem, extractor: str | None = None) -> Verifier:
     """The task's scorer on the gold answer, as a callable that reveals only the verdict. With an
     extractor it reads each answer as final scoring will (no answer: incorrect, score 0)."""
 

@@ -14,7 +14,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .extract import DIAGNOSTIC_EXTRACTORS, ERROR, Scored, mentions_gold, score_text
-from ..tasks import TaskItem, TaskSpec
+from ..core.items import TaskItem
+from .task import ScoredTask
 
 
 def logged_extractors(own: str | None) -> tuple[str, ...]:
@@ -22,7 +23,7 @@ def logged_extractors(own: str | None) -> tuple[str, ...]:
     return () if own is None else tuple(dict.fromkeys((own, *DIAGNOSTIC_EXTRACTORS)))
 
 
-def scored_under(task: TaskSpec, item: TaskItem, text: str | None, extractor: str) -> Scored:
+def scored_under(task: ScoredTask, item: TaskItem, text: str | None, extractor: str) -> Scored:
     """The response scored with `extractor`; ERROR when there is no response or scoring fails
     (a failing extractor must not stop a run or a re-score)."""
     if text is None:
@@ -33,7 +34,7 @@ def scored_under(task: TaskSpec, item: TaskItem, text: str | None, extractor: st
         return Scored(answer=None, value=None, status=ERROR, rule=f"failed: {type(exc).__name__}: {exc}"[:200])
 
 
-def score_row(trial_id: str, run_id: str, task: TaskSpec, item: TaskItem, text: str | None, extractor: str) -> dict[str, Any]:
+def score_row(trial_id: str, run_id: str, task: ScoredTask, item: TaskItem, text: str | None, extractor: str) -> dict[str, Any]:
     """One `scores` row (reads the gold: call it inside a gold access phase)."""
     scored = scored_under(task, item, text, extractor)
     return {
@@ -49,7 +50,7 @@ def score_row(trial_id: str, run_id: str, task: TaskSpec, item: TaskItem, text: 
     }
 
 
-def round_value(task: TaskSpec, item: TaskItem, text: str, extractor: str | None) -> float:
+def round_value(task: ScoredTask, item: TaskItem, text: str, extractor: str | None) -> float:
     """A loop round's score, read as the trial's final answer is (no answer scores 0); a judge-graded
     task's rounds with its model-free reference parser (the strict extractor)."""
     return scored_under(task, item, text, extractor or "strict").value or 0.0

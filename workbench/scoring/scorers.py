@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING, Any
 from ..core.registry import Registry
 
 if TYPE_CHECKING:
-    from ..solvers.base import Generate
-    from ..tasks import TaskItem, TaskSpec
+    from ..core.calls import Generate
+    from ..core.items import TaskItem
+    from .task import ScoredTask
 
 
 class Unparseable(ValueError):
@@ -46,7 +47,7 @@ class Score:
 class ScoreCase:
     """What a scorer sees: the task, the example, the final text and the trial's seed."""
 
-    task: TaskSpec
+    task: ScoredTask
     item: TaskItem
     text: str
     seed: int
@@ -56,10 +57,10 @@ class ScoreCase:
 
 
 ScoreFn = Callable[[ScoreCase], "Score | Awaitable[Score]"]
-TaskCheck = Callable[["TaskSpec"], None]
+TaskCheck = Callable[["ScoredTask"], None]
 
 
-def _accept(_task: TaskSpec) -> None:
+def _accept(_task: ScoredTask) -> None:
     return None
 
 
@@ -95,7 +96,7 @@ def metric_scorer(case: ScoreCase) -> Score:
     return Score(answer=scored.answer, value=scored.value, status=scored.status)
 
 
-def extracts(task: TaskSpec) -> bool:
+def extracts(task: ScoredTask) -> bool:
     """Whether the task's scorer reads its answer with an extractor (so extractors can re-score it)."""
     return SCORERS.get(task.scoring).extracts
 

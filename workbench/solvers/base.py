@@ -14,33 +14,46 @@ calls one trial makes at most (what `workbench plan` counts before anything is s
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass, field, replace
+from typing import Any
 
+from ..core.calls import JUDGE_PURPOSE, Generate, Generation  # the model-call contract solvers program against
 from ..core.errors import UserError
 from ..core.messages import Messages
 from ..core.registry import Registry
+from ..providers.spec import ModelSpec
+from ..scoring import gold
+from ..stimuli import AppliedStimulus, StimulusLibrary
+from ..tasks import TaskItem, TaskSpec
 
-if TYPE_CHECKING:
-    from ..stimuli import AppliedStimulus, StimulusLibrary
-    from ..study.expand import Trial
+DEFAULT_SOLVER = "single_turn"
 
 
 @dataclass(frozen=True)
-class Generation:
-    text: str | None  # None when the call failed after its retries
-    error: str | None = None
-    call_index: int | None = None  # the call's index under the trial (its calls row is `<trial_id>:<index>`)
+class Trial:
+    """One query of a run under one condition: what a solver gets (via `for_solver`, gold sealed)."""
 
+    trial_id: str
+    run_id: str
+    condition: str
+    model: ModelSpec
+    task: TaskSpec
+    item: TaskItem
+    repeat: int
+    seed: int
+    stimuli: tuple[AppliedStimulus, ...]
+    messages: Messages
+    solver: str = DEFAULT_SOLVER
+    solver_params: tuple[tuple[str, Any], ...] = ()
+    consumes_gold: bool = False  # its program reads gold labels while it runs (an oracle verifier)
+    verify: gold.Verifier | None = None  # set by the runner on the solver's view, only where consumes_gold
+    extractor: str | None = None  # reads the answer its scorer scores (workbench.scoring.extract); None: a judge grades it
 
-JUDGE_PURPOSE = "verify"  # a call asking the model to judge the answer before it (purpose `verify:<round>`)
-
-
-class Generate(Protocol):
-    """`sim_targets`: what a simulated model may plant for this call (a judge's expected verdict);
-    real models never see it. Default: the trial's gold targets."""
-
-    def __call__(self, messages: Messages, purpose: str = "answer", *, sim_targets: tuple[str, ...] | None = None) -> Awaitable[Generation]: ...
+    def for_solver(self) -> Trial:
+        """The trial as its solver sees it: the gold sealed, and an oracle verifier only where the
+        condition consumes gold labels (it reads answers with the trial's extractor, as final scoring does)."""
+        verify = gold.oracle(self.task, self.item, self.extractor) if self.consumes_gold else None
+        return replace(self, item=replace(self.item, targets=gold.seal(self.item.targets)), verify=verify)
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,7 @@ class Solution:
     rounds: tuple[RoundRecord, ...] = ()
 
 
-Solver = Callable[["Trial", Generate], Awaitable[Solution]]
+Solver = Callable[[Trial, Generate], Awaitable[Solution]]
 SOLVERS: Registry[Solver] = Registry("solver")
 
 Prepare = Callable[

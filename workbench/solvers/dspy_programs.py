@@ -22,11 +22,12 @@ from typing import TYPE_CHECKING, Any
 from ..core.messages import Message, Messages
 from ..core.registry import Registry
 from ..core.errors import UserError
-from .base import SOLVER_SETUPS, SOLVERS, Generate, Solution, SolverSetup
+from .base import SOLVER_SETUPS, SOLVERS, Solution, SolverSetup
+from ..core.calls import Generate
 from ..stimuli import AppliedStimulus, build_prompt
 
 if TYPE_CHECKING:
-    from ..study.expand import Trial
+    from .base import Trial
 
 
 @dataclass(frozen=True)

@@ -7,11 +7,12 @@ functions, resolved into the AppliedStimulus each trial records.
 - placements.py   where a stimulus goes: prefix, suffix, system, few_shot_header, feedback, multi_agent
 - resolve.py      a reference in a study -> AppliedStimulus
 - sac.py, persona.py, heart.py, multiplexity.py   the parameterised and program families
+
+Every module here is a plugin that workbench.plugins.load_builtins() imports.
 """
 
 from __future__ import annotations
 
-from . import heart, multiplexity, persona, sac  # noqa: F401  (register their renderers and the multi-agent solver)
 from .library import StimulusLibrary, builtin_library, load_family_file
 from .model import SEPARATORS, AppliedStimulus, Family, Separator, StimulusItem
 from .placements import PLACEMENTS, Placement, apply, apply_all, build_prompt, choose_program

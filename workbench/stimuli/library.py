@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..core.errors import UserError, validation_error
 from ..core.paths import data_dir
+from ..plugins import load_builtins
 from .model import Family, FamilyFile, StimulusItem
 from .renderers import RENDERERS
 
@@ -187,6 +188,7 @@ def _check_family_data(items: list[StimulusItem], family: Family) -> None:
 
 @functools.cache
 def builtin_library() -> StimulusLibrary:
+    load_builtins()  # the renderers the family files name
     items: list[StimulusItem] = []
     known: dict[str, Family] = {}
     for path in sorted(data_dir("stimuli").glob("*.yaml")):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..export.bibliography import Reference
+from ..core.references import Reference
 from ..core.errors import UserError
 
 SEPARATORS: dict[str, str] = {"none": "", "space": " ", "newline": "\n"}

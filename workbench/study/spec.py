@@ -7,104 +7,24 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..solvers import heart as _heart  # noqa: F401  (registers the `heart` solver and its setup)
 from ..core.errors import UserError, validation_error
+from ..core.schema import Strict
+from ..plugins import load_builtins
+from ..providers.spec import ModelSpec
 from ..scoring.extract import DEFAULT_EXTRACTOR, EXTRACTORS
-from ..solvers.dspy_programs import PROGRAMS
 from ..scoring.scorers import SCORERS, extracts
-from ..solvers.base import SOLVERS, consumes_gold, prepare_solver
+from ..solvers.base import DEFAULT_SOLVER, SOLVERS, consumes_gold, prepare_solver
+from ..solvers.dspy_programs import PROGRAMS
 from ..stimuli import AppliedStimulus, StimulusLibrary, builtin_library, choose_program, resolve
-from .sweep import SweepSpec, expand_all
 from ..tasks import DEFAULT_SHOTS, TaskConfig, TaskItem, TaskSpec, resolve_task
-
-DEFAULT_SOLVER = "single_turn"
-# A parameter or URL query name that carries a credential, at any depth (extra_headers.Authorization,
-# extra_body.api_key, access_token); whole name parts only, so max_tokens is not one.
-_SECRET_NAME = re.compile(r"(^|[_\-])(api[_\-]?key|key|secret|token|password|authorization|credentials?)($|[_\-])", re.IGNORECASE)
-
-
-def _secret_paths(value: Any, path: str = "") -> list[str]:
-    """The paths of credential-named keys in nested params."""
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    found: list[str] = []
-    for key, inner in items:
-        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key)
-        found += [where] if isinstance(key, str) and _SECRET_NAME.search(key) else _secret_paths(inner, where)
-    return found
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# How a simulated model words its planted answer (workbench/providers/simulated.py), per condition:
-# lets a study plant an effect of format alone (an answer the strict extractor misreads, or none).
-AnswerFormat = Literal["plain", "sentence", "confidence", "markdown", "confidence_only", "empty"]
-
-
-class SimulatorSpec(Strict):
-    """Planted behaviour of a `sim/<name>` model: accuracy per condition, latency, error rate,
-    and the wording of its answers per condition."""
-
-    accuracy: dict[str, float] = Field(default_factory=dict)
-    answer_format: dict[str, AnswerFormat] = Field(default_factory=dict)
-    default_answer_format: AnswerFormat = "plain"
-    default_accuracy: float = Field(0.5, ge=0.0, le=1.0)
-    latency_ms: float = Field(0.0, ge=0.0)
-    error_rate: float = Field(0.0, ge=0.0, le=1.0)
-    judge_accuracy: float = Field(1.0, ge=0.0, le=1.0)  # how often it judges an answer right when asked to verify
-    # Share of examples whose outcome in every condition follows one shared difficulty draw, so
-    # conditions disagree only where their accuracies differ: plants a discordance below the
-    # independent conditions' (0, the default).
-    shared_difficulty: float = Field(0.0, ge=0.0, le=1.0)
-
-    @field_validator("accuracy")
-    @classmethod
-    def _probabilities(cls, value: dict[str, float]) -> dict[str, float]:
-        for name, p in value.items():
-            if not 0.0 <= p <= 1.0:
-                raise ValueError(f"accuracy of {name!r} must lie in [0, 1], got {p}")
-        return value
-
-
-class ModelSpec(Strict):
-    id: str = Field(min_length=1)
-    params: dict[str, Any] = Field(default_factory=dict)
-    api_base: str | None = None
-    timeout_s: float = Field(120.0, gt=0)
-    max_retries: int = Field(3, ge=0, le=10)
-    simulate: SimulatorSpec | None = None
-
-    @field_validator("params")
-    @classmethod
-    def _no_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
-        leaked = _secret_paths(value)
-        if leaked:
-            raise ValueError(f"{', '.join(leaked)} must come from the environment, not the study file")
-        return value
-
-    @field_validator("api_base")
-    @classmethod
-    def _no_credentials_in_url(cls, value: str | None) -> str | None:
-        url = urlsplit(value or "")
-        if url.username or url.password or any(_SECRET_NAME.search(name) for name, _ in parse_qsl(url.query)):
-            raise ValueError("credentials in the URL must come from the environment, not the study file")
-        return value
-
-    @model_validator(mode="after")
-    def _simulator_only_for_sim(self) -> ModelSpec:
-        if self.simulate is not None and not self.id.startswith("sim/"):
-            raise ValueError("`simulate` is allowed only for sim/<name> models")
-        return self
+from .sweep import SweepSpec, expand_all
 
 
 class StimulusRef(Strict):
@@ -364,6 +284,7 @@ def _resolve_task(ref: TaskRef, index: int, label: str, base: Path, study_seed: 
 
 
 def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None = None) -> ResolvedStudy:
+    load_builtins()  # the solvers, task sources and providers the study names
     library = library or builtin_library()
     base = Path(label).parent
     if spec.stimulus_files:
@@ -461,6 +382,8 @@ def _check_programs_and_judge(spec: StudySpec, tasks: dict[str, TaskSpec], condi
     custom = [c.name for c in conditions if c.solver != DEFAULT_SOLVER]
     for index, ref in enumerate(spec.tasks):
         program = tasks[ref.task].program
+        if program is not None and program not in PROGRAMS:  # named by the task's suite file
+            raise UserError(PROGRAMS.unknown_message(program), file=label, field=f"tasks[{index}].program")
         if program is not None and custom:
             raise UserError(
                 f"task {ref.task} runs the DSPy program {program!r}, which cannot be combined with the solver of condition(s) {', '.join(custom)}",

@@ -53,7 +53,7 @@ def sample_rows(task: str, n: int, seed: int, *, shots: int = 0, path: str | Non
     """The first n examples a study with this seed would run, with their rendered prompts (and
     the demos the first repeat of each would show)."""
     from ..core.messages import to_dicts
-    from ..study.expand import draw_demos, query_seed
+    from ..core.seeds import draw_demos, query_seed
 
     spec = resolve_task(TaskConfig(task=task, path=path, variant=variant), Path.cwd())
     items, pool = spec.sample(n, shots, seed)

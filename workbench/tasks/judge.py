@@ -39,7 +39,8 @@ from ..core.paths import data_dir
 from ..core.registry import Registry
 from ..scoring.scorers import Score, ScoreCase, Unparseable, scorer
 from ..scoring.metrics import PARSERS, is_correct
-from . import CAPACITY, SOURCES, TaskItem, TaskSpec, stable_seed
+from . import CAPACITY, SOURCES, TaskItem, TaskSpec
+from ..core.seeds import stable_seed
 
 
 # -- items listed in the task file -------------------------------------------------------------

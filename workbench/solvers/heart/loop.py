@@ -16,15 +16,16 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ...core.messages import Message, Messages
-from ..base import SOLVER_SETUPS, SOLVERS, Generate, RoundRecord, Solution, SolverSetup
+from ..base import SOLVER_SETUPS, SOLVERS, RoundRecord, Solution, SolverSetup
+from ...core.calls import Generate
 from ...stimuli import AppliedStimulus, heart
-from ...tasks import stable_seed
+from ...core.seeds import stable_seed
 from .feedback import FEEDBACK, Turn
 from .plan import HeartPlan, consumes_gold, max_calls, prepare
 from .strategies import STRATEGIES, Judgement, LoopState
 
 if TYPE_CHECKING:
-    from ...study.expand import Trial
+    from ..base import Trial
 
 SOLVER = "heart"
 

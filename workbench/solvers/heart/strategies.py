@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 from ...core.messages import Message
 from ...core.registry import Registry
-from ..base import JUDGE_PURPOSE, Generate, RoundRecord
+from ...core.calls import JUDGE_PURPOSE, Generate
+from ..base import RoundRecord
 from ...stimuli.heart import LoopPrompts, Verdicts
 from ...stimuli.placements import synthesis_prompt, task_text
 
 if TYPE_CHECKING:
-    from ...study.expand import Trial
+    from ..base import Trial
 
 
 @dataclass
