@@ -388,10 +388,16 @@ def _check_scoring(spec: TaskSpec, file: str, where: str) -> None:
         raise UserError(str(exc), file=file, field=f"{where}.scoring_args") from None
 
 
+# Directories of suite files that plugins add (a task source plugin registers its own).
+SUITE_DIRS: Registry[Path] = Registry("task suite directory")
+
+
 @functools.cache
 def builtin_suites() -> dict[str, tuple[SuiteFile, dict[str, TaskSpec]]]:
-    load_builtins()  # the item sources, parsers, metrics and scorers the suite files name
-    return merge_suites((str(path), *load_suite_file(path)) for path in sorted(data_dir("tasks").glob("*.yaml")))
+    """The bundled suites (`tasks/*.yaml`), then those of the plugins' SUITE_DIRS."""
+    load_builtins()  # the item sources, parsers, metrics and scorers the suite files name, and the plugins' directories
+    plugin_files = [path for name in SUITE_DIRS for path in sorted(SUITE_DIRS.get(name).glob("*.yaml"))]
+    return merge_suites((str(path), *load_suite_file(path)) for path in [*sorted(data_dir("tasks").glob("*.yaml")), *plugin_files])
 
 
 def merge_suites(loaded: Iterable[tuple[str, SuiteFile, list[TaskSpec]]]) -> dict[str, tuple[SuiteFile, dict[str, TaskSpec]]]:
