@@ -6,7 +6,7 @@ functions, resolved into the AppliedStimulus each trial records.
 - renderers.py    item + parameters -> text (plain text; the families below add their own)
 - placements.py   where a stimulus goes: prefix, suffix, system, few_shot_header, feedback, multi_agent
 - resolve.py      a reference in a study -> AppliedStimulus
-- sac.py, persona.py, heart.py, multiplexity.py   the parameterised and program families
+- sac.py, persona.py, feedback_phrases.py (HEART), multiplexity.py   the parameterised and program families
 
 Every module here is a plugin that workbench.plugins.load_builtins() imports.
 """

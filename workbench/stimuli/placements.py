@@ -25,7 +25,7 @@ DEMOS_SLOT = "demos"
 PREAMBLE_SLOT = "preamble"  # where a template that asks its question around the instruction wants a prefix: before the question
 FEEDBACK_TEMPLATE_PART = "feedback_template"
 SLOT_PART = "slot:"  # a stimulus part that fills the task template's slot of that name
-PHRASE_PLACEHOLDER = "{phrase}"  # where a feedback template takes its phrase (workbench.stimuli.heart.PLACEHOLDER)
+PHRASE_PLACEHOLDER = "{phrase}"  # where a feedback template takes its phrase (workbench.stimuli.feedback_phrases.PLACEHOLDER)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ...core.errors import UserError
 from ...core.registry import Registry
-from ...stimuli import StimulusItem, StimulusLibrary, heart
+from ...stimuli import StimulusItem, StimulusLibrary, feedback_phrases
 from .bank import PhraseBank
 from .schedules import Schedule
 
@@ -45,14 +45,14 @@ FEEDBACK: Registry[FeedbackKind] = Registry("feedback kind")
 
 def _emotional_pool(schedule: Schedule | None, library: StimulusLibrary) -> list[StimulusItem]:
     assert schedule is not None
-    by_emotion = heart.emotions(library)
-    chosen = schedule.candidates(heart.tones(library))
+    by_emotion = feedback_phrases.emotions(library)
+    chosen = schedule.candidates(feedback_phrases.tones(library))
     unknown = [e for e in chosen if e not in by_emotion]
     if unknown:
-        neutral = {heart.emotion_of(i) for i in heart.neutral_phrases(library)}
+        neutral = {feedback_phrases.emotion_of(i) for i in feedback_phrases.neutral_phrases(library)}
         hint = "; emotion-free phrases belong to `feedback: neutral`" if unknown[0] in neutral else ""
         raise UserError(f"unknown emotion {unknown[0]!r} (emotions: {', '.join(by_emotion)}){hint}", field=f"schedule.{schedule.emotion_field}")
-    items = {i.id: i for e in chosen for i in heart.phrases(e, library=library)}
+    items = {i.id: i for e in chosen for i in feedback_phrases.phrases(e, library=library)}
     # phrase ids the schedule names were checked against the family when it was classified (plan.prepare)
     items.update((phrase_id, library.get(phrase_id)) for phrase_id in schedule.phrase_ids())
     return list(items.values())
@@ -67,7 +67,7 @@ def _emotional_turn(round: int, rng: random.Random, bank: PhraseBank, schedule: 
 
 
 def _neutral_pool(schedule: Schedule | None, library: StimulusLibrary) -> list[StimulusItem]:
-    items = heart.neutral_phrases(library)
+    items = feedback_phrases.neutral_phrases(library)
     if not items:
         raise UserError("the heart family has no neutral phrases (its `data.neutral` names their emotion label)", field="feedback")
     return items

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ...core.messages import Message, Messages
 from ..base import SOLVER_SETUPS, SOLVERS, RoundRecord, Solution, SolverSetup
 from ...core.calls import Generate
-from ...stimuli import AppliedStimulus, heart
+from ...stimuli import AppliedStimulus, feedback_phrases
 from ...core.seeds import stable_seed
 from .feedback import FEEDBACK, Turn
 from .plan import HeartPlan, consumes_gold, max_calls, prepare
@@ -42,14 +42,14 @@ def schedule_seed(trial_seed: int) -> int:
 
 def bare_feedback(template_text: str) -> str:
     """The feedback template with no phrase in it (the self-refine baseline)."""
-    return " ".join(template_text.replace(heart.PLACEHOLDER, "").split())
+    return " ".join(template_text.replace(feedback_phrases.PLACEHOLDER, "").split())
 
 
 def feedback_messages(base: Messages, turn: Turn, phrases: dict[str, AppliedStimulus], plan: HeartPlan) -> Messages:
     """`base` (ending with the previous answer) plus the round's feedback turn."""
     if turn.phrase_id is None:
         return (*base, Message.text("user", bare_feedback(plan.template_text)))
-    return heart.feedback_turn(base, phrases[turn.phrase_id])
+    return feedback_phrases.feedback_turn(base, phrases[turn.phrase_id])
 
 
 @SOLVERS.register(SOLVER)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from ...core.errors import UserError, validation_error
-from ...stimuli import AppliedStimulus, StimulusItem, StimulusLibrary, heart
+from ...stimuli import AppliedStimulus, StimulusItem, StimulusLibrary, feedback_phrases
 from ...stimuli.renderers import Strict
 from .bank import PhraseBank
 from .feedback import FEEDBACK
@@ -72,12 +72,12 @@ class HeartPlan(Strict):
     def schedule_model(self) -> Schedule | None:
         return None if self.schedule is None else parse_schedule(self.schedule)
 
-    def loop_prompts(self) -> heart.LoopPrompts:
+    def loop_prompts(self) -> feedback_phrases.LoopPrompts:
         """The prompts the strategy uses, the rest taken from the built-in family (never sent)."""
-        return heart.loop_prompts().model_copy(update=self._typed_prompts())
+        return feedback_phrases.loop_prompts().model_copy(update=self._typed_prompts())
 
     def _typed_prompts(self) -> dict[str, Any]:
-        return {k: heart.Verdicts(**v) if k == "verdicts" else v for k, v in self.prompts.items()}
+        return {k: feedback_phrases.Verdicts(**v) if k == "verdicts" else v for k, v in self.prompts.items()}
 
 
 def _config(params: Mapping[str, Any]) -> HeartConfig:
@@ -117,16 +117,16 @@ def prepare(params: Mapping[str, Any], stimuli: tuple[AppliedStimulus, ...], lib
     if config.schedule is not None and not kind.takes_schedule:
         raise UserError(f"`schedule` applies to emotional feedback, not {config.feedback!r}", field="solver_params.schedule")
     schedule = _field(lambda: _schedule(config.schedule or DEFAULT_SCHEDULE, library)) if kind.takes_schedule else None
-    prompts = heart.loop_prompts(library)
-    template = config.template or prompts.templates.get(config.mode) or heart.default_template(library)
-    template_text = _field(lambda: heart.template_text(template, library), "template")
+    prompts = feedback_phrases.loop_prompts(library)
+    template = config.template or prompts.templates.get(config.mode) or feedback_phrases.default_template(library)
+    template_text = _field(lambda: feedback_phrases.template_text(template, library), "template")
     choice = config.phrases or DEFAULT_PHRASES[config.mode]
     items = _field(lambda: _by_claim(kind.pool(schedule, library), choice, schedule.phrase_ids() if schedule else []))
-    phrases = tuple(_field(lambda: heart.feedback_stimulus(item.id, template, library), "template") for item in items)
+    phrases = tuple(_field(lambda: feedback_phrases.feedback_stimulus(item.id, template, library), "template") for item in items)
     bank: dict[str, list[str]] = {}
     for item in items:
-        bank.setdefault(heart.emotion_of(item), []).append(item.id)
-    tone_of = heart.emotions(library)
+        bank.setdefault(feedback_phrases.emotion_of(item), []).append(item.id)
+    tone_of = feedback_phrases.emotions(library)
     tones = {emotion: tone_of.get(emotion) for emotion in bank}
     if schedule is not None:
         _field(lambda: schedule.check(PhraseBank.of(bank, tones)))
@@ -145,7 +145,7 @@ def prepare(params: Mapping[str, Any], stimuli: tuple[AppliedStimulus, ...], lib
         prompts={name: prompts.model_dump(mode="json")[name] for name in used},
         synthesiser="the trial's model" if "synthesis" in used else None,
         phrases=choice,
-        asserts_error={item.id: heart.asserts_error(item) for item in items},
+        asserts_error={item.id: feedback_phrases.asserts_error(item) for item in items},
     )
     return plan.model_dump(mode="json"), (*stimuli, *phrases)
 
@@ -154,13 +154,13 @@ def _by_claim(items: list[StimulusItem], choice: str, named: list[str]) -> list[
     """The phrases `choice` admits by their asserts_error tag; a phrase the schedule names, or an
     emotion left with none, that it does not admit fails."""
     admits = PHRASE_CHOICES[choice]
-    tags = {item.id: heart.asserts_error(item) for item in items}
+    tags = {item.id: feedback_phrases.asserts_error(item) for item in items}
     refused = [phrase_id for phrase_id in named if not admits(tags[phrase_id])]
     if refused:
         raise UserError(f"{refused[0]} is tagged asserts_error: {str(tags[refused[0]]).lower()}, and this condition draws phrases: {choice} "
                         f"(set `phrases`: {', '.join(PHRASE_CHOICES)}; verifier_free mode defaults to {DEFAULT_PHRASES['verifier_free']})", field="schedule.steps")
     kept = [item for item in items if admits(tags[item.id])]
-    emptied = sorted({heart.emotion_of(i) for i in items} - {heart.emotion_of(i) for i in kept})
+    emptied = sorted({feedback_phrases.emotion_of(i) for i in items} - {feedback_phrases.emotion_of(i) for i in kept})
     if emptied:
         raise UserError(f"no {emptied[0]} phrase of the heart family fits phrases: {choice} (choose from {', '.join(PHRASE_CHOICES)}, "
                         "or tag more phrases with asserts_error)", field="phrases")
@@ -169,8 +169,8 @@ def _by_claim(items: list[StimulusItem], choice: str, named: list[str]) -> list[
 
 def _schedule(raw: Any, library: StimulusLibrary) -> Schedule:
     """The study's schedule, its names classified against the heart family's emotions and their phrase ids."""
-    emotions = heart.emotions(library)
-    phrase_ids = [item.id for item in heart.phrases(library=library) if heart.emotion_of(item) in emotions]
+    emotions = feedback_phrases.emotions(library)
+    phrase_ids = [item.id for item in feedback_phrases.phrases(library=library) if feedback_phrases.emotion_of(item) in emotions]
     return parse_schedule(raw).classify(list(emotions), phrase_ids)
 
 

@@ -21,7 +21,7 @@ from ...core.messages import Message
 from ...core.registry import Registry
 from ...core.calls import JUDGE_PURPOSE, Generate
 from ..base import RoundRecord
-from ...stimuli.heart import LoopPrompts, Verdicts
+from ...stimuli.feedback_phrases import LoopPrompts, Verdicts
 from ...stimuli.placements import synthesis_prompt, task_text
 
 if TYPE_CHECKING:
