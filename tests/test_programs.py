@@ -10,7 +10,7 @@ import pytest
 
 from conftest import run_cli, run_json, sim_study, write_study
 from workbench.core.messages import Messages
-from workbench.solvers.dspy_programs import PROGRAMS, stimulated_instructions, trial_lm
+from workbench.solvers.dspy_programs import DSPY_PROGRAMS as PROGRAMS, stimulated_instructions, trial_lm
 from workbench.core.calls import Generation
 from workbench.stimuli import builtin_library, resolve
 from workbench.store import connect_reader

@@ -7,7 +7,7 @@ import pytest
 
 from reference_data import PUBLISHED, sac_code_prompt
 from workbench.stimuli import build_prompt, builtin_library, resolve
-from workbench.stimuli import heart, sac
+from workbench.stimuli import feedback_phrases as heart, sac
 from workbench.stimuli.renderers import fields_of
 from workbench.stimuli.sac import SacFields
 from workbench.tasks import builtin_tasks

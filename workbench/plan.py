@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .execute import call_for, solve_and_score
-from .providers.local_models import LOCAL_MODELS, Log
+from .providers.local_models import LOCAL_MODELS, Notice as Log  # i12-api: use Notice
 from .core.messages import Messages
 from .providers import ModelRequest, Provider, build_provider, cache_key
 from .core.records import Record

@@ -21,7 +21,7 @@ from typing import Any
 from . import __version__
 from .scoring import gold
 from .core.errors import UserError
-from .providers.local_models import Log
+from .providers.local_models import Notice as Log  # i12-engine: use Notice
 from .core.messages import Messages, to_dicts
 from .providers import ModelResponse, ProviderPool, SampleKeys, complete_with_retries
 from .providers import open_pool

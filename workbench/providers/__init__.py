@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .kinds import PROVIDERS, ProviderKind, kind_of
-from .local_models import Log, Server
+from .local_models import Notice, Server
 from .spec import ModelSpec
 from .base import CallOutcome, ModelRequest, ModelResponse, Provider, ProviderError, SampleKeys, TrialContext, cache_key, complete_with_retries
 
@@ -34,7 +34,7 @@ class ProviderPool:
         self.servers.clear()
 
 
-def open_provider(spec: ModelSpec, pool: ProviderPool, log: Log) -> Provider:
+def open_provider(spec: ModelSpec, pool: ProviderPool, log: Notice) -> Provider:
     server_base = None
     kind = kind_of(spec.id)
     if kind.serve is not None and spec.api_base is None:
@@ -52,7 +52,7 @@ def build_provider(spec: ModelSpec, server_base: str | None = None) -> Provider:
     return kind_of(spec.id).build(spec, server_base)
 
 
-def open_pool(specs: list[ModelSpec], log: Log) -> ProviderPool:
+def open_pool(specs: list[ModelSpec], log: Notice) -> ProviderPool:
     pool = ProviderPool()
     try:
         for spec in specs:

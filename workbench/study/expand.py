@@ -12,7 +12,7 @@ from ..core.seeds import draw_demos, query_seed
 from ..scoring import gold
 from ..solvers.base import Trial
 from ..stimuli import build_prompt
-from .spec import ResolvedStudy, task_program
+from .spec import ResolvedStudy, task_dspy_solver
 
 
 def trial_id(run_id: str, condition: str, model_id: str, task_id: str, item_id: str, repeat: int) -> str:
@@ -23,13 +23,13 @@ def trial_id(run_id: str, condition: str, model_id: str, task_id: str, item_id: 
 def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
     """All trials of a run, ordered so that the conditions of one example run side by side."""
     spec = study.spec
-    programs = {name: study.program(name) for name in study.conditions}
+    solvers = {name: study.solver_of(name) for name in study.conditions}
     trials: list[Trial] = []
     for model in spec.models:
         for ref in spec.tasks:
             task = study.tasks[ref.task]
             items, demo_pool = study.sample_of(ref)  # the draw the study's data_sha256 fingerprints
-            dspy = task_program(task)
+            dspy = task_dspy_solver(task)
             extractor = study.extractor_of(ref)
             for item in items:
                 meta = dict(item.meta)
@@ -39,7 +39,7 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                     with gold.access("data"):  # demos show their answers
                         base = task.render(item, demos, seed)
                     for condition, condition_stimuli in study.conditions.items():
-                        program = dspy or programs[condition]
+                        solver = dspy or solvers[condition]
                         stimuli = tuple(s.for_item(meta) for s in condition_stimuli)  # SAC's assessed trait: the item's
                         trials.append(
                             Trial(
@@ -53,9 +53,9 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                                 seed=seed,
                                 stimuli=stimuli,
                                 messages=build_prompt(base, stimuli),
-                                solver=program.solver,
-                                solver_params=program.params,
-                                consumes_gold=program.consumes_gold,
+                                solver=solver.solver,
+                                solver_params=solver.params,
+                                consumes_gold=solver.consumes_gold,
                                 extractor=extractor,
                             )
                         )

@@ -21,8 +21,8 @@ from ..providers.spec import ModelSpec
 from ..scoring.extract import DEFAULT_EXTRACTOR, EXTRACTORS
 from ..scoring.scorers import SCORERS, extracts
 from ..solvers.base import DEFAULT_SOLVER, SOLVERS, consumes_gold, prepare_solver
-from ..solvers.dspy_programs import PROGRAMS
-from ..stimuli import AppliedStimulus, StimulusLibrary, builtin_library, choose_program, resolve
+from ..solvers.dspy_programs import DSPY_PROGRAMS
+from ..stimuli import AppliedStimulus, StimulusLibrary, builtin_library, choose_solver, resolve
 from ..tasks import DEFAULT_SHOTS, TaskConfig, TaskItem, TaskSpec, resolve_task
 from .sweep import SweepSpec, expand_all
 
@@ -161,7 +161,7 @@ def task_seed(ref: TaskRef, study_seed: int) -> int:
 
 
 @dataclass(frozen=True)
-class Program:
+class ConditionSolver:
     """What answers a condition's trials: its solver and parameters, and whether they read gold labels."""
 
     solver: str
@@ -169,9 +169,9 @@ class Program:
     consumes_gold: bool
 
 
-def task_program(task: TaskSpec) -> Program | None:
+def task_dspy_solver(task: TaskSpec) -> ConditionSolver | None:
     """A task's DSPy program, which answers it in every condition instead of the conditions' solvers."""
-    return Program("dspy", (("program", task.program),), False) if task.program else None
+    return ConditionSolver("dspy", (("program", task.program),), False) if task.program else None
 
 
 class ResolvedStudy(BaseModel):
@@ -194,13 +194,15 @@ class ResolvedStudy(BaseModel):
     def control_name(self) -> str:
         return control_of(list(self.condition_specs), self.spec.control)
 
-    def program(self, condition: str, task: TaskSpec | None = None) -> Program:
-        """The program of `condition` (on `task`, whose DSPy program, if it has one, replaces the solver)."""
+    def solver_of(self, condition: str, task: TaskSpec | None = None) -> ConditionSolver:
+        """The solver of `condition` (on `task`, whose DSPy program, if it has one, replaces it)."""
         if task is not None and task.program:
-            return task_program(task)  # type: ignore[return-value]
+            return task_dspy_solver(task)  # type: ignore[return-value]
         spec = next(c for c in self.condition_specs if c.name == condition)
         solver = spec.solver or DEFAULT_SOLVER
-        return Program(solver, tuple(sorted(spec.solver_params.items())), consumes_gold(solver, spec.solver_params))
+        return ConditionSolver(solver, tuple(sorted(spec.solver_params.items())), consumes_gold(solver, spec.solver_params))
+
+    program = solver_of  # the name runner.py calls until the engine branch (i12-engine) merges: then delete
 
     @property
     def warnings(self) -> list[str]:
@@ -298,8 +300,8 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
         tasks[ref.task], fingerprinted, samples[ref.task] = _resolve_task(ref, index, label, base, spec.seed)
         refs.append(fingerprinted)
         if ref.program is not None:  # the study names the DSPy program that answers this task
-            if ref.program not in PROGRAMS:
-                raise UserError(PROGRAMS.unknown_message(ref.program), file=label, field=f"tasks[{index}].program")
+            if ref.program not in DSPY_PROGRAMS:
+                raise UserError(DSPY_PROGRAMS.unknown_message(ref.program), file=label, field=f"tasks[{index}].program")
             tasks[ref.task] = tasks[ref.task].model_copy(update={"program": ref.program})
     spec = spec.model_copy(update={"tasks": refs})
     all_conditions, fields = _with_sweeps(spec, library, label)
@@ -367,7 +369,7 @@ def _with_sweeps(spec: StudySpec, library: StimulusLibrary, label: str) -> tuple
 def _program_of(condition: ConditionSpec, applied: list[AppliedStimulus], label: str, where: str) -> str:
     """The solver a condition runs: the one it names, else the one its stimuli need, else single_turn."""
     try:
-        solver = choose_program(applied, condition.solver, DEFAULT_SOLVER)
+        solver = choose_solver(applied, condition.solver, DEFAULT_SOLVER)
     except UserError as exc:
         raise UserError(exc.detail, file=label, field=f"{where}.{exc.field}") from None
     if solver not in SOLVERS:
@@ -382,8 +384,8 @@ def _check_programs_and_judge(spec: StudySpec, tasks: dict[str, TaskSpec], condi
     custom = [c.name for c in conditions if c.solver != DEFAULT_SOLVER]
     for index, ref in enumerate(spec.tasks):
         program = tasks[ref.task].program
-        if program is not None and program not in PROGRAMS:  # named by the task's suite file
-            raise UserError(PROGRAMS.unknown_message(program), file=label, field=f"tasks[{index}].program")
+        if program is not None and program not in DSPY_PROGRAMS:  # named by the task's suite file
+            raise UserError(DSPY_PROGRAMS.unknown_message(program), file=label, field=f"tasks[{index}].program")
         if program is not None and custom:
             raise UserError(
                 f"task {ref.task} runs the DSPy program {program!r}, which cannot be combined with the solver of condition(s) {', '.join(custom)}",
