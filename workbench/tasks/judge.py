@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from ..core.errors import UserError, validation_error
 from ..core.messages import Message
 from ..core.paths import data_dir
+from ..plugins import load_builtins
 from ..core.registry import Registry
 from ..scoring.scorers import Score, ScoreCase, Unparseable, scorer
 from ..scoring.metrics import PARSERS, is_correct
@@ -291,8 +292,7 @@ def load_rubric_file(path: Any) -> Rubric:
 
 @functools.cache
 def builtin_rubrics() -> dict[str, Rubric]:
-    from . import perspectives  # noqa: F401  (registers the `tags` kind)
-
+    load_builtins()  # the rubric kinds (tasks/perspectives.py registers `tags`)
     rubrics = {}
     for path in sorted((data_dir("tasks") / "rubrics").glob("*.yaml")):
         rubric = load_rubric_file(path)
