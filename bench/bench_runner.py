@@ -16,8 +16,8 @@ from pathlib import Path
 from workbench.providers import ModelRequest, TrialContext
 from workbench.providers.simulated import SimulatedProvider
 from workbench.runner import Runner
-from workbench.study import StudySpec, resolve_study
-from workbench.trials import expand
+from workbench.study.spec import StudySpec, resolve_study
+from workbench.study.expand import expand
 
 
 def _study(n: int) -> StudySpec:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.extract import DIAGNOSTIC_EXTRACTORS, NO_ANSWER, mentions_gold, score_text
+from workbench.scoring.extract import DIAGNOSTIC_EXTRACTORS, NO_ANSWER, mentions_gold, score_text
 from workbench.store import query
 from workbench.tasks import TaskItem, TaskSpec, get_task
 

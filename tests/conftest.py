@@ -26,7 +26,7 @@ def local_server() -> Iterator[Any]:
 
     CLI subprocesses find it through the server state file in the cache and reuse it.
     """
-    from workbench.local_models import ensure_server
+    from workbench.providers.local_models import ensure_server
 
     server = ensure_server("local/default", log=lambda m: print(m, file=sys.stderr))
     yield server

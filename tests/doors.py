@@ -6,11 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from workbench.messages import Messages, to_dicts
+from workbench.core.messages import Messages, to_dicts
 from workbench.providers import ModelRequest, TrialContext, complete_with_retries, open_pool
-from workbench.scorers import Score, ScoreCase, score_trial
-from workbench.solvers import Generation
-from workbench.study import ModelSpec
+from workbench.scoring.scorers import Score, ScoreCase, score_trial
+from workbench.core.calls import Generation
+from workbench.providers.spec import ModelSpec
 from workbench.tasks import TaskItem, TaskSpec
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.errors import UserError
+from workbench.core.errors import UserError
 from workbench.tasks import builtin_tasks, get_task
 from workbench.tasks import bbh
 

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import run_cli, run_json, sim_study, write_study
-from workbench.errors import UserError
-from workbench.paths import DEFAULT_DB, resolve_db_path
+from workbench.core.errors import UserError
+from workbench.core.paths import DEFAULT_DB, resolve_db_path
 
 NAMES = st.text(alphabet=string.ascii_letters + string.digits + "_-.", min_size=1, max_size=12).filter(lambda n: n not in (".", ".."))
 

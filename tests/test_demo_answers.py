@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 
 from conftest import run_cli, run_json, sim_study, write_study
-from workbench.study import load_study
+from workbench.study.spec import load_study
 from workbench.tasks import TaskItem
-from workbench.trials import expand
+from workbench.study.expand import expand
 
 # An induce split as the original files hold it: several accepted outputs per example.
 INDUCE = {str(i): {"input": f"word{i}", "output": [f"first{i}", f"second{i}", f"third{i}"]} for i in range(1, 31)}

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workbench.errors import UserError
-from workbench.extract import EXTRACTORS, NO_ANSWER, OK, mentions_gold, score_text
-from workbench.scoring import CHOICE_MATCHERS, METRICS, PARSERS
+from workbench.core.errors import UserError
+from workbench.scoring.extract import EXTRACTORS, NO_ANSWER, OK, mentions_gold, score_text
+from workbench.scoring.metrics import CHOICE_MATCHERS, METRICS, PARSERS
 from workbench.tasks import TaskConfig, TaskItem, TaskSpec, get_task, load_suite_file, resolve_task
 
 II_DATA = Path(__file__).parent / "data" / "instruction-induction"  # three original files, verbatim
@@ -198,7 +198,7 @@ def _worded(answer: str, wording: tuple[str, str, str, str, int]) -> str:
 
 
 def _values(task_id: str, example: TaskItem) -> list[str]:
-    from workbench.answers import candidates_of
+    from workbench.scoring.answers import candidates_of
 
     return [c.value for c in candidates_of(get_task(task_id), example)]
 
@@ -260,7 +260,7 @@ def test_mentions_gold_counts_values_and_whole_names_and_never_a_hedge(task_id: 
 
 # -- declarations -----------------------------------------------------------------------------------
 def test_every_builtin_task_declares_a_known_answer_type_and_closed_ones_their_candidates() -> None:
-    from workbench.answers import ANSWER_TYPES, CANDIDATE_SOURCES
+    from workbench.scoring.answers import ANSWER_TYPES, CANDIDATE_SOURCES
     from workbench.tasks import builtin_tasks
 
     for spec in builtin_tasks().values():

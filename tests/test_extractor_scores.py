@@ -19,9 +19,9 @@ import pytest
 
 from conftest import run_cli, run_json, write_study
 from task_fixtures import write_jsonl
-from workbench.extract import EXTRACTORS, Extraction
-from workbench.rescore import rescore
-from workbench.score_log import logged_extractors
+from workbench.scoring.extract import EXTRACTORS, Extraction
+from workbench.reports.rescore import rescore
+from workbench.scoring.score_log import logged_extractors
 from workbench.stats import compare, load_run
 from workbench.stats.format_check import format_diagnostic, with_format
 from workbench.stats.table import scored_frame
@@ -105,7 +105,7 @@ def test_a_task_entry_chooses_its_extractor_and_judged_tasks_keep_their_judge(tm
     import asyncio
 
     from workbench.runner import Runner
-    from workbench.study import StudySpec, resolve_study
+    from workbench.study.spec import StudySpec, resolve_study
 
     spec = StudySpec.model_validate({
         "name": "mixed", "models": [{"id": "sim/m", "simulate": {"default_accuracy": 0.7}}], "judge": {"id": "sim/judge"},
@@ -308,7 +308,7 @@ def test_with_format_marks_the_flagged_rows_of_the_comparison() -> None:
 
 def test_in_process_simulation_agrees_with_the_runner_on_answer_formats(tmp_path: Path) -> None:
     from test_stats_simulation import _logged_and_simulated_agree
-    from workbench.study import StudySpec
+    from workbench.study.spec import StudySpec
 
     spec = StudySpec.model_validate({**_study(), "tasks": [{"task": "ii/sum", "n": 12}]})
     logged = _logged_and_simulated_agree(spec, tmp_path / "log.duckdb")

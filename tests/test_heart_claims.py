@@ -14,12 +14,12 @@ import duckdb
 import pytest
 
 from conftest import run_cli, run_json, write_study
-from workbench.errors import UserError
-from workbench.rounds import round_curve
+from workbench.core.errors import UserError
+from workbench.reports.rounds import round_curve
 from workbench.runner import run_study
-from workbench.stimuli import builtin_library, heart
+from workbench.stimuli import builtin_library, feedback_phrases as heart
 from workbench.store import compact, connect_reader, query
-from workbench.study import load_study
+from workbench.study.spec import load_study
 
 T = 3
 

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from conftest import write_study
-from workbench import gold
+from workbench.scoring import gold
 from workbench.runner import run_study
-from workbench.solvers import SOLVERS, Solution
+from workbench.solvers.base import SOLVERS, Solution
 from workbench.store import connect_reader
-from workbench.study import load_study
+from workbench.study.spec import load_study
 from workbench.tasks import SOURCES, TaskSpec
 
 SOURCE = "test.sealed_gold"
@@ -178,8 +178,8 @@ def test_one_correct_cut_off_for_the_oracle_the_judges_reference_check_and_the_r
     scores through scoring.is_correct: float noise below 1.0 still counts as correct."""
     import pandas as pd
 
-    from workbench.scorers import ScoreCase
-    from workbench.scoring import is_correct
+    from workbench.scoring.scorers import ScoreCase
+    from workbench.scoring.metrics import is_correct
     from workbench.tasks.judge import reference_match
 
     class Fixed:  # a task whose scorer gives `score` for any text

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 
 from conftest import run_json, write_study
-from workbench.heart import FEEDBACK, HeartPlan, read_verdict
-from workbench.heart.loop import bare_feedback, schedule_seed
-from workbench.rounds import condition_costs, gain_and_cost, round_curve
+from workbench.solvers.heart import FEEDBACK, HeartPlan, read_verdict
+from workbench.solvers.heart.loop import bare_feedback, schedule_seed
+from workbench.reports.rounds import condition_costs, gain_and_cost, round_curve
 from workbench.runner import run_study
-from workbench.stimuli import builtin_library, heart
-from workbench.stimuli.heart import Verdicts
+from workbench.stimuli import builtin_library, feedback_phrases as heart
+from workbench.stimuli.feedback_phrases import Verdicts
 from workbench.store import connect_reader, query
-from workbench.study import load_study
+from workbench.study.spec import load_study
 
 T = 4
 

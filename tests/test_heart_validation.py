@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from conftest import run_cli, write_study
-from workbench.errors import UserError
-from workbench.study import load_study
+from workbench.core.errors import UserError
+from workbench.study.spec import load_study
 
 
 def _study(params: dict[str, Any], **condition: Any) -> dict[str, Any]:

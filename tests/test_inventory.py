@@ -14,15 +14,15 @@ import pytest
 
 from conftest import REPO, run_cli, run_json, write_study
 from reference_data import PUBLISHED, sac_code_prompt
-from workbench.scorers import ScoreCase, Unparseable, score_trial
+from workbench.scoring.scorers import ScoreCase, Unparseable, score_trial
 from workbench.store import connect_reader
-from workbench.study import load_study
-from workbench.trials import expand
-from workbench.scoring import PARSERS
+from workbench.study.spec import load_study
+from workbench.study.expand import expand
+from workbench.scoring.metrics import PARSERS
 from workbench.tasks import builtin_tasks
 from workbench.tasks.inventory import inventory_items, load_inventory
 from workbench.stats import adjust
-from workbench.trait_report import inventory_traits, trait_deltas, traits_report
+from workbench.reports.traits import inventory_traits, trait_deltas, traits_report
 
 OPPOSITE = {"A": "E", "E": "A"}
 

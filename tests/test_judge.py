@@ -9,11 +9,11 @@ import pytest
 
 from conftest import run_cli, run_json, write_study
 from doors import score_with_judge
-from workbench.errors import UserError
-from workbench.scorers import Unparseable
-from workbench.scoring import PARSERS
+from workbench.core.errors import UserError
+from workbench.scoring.scorers import Unparseable
+from workbench.scoring.metrics import PARSERS
 from workbench.store import connect_reader
-from workbench.study import ModelSpec
+from workbench.providers.spec import ModelSpec
 from workbench.tasks import builtin_tasks
 from workbench.tasks.judge import RUBRIC_KINDS, Rubric, builtin_rubrics, load_rubric_file
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, run_cli, run_json, write_study
-from workbench.local_models import LOCAL_MODELS
+from workbench.providers.local_models import LOCAL_MODELS
 from workbench.store import connect_reader
 
 pytestmark = pytest.mark.local_model
@@ -101,7 +101,7 @@ def test_models_check_answers_one_prompt(local_server) -> None:
 
 
 def test_quickstart_study_is_valid() -> None:
-    from workbench.study import load_study
+    from workbench.study.spec import load_study
 
     study = load_study(REPO / "studies" / "quickstart.yaml")
     assert [c for c in study.conditions] == ["control", "EP02", "NP01"]

@@ -33,7 +33,7 @@ def test_installed_layout_is_found_before_the_checkout(tmp_path: Path) -> None:
     shutil.copytree(REPO / "workbench", package, ignore=shutil.ignore_patterns("__pycache__"))
     for directory in ("stimuli", "tasks", "studies"):
         shutil.copytree(REPO / directory, package / "_data" / directory)
-    code = "import workbench.paths as p; print(p.data_dir('stimuli'))"
+    code = "import workbench.core.paths as p; print(p.data_dir('stimuli'))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "site")})
     assert result.returncode == 0, result.stderr
     assert Path(result.stdout.strip()) == package / "_data" / "stimuli"

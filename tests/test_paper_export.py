@@ -226,7 +226,7 @@ def test_csv_cells_are_read_back_as_written() -> None:
 
 @pytest.mark.slow
 def test_figures_are_ready_for_a_paper(one_model, two_models, tmp_path: Path) -> None:
-    from workbench.figures import OKABE_ITO, forest_figure, heatmap_figure
+    from workbench.export.figures import OKABE_ITO, forest_figure, heatmap_figure
 
     db, run_id = one_model
     export("--db", str(db), "--figures", str(tmp_path / "figs"))

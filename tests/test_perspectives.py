@@ -9,9 +9,9 @@ import pytest
 
 from conftest import run_json, write_study
 from doors import score_with_judge
-from workbench.scorers import Unparseable
+from workbench.scoring.scorers import Unparseable
 from workbench.store import connect_reader
-from workbench.study import ModelSpec
+from workbench.providers.spec import ModelSpec
 from workbench.tasks import builtin_tasks
 from workbench.tasks.judge import RUBRIC_KINDS, builtin_rubrics
 from workbench.tasks.perspectives import perspectives_distribution

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from workbench.messages import Message, to_dicts
-from workbench.stimuli import PLACEMENTS, apply, apply_all, build_prompt, builtin_library, heart, resolve
+from workbench.core.messages import Message, to_dicts
+from workbench.stimuli import PLACEMENTS, apply, apply_all, build_prompt, builtin_library, feedback_phrases as heart, resolve
 from workbench.stimuli.multiplexity import agent_messages, synthesis_messages
 from workbench.tasks import TaskItem, get_task
 

@@ -19,9 +19,9 @@ from workbench.providers import build_provider
 from workbench.runner import run_study
 from workbench.stats import power_paired_binary
 from workbench.store import connect_reader
-from workbench.study import load_study
+from workbench.study.spec import load_study
 from workbench.tasks import builtin_tasks
-from workbench.trials import expand
+from workbench.study.expand import expand
 
 # A sim model that never answers right and always judges right: loops never stop early, so every
 # trial makes exactly the calls its plan allows at most.

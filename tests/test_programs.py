@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli, run_json, sim_study, write_study
-from workbench.messages import Messages
-from workbench.programs import PROGRAMS, stimulated_instructions, trial_lm
-from workbench.solvers import Generation
+from workbench.core.messages import Messages
+from workbench.solvers.dspy_programs import DSPY_PROGRAMS as PROGRAMS, stimulated_instructions, trial_lm
+from workbench.core.calls import Generation
 from workbench.stimuli import builtin_library, resolve
 from workbench.store import connect_reader
 

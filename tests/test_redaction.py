@@ -71,7 +71,7 @@ def test_a_key_quoted_by_a_failing_program_is_not_logged(tmp_path: Path, monkeyp
     monkeypatch.setattr(execute, "SOLVERS", SimpleNamespace(get=lambda name: leaky_solver))
     study = write_study(tmp_path / "s.yaml", sim_study())
     db = tmp_path / "log.duckdb"
-    from workbench.study import load_study
+    from workbench.study.spec import load_study
 
     summary = asyncio.run(runner.Runner(load_study(study), db).run())
     assert summary.errors == summary.trials_planned == 60

@@ -14,7 +14,7 @@ import yaml
 
 from conftest import REPO, run_json, write_study
 from workbench.store import connect_reader
-from workbench.study import load_study
+from workbench.study.spec import load_study
 
 N = 4
 

@@ -14,10 +14,10 @@ from scipy import stats
 from conftest import run_cli, run_json, write_study
 from reference_data import PUBLISHED, sac_code_prompt
 from workbench.store import connect_reader
-from workbench.study import load_study
+from workbench.study.spec import load_study
 from workbench.tasks import builtin_tasks
-from workbench.trait_report import item_labels, sac_induced_deltas
-from workbench.trials import expand
+from workbench.reports.traits import item_labels, sac_induced_deltas
+from workbench.study.expand import expand
 
 TASK = "inventory/sac_induced"
 TRAITS = {t["trait"]: t for t in PUBLISHED["sac"]["traits"]}

@@ -21,7 +21,7 @@ from conftest import run_cli, write_study
 from workbench.providers import ModelRequest, ModelResponse, ProviderPool, TrialContext
 from workbench.runner import run_study
 from workbench.store import connect_reader, query
-from workbench.study import load_study
+from workbench.study.spec import load_study
 
 MOCK = {"id": "openai/mock-sampler", "params": {"mock_response": "42", "temperature": 0.0}, "max_retries": 0}
 ROUNDS = 3
@@ -148,7 +148,7 @@ def test_a_seed_in_the_params_is_made_new_for_each_repeat_and_logged(tmp_path: P
     for per_repeat in seeds.values():
         assert per_repeat[0] == 11, "repeat 0 sends the user's seed itself: a single-repeat study sends what it always sent"
         assert len(set(per_repeat.values())) == 3, "each repeat sends a seed of its own"
-    from workbench.trials import repeat_seed
+    from workbench.core.seeds import repeat_seed
 
     assert all(per_repeat == {r: repeat_seed(11, r) for r in range(3)} for per_repeat in seeds.values())
     assert resolved.warnings == [], "no warning above temperature 0"

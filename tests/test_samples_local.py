@@ -53,7 +53,7 @@ def test_a_seed_of_the_users_own_is_new_for_each_repeat(logged: tuple[dict[str, 
     seeds = {(c["item_id"], c["repeat"]): json.loads(c["params_json"])["seed"] for c in _calls(db, live["run_id"])}
     assert {seed for (_, repeat), seed in seeds.items() if repeat == 0} == {SEED}, "repeat 0 sends the user's seed"
     assert SEED not in {seed for (_, repeat), seed in seeds.items() if repeat == 1}, "repeat 1 sends a seed of its own"
-    from workbench.trials import repeat_seed
+    from workbench.core.seeds import repeat_seed
 
     assert all(seed == repeat_seed(SEED, repeat) for (_, repeat), seed in seeds.items())
     assert live["warnings"] == []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.scoring import PARSERS
+from workbench.scoring.metrics import PARSERS
 
 
 @pytest.mark.parametrize(

@@ -139,7 +139,7 @@ def test_compare_labels_a_partial_run_and_tests_only_complete_examples(tmp_path:
 
 
 def test_gold_reading_conditions_are_flagged_per_task_and_explained_in_the_figures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from workbench import figures
+    from workbench.export import figures
     from workbench.stats import compare, load_run
 
     study = {

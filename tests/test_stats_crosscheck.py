@@ -17,23 +17,7 @@ from statsmodels.stats.proportion import proportion_confint, proportion_effectsi
 from statsmodels.stats.weightstats import DescrStatsW
 
 from workbench.stats.effects import bootstrap_interval
-from workbench.stats import (
-    PairedTable,
-    adjust,
-    cochran_q,
-    cohens_h,
-    friedman,
-    mcnemar,
-    newcombe_paired,
-    odds_ratio_discordant,
-    paired_diff_ci,
-    paired_t,
-    permutation_test,
-    power_paired_binary,
-    random_effects,
-    relative_diff_ci,
-    wilcoxon,
-)
+from workbench.stats import PairedTable, adjust, cochran_q, cohens_h, friedman, mcnemar, newcombe_paired, odds_ratio_discordant, paired_diff_ci, paired_t, permutation_test, power_paired_binary, random_effects, relative_diff_ci, wilcoxon
 
 DATASETS = 200
 TOL = 1e-8

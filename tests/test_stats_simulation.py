@@ -16,8 +16,9 @@ import numpy as np
 
 from workbench.runner import Runner
 from workbench.simulate import planted_pair_study, sim_study, simulated_frame, simulated_frames, simulated_pvalues
-from workbench.stats import adjust, load_run, power_paired_binary, simulated_power
-from workbench.study import StudySpec, resolve_study
+from workbench.reports.power import simulated_power
+from workbench.stats import adjust, load_run, power_paired_binary
+from workbench.study.spec import StudySpec, resolve_study
 
 STUDIES = 1000
 ALPHA = 0.05

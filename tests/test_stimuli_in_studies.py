@@ -12,7 +12,7 @@ import yaml
 from conftest import run_cli, run_json, sim_study, write_study
 from workbench.stimuli import builtin_library
 from workbench.store import connect_reader
-from workbench.study import load_study
+from workbench.study.spec import load_study
 
 
 def _study(tmp_path: Path, **overrides) -> Path:
@@ -247,7 +247,7 @@ def test_a_bad_item_in_a_user_file_names_the_file_the_item_and_the_field(tmp_pat
 
 
 def test_a_user_file_replaces_the_heart_phrase_bank(tmp_path: Path) -> None:
-    from workbench.stimuli import heart
+    from workbench.stimuli import feedback_phrases as heart
 
     path = _user_file(tmp_path, [{"id": "LAB/joy/1", "emotion": "happiness", "asserts_error": False, "text": "Lovely effort!"},
                                  {"id": "LAB/anger/1", "emotion": "anger", "asserts_error": True, "text": "Wrong. Again."}],

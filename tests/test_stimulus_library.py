@@ -7,7 +7,7 @@ import pytest
 
 from reference_data import PUBLISHED, sac_code_prompt
 from workbench.stimuli import build_prompt, builtin_library, resolve
-from workbench.stimuli import heart, sac
+from workbench.stimuli import feedback_phrases as heart, sac
 from workbench.stimuli.renderers import fields_of
 from workbench.stimuli.sac import SacFields
 from workbench.tasks import builtin_tasks
@@ -79,7 +79,7 @@ def test_negativeprompt_texts_and_the_code_numbering(library) -> None:
 
 
 def test_default_separator_is_each_source_papers(library) -> None:
-    from workbench.messages import Message
+    from workbench.core.messages import Message
     from workbench.stimuli import apply
 
     base = (Message.text("user", "Determine whether a movie review is positive or negative."),)

@@ -155,7 +155,7 @@ def test_a_configured_task_checks_every_registry_name(tmp_path: Path, monkeypatc
     """A study's custom task takes names from its suite's header (loader, defaults), which no task
     entry of the suite file checked: resolve_task checks them all, as the suite loader does."""
     import workbench.tasks as tasks
-    from workbench.errors import UserError
+    from workbench.core.errors import UserError
 
     builtin_tasks()  # registers the parsers, metrics and sources
     suite = tasks.SuiteFile.model_validate({"suite": "mine", "version": "1", "custom_source": "custom.file", **suite_keys})
@@ -173,7 +173,7 @@ def _suite_file(path: Path, names: list[str]) -> Path:
 
 
 def test_suite_files_add_up_and_a_task_defined_twice_is_refused(tmp_path: Path) -> None:
-    from workbench.errors import UserError
+    from workbench.core.errors import UserError
     from workbench.tasks import load_suite_file, merge_suites
 
     builtin_tasks()  # registers the sources

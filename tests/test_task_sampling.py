@@ -20,9 +20,9 @@ KINDS = ["ii/sum", "ii/taxonomy_animal", "ii/orthography_starts_with", "bbh/snar
 
 SNAPSHOT = """
 import json, sys
-from workbench.study import load_study
+from workbench.study.spec import load_study
 from workbench.tasks.catalog import sample_rows
-from workbench.trials import expand
+from workbench.study.expand import expand
 samples = {task: sample_rows(task, 5, 11, shots=3) for task in sys.argv[2:]}
 trials = [(t.trial_id, t.seed, [m.to_dict() for m in t.messages]) for t in expand(load_study(sys.argv[1]), "run")]
 print(json.dumps({"samples": samples, "trials": trials}))
@@ -60,7 +60,7 @@ def test_a_longer_draw_extends_a_shorter_one_and_seeds_differ(task_id: str) -> N
 
 @pytest.mark.parametrize("task_id", KINDS)
 def test_demos_are_disjoint_from_examples_and_resampled_per_query(task_id: str) -> None:
-    from workbench.trials import draw_demos, query_seed
+    from workbench.core.seeds import draw_demos, query_seed
 
     task = get_task(task_id)
     items, pool = task.sample(10, DEFAULT_SHOTS, seed=1)
@@ -118,8 +118,8 @@ def test_trials_run_the_draw_the_data_fingerprint_covers(tmp_path: Path) -> None
     trials are expanded changes neither the examples run nor their ids."""
     import hashlib
 
-    from workbench.study import load_study
-    from workbench.trials import expand
+    from workbench.study.spec import load_study
+    from workbench.study.expand import expand
 
     data = write_jsonl(tmp_path / "qa.jsonl", [{"input": f"question {i}", "target": f"answer {i}"} for i in range(6)])
     task = {"task": "custom/qa", "n": 4, "path": str(data), "metric": "em", "instruction": "Answer."}
@@ -132,7 +132,7 @@ def test_trials_run_the_draw_the_data_fingerprint_covers(tmp_path: Path) -> None
 
 def test_a_study_reseeded_after_resolving_draws_the_examples_of_its_new_seed() -> None:
     from workbench.simulate import reseeded, sim_study as planted
-    from workbench.trials import expand
+    from workbench.study.expand import expand
 
     study = planted({"control": 0.5, "treatment": 0.5}, n=6)
     again = planted({"control": 0.5, "treatment": 0.5}, n=6, seed=9)

@@ -12,8 +12,8 @@ import pytest
 
 from conftest import run_json, sim_study, write_study
 from task_fixtures import CUSTOM_RECORDS, GSM8K_LINES, write_ii_dir, write_jsonl
-from workbench.scoring import CHOICE_MATCHERS, METRICS, PARSERS
-from workbench.task_scores import normalized_score, task_scores
+from workbench.scoring.metrics import CHOICE_MATCHERS, METRICS, PARSERS
+from workbench.scoring.task_scores import normalized_score, task_scores
 from workbench.tasks import TaskConfig, TaskItem, TaskSpec, builtin_tasks, resolve_task
 
 N_ITEMS = 12
@@ -212,7 +212,7 @@ def test_run_json_reports_the_normalised_score_of_each_task(tmp_path: Path) -> N
 
 
 def test_generated_tasks_refuse_more_examples_than_they_can_generate() -> None:
-    from workbench.errors import UserError
+    from workbench.core.errors import UserError
 
     for task_id in ("math/word_problems", "ii/taxonomy_animal"):
         task = TASKS[task_id]

@@ -29,7 +29,7 @@ def test_the_task_registry_and_study_validation_load_no_analysis_libraries() -> 
     code = (
         "import sys\n"
         "from workbench.tasks import builtin_tasks\n"
-        "from workbench.study import load_study\n"
+        "from workbench.study.spec import load_study\n"
         "builtin_tasks(); load_study('studies/task_suites.yaml')\n"
         "print(sorted(m for m in ('pandas', 'scipy', 'statsmodels') if m in sys.modules))"
     )

@@ -1,4 +1,4 @@
-"""One conversion of a pydantic ValidationError into a UserError (workbench.errors.validation_error),
+"""One conversion of a pydantic ValidationError into a UserError (workbench.core.errors.validation_error),
 used by every file loader: the error shown, its path as the user wrote it, the keys allowed."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import pytest
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from workbench.errors import UserError, first_problem, validation_error
-from workbench.study import StudySpec
+from workbench.core.errors import UserError, first_problem, validation_error
+from workbench.study.spec import StudySpec
 from workbench.tasks import load_suite_file
 
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .core.errors import UserError
 from .run.control import Progress, ProgressCallback, StopHandle
-from .study import ResolvedStudy, load_study
+from .study.spec import ResolvedStudy, load_study
 
 __all__ = [
     "ComparisonResult", "ExportResult", "Progress", "RunList", "RunResult", "StopHandle", "TrialList", "UserError",
@@ -142,7 +142,7 @@ async def run_async(
     progress: ProgressCallback | None = None, stop: StopHandle | None = None, log: Log | None = None,
 ) -> RunResult:
     """Run `study` (or resume its run) in the running event loop; see `run`."""
-    from .runner import Runner
+    from .run.scheduler import Runner
 
     resolved = _resolved(study)
     runner = Runner(resolved, Path(db), fresh=fresh, use_cache=use_cache, log=log or _quiet, progress=progress, stop=stop)
@@ -212,11 +212,11 @@ def summarise(db: str | Path, run_id: str | None = None, *, study: ResolvedStudy
     latest run). `study`, when given, supplies the condition and task order and the warnings
     (else they come from the log); `session` (a runner RunSummary) the counts of one session."""
     from .reports import run_reports
-    from .rounds import by_condition, gain_and_cost
+    from .reports.rounds import by_condition, gain_and_cost
     from .stats import condition_table, trial_frame
     from .stats.extractor_view import own_extractor
     from .stats.format_check import format_diagnostic, read_format
-    from .task_scores import task_scores
+    from .scoring.task_scores import task_scores
 
     db = Path(db)
     if study is not None and run_id is not None:
@@ -355,7 +355,7 @@ def compare(db: str | Path, run_id: str | None = None, *, log: Log | None = None
     tasks; `options` are CompareOptions' fields (adjust, family, test, conditions, control,
     errors, level, no_answer, extractor). `log` gets the partial-run warning."""
     from .reports import run_reports
-    from .rounds import gain_and_cost
+    from .reports.rounds import gain_and_cost
     from .stats.extractor_view import use_extractor
 
     db, chosen = Path(db), _options(options)
@@ -405,7 +405,7 @@ def export(
     ExportResult.stdout), the per-trial data, figures and a references.bib beside them. Every
     content is made before any file is written; `files_only` refuses an export to stdout (the
     CLI's --json, whose manifest stdout carries). `options`: as for `compare`."""
-    from .bibliography import run_bibliography
+    from .export.bibliography import run_bibliography
     from .export import write_atomic
     from .export.context import ExportContext, run_provenance
     from .export.layouts import render
@@ -443,7 +443,7 @@ def export(
             write_atomic(path, content)
             written.append(path)
     if request.figures is not None:
-        from .figures import write_figures
+        from .export.figures import write_figures
 
         written.extend(write_figures(table, request.figures, provenance=provenance))
     for path in request.bib_paths():
@@ -468,8 +468,8 @@ def list_trials(
     score: int | None = None, status: str | None = None, extractor: str | None = None, limit: int | None = None,
 ) -> TrialList:
     """Trials of a run (default: the latest), filtered as `workbench trials` filters them."""
-    from .extract import ERROR, NO_ANSWER, OK
-    from .trial_view import trial_listing
+    from .scoring.extract import ERROR, NO_ANSWER, OK
+    from .reports.trial_view import trial_listing
 
     statuses = (OK, NO_ANSWER, ERROR)
     if status is not None and status not in statuses:

@@ -2,8 +2,8 @@
 calling a model (`workbench plan`, `workbench run --dry-run`).
 
 - Calls at most: each trial's program declares its maximum through its solver's registration
-  (workbench.solvers.SolverSetup.max_calls) and its task's scorer the judge calls
-  (workbench.scorers.Scorer.judge_calls).
+  (workbench.solvers.base.SolverSetup.max_calls) and its task's scorer the judge calls
+  (workbench.scoring.scorers.Scorer.judge_calls).
 - The cache: each trial's program is walked once against a door that records every request and
   answers with a filler of max_tokens tokens that no scorer accepts and no loop stops on (the
   longest path); the key of its first request is what the run would look up first. Keys are
@@ -29,17 +29,20 @@ from pathlib import Path
 from typing import Any
 
 from .execute import call_for, solve_and_score
-from .local_models import LOCAL_MODELS, Log
-from .messages import Messages
+from .providers.local_models import LOCAL_MODELS, Notice as Log  # i12-api: use Notice
+from .core.messages import Messages
 from .providers import ModelRequest, Provider, build_provider, cache_key
-from .records import Record
+from .core.records import Record
 from .runner import run_id_for
-from .scorers import SCORERS
-from .solvers import Generate, Generation, max_calls
+from .scoring.scorers import SCORERS
+from .core.calls import Generate, Generation
+from .solvers.base import max_calls
 from .stats import power_paired_binary
 from .store import connect_reader, log_exists
-from .study import ModelSpec, ResolvedStudy
-from .trials import Trial, expand
+from .providers.spec import ModelSpec
+from .study.spec import ResolvedStudy
+from .solvers.base import Trial
+from .study.expand import expand
 
 BATCH = 1000  # trials walked and looked up in the log at a time
 ASSUMED_COMPLETION_TOKENS = 256  # per answer, where a model's params set no max_tokens

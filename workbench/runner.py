@@ -18,20 +18,24 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import __version__, gold
-from .errors import UserError
-from .local_models import Log
-from .messages import Messages, to_dicts
+from . import __version__
+from .scoring import gold
+from .core.errors import UserError
+from .providers.local_models import Notice as Log  # i12-engine: use Notice
+from .core.messages import Messages, to_dicts
 from .providers import ModelResponse, ProviderPool, SampleKeys, complete_with_retries
 from .providers import open_pool
 from .cache import ResponseCache
 from .execute import call_for, request_params, solve_and_score, status
-from .extract import ERROR, NO_ANSWER
-from .score_log import item_json, logged_extractors, round_value, score_row
-from .solvers import Generate, Generation, RoundRecord
+from .scoring.extract import ERROR, NO_ANSWER
+from .scoring.score_log import item_json, logged_extractors, round_value, score_row
+from .core.calls import Generate, Generation
+from .solvers.base import RoundRecord
 from .store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
-from .study import ModelSpec, ResolvedStudy
-from .trials import Trial, expand
+from .providers.spec import ModelSpec
+from .study.spec import ResolvedStudy
+from .solvers.base import Trial
+from .study.expand import expand
 from .run.control import Progress, ProgressCallback, StopHandle
 
 FLUSH_EVERY_S = 1.0

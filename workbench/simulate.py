@@ -17,14 +17,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import gold
+from .scoring import gold
 from .execute import call_for, solve_and_score, status
-from .messages import Messages
+from .core.messages import Messages
 from .providers import complete_with_retries
 from .providers.simulated import SimulatedProvider
-from .solvers import Generate, Generation
-from .study import ModelSpec, ResolvedStudy, StudySpec, resolve_study
-from .trials import Trial, expand
+from .core.calls import Generate, Generation
+from .providers.spec import ModelSpec
+from .study.spec import ResolvedStudy, StudySpec, resolve_study
+from .solvers.base import Trial
+from .study.expand import expand
 
 FRAME_COLUMNS = ["model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls"]
 
@@ -127,9 +129,9 @@ def planted_pair_study(p_control: float, delta: float, n: int, *, discordance: f
 
 def _pvalues_of_seeds(study: ResolvedStudy, seeds: Sequence[int], tests: Sequence[str]) -> dict[str, list[list[float]]]:
     from .stats.table import comparison_pvalues
-    from .tasks import builtin_tasks
+    from .plugins import load_builtins
 
-    builtin_tasks()  # registers the item sources in a fresh worker process
+    load_builtins()  # a fresh worker process: every plugin registered, as in the parent
     control = study.control_name
     out: dict[str, list[list[float]]] = {test: [] for test in tests}
     loop = asyncio.new_event_loop()

@@ -16,9 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from .stimuli import stimuli_app
-from ..errors import UserError
-from ..paths import DEFAULT_DB, resolve_db_path
-from ..terminal import stdout_console
+from ..core.errors import UserError
+from ..core.paths import DEFAULT_DB, resolve_db_path
+from .terminal import stdout_console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Prompt-Affect Workbench: run and analyse stimulus studies.")
 runs_app = typer.Typer(no_args_is_help=True, help="Runs in a log.")
@@ -86,7 +86,7 @@ def run(
 
 
 def _print_run(result: Any) -> None:
-    from ..policies import Unscored
+    from ..scoring.policies import Unscored
 
     _print_condition_table(result, list(result.rows), result.control, Unscored(result.errors_policy, result.no_answer_policy), result.costs, result.flagged, result.extractor)
     if not result.single_task:
@@ -427,7 +427,7 @@ def rescore(
     as_json: JsonOption = False,
 ) -> None:
     """Score a logged run again with another extractor, from its stored responses (no model call)."""
-    from ..rescore import rescore as rescore_run
+    from ..reports.rescore import rescore as rescore_run
 
     summary = rescore_run(db, run, extractor)
     if as_json:
@@ -466,7 +466,7 @@ def trials(
 
 def _print_trials(listing: Any) -> None:
     """Each trial, or each discordant pair side by side; all model and user text escaped."""
-    from ..trial_view import visible
+    from ..reports.trial_view import visible
 
     fields = (("prompt", lambda v: v.prompt), ("response", lambda v: v.response), ("answer", lambda v: v.answer),
               ("gold", lambda v: " | ".join(v.gold)), ("score", lambda v: f"{'' if v.score is None else f'{v.score:g}'} ({v.status})"),
@@ -500,7 +500,8 @@ def power(
     as_json: JsonOption = False,
 ) -> None:
     """Plan a study: the examples needed to detect a difference, or the power at a given n."""
-    from ..stats import power_paired_binary, simulated_power
+    from ..reports.power import simulated_power
+    from ..stats import power_paired_binary
 
     try:
         plan = power_paired_binary(baseline, delta, n, power=target, discordance=discordance, alpha=alpha, comparisons=comparisons, test=test)
@@ -539,9 +540,9 @@ def models_check(
     """Answer one prompt with MODEL and print the answer and latency."""
     import time
 
-    from ..messages import Message, to_dicts
+    from ..core.messages import Message, to_dicts
     from ..providers import ModelRequest, TrialContext, complete_with_retries, open_pool
-    from ..study import model_spec
+    from ..study.spec import model_spec
 
     spec = model_spec(id=model, api_base=api_base, params={"temperature": 0.0, "max_tokens": 32})
 
@@ -624,7 +625,7 @@ def tasks_sample(
 @tasks_app.command("cite")
 def tasks_cite(target: Annotated[str, typer.Argument(metavar="TASK|SUITE", help="A task id (e.g. ii/sum) or a suite (e.g. bbh).")]) -> None:
     """Print BibTeX for a task, or for every task of a suite."""
-    from ..bibliography import bibliography, of_task
+    from ..export.bibliography import bibliography, of_task
     from ..tasks import builtin_suites, builtin_tasks
 
     suites, tasks = builtin_suites(), builtin_tasks()
@@ -660,7 +661,10 @@ def tasks_check(
 
 
 def main() -> None:
+    from ..plugins import load_builtins
+
     try:
+        load_builtins()
         code = app(standalone_mode=False)  # click returns an Exit's code in this mode
         if isinstance(code, int) and code:
             sys.exit(code)

@@ -12,8 +12,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import UserError
-from ..terminal import stdout_console
+from ..core.errors import UserError
+from .terminal import stdout_console
 
 stimuli_app = typer.Typer(no_args_is_help=True, help="The stimulus library: list, show, render.")
 out = stdout_console()  # stimulus texts are printed as written
@@ -91,7 +91,7 @@ def cite(
     files: FileOption = None,
 ) -> None:
     """Print BibTeX for a stimulus family (or the family of a stimulus id)."""
-    from ..bibliography import bibliography, of_family
+    from ..export.bibliography import bibliography, of_family
 
     library = _library(files)
     if target in library.families():

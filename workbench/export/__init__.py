@@ -1,7 +1,7 @@
 """Comparison tables for papers: booktabs LaTeX, Markdown, CSV and Parquet, every printed name
 escaped. This module is the `full` layout (every statistic); `paper` lays the table out as the
 source papers print it, `layouts` and `formats` name what `workbench export` can write, `trials`
-is the per-trial data and `workbench.bibliography` the references.bib beside an export.
+is the per-trial data and `workbench.export.bibliography` the references.bib beside an export.
 
 One formatter (`row_cells`) decides what each cell says; the formats only differ in how they
 escape and join. Files are written under a temporary name and renamed, so a failed export

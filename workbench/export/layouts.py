@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..registry import Registry
+from ..core.registry import Registry
 from ..stats.table import Comparison
 from . import to_csv, to_latex, to_markdown, to_parquet
 from .context import ExportContext

@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..bibliography import BIB_MARKER
-from ..errors import UserError
+from .bibliography import BIB_MARKER
+from ..core.errors import UserError
 from .layouts import FORMATS, LAYOUTS, Format, format_for, suffixes
 
 STDOUT = "-"

@@ -1,31 +1,19 @@
-"""Model adapters behind one interface: `sim/<name>` in process, everything else via litellm."""
+"""Model adapters behind one interface, chosen from the PROVIDERS registry (kinds.py): `sim/<name>`
+in process, `local/<name>` on the embedded server, everything else via litellm."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..local_models import LOCAL_MODELS, Log, Server, ensure_server
-from ..study import ModelSpec
-from .base import (
-    CallOutcome,
-    ModelRequest,
-    ModelResponse,
-    Provider,
-    ProviderError,
-    SampleKeys,
-    TrialContext,
-    cache_key,
-    complete_with_retries,
-)
-from .litellm_provider import LiteLLMProvider
-from .simulated import SimulatedProvider
+from .kinds import PROVIDERS, ProviderKind, kind_of
+from .local_models import Notice, Server
+from .spec import ModelSpec
+from .base import CallOutcome, ModelRequest, ModelResponse, Provider, ProviderError, SampleKeys, TrialContext, cache_key, complete_with_retries
 
 __all__ = [
     "CallOutcome", "ModelRequest", "ModelResponse", "Provider", "ProviderError", "SampleKeys", "TrialContext",
-    "cache_key", "complete_with_retries", "ProviderPool", "build_provider", "open_provider",
+    "cache_key", "complete_with_retries", "ProviderPool", "build_provider", "open_provider", "PROVIDERS", "ProviderKind",
 ]
-
-LOCAL_API_KEY = "sk-local-no-key"
 
 
 @dataclass
@@ -46,10 +34,11 @@ class ProviderPool:
         self.servers.clear()
 
 
-def open_provider(spec: ModelSpec, pool: ProviderPool, log: Log) -> Provider:
+def open_provider(spec: ModelSpec, pool: ProviderPool, log: Notice) -> Provider:
     server_base = None
-    if spec.id in LOCAL_MODELS and spec.api_base is None:
-        server = ensure_server(spec.id, log)
+    kind = kind_of(spec.id)
+    if kind.serve is not None and spec.api_base is None:
+        server = kind.serve(spec, log)
         pool.servers.append(server)
         server_base = server.api_base
     provider = build_provider(spec, server_base)
@@ -60,15 +49,10 @@ def open_provider(spec: ModelSpec, pool: ProviderPool, log: Log) -> Provider:
 def build_provider(spec: ModelSpec, server_base: str | None = None) -> Provider:
     """The provider of `spec` (`server_base`: where a started local server listens). Built without
     a server, as planning does, it still has the endpoint and cache scope a run's calls are keyed on."""
-    if spec.id.startswith("sim/"):
-        return SimulatedProvider(spec)
-    if spec.id in LOCAL_MODELS:
-        local = LOCAL_MODELS[spec.id]
-        return LiteLLMProvider(f"openai/{local.alias}", endpoint=local.endpoint, api_base=spec.api_base or server_base, local=True, api_key=LOCAL_API_KEY)
-    return LiteLLMProvider(spec.id, endpoint=spec.api_base or "default", api_base=spec.api_base)
+    return kind_of(spec.id).build(spec, server_base)
 
 
-def open_pool(specs: list[ModelSpec], log: Log) -> ProviderPool:
+def open_pool(specs: list[ModelSpec], log: Notice) -> ProviderPool:
     pool = ProviderPool()
     try:
         for spec in specs:

@@ -7,6 +7,11 @@ import time
 from typing import Any
 
 from .base import ModelRequest, ModelResponse, ProviderError, TrialContext
+from .kinds import DEFAULT_PROVIDER, PROVIDERS, ProviderKind
+from .local_models import LOCAL_MODELS, Notice, Server, ensure_server
+from .spec import ModelSpec
+
+LOCAL_API_KEY = "sk-local-no-key"
 
 # litellm exception class name -> (kind, transient)
 _ERROR_KINDS: dict[str, tuple[str, bool]] = {
@@ -98,3 +103,20 @@ def _cost(response: Any) -> float:
         return float(litellm.completion_cost(completion_response=response) or 0.0)
     except Exception:  # noqa: BLE001 - unknown prices are reported as 0, not as a failed call
         return 0.0
+
+
+def _remote(spec: ModelSpec, server_base: str | None) -> LiteLLMProvider:
+    return LiteLLMProvider(spec.id, endpoint=spec.api_base or "default", api_base=spec.api_base)
+
+
+def _local(spec: ModelSpec, server_base: str | None) -> LiteLLMProvider:
+    local = LOCAL_MODELS[spec.id]
+    return LiteLLMProvider(f"openai/{local.alias}", endpoint=local.endpoint, api_base=spec.api_base or server_base, local=True, api_key=LOCAL_API_KEY)
+
+
+def _serve_local(spec: ModelSpec, log: Notice) -> Server:
+    return ensure_server(spec.id, log)
+
+
+PROVIDERS.add(DEFAULT_PROVIDER, ProviderKind(build=_remote))
+PROVIDERS.add("local", ProviderKind(build=_local, serve=_serve_local, claims=lambda model_id: model_id in LOCAL_MODELS))

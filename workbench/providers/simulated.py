@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 import random
 
-from ..solvers import JUDGE_PURPOSE
-from ..study import ModelSpec, SimulatorSpec
-from ..tasks import stable_seed
+from ..core.calls import JUDGE_PURPOSE
+from .spec import ModelSpec, SimulatorSpec
+from ..core.seeds import stable_seed
 from .base import ModelRequest, ModelResponse, ProviderError, TrialContext
+from .kinds import PROVIDERS, ProviderKind
 
 
 class SimulatedProvider:
@@ -88,3 +89,6 @@ def _wrong(gold: str, targets: tuple[str, ...], choices: tuple[str, ...], rng: r
         return str(int(gold) + rng.choice((-3, -2, -1, 1, 2, 3)))
     except ValueError:
         return "I do not know."
+
+
+PROVIDERS.add("sim", ProviderKind(build=lambda spec, server_base: SimulatedProvider(spec)))

@@ -7,14 +7,13 @@ from .frame import RunData, load_run, trial_frame
 from .multiplicity import adjust
 from .paired import PairedTable, PairedTestResult, cochran_q, friedman, mcnemar, paired_t, permutation_test, wilcoxon
 from .pooling import ModelEffect, PooledEffect, gee_effects, random_effects
-from .power import PowerPlan, independent_discordance, power_paired_binary, simulated_power
-from ..rounds import ConditionCost, RoundPoint, condition_costs, round_curve
+from .power import PowerPlan, independent_discordance, power_paired_binary
 from .table import ALL_TASKS, FAMILIES, TESTS, Comparison, ComparisonRow, ConditionRow, PooledRow, compare, condition_table
 
 __all__ = [
-    "ALL_TASKS", "FAMILIES", "TESTS", "Comparison", "ConditionCost", "RoundPoint", "condition_costs", "round_curve", "ComparisonRow", "ConditionRow", "Estimate", "ModelEffect", "PairedTable",
+    "ALL_TASKS", "FAMILIES", "TESTS", "Comparison", "ComparisonRow", "ConditionRow", "Estimate", "ModelEffect", "PairedTable",
     "PairedTestResult", "PooledEffect", "PooledRow", "PowerPlan", "RunData", "adjust", "cochran_q", "cohens_h", "compare",
     "condition_table", "friedman", "gee_effects", "independent_discordance", "load_run", "mcnemar", "newcombe_paired",
     "odds_ratio_discordant", "paired_diff_ci", "paired_t", "permutation_test", "power_paired_binary", "random_effects",
-    "relative_diff_ci", "simulated_power", "trial_frame", "wilcoxon", "wilson",
+    "relative_diff_ci", "trial_frame", "wilcoxon", "wilson",
 ]

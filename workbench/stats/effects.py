@@ -20,10 +20,8 @@ import numpy as np
 from scipy import stats as sps
 from statsmodels.stats.proportion import proportion_confint
 
-from ..records import Record
-from .caveats import (
-    ACCURACY_AT_BOUND, CONDITION_AT_0, CONDITION_AT_CHANCE, CONTROL_AT_0, CONTROL_AT_CHANCE, NO_CONTROL_ONLY_PAIRS, NO_DISCORDANT_PAIRS, ZERO_VARIANCE,
-)
+from ..core.records import Record
+from .caveats import ACCURACY_AT_BOUND, CONDITION_AT_0, CONDITION_AT_CHANCE, CONTROL_AT_0, CONTROL_AT_CHANCE, NO_CONTROL_ONLY_PAIRS, NO_DISCORDANT_PAIRS, ZERO_VARIANCE
 from .paired import ArrayLike, PairedTable, has_zero_variance, is_binary, paired_arrays
 
 

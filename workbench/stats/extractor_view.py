@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import UserError
-from ..scorers import SCORERS
+from ..core.errors import UserError
+from ..scoring.scorers import SCORERS
 
 # A trial's own extractor: the one it names, else (a log written before extractors existed) the
 # task parser its metric scorer used, which is what `strict` is; NULL for a judge-graded trial.
@@ -42,7 +42,7 @@ def use_extractor(con: Any, run_id: str, extractor: str | None) -> str | None:
     unknown extractor is named or trials of the run have no `scores` row for it."""
     if extractor is None:
         return own_extractor(con, run_id)
-    from ..extract import EXTRACTORS
+    from ..scoring.extract import EXTRACTORS
 
     if extractor not in EXTRACTORS:
         raise UserError(EXTRACTORS.unknown_message(extractor), field="--extractor")

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..extract import DIAGNOSTIC_EXTRACTORS, ERROR, NO_ANSWER, OK
-from ..records import Record
+from ..scoring.extract import DIAGNOSTIC_EXTRACTORS, ERROR, NO_ANSWER, OK
+from ..core.records import Record
 from .table import ALL_TASKS, Comparison, _compare_pair, _ordered, per_example, scored_frame
 
 ALPHA = 0.05

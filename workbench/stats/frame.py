@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ..errors import UserError
+from ..core.errors import UserError
 from ..store import connect_reader, segments_dir
 from .extractor_view import use_extractor
 

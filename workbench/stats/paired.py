@@ -16,7 +16,7 @@ from scipy import stats as sps
 from statsmodels.stats.contingency_tables import cochrans_q as _sm_cochrans_q
 from statsmodels.stats.contingency_tables import mcnemar as _sm_mcnemar
 
-from ..records import Record
+from ..core.records import Record
 
 ArrayLike = Sequence[float] | np.ndarray
 

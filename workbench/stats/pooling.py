@@ -18,7 +18,7 @@ import pandas as pd
 from scipy import stats as sps
 from statsmodels.stats.meta_analysis import combine_effects
 
-from ..records import Record
+from ..core.records import Record
 
 TAU_METHODS = {"pm": "iterated", "dl": "chi2"}  # ours -> statsmodels' method_re
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import stats as sps
 
-from ..records import Record
+from ..core.records import Record
 
 TESTS = ("exact", "midp", "normal")
 
@@ -152,28 +151,3 @@ def power_paired_binary(
         if achieved >= power:
             return plan(size, achieved)
     raise ValueError(f"delta: more than {limit} examples would be needed; is the difference realistic?")
-
-
-def simulated_power(
-    p_control: float,
-    delta: float,
-    n: int,
-    *,
-    discordance: float | None = None,
-    alpha: float = 0.05,
-    comparisons: int = 1,
-    test: str = "exact",
-    studies: int = 1000,
-    seed: int = 0,
-    workers: int = 1,
-) -> dict[str, Any]:
-    """Power measured by running `studies` seeded studies on the workbench's simulated model
-    (see workbench.simulate) with the planted accuracies, and testing each as the comparison
-    table would. Returns the detection rate with its Monte Carlo standard error. workers > 1
-    uses that many processes (see workbench.simulate.simulated_pvalues)."""
-    from ..simulate import planted_pair_study, simulated_rejections
-
-    study = planted_pair_study(p_control, delta, n, discordance=discordance)
-    rejected = simulated_rejections(study, studies=studies, alpha=alpha / comparisons, test=test, seed=seed, workers=workers)
-    rate = float(np.mean(rejected))
-    return {"power": rate, "se": math.sqrt(rate * (1 - rate) / studies), "studies": studies, "n": n}

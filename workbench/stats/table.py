@@ -4,7 +4,7 @@ tasks), from a frame of logged trials.
 Units: an example (task, item) is the paired unit. Repeats are averaged per example first, so
 they never count as independent examples. Errored trials and trials with no answer of the task's
 type are counted in every row, apart; each scores 0 ("wrong", the default) or is left out
-("exclude") by its own policy (workbench.policies), and each row says which.
+("exclude") by its own policy (workbench.scoring.policies), and each row says which.
 """
 
 from __future__ import annotations
@@ -16,13 +16,10 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
-from ..extract import NO_ANSWER
-from ..policies import POLICIES, Unscored
-from ..records import Record, finite
-from .effects import (
-    Estimate, MeanMoments, cohens_h, normalise, odds_ratio_discordant, paired_diff_ci, paired_variance_of_mean_difference, relative_diff_ci,
-    relative_gain,
-)
+from ..scoring.extract import NO_ANSWER
+from ..scoring.policies import POLICIES, Unscored
+from ..core.records import Record, finite
+from .effects import Estimate, MeanMoments, cohens_h, normalise, odds_ratio_discordant, paired_diff_ci, paired_variance_of_mean_difference, relative_diff_ci, relative_gain
 from .multiplicity import METHODS as ADJUST_METHODS
 from .multiplicity import adjust as adjust_pvalues
 from .paired import PairedTestResult, cochran_q, friedman, is_binary, mcnemar, paired_t, permutation_test, wilcoxon

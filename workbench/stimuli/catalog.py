@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..messages import Message, Messages, to_dicts
+from ..core.messages import Message, Messages, to_dicts
 from .library import StimulusLibrary
 from .model import AppliedStimulus, StimulusItem
 from .multiplexity import agent_messages, agents, synthesis_messages

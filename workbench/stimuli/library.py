@@ -13,8 +13,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from ..errors import UserError, validation_error
-from ..paths import data_dir
+from ..core.errors import UserError, validation_error
+from ..core.registry import Registry
+from ..core.paths import data_dir
+from ..plugins import load_builtins
 from .model import Family, FamilyFile, StimulusItem
 from .renderers import RENDERERS
 
@@ -185,11 +187,18 @@ def _check_family_data(items: list[StimulusItem], family: Family) -> None:
             raise validation_error(exc, file=family.file, field="data", model=model) from None
 
 
+# Directories of family files that plugins add (a stimulus family plugin registers its own).
+FAMILY_DIRS: Registry[Path] = Registry("stimulus family directory")
+
+
 @functools.cache
 def builtin_library() -> StimulusLibrary:
+    """The bundled families (`stimuli/*.yaml`), then those of the plugins' FAMILY_DIRS."""
+    load_builtins()  # the renderers the family files name, and the plugins' directories
     items: list[StimulusItem] = []
     known: dict[str, Family] = {}
-    for path in sorted(data_dir("stimuli").glob("*.yaml")):
+    plugin_files = [path for name in FAMILY_DIRS for path in sorted(FAMILY_DIRS.get(name).glob("*.yaml"))]
+    for path in [*sorted(data_dir("stimuli").glob("*.yaml")), *plugin_files]:
         loaded = load_family_file(path)
         if loaded.family.name in known:
             raise UserError(f"family {loaded.family.name!r} is also defined by {known[loaded.family.name].file}", file=str(path), field="family")

@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..bibliography import Reference
-from ..errors import UserError
+from ..core.references import Reference
+from ..core.errors import UserError
 
 SEPARATORS: dict[str, str] = {"none": "", "space": " ", "newline": "\n"}
 Separator = Literal["none", "space", "newline"]

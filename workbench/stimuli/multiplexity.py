@@ -2,27 +2,20 @@
 one cultural perspective, and a synthesiser merges their answers into the final one.
 
 The paper's prompts and agent roster were not found; `stimuli/multiplexity.yaml` carries the
-workbench's own (labelled authored). The program is the `multi_agent` solver: it makes one call
-per perspective (purpose `agent:<id>`) and one synthesis call (purpose `synthesis`) through the
-runner's `generate`, so every call is cached and logged under the one trial. Building each
-call's messages is a pure function of the trial's prompt and the stimulus.
+workbench's own (labelled authored). This module renders the family and builds
+each call's messages, a pure function of the trial's prompt and the stimulus; the `multi_agent`
+solver that makes the calls is workbench/solvers/multi_agent.py.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pydantic import Field
 
-from ..errors import UserError
-from ..messages import Messages
-from ..solvers import SOLVER_SETUPS, SOLVERS, Generate, Solution, SolverSetup
+from ..core.errors import UserError
+from ..core.messages import Messages
 from .model import AppliedStimulus, Family, StimulusItem
 from .placements import append_system, synthesis_prompt, task_text
 from .renderers import RENDERERS, Rendered, Renderer, Strict, fields_of, no_variant
-
-if TYPE_CHECKING:
-    from ..trials import Trial
 
 PLACEMENT = "multi_agent"
 AGENT, LABEL = "agent:", "label:"
@@ -87,26 +80,3 @@ def synthesis_messages(messages: Messages, stimulus: AppliedStimulus, answers: d
     )
     user = stimulus.parts[SYNTHESIS_TEMPLATE].format(task=task_text(messages), answers=block, n=len(answers))
     return synthesis_prompt(messages, stimulus.parts[SYNTHESIS_SYSTEM], user, stimulus.separator)
-
-
-@SOLVERS.register("multi_agent")
-async def multi_agent(trial: Trial, generate: Generate) -> Solution:
-    """One call per perspective, then the synthesis; any failed call fails the trial (no silent gaps)."""
-    (stimulus,) = [s for s in trial.stimuli if s.placement == PLACEMENT]
-    answers: dict[str, str] = {}
-    for agent in agents(stimulus):
-        result = await generate(agent_messages(trial.messages, stimulus, agent), purpose=AGENT + agent)
-        if result.text is None:
-            return Solution(text=None, error=f"agent {agent}: {result.error}", details={"program": "multi_agent", "failed_agent": agent})
-        answers[agent] = result.text
-    final = await generate(synthesis_messages(trial.messages, stimulus, answers), purpose="synthesis")
-    return Solution(text=final.text, error=final.error, details={"program": "multi_agent", "agents": list(answers)})
-
-
-def _max_calls(plan: object, stimuli: tuple[AppliedStimulus, ...]) -> int:
-    """One call per perspective agent, then the synthesis."""
-    return sum(len(agents(s)) for s in stimuli if s.placement == PLACEMENT) + 1
-
-
-SOLVER_SETUPS.add("multi_agent", SolverSetup(max_calls=_max_calls))
-

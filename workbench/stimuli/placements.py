@@ -12,9 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import UserError
-from ..messages import Message, Messages, last_index, replace_at
-from ..registry import Registry
+from ..core.errors import UserError
+from ..core.messages import Message, Messages, last_index, replace_at
+from ..core.registry import Registry
 from .model import SEPARATORS, AppliedStimulus, Separator
 
 PlaceFn = Callable[[Messages, AppliedStimulus], Messages]
@@ -25,7 +25,7 @@ DEMOS_SLOT = "demos"
 PREAMBLE_SLOT = "preamble"  # where a template that asks its question around the instruction wants a prefix: before the question
 FEEDBACK_TEMPLATE_PART = "feedback_template"
 SLOT_PART = "slot:"  # a stimulus part that fills the task template's slot of that name
-PHRASE_PLACEHOLDER = "{phrase}"  # where a feedback template takes its phrase (workbench.stimuli.heart.PLACEHOLDER)
+PHRASE_PLACEHOLDER = "{phrase}"  # where a feedback template takes its phrase (workbench.stimuli.feedback_phrases.PLACEHOLDER)
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ def build_prompt(messages: Messages, stimuli: Sequence[AppliedStimulus]) -> Mess
     return apply_all(messages, [s for s in stimuli if PLACEMENTS.get(s.placement).stage == "prompt"])
 
 
-def choose_program(stimuli: Sequence[AppliedStimulus], named: str | None, default: str) -> str:
+def choose_solver(stimuli: Sequence[AppliedStimulus], named: str | None, default: str) -> str:
     """The solver for a condition's stimuli: the one it names, else the one a program placement
     runs as, else `default`. Errors name the field ("solver" or "stimuli") they concern."""
     placed = [(s, PLACEMENTS.get(s.placement)) for s in stimuli]

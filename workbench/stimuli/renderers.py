@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..errors import UserError, first_problem
-from ..registry import Registry
+from ..core.errors import UserError, first_problem
+from ..core.registry import Registry
 from .model import Family, StimulusItem
 
 M = TypeVar("M", bound=BaseModel)

@@ -20,7 +20,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from ..errors import UserError
+from ..core.errors import UserError
 from .library import StimulusLibrary, builtin_library
 from .model import Family, StimulusItem
 from .renderers import RENDERERS, Rendered, Renderer, Strict, data_of, fields_of, no_variant

@@ -21,30 +21,19 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .. import gold
-from ..answers import ANSWER_TYPES, CANDIDATE_SOURCES
-from ..bibliography import Reference
-from ..errors import UserError, validation_error
-from ..extract import DEFAULT_EXTRACTOR, EXTRACTORS, score_text
-from ..messages import Message, Messages, template_fields
-from ..paths import data_dir
-from ..registry import Registry
-from ..scoring import CHOICE_MATCHERS, METRICS, PARSERS
-from ..task_scores import normalized_score
-
-
-@dataclass(frozen=True)
-class TaskItem:
-    """One example. `targets` are the accepted gold answers; `choices`, when present, the
-    options a multiple-choice answer is matched to; `demo_output` the text a few-shot demo
-    shows as its answer (a worked solution, say), else one of the targets (`demo_answer`)."""
-
-    id: str
-    input: str
-    targets: tuple[str, ...]
-    choices: tuple[str, ...] = ()
-    meta: tuple[tuple[str, Any], ...] = field(default=())
-    demo_output: str | None = None
+from ..scoring import gold
+from ..scoring.answers import ANSWER_TYPES, CANDIDATE_SOURCES
+from ..core.items import TaskItem
+from ..core.references import Reference
+from ..core.seeds import stable_seed
+from ..core.errors import UserError, validation_error
+from ..scoring.extract import DEFAULT_EXTRACTOR, EXTRACTORS, score_text
+from ..core.messages import Message, Messages, template_fields
+from ..core.paths import data_dir
+from ..plugins import load_builtins
+from ..core.registry import Registry
+from ..scoring.metrics import CHOICE_MATCHERS, METRICS, PARSERS
+from ..scoring.task_scores import normalized_score
 
 
 ItemSource = Callable[["TaskSpec", int, int], list[TaskItem]]
@@ -135,9 +124,9 @@ class TaskSpec(BaseModel):
     data_citation: str | None = None
     n_available: int | None = None
     authored: bool = False  # items come from the workbench's own word lists, not a publication
-    scoring: str = "metric"  # a registered scorer (workbench.scorers.SCORERS), e.g. `judge`
+    scoring: str = "metric"  # a registered scorer (workbench.scoring.scorers.SCORERS), e.g. `judge`
     scoring_args: dict[str, Any] = Field(default_factory=dict)  # its arguments, e.g. {rubric: truthfulness}
-    program: str | None = None  # a registered DSPy program as the system under test (workbench.programs)
+    program: str | None = None  # a registered DSPy program as the system under test (workbench.solvers.dspy_programs)
 
     # -- items -------------------------------------------------------------------------------
     def items(self, n: int, seed: int) -> list[TaskItem]:
@@ -318,12 +307,6 @@ def fingerprint(item: TaskItem) -> str:
     return hashlib.sha256(content.encode()).hexdigest()[:8]
 
 
-def stable_seed(*parts: object) -> int:
-    """A 63-bit seed from any parts, identical across processes and machines (unlike hash())."""
-    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
-
-
 def seeded_order(keys: Sequence[str], *seed_parts: object) -> list[int]:
     """Indices of `keys` in a seeded order that depends only on the keys and the seed, so it is
     the same on any machine and Python version, and a longer draw extends a shorter one."""
@@ -361,7 +344,7 @@ def load_suite_file(path: Path) -> tuple[SuiteFile, list[TaskSpec]]:
         except ValidationError as exc:
             raise validation_error(exc, file=str(path), field=f"tasks[{index}]", model=TaskSpec) from None
         _check_names(spec, str(path), f"tasks[{index}]")
-        _check_scoring_and_program(spec, str(path), f"tasks[{index}]")
+        _check_scoring(spec, str(path), f"tasks[{index}]")
         specs.append(spec)
     return suite, specs
 
@@ -392,20 +375,10 @@ def _check_candidates(spec: TaskSpec, file: str | None, where: str) -> None:
         raise UserError(f"answer_type {spec.answer_type!r} needs `candidates` (the labels) or `candidates_from` ({', '.join(CANDIDATE_SOURCES.names())})", file=file, field=field)
 
 
-def _register_builtin_parts() -> None:
-    """Import every module of this package (and the scorer profiles): each registers its item
-    sources, parsers and metrics, so a new suite needs a module here and a YAML file, no edits."""
-    import importlib
-    import pkgutil
-
-    for module in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{module.name}")
-    importlib.import_module("workbench.scoring_profiles")
-
-
-def _check_scoring_and_program(spec: TaskSpec, file: str, where: str) -> None:
-    from ..programs import PROGRAMS
-    from ..scorers import SCORERS
+def _check_scoring(spec: TaskSpec, file: str, where: str) -> None:
+    """The task's scorer and its arguments (a DSPy `program` it names is checked where a study
+    uses the task: programs are solvers, a layer above the tasks)."""
+    from ..scoring.scorers import SCORERS
 
     if spec.scoring not in SCORERS:
         raise UserError(SCORERS.unknown_message(spec.scoring), file=file, field=f"{where}.scoring")
@@ -413,14 +386,18 @@ def _check_scoring_and_program(spec: TaskSpec, file: str, where: str) -> None:
         SCORERS.get(spec.scoring).check(spec)
     except ValueError as exc:
         raise UserError(str(exc), file=file, field=f"{where}.scoring_args") from None
-    if spec.program is not None and spec.program not in PROGRAMS:
-        raise UserError(PROGRAMS.unknown_message(spec.program), file=file, field=f"{where}.program")
+
+
+# Directories of suite files that plugins add (a task source plugin registers its own).
+SUITE_DIRS: Registry[Path] = Registry("task suite directory")
 
 
 @functools.cache
 def builtin_suites() -> dict[str, tuple[SuiteFile, dict[str, TaskSpec]]]:
-    _register_builtin_parts()
-    return merge_suites((str(path), *load_suite_file(path)) for path in sorted(data_dir("tasks").glob("*.yaml")))
+    """The bundled suites (`tasks/*.yaml`), then those of the plugins' SUITE_DIRS."""
+    load_builtins()  # the item sources, parsers, metrics and scorers the suite files name, and the plugins' directories
+    plugin_files = [path for name in SUITE_DIRS for path in sorted(SUITE_DIRS.get(name).glob("*.yaml"))]
+    return merge_suites((str(path), *load_suite_file(path)) for path in [*sorted(data_dir("tasks").glob("*.yaml")), *plugin_files])
 
 
 def merge_suites(loaded: Iterable[tuple[str, SuiteFile, list[TaskSpec]]]) -> dict[str, tuple[SuiteFile, dict[str, TaskSpec]]]:
@@ -470,7 +447,7 @@ class TaskConfig:
 
 def resolve_task(config: TaskConfig, base_dir: Path | None = None) -> TaskSpec:
     """The task as a study configures it, as a new spec, with every registry name it uses checked
-    and its data file's existence. The file is read when items are drawn (workbench.study draws
+    and its data file's existence. The file is read when items are drawn (workbench.study.spec draws
     them as the study loads, so a bad file still fails before anything runs).
 
     Raises UserError naming the field of the task entry (`task`, `path`, `metric`, ...).

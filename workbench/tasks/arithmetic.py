@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..registry import Registry
-from ..scoring import canonical_number
+from ..core.errors import UserError
+from ..core.registry import Registry
+from ..scoring.metrics import canonical_number
 from . import CAPACITY, SOURCES, TaskItem, TaskSpec
 from .files import records, register_file_source
 from .generators import check_capacity, distinct_items

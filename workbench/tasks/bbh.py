@@ -22,10 +22,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
-from ..local_models import _locked
-from ..paths import cache_dir
-from . import DEFAULT_CHOICE_PREFIX, SOURCES, TaskItem, TaskSpec, builtin_suites, seeded_order, stable_seed, with_choices
+from ..core.errors import UserError
+from ..core.paths import cache_dir, cache_lock
+from . import DEFAULT_CHOICE_PREFIX, SOURCES, TaskItem, TaskSpec, builtin_suites, seeded_order, with_choices
+from ..core.seeds import stable_seed
 
 SOURCE = "bbh.task_json"
 REQUIREMENT = "bigbench==1.0.0"
@@ -62,7 +62,7 @@ def ensure_bigbench(log=None) -> Path:
     root, names = bigbench_dir(), suite_task_names()
     if _complete(root, names):
         return root
-    with _locked("bigbench"):  # the cache's lock files, shared with the model preparation
+    with cache_lock("bigbench"):  # the cache's lock files, shared with the model preparation
         if not _complete(root, names):  # another process may have fetched it meanwhile
             _fetch(root, names, say)
     return root

@@ -52,8 +52,8 @@ def task_rows(suite: str | None = None) -> list[dict[str, Any]]:
 def sample_rows(task: str, n: int, seed: int, *, shots: int = 0, path: str | None = None, variant: str | None = None) -> dict[str, Any]:
     """The first n examples a study with this seed would run, with their rendered prompts (and
     the demos the first repeat of each would show)."""
-    from ..messages import to_dicts
-    from ..trials import draw_demos, query_seed
+    from ..core.messages import to_dicts
+    from ..core.seeds import draw_demos, query_seed
 
     spec = resolve_task(TaskConfig(task=task, path=path, variant=variant), Path.cwd())
     items, pool = spec.sample(n, shots, seed)

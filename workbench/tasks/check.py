@@ -16,10 +16,10 @@ from typing import Any
 
 from pathlib import Path
 
-from ..answers import ANSWER_TYPES, candidates_of
-from ..errors import UserError
-from ..extract import DEFAULT_EXTRACTOR, EXTRACTORS, score_text
-from ..scoring import is_correct
+from ..scoring.answers import ANSWER_TYPES, candidates_of
+from ..core.errors import UserError
+from ..scoring.extract import DEFAULT_EXTRACTOR, EXTRACTORS, score_text
+from ..scoring.metrics import is_correct
 from . import TaskConfig, TaskItem, TaskSpec, resolve_task
 
 STOPS = ".?!"

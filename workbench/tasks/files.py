@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserError
+from ..core.errors import UserError
 from . import CAPACITY, SOURCES, TaskItem, TaskSpec, seeded_order, with_choices
 
 SOURCE = "custom.file"

@@ -10,8 +10,9 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from ..errors import UserError
-from . import CAPACITY, SOURCES, TaskItem, TaskSpec, seeded_order, stable_seed
+from ..core.errors import UserError
+from . import CAPACITY, SOURCES, TaskItem, TaskSpec, seeded_order
+from ..core.seeds import stable_seed
 
 Example = tuple[str, tuple[str, ...]]  # (input, targets)
 Domain = Callable[[TaskSpec], list[Example]]

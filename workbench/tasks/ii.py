@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
-from ..errors import UserError
-from ..paths import data_dir
-from ..registry import Registry
+from ..core.errors import UserError
+from ..core.paths import data_dir
+from ..core.registry import Registry
 from . import CAPACITY, SOURCES, TaskItem, TaskSpec, seeded_order
 from .generators import Example, register_drawn, register_enumerated
 

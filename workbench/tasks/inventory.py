@@ -23,12 +23,12 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..errors import UserError
-from ..paths import data_dir
-from ..reports import REPORTS, Report
-from ..scorers import Unparseable
-from ..scoring import METRICS, PARSERS
-from . import CAPACITY, SOURCES, TaskItem, TaskSpec, stable_seed
+from ..core.errors import UserError
+from ..core.paths import data_dir
+from ..scoring.scorers import Unparseable
+from ..scoring.metrics import METRICS, PARSERS
+from . import CAPACITY, SOURCES, TaskItem, TaskSpec
+from ..core.seeds import stable_seed
 
 
 class Inventory(BaseModel):
@@ -158,13 +158,3 @@ def level(answer: str) -> int:
 def likert(answer: str, targets: Sequence[str]) -> float:
     """1 - |level(answer) - level(target)| / 4: 1.0 at the target's pole, 0.0 at the other."""
     return max(1.0 - abs(level(answer) - level(t)) / 4.0 for t in targets)
-
-
-# -- the per-trait report (workbench/trait_report.py) ----------------------------------------
-def _traits_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
-    from ..trait_report import traits_report  # pandas and scipy load when a run is reported, not with the task registry
-
-    return traits_report(con, run_id, control)
-
-
-REPORTS.add("traits", Report(_traits_report, ("model", "condition", "inventory", "trait_name", "n", "errors", "no_answer", "mean", "delta", "p_value", "p_adjusted")))

@@ -33,13 +33,15 @@ from typing import Any, Protocol
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from ..errors import UserError, validation_error
-from ..messages import Message
-from ..paths import data_dir
-from ..registry import Registry
-from ..scorers import Score, ScoreCase, Unparseable, scorer
-from ..scoring import PARSERS, is_correct
-from . import CAPACITY, SOURCES, TaskItem, TaskSpec, stable_seed
+from ..core.errors import UserError, validation_error
+from ..core.messages import Message
+from ..core.paths import data_dir
+from ..plugins import load_builtins
+from ..core.registry import Registry
+from ..scoring.scorers import Score, ScoreCase, Unparseable, scorer
+from ..scoring.metrics import PARSERS, is_correct
+from . import CAPACITY, SOURCES, TaskItem, TaskSpec
+from ..core.seeds import stable_seed
 
 
 # -- items listed in the task file -------------------------------------------------------------
@@ -290,8 +292,7 @@ def load_rubric_file(path: Any) -> Rubric:
 
 @functools.cache
 def builtin_rubrics() -> dict[str, Rubric]:
-    from . import perspectives  # noqa: F401  (registers the `tags` kind)
-
+    load_builtins()  # the rubric kinds (tasks/perspectives.py registers `tags`)
     rubrics = {}
     for path in sorted((data_dir("tasks") / "rubrics").glob("*.yaml")):
         rubric = load_rubric_file(path)

@@ -25,12 +25,10 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
-from ..reports import REPORTS, Report
-from ..scorers import ScoreCase, Unparseable
-from . import TaskSpec, builtin_tasks
+from ..scoring.scorers import ScoreCase, Unparseable
 from .judge import RUBRIC_KINDS, Rubric, builtin_rubrics
 
 NONE = "NONE"
@@ -94,42 +92,3 @@ def perspectives_distribution(tag_sets: Iterable[Iterable[str]], labels: Sequenc
     distribution = {label: c / total for label, c in full.items()}
     entropy = -sum(p * math.log(p) for p in distribution.values() if p > 0)
     return PDS(tuple(labels), full, distribution, 100.0 * entropy / math.log(len(labels)) if len(labels) > 1 else 0.0)
-
-
-def _tag_rubric(task: TaskSpec) -> Rubric | None:
-    name = task.scoring_args.get("rubric") if task.scoring == "judge" else None
-    rubric = builtin_rubrics().get(name) if name else None
-    return rubric if rubric is not None and rubric.kind == "tags" else None
-
-
-def pds_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
-    """Per model, condition and tags rubric: n, errors, mean coverage, the PDS and its entropy."""
-    rubrics = {task_id: r for task_id, spec in builtin_tasks().items() if (r := _tag_rubric(spec)) is not None}
-    if not rubrics:
-        return []
-    frame = con.execute(
-        "SELECT model, condition, task, answer, score, status FROM trials WHERE run_id = ? AND task IN (SELECT unnest(?))",
-        [run_id, list(rubrics)],
-    ).df()
-    rows = []
-    frame["rubric"] = frame["task"].map(lambda t: rubrics[t].rubric)
-    for (model, condition, rubric_name), group in frame.groupby(["model", "condition", "rubric"], sort=False):
-        rubric = next(r for r in rubrics.values() if r.rubric == rubric_name)
-        ok = group[group["status"] == "ok"]
-        pds = perspectives_distribution((a.split(",") if a else [] for a in ok["answer"]), [label.label for label in rubric.labels])
-        rows.append(
-            {
-                "model": model,
-                "condition": condition,
-                "rubric": rubric_name,
-                "k": len(rubric.labels),
-                "n": int(len(group)),
-                "errors": int((group["status"] == "error").sum()),
-                "coverage": float(ok["score"].mean()) if len(ok) else None,
-                **{key: value for key, value in asdict(pds).items() if key != "labels"},
-            }
-        )
-    return rows
-
-
-REPORTS.add("perspectives", Report(pds_report, ("model", "condition", "rubric", "n", "errors", "coverage", "entropy_pct")))

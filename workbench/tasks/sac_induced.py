@@ -15,9 +15,7 @@ trait and factor the mean rating and the change against the control, paired on i
 
 from __future__ import annotations
 
-from typing import Any
 
-from ..reports import REPORTS, Report
 from ..stimuli.sac import intensity_factors, sac_traits
 from . import CAPACITY, SOURCES, TaskItem, TaskSpec
 from .inventory import balanced
@@ -49,12 +47,3 @@ def sac_probe_source(spec: TaskSpec, n: int, seed: int) -> list[TaskItem]:
 
 
 CAPACITY.add(SOURCE, lambda spec: len(probe_items()))
-
-
-def _report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
-    from ..trait_report import sac_induced_report  # pandas and scipy load when a run is reported
-
-    return sac_induced_report(con, run_id, control)
-
-
-REPORTS.add("sac_induced", Report(_report, ("model", "condition", "trait_name", "factor", "n", "errors", "no_answer", "mean", "delta", "p_value", "p_adjusted")))

@@ -1,0 +1,216 @@
+"""Figures for papers, as vector PDF (embedded TrueType text) and PNG (matplotlib, without
+pyplot's global state): a forest plot of every effect with its interval, and a task-by-condition
+heatmap of the differences with their marks and intervals.
+
+Ready to go into a paper as they are: no title (the caption is the paper's), no run id on the
+figure (it is in the PDF's metadata), the model named only when there are several, a legend of
+the marker shapes and fills, n beside every task, and colour-blind-safe colours (Okabe-Ito for
+conditions, ColorBrewer's RdBu for the diverging heatmap).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.transforms import blended_transform_factory
+
+from . import MARKS, condition_label, significance_mark
+from .paper import ALL_TASKS_LABEL, signed, suite_prefix
+from ..stats.table import ALL_TASKS, GOLD_MARK, Comparison
+
+FIGURE_FORMATS = ("pdf", "png")
+# Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.
+OKABE_ITO = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+DIVERGING = "RdBu"  # ColorBrewer marks it colour-blind safe; blue: above the control, red: below
+MARKERS = {"task": "o", "all": "D", "pooled": "s"}
+MARKER_LABELS = {"task": "one task", "all": "all tasks (every example together)", "pooled": "pooled across tasks (random effects)"}
+RC = {"pdf.fonttype": 42, "ps.fonttype": 42, "font.size": 8}  # text stays text in the PDF
+
+
+def text_safe(text: str) -> str:
+    """Names as literal text: matplotlib would read `$...$` as mathematics."""
+    return str(text).replace("\\", "\\\\").replace("$", r"\$")
+
+
+def _save(figure: Figure, base: Path, provenance: str = "") -> list[Path]:
+    written = []
+    for fmt in FIGURE_FORMATS:
+        path = base.with_suffix(f".{fmt}")
+        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+        metadata = {"Creator": "Prompt-Affect Workbench", "Subject": " ".join(provenance.split())} if fmt == "pdf" else None
+        try:
+            with matplotlib.rc_context(RC):
+                figure.savefig(tmp, format=fmt, dpi=200, bbox_inches="tight", metadata=metadata)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        written.append(path)
+    return written
+
+
+def _significant(p: float | None) -> bool:
+    return p is not None and p < MARKS[-1][0]
+
+
+def _marks_note() -> str:
+    return ", ".join(f"{mark} p < {limit:g}" for limit, mark in reversed(MARKS)) + " (adjusted)"
+
+
+def _gold_note(comparison: Comparison) -> str:
+    gold = any(r.consumes_gold for r in comparison.rows)
+    return f"{GOLD_MARK} read gold labels during its trials (oracle verifier): an upper bound" if gold else ""
+
+
+@dataclass(frozen=True)
+class ForestEntry:
+    label: str
+    estimate: float
+    low: float | None
+    high: float | None
+    p_adjusted: float | None
+    kind: str  # a MARKERS key
+    condition: str
+
+
+def _task_name(task: str, prefix: str) -> str:
+    """A task as the figures print it: without its suite when every task is of one suite."""
+    return ALL_TASKS_LABEL if task == ALL_TASKS else task.removeprefix(prefix)
+
+
+def forest_entries(comparison: Comparison) -> list[ForestEntry]:
+    """One entry per comparison with a difference, then the pooled effects; the model is named
+    only when the run has several."""
+    several = len({r.model for r in comparison.rows}) > 1
+    prefix = (lambda model: f"{model} · ") if several else (lambda model: "")
+    suite = suite_prefix(comparison.rows)
+    entries = [
+        ForestEntry(f"{prefix(r.model)}{condition_label(r)} · {_task_name(r.task, suite)} (n = {r.examples})", r.delta, r.ci_low, r.ci_high, r.p_adjusted,
+                    "all" if r.task == ALL_TASKS else "task", r.condition)
+        for r in comparison.rows if not r.is_control and r.delta is not None
+    ]
+    entries += [
+        ForestEntry(f"{prefix(p.model)}{condition_label(p)} · pooled over {p.tasks} tasks", p.pooled.estimate, p.pooled.ci_low, p.pooled.ci_high,
+                    p.p_adjusted, "pooled", p.condition)
+        for p in comparison.pooled if p.pooled is not None
+    ]
+    return entries
+
+
+def _colours(names: list[str]) -> dict[str, str]:
+    return {name: OKABE_ITO[i % len(OKABE_ITO)] for i, name in enumerate(dict.fromkeys(names))}
+
+
+def _finite(*values: float | None) -> bool:
+    return all(v is not None and math.isfinite(v) for v in values)
+
+
+def forest_figure(comparison: Comparison, title: str = "") -> Figure:
+    """Each effect with its interval: colour the condition, shape the kind (legend), filled when
+    significant after adjustment; the estimate, interval and mark printed at the right."""
+    entries = forest_entries(comparison)
+    colours = _colours([e.condition for e in entries])
+    figure = Figure(figsize=(7.5, max(2.2, 0.3 * len(entries) + 1.6)), layout="constrained")
+    ax = figure.add_subplot()
+    right = blended_transform_factory(ax.transAxes, ax.transData)
+    for index, entry in enumerate(entries):
+        y = len(entries) - 1 - index
+        colour = colours[entry.condition]
+        if _finite(entry.low, entry.high):
+            ax.plot([entry.low, entry.high], [y, y], color=colour, linewidth=1.3)
+        filled = _significant(entry.p_adjusted)
+        ax.plot([entry.estimate], [y], marker=MARKERS[entry.kind], color=colour, markerfacecolor=colour if filled else "white", markersize=6)
+        interval = f" [{signed(entry.low, 2)}, {signed(entry.high, 2)}]" if _finite(entry.low, entry.high) else ""
+        ax.text(1.02, y, f"{signed(entry.estimate, 2)}{interval} {significance_mark(entry.p_adjusted)}".rstrip(), transform=right,
+                ha="left", va="center", fontsize=7.5, family="DejaVu Sans Mono")
+    ax.axvline(0.0, color="0.5", linestyle="--", linewidth=0.8)
+    ax.set_yticks(range(len(entries)))
+    ax.set_yticklabels([text_safe(e.label) for e in reversed(entries)], fontsize=8)
+    ax.set_ylim(-0.8, max(len(entries) - 0.2, 0.8))
+    ax.set_xlabel(text_safe(f"difference in mean score, condition − {comparison.control} ({100 * comparison.level:g}% interval)"))
+    if not entries:
+        ax.text(0.5, 0.5, "no comparisons", ha="center", va="center", transform=ax.transAxes)
+    kinds = [k for k in MARKERS if any(e.kind == k for e in entries)]
+    handles = [Line2D([], [], marker=MARKERS[k], color="0.3", markerfacecolor="0.3", linestyle="none", label=MARKER_LABELS[k]) for k in kinds]
+    handles += [
+        Line2D([], [], marker="o", color="0.3", markerfacecolor="0.3", linestyle="none", label="filled: significant after adjustment"),
+        Line2D([], [], marker="o", color="0.3", markerfacecolor="white", linestyle="none", label="open: not significant"),
+    ]
+    notes = text_safe("; ".join(filter(None, [_marks_note(), _gold_note(comparison)])))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=7, frameon=False, title=notes, title_fontsize=7)
+    if title:
+        ax.set_title(text_safe(title), fontsize=9)
+    return figure
+
+
+def heatmap_figure(comparison: Comparison, title: str = "") -> Figure:
+    """Per model, tasks (rows, with n) by treated conditions (columns): the difference to the
+    control as colour and text, with its mark and interval."""
+    models = list(dict.fromkeys(r.model for r in comparison.rows))
+    width = max(4.0, 1.8 + 1.25 * _max_conditions(comparison)) * max(len(models), 1)
+    figure = Figure(figsize=(width, 2.2 + 0.6 * _max_tasks(comparison)), layout="constrained")
+    deltas = [abs(r.delta) for r in comparison.rows if r.delta is not None and math.isfinite(r.delta)]
+    limit = max(deltas + [0.05])
+    for index, model in enumerate(models or [""]):
+        ax = figure.add_subplot(1, max(len(models), 1), index + 1)
+        rows = [r for r in comparison.rows if r.model == model and not r.is_control]
+        tasks = list(dict.fromkeys(r.task for r in rows))
+        conditions = list(dict.fromkeys(r.condition for r in rows))
+        suite = suite_prefix(rows)
+        grid = np.full((len(tasks), len(conditions)), np.nan)
+        examples: dict[str, int] = {}
+        for r in rows:
+            examples[r.task] = max(examples.get(r.task, 0), r.examples)
+            if r.delta is None:
+                continue
+            i, j = tasks.index(r.task), conditions.index(r.condition)
+            grid[i, j] = r.delta
+            interval = f"\n[{signed(r.ci_low, 2)}, {signed(r.ci_high, 2)}]" if _finite(r.ci_low, r.ci_high) else ""
+            colour = "white" if abs(r.delta) > 0.6 * limit else "black"
+            ax.text(j, i, f"{signed(r.delta, 2)}{significance_mark(r.p_adjusted)}{interval}", ha="center", va="center", fontsize=7, color=colour)
+        image = ax.imshow(np.ma.masked_invalid(grid), cmap=DIVERGING, vmin=-limit, vmax=limit, aspect="auto")
+        labels = {r.condition: condition_label(r) for r in rows}
+        ax.set_xticks(range(len(conditions)))
+        ax.set_xticklabels([text_safe(labels[c]) for c in conditions], rotation=45 if len(conditions) > 4 else 0, ha="right" if len(conditions) > 4 else "center", fontsize=8)
+        ax.set_yticks(range(len(tasks)))
+        ax.set_yticklabels([text_safe(f"{_task_name(t, suite)} (n = {examples[t]})") for t in tasks], fontsize=8)
+        if ALL_TASKS in tasks:  # a rule above the across-tasks row, as in the tables
+            ax.axhline(tasks.index(ALL_TASKS) - 0.5, color="black", linewidth=1.2)
+        if len(models) > 1:
+            ax.set_title(text_safe(model), fontsize=9)
+        figure.colorbar(image, ax=ax, label=text_safe(f"Δ vs {comparison.control}"))
+    notes = [f"cell: Δ vs {comparison.control} with its mark and {100 * comparison.level:g}% interval", _marks_note(), _gold_note(comparison)]
+    figure.text(0.0, 0.0, text_safe("; ".join(filter(None, notes))), fontsize=7, ha="left", va="top")
+    if title:
+        figure.suptitle(text_safe(title), fontsize=9)
+    return figure
+
+
+def forest_plot(comparison: Comparison, base: Path, title: str = "", provenance: str = "") -> list[Path]:
+    return _save(forest_figure(comparison, title), base, provenance)
+
+
+def heatmap(comparison: Comparison, base: Path, title: str = "", provenance: str = "") -> list[Path]:
+    return _save(heatmap_figure(comparison, title), base, provenance)
+
+
+def _max_conditions(comparison: Comparison) -> int:
+    return max([len({r.condition for r in comparison.rows if r.model == m}) for m in {r.model for r in comparison.rows}] + [1])
+
+
+def _max_tasks(comparison: Comparison) -> int:
+    return max([len({r.task for r in comparison.rows if r.model == m}) for m in {r.model for r in comparison.rows}] + [1])
+
+
+def write_figures(comparison: Comparison, directory: Path, title: str = "", provenance: str = "") -> list[Path]:
+    """forest.pdf/.png and heatmap.pdf/.png in `directory`; the run's provenance goes in the
+    PDFs' metadata, never on the figure."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return forest_plot(comparison, directory / "forest", title, provenance) + heatmap(comparison, directory / "heatmap", title, provenance)

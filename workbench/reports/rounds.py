@@ -1,0 +1,202 @@
+"""Gain against cost for iterative programs (the HEART loop and its baselines), read from the log.
+
+- `round_curve`: per model, condition and round t, the accuracy of the answer a trial holds after
+  round t (its round-t answer, or the last one of a loop that stopped earlier), pass@t (a correct
+  answer in any round up to t) and the mean tokens spent through round t. Under an oracle
+  verifier the loop stops at the first correct answer, so the two coincide and are non-decreasing
+  in t; without one they part: pass@t is what a verifier could have picked, accuracy what the loop
+  holds. After its rounds, a loop's final step is a row of its own (`step: final`, `round` None):
+  the accuracy of the trial's final answer as its strategy settled it (a synthesis, a majority
+  vote, the answer the model verified, the last one), with the tokens of every call of the trial.
+  A condition without rounds (a single answer) is one point at t = 0.
+- `condition_costs`: per model and condition, the final accuracy next to the mean rounds used,
+  calls and tokens per trial, and tokens per correct answer.
+
+Every row says whether the condition consumed gold labels (`consumes_gold`): oracle results are an
+upper bound that needs the answer key, not a method one can deploy as is.
+
+Errored trials stay in the denominator as wrong (errors="wrong", the default; rounds after the
+failure count as wrong) or are left out (errors="exclude"); either way `errors` counts them.
+Trials with no answer of the task's type follow their own policy (no_answer) and are counted
+apart (`no_answer`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pandas as pd
+
+from ..scoring.extract import NO_ANSWER
+from ..scoring.policies import Unscored
+from ..core.records import Record
+from ..scoring.metrics import is_correct
+
+
+@dataclass(frozen=True)
+class RoundPoint(Record):
+    model: str
+    condition: str
+    round: int | None  # None on the final step's row
+    n: int
+    errors: int
+    accuracy: float  # of the answer held after round t; on the final row, of the trial's final answer
+    pass_at: float  # a correct answer in rounds 0..t; on the final row, in any round or the final answer
+    mean_tokens: float  # prompt + completion tokens per trial through round t; on the final row, of all its calls
+    consumes_gold: bool
+    step: str = "round"  # round | final
+    strategy: str | None = None  # on the final row: how the final answer was settled (oracle, last, majority, self_verify, synthesis)
+
+
+@dataclass(frozen=True)
+class ConditionCost(Record):
+    model: str
+    condition: str
+    n: int
+    errors: int
+    accuracy: float  # of the final answer
+    mean_rounds: float | None  # feedback rounds used per trial (0 = the first answer stood); None without rounds
+    mean_calls: float
+    mean_prompt_tokens: float
+    mean_completion_tokens: float
+    mean_tokens: float
+    tokens_per_correct: float | None
+    consumes_gold: bool
+    no_answer: int = 0  # trials whose final response held no answer of the task's type
+
+
+def _frames(con: Any, run_id: str, errors: str, no_answer: str = "wrong") -> tuple[pd.DataFrame, pd.DataFrame]:
+    trials = con.execute(
+        "SELECT trial_id, model, condition, status, score, n_calls, prompt_tokens, completion_tokens, "
+        "coalesce(consumes_gold, false) AS consumes_gold, details_json FROM trials WHERE run_id = ?",
+        [run_id],
+    ).df()
+    rounds = con.execute(
+        "SELECT trial_id, round, score, prompt_tokens + completion_tokens AS tokens FROM rounds "
+        "WHERE run_id = ? AND trial_id IN (SELECT trial_id FROM trials WHERE run_id = ?)",
+        [run_id, run_id],
+    ).df().drop_duplicates(["trial_id", "round"])
+    trials["is_error"] = trials["status"] == "error"
+    trials["is_no_answer"] = trials["status"] == NO_ANSWER
+    trials["excluded"] = Unscored(errors, no_answer).excluded(trials["status"])
+    rounds = rounds[rounds["trial_id"].isin(trials.loc[~trials["excluded"], "trial_id"])]
+    trials["correct"] = is_correct(trials["score"].fillna(0.0)).astype(float)
+    details = [_details(d) for d in trials["details_json"]]
+    trials["budget"] = [int(d["rounds_budget"]) if d.get("rounds_budget") is not None else None for d in details]
+    trials["strategy"] = [d.get("final_strategy") for d in details]
+    return trials, rounds
+
+
+def _details(details_json: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(details_json or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _mean(series: pd.Series) -> float:
+    value = float(series.mean()) if len(series) else 0.0
+    return 0.0 if math.isnan(value) else value
+
+
+def gain_and_cost(con: Any, run_id: str, errors: str = "wrong", no_answer: str = "wrong") -> tuple[list[ConditionCost], list[RoundPoint]]:
+    """condition_costs and round_curve from one read of the log."""
+    trials, rounds = _frames(con, run_id, errors, no_answer)
+    return _costs(trials, rounds), _curve(trials, rounds)
+
+
+def round_curve(con: Any, run_id: str, errors: str = "wrong", no_answer: str = "wrong") -> list[RoundPoint]:
+    """Per model, condition and round: accuracy of the held answer, pass@t and tokens through t."""
+    return _curve(*_frames(con, run_id, errors, no_answer))
+
+
+def _curve(trials: pd.DataFrame, rounds: pd.DataFrame) -> list[RoundPoint]:
+    points: list[RoundPoint] = []
+    for (model, condition), group in trials.groupby(["model", "condition"], sort=False):
+        mine = rounds[rounds["trial_id"].isin(group["trial_id"])]
+        counted = group[~group["excluded"]]
+        if mine.empty:  # a single answer: one point at round 0
+            tokens = (counted["prompt_tokens"] + counted["completion_tokens"]).astype(float)
+            points.append(_point(model, condition, 0, group, counted["correct"], counted["correct"], tokens))
+            continue
+        last = int(max(mine["round"].max(), group["budget"].max(skipna=True) if group["budget"].notna().any() else 0))
+        columns = range(last + 1)
+        score = mine.pivot(index="trial_id", columns="round", values="score").reindex(index=counted["trial_id"], columns=columns)
+        spent = mine.pivot(index="trial_id", columns="round", values="tokens").reindex(index=counted["trial_id"], columns=columns)
+        # A loop that stopped holds its last answer; one that failed holds nothing after the failure.
+        held = score.ffill(axis=1)
+        failed = held.index.isin(counted.loc[counted["is_error"], "trial_id"])
+        held.loc[failed] = score.loc[failed]
+        held = held.fillna(0.0)
+        right = is_correct(held).astype(float)
+        passed = right.cummax(axis=1)
+        cumulative = spent.fillna(0.0).cumsum(axis=1)
+        for t in columns:
+            points.append(_point(model, condition, t, group, right[t], passed[t], cumulative[t]))
+        points.append(_final_point(model, condition, group, counted, passed[last]))
+    return points
+
+
+def _final_point(model: str, condition: str, group: pd.DataFrame, counted: pd.DataFrame, passed: pd.Series) -> RoundPoint:
+    """The loop's final step: the trial's final answer (its score), pass over the rounds and the
+    final answer, and the tokens of all the trial's calls (a synthesis or verification included)."""
+    final = counted.set_index("trial_id")
+    tokens = (final["prompt_tokens"] + final["completion_tokens"]).astype(float)
+    strategies = sorted({s for s in group["strategy"] if isinstance(s, str)})
+    point = _point(model, condition, None, group, final["correct"], passed.combine(final["correct"], max), tokens)
+    return replace(point, step="final", strategy=", ".join(strategies) or None)
+
+
+def _point(model: str, condition: str, t: int | None, group: pd.DataFrame, right: pd.Series, passed: pd.Series, tokens: pd.Series) -> RoundPoint:
+    return RoundPoint(
+        model=str(model),
+        condition=str(condition),
+        round=None if t is None else int(t),
+        n=int(len(group)),
+        errors=int(group["is_error"].sum()),
+        accuracy=_mean(right),
+        pass_at=_mean(passed),
+        mean_tokens=_mean(tokens),
+        consumes_gold=bool(group["consumes_gold"].any()),
+    )
+
+
+def condition_costs(con: Any, run_id: str, errors: str = "wrong", no_answer: str = "wrong") -> list[ConditionCost]:
+    """Per model and condition: final accuracy, rounds used, calls and tokens per trial."""
+    return _costs(*_frames(con, run_id, errors, no_answer))
+
+
+def _costs(trials: pd.DataFrame, rounds: pd.DataFrame) -> list[ConditionCost]:
+    used = rounds.groupby("trial_id")["round"].max()
+    out: list[ConditionCost] = []
+    for (model, condition), group in trials.groupby(["model", "condition"], sort=False):
+        counted = group[~group["excluded"]]
+        tokens = (counted["prompt_tokens"] + counted["completion_tokens"]).astype(float)
+        in_loop = used.reindex(counted["trial_id"]).dropna()
+        correct = float(counted["correct"].sum())
+        out.append(
+            ConditionCost(
+                model=str(model),
+                condition=str(condition),
+                n=int(len(group)),
+                errors=int(group["is_error"].sum()),
+                accuracy=_mean(counted["correct"]),
+                mean_rounds=float(in_loop.mean()) if len(in_loop) else None,
+                mean_calls=_mean(counted["n_calls"].astype(float)),
+                mean_prompt_tokens=_mean(counted["prompt_tokens"].astype(float)),
+                mean_completion_tokens=_mean(counted["completion_tokens"].astype(float)),
+                mean_tokens=_mean(tokens),
+                tokens_per_correct=float(tokens.sum() / correct) if correct else None,
+                consumes_gold=bool(group["consumes_gold"].any()),
+                no_answer=int(group["is_no_answer"].sum()),
+            )
+        )
+    return out
+
+
+def by_condition(costs: list[ConditionCost]) -> dict[tuple[str, str], ConditionCost]:
+    return {(c.model, c.condition): c for c in costs}

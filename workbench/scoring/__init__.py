@@ -1,0 +1,1 @@
+"""Reading and scoring answers: extractors, answer types, metrics, scorers, profiles, gold, policies."""

@@ -1,0 +1,1 @@
+"""Solvers: how a trial turns its messages into an answer (the contract in base.py)."""

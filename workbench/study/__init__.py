@@ -1,0 +1,1 @@
+"""Studies: the spec (spec.py), sweeps (sweep.py) and their expansion into trials (expand.py)."""

@@ -1,0 +1,62 @@
+"""Expand a study into its trials: condition x model x task example x repeat, paired.
+
+Every condition sees the same examples, demos and seeds; trial ids are content hashes, so a
+resumed run recognises what it has already done.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from ..core.seeds import draw_demos, query_seed
+from ..scoring import gold
+from ..solvers.base import Trial
+from ..stimuli import build_prompt
+from .spec import ResolvedStudy, task_dspy_solver
+
+
+def trial_id(run_id: str, condition: str, model_id: str, task_id: str, item_id: str, repeat: int) -> str:
+    key = "\x1f".join((run_id, condition, model_id, task_id, item_id, str(repeat)))
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
+    """All trials of a run, ordered so that the conditions of one example run side by side."""
+    spec = study.spec
+    solvers = {name: study.solver_of(name) for name in study.conditions}
+    trials: list[Trial] = []
+    for model in spec.models:
+        for ref in spec.tasks:
+            task = study.tasks[ref.task]
+            items, demo_pool = study.sample_of(ref)  # the draw the study's data_sha256 fingerprints
+            dspy = task_dspy_solver(task)
+            extractor = study.extractor_of(ref)
+            for item in items:
+                meta = dict(item.meta)
+                for repeat in range(spec.repeats):
+                    seed = query_seed(spec.seed, task.id, item.id, repeat)
+                    demos = draw_demos(demo_pool, ref.shots, seed)
+                    with gold.access("data"):  # demos show their answers
+                        base = task.render(item, demos, seed)
+                    for condition, condition_stimuli in study.conditions.items():
+                        solver = dspy or solvers[condition]
+                        stimuli = tuple(s.for_item(meta) for s in condition_stimuli)  # SAC's assessed trait: the item's
+                        trials.append(
+                            Trial(
+                                trial_id=trial_id(run_id, condition, model.id, task.id, item.id, repeat),
+                                run_id=run_id,
+                                condition=condition,
+                                model=model,
+                                task=task,
+                                item=item,
+                                repeat=repeat,
+                                seed=seed,
+                                stimuli=stimuli,
+                                messages=build_prompt(base, stimuli),
+                                solver=solver.solver,
+                                solver_params=solver.params,
+                                consumes_gold=solver.consumes_gold,
+                                extractor=extractor,
+                            )
+                        )
+    return trials
