@@ -15,7 +15,7 @@ from pathlib import Path
 
 from workbench.providers import ModelRequest, TrialContext
 from workbench.providers.simulated import SimulatedProvider
-from workbench.runner import Runner
+from workbench.run.scheduler import Runner
 from workbench.study import StudySpec, resolve_study
 from workbench.trials import expand
 

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import write_study
 from workbench import gold
-from workbench.runner import run_study
+from workbench.run.scheduler import run_study
 from workbench.solvers import SOLVERS, Solution
 from workbench.store import connect_reader
 from workbench.study import load_study

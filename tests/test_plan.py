@@ -16,7 +16,7 @@ from conftest import run_cli, run_json, sim_study, write_study
 from task_fixtures import write_ii_dir
 from workbench.plan import plan_study, walk
 from workbench.providers import build_provider
-from workbench.runner import run_study
+from workbench.run.scheduler import run_study
 from workbench.stats import power_paired_binary
 from workbench.store import connect_reader
 from workbench.study import load_study

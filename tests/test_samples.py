@@ -19,7 +19,7 @@ import pytest
 
 from conftest import run_cli, write_study
 from workbench.providers import ModelRequest, ModelResponse, ProviderPool, TrialContext
-from workbench.runner import run_study
+from workbench.run.scheduler import run_study
 from workbench.store import connect_reader, query
 from workbench.study import load_study
 

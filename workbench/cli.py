@@ -69,7 +69,7 @@ def run(
 
     from .reports import run_reports
     from .rounds import by_condition, gain_and_cost
-    from .runner import Runner
+    from .run.scheduler import Runner
     from .run.control import Progress as RunProgress
     from .stats import condition_table, trial_frame
     from .store import connect_reader

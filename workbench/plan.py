@@ -28,12 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .execute import call_for, solve_and_score
+from .run.execute import call_for, solve_and_score
 from .local_models import LOCAL_MODELS, Log
 from .messages import Messages
 from .providers import ModelRequest, Provider, build_provider, cache_key
 from .records import Record
-from .runner import run_id_for
+from .run.scheduler import run_id_for
 from .scorers import SCORERS
 from .solvers import Generate, Generation, max_calls
 from .stats import power_paired_binary

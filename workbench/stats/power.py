@@ -171,7 +171,7 @@ def simulated_power(
     (see workbench.simulate) with the planted accuracies, and testing each as the comparison
     table would. Returns the detection rate with its Monte Carlo standard error. workers > 1
     uses that many processes (see workbench.simulate.simulated_pvalues)."""
-    from ..simulate import planted_pair_study, simulated_rejections
+    from ..run.simulate import planted_pair_study, simulated_rejections
 
     study = planted_pair_study(p_control, delta, n, discordance=discordance)
     rejected = simulated_rejections(study, studies=studies, alpha=alpha / comparisons, test=test, seed=seed, workers=workers)

@@ -18,21 +18,21 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from . import __version__, gold
-from .errors import UserError
-from .local_models import Log
-from .messages import Messages, to_dicts
-from .providers import ModelResponse, ProviderPool, SampleKeys, complete_with_retries
-from .providers import open_pool
+from .. import __version__, gold
+from ..errors import UserError
+from ..local_models import Log
+from ..messages import Messages, to_dicts
+from ..providers import ModelResponse, ProviderPool, SampleKeys, complete_with_retries
+from ..providers import open_pool
 from .cache import ResponseCache
 from .execute import call_for, request_params, solve_and_score, status
-from .extract import ERROR, NO_ANSWER
-from .score_log import item_json, logged_extractors, round_value, score_row
-from .solvers import Generate, Generation, RoundRecord
-from .store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
-from .study import ModelSpec, ResolvedStudy
-from .trials import Trial, expand
-from .run.control import Progress, ProgressCallback, StopHandle
+from ..extract import ERROR, NO_ANSWER
+from ..score_log import item_json, logged_extractors, round_value, score_row
+from ..solvers import Generate, Generation, RoundRecord
+from ..store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
+from ..study import ModelSpec, ResolvedStudy
+from ..trials import Trial, expand
+from .control import Progress, ProgressCallback, StopHandle
 
 FLUSH_EVERY_S = 1.0
 FLUSH_EVERY_TRIALS = 512

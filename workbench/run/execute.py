@@ -8,15 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import gold
-from .extract import ERROR
-from .messages import Messages, to_dicts
-from .providers import ModelRequest, TrialContext
-from .providers.redact import redact
-from .scorers import Score, ScoreCase, score_trial
-from .solvers import SOLVERS, Generate, Solution
-from .study import ModelSpec
-from .trials import Trial, repeat_seed
+from .. import gold
+from ..extract import ERROR
+from ..messages import Messages, to_dicts
+from ..providers import ModelRequest, TrialContext
+from ..providers.redact import redact
+from ..scorers import Score, ScoreCase, score_trial
+from ..solvers import SOLVERS, Generate, Solution
+from ..study import ModelSpec
+from ..trials import Trial, repeat_seed
 
 
 def request_params(model: ModelSpec, trial: Trial) -> dict[str, Any]:

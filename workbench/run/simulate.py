@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import gold
+from .. import gold
 from .execute import call_for, solve_and_score, status
-from .messages import Messages
-from .providers import complete_with_retries
-from .providers.simulated import SimulatedProvider
-from .solvers import Generate, Generation
-from .study import ModelSpec, ResolvedStudy, StudySpec, resolve_study
-from .trials import Trial, expand
+from ..messages import Messages
+from ..providers import complete_with_retries
+from ..providers.simulated import SimulatedProvider
+from ..solvers import Generate, Generation
+from ..study import ModelSpec, ResolvedStudy, StudySpec, resolve_study
+from ..trials import Trial, expand
 
 FRAME_COLUMNS = ["model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls"]
 
@@ -112,7 +112,7 @@ def sim_study(accuracy: dict[str, float], n: int, *, shared_difficulty: float = 
 def planted_pair_study(p_control: float, delta: float, n: int, *, discordance: float | None = None) -> ResolvedStudy:
     """Control against one treatment with accuracy p_control + delta and, optionally, a planted
     discordance (through the simulator's shared example difficulty)."""
-    from .stats.power import independent_discordance
+    from ..stats.power import independent_discordance
 
     independent = independent_discordance(p_control, delta)
     shared = 0.0
@@ -126,8 +126,8 @@ def planted_pair_study(p_control: float, delta: float, n: int, *, discordance: f
 
 
 def _pvalues_of_seeds(study: ResolvedStudy, seeds: Sequence[int], tests: Sequence[str]) -> dict[str, list[list[float]]]:
-    from .stats.table import comparison_pvalues
-    from .tasks import builtin_tasks
+    from ..stats.table import comparison_pvalues
+    from ..tasks import builtin_tasks
 
     builtin_tasks()  # registers the item sources in a fresh worker process
     control = study.control_name
