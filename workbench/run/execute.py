@@ -1,36 +1,45 @@
-"""One trial's program, the same for the runner and for simulated studies: the condition's solver
-on the sealed trial, then final scoring (the first read of the gold, with the judge if any).
+"""Executing one trial: the condition's solver on the sealed trial, then final scoring (the first
+read of the gold, with the judge if any), its calls made through a gateway.
 
-The caller supplies `door`, its way to a model (the runner's is cached, retried and logged)."""
+`execute` returns the trial's rows (trial, calls, rounds, scores) and touches nothing else: the
+local scheduler logs them, a worker process may send them back. `solve_and_score` is the program
+alone, for callers with a way to a model of their own (planning walks it with filler answers)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from .. import gold
 from ..extract import ERROR
-from ..messages import Messages, to_dicts
-from ..providers import ModelRequest, TrialContext
+from ..messages import to_dicts
 from ..providers.redact import redact
+from ..score_log import item_json, logged_extractors, round_value, score_row
 from ..scorers import Score, ScoreCase, score_trial
-from ..solvers import SOLVERS, Generate, Solution
+from ..solvers import SOLVERS, Generate, RoundRecord, Solution
 from ..study import ModelSpec
-from ..trials import Trial, repeat_seed
+from ..trials import Trial
+from .gateway import Gateway, call_for, now, request_params
+
+__all__ = ["TrialRows", "call_for", "execute", "request_params", "solve_and_score", "status"]
 
 
-def request_params(model: ModelSpec, trial: Trial) -> dict[str, Any]:
-    """The parameters a trial's calls to `model` send: the model's params and a seed, the trial's
-    (new for each repeat) unless the params set one (then that seed, made new for each repeat)."""
-    own = "seed" in model.params
-    return {**model.params, "seed": repeat_seed(model.params["seed"], trial.repeat) if own else trial.seed}
+@dataclass(frozen=True)
+class TrialRows:
+    """One executed trial as the log stores it."""
 
+    trial: dict[str, Any]
+    calls: list[dict[str, Any]]
+    rounds: list[dict[str, Any]]
+    scores: list[dict[str, Any]]
 
-def call_for(trial: Trial, model: ModelSpec, messages: Messages, purpose: str, index: int, sim_targets: tuple[str, ...] | None = None) -> tuple[ModelRequest, TrialContext]:
-    """The request a trial's call sends (seeded per trial) and what its provider may know of it."""
-    request = ModelRequest.build(model.id, to_dicts(messages), request_params(model, trial), trial.repeat, purpose)
-    targets = trial.item.targets if sim_targets is None else sim_targets  # what a simulated model may plant
-    return request, TrialContext(condition=trial.condition, targets=targets, seed=trial.seed, call_index=index, choices=trial.item.choices)
+    def by_table(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(table, row) in the order the runner logs them: the trial row last."""
+        for table, rows in (("calls", self.calls), ("rounds", self.rounds), ("scores", self.scores), ("trials", [self.trial])):
+            for row in rows:
+                yield table, row
 
 
 def status(solution: Solution, scored: Score) -> str:
@@ -39,13 +48,94 @@ def status(solution: Solution, scored: Score) -> str:
     return ERROR if solution.text is None or scored.error is not None else scored.status
 
 
-async def solve_and_score(trial: Trial, door: Callable[[ModelSpec], Generate], judge: ModelSpec | None) -> tuple[Solution, Score]:
+async def solve_and_score(trial: Trial, generate_for: Callable[[ModelSpec], Generate], judge: ModelSpec | None) -> tuple[Solution, Score]:
+    """`generate_for(model)`: the trial's way to `model` (its own, or the judge)."""
     try:
-        solution = await SOLVERS.get(trial.solver)(trial.for_solver(), door(trial.model))
+        solution = await SOLVERS.get(trial.solver)(trial.for_solver(), generate_for(trial.model))
     except Exception as exc:  # noqa: BLE001 - a failing program is an errored trial, not a crashed sweep
         solution = Solution(text=None, error=redact(f"{type(exc).__name__}: {exc}"))  # it may quote a key too
     if solution.text is None:
         return solution, Score(answer=None, value=None)
     with gold.access("scoring"):
-        case = ScoreCase(trial.task, trial.item, solution.text, trial.seed, door(judge) if judge else None, judge.id if judge else None, trial.extractor)
+        case = ScoreCase(trial.task, trial.item, solution.text, trial.seed, generate_for(judge) if judge else None, judge.id if judge else None, trial.extractor)
         return solution, await score_trial(case)  # a judge's calls are the trial's calls too
+
+
+async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
+    """Run `trial` through `gateway` and lay out its rows."""
+    started = now()
+    calls = gateway.for_trial(trial)
+    solution, scored = await solve_and_score(trial, calls.generate_for, gateway.judge)
+    call_rows = calls.rows()
+    with gold.access("scoring"):  # after final scoring: the log records the gold and scores each round
+        targets_json = json.dumps(list(trial.item.targets))
+        rounds = [round_row(trial, record, call_rows) for record in solution.rounds]
+        scores = [score_row(trial.trial_id, trial.run_id, trial.task, trial.item, solution.text, name) for name in logged_extractors(trial.extractor)]
+    details = {**solution.details, **({"scoring": scored.details} if scored.details else {})}
+    params = request_params(trial.model, trial)  # logged as sent: a seed of the user's own is made new per repeat
+    trial_row = {
+        "trial_id": trial.trial_id,
+        "run_id": trial.run_id,
+        "condition": trial.condition,
+        "model": trial.model.id,
+        "model_params_json": json.dumps(params, sort_keys=True),
+        "task": trial.task.id,
+        "task_version": trial.task.version,
+        "task_json": json.dumps(trial.task.descriptor(), sort_keys=True),
+        "item_id": trial.item.id,
+        "item_input": trial.item.input,
+        "item_json": item_json(trial.item),
+        "targets_json": targets_json,
+        "repeat": trial.repeat,
+        "seed": trial.seed,
+        "stimuli_json": json.dumps([s.model_dump() for s in trial.stimuli]),
+        "messages_json": json.dumps(to_dicts(trial.messages)),
+        "response_text": solution.text,
+        "answer": scored.answer,
+        "score": scored.value,
+        "status": status(solution, scored),
+        "error": solution.error or scored.error,
+        "details_json": json.dumps(details, sort_keys=True, default=str),
+        "n_calls": len(call_rows),
+        "prompt_tokens": sum(c["prompt_tokens"] for c in call_rows),
+        "completion_tokens": sum(c["completion_tokens"] for c in call_rows),
+        "cost": sum(c["cost"] for c in call_rows),
+        "latency_s": sum(c["latency_s"] or 0.0 for c in call_rows),
+        "cached": bool(call_rows) and all(c["cached"] for c in call_rows),
+        "started_at": started,
+        "finished_at": now(),
+        "consumes_gold": trial.consumes_gold,
+        "extractor": trial.extractor,
+    }
+    return TrialRows(trial=trial_row, calls=call_rows, rounds=rounds, scores=scores)
+
+
+def round_row(trial: Trial, record: RoundRecord, calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """A round as the `rounds` table logs it, its answer scored now (final scoring)."""
+    own = [calls[i] for i in record.call_indices]
+    score = round_value(trial.task, trial.item, record.text, trial.extractor) if record.text is not None else None
+    return {
+        "round_id": f"{trial.trial_id}:{record.round}",
+        "trial_id": trial.trial_id,
+        "run_id": trial.run_id,
+        "condition": trial.condition,
+        "round": record.round,
+        "emotion": record.emotion,
+        "tone": record.tone,
+        "phrase_id": record.phrase_id,
+        "asserts_error": record.asserts_error,
+        "feedback": record.feedback,
+        "messages_json": json.dumps(to_dicts(record.messages)),
+        "response_text": record.text,
+        "answer": record.answer,
+        "verdict": record.verdict,
+        "verdict_source": record.verdict_source,
+        "score": score,
+        "consumes_gold": trial.consumes_gold,
+        "prompt_tokens": sum(c["prompt_tokens"] for c in own),
+        "completion_tokens": sum(c["completion_tokens"] for c in own),
+        "latency_s": sum(c["latency_s"] or 0.0 for c in own),
+        "call_id": own[0]["call_id"] if own else None,
+        "call_ids_json": json.dumps([c["call_id"] for c in own]),
+        "error": record.error,
+    }

@@ -13,30 +13,23 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from .. import __version__, gold
+from .. import __version__
 from ..errors import UserError
-from ..local_models import Log
-from ..messages import Messages, to_dicts
-from ..providers import ModelResponse, ProviderPool, SampleKeys, complete_with_retries
-from ..providers import open_pool
-from .cache import ResponseCache
-from .execute import call_for, request_params, solve_and_score, status
 from ..extract import ERROR, NO_ANSWER
-from ..score_log import item_json, logged_extractors, round_value, score_row
-from ..solvers import Generate, Generation, RoundRecord
+from ..local_models import Log
+from ..providers import ModelResponse
 from ..store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
 from ..study import ModelSpec, ResolvedStudy
 from ..trials import Trial, expand
+from .batching import BatchWriter
+from .cache import ResponseCache
 from .control import Progress, ProgressCallback, StopHandle
-
-FLUSH_EVERY_S = 1.0
-FLUSH_EVERY_TRIALS = 512
-
+from .execute import TrialRows, execute
+from .gateway import Gateway, GatewaySettings, now
 
 @dataclass
 class RunSummary:
@@ -53,42 +46,9 @@ class RunSummary:
     compacted: bool = False
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
-
-
 def run_id_for(study: ResolvedStudy, fresh: bool) -> str:
     base = f"{study.spec.name}-{study.spec.spec_hash()[:10]}"
     return f"{base}-{time.strftime('%Y%m%dT%H%M%S')}" if fresh else base
-
-
-class _Log:
-    """Buffers finished rows and appends them as segments in batches."""
-
-    def __init__(self, writer: SegmentWriter) -> None:
-        self.writer = writer
-        self.rows: dict[str, list[dict[str, Any]]] = {}
-        self.pending_trials = 0
-        self.last_flush = time.monotonic()
-        self._lock = asyncio.Lock()
-
-    def add(self, table: str, row: dict[str, Any]) -> None:
-        self.rows.setdefault(table, []).append(row)
-        if table == "trials":
-            self.pending_trials += 1
-
-    async def maybe_flush(self) -> None:
-        if self.pending_trials >= FLUSH_EVERY_TRIALS or time.monotonic() - self.last_flush >= FLUSH_EVERY_S:
-            await self.flush()
-
-    async def flush(self) -> None:
-        """Hand the batch to a thread so trials keep running while Parquet is written."""
-        rows, self.rows = self.rows, {}
-        self.pending_trials = 0
-        self.last_flush = time.monotonic()
-        if rows:
-            async with self._lock:  # batches land in order
-                await asyncio.to_thread(self.writer.write, rows)
 
 
 class Runner:
@@ -100,7 +60,7 @@ class Runner:
         self.say: Log = log or (lambda _: None)
         self.progress: ProgressCallback = progress or (lambda _: None)
         self.stop = stop or StopHandle()
-        self.cache = ResponseCache()
+        self.cache = ResponseCache()  # the log's answers the pending trials may use, and theirs
         self.summary = RunSummary(run_id=self.run_id, db_path=str(self.db_path), trials_planned=0)
 
     # -- setup -------------------------------------------------------------------------------
@@ -110,28 +70,38 @@ class Runner:
         models = list(self.study.spec.models)
         return models + [judge] if judge is not None and judge.id not in {m.id for m in models} else models
 
-    def _existing(self, trial_ids: set[str]) -> tuple[dict[str, str], bool]:
-        """The run's trials already logged (id -> status), whether the run is registered; fills the cache."""
+    def _landed(self, trial_ids: set[str]) -> tuple[dict[str, str], bool]:
+        """The run's trials already logged (id -> status), and whether the run is registered."""
         if not log_exists(self.db_path):
             return {}, False
         con = connect_reader(self.db_path)
         try:
             rows = con.execute("SELECT trial_id, status FROM trials WHERE run_id = ?", [self.run_id]).fetchall()
-            done = {trial_id: status for trial_id, status in rows if trial_id in trial_ids}
             registered = bool(con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [self.run_id]).fetchone()[0])
-            if self.use_cache:
-                models = [m.id for m in self._models()]
-                rows = con.execute(
-                    "SELECT cache_key, response_text, prompt_tokens, completion_tokens, cost, latency_s, finish_reason "
-                    "FROM calls_landed WHERE error IS NULL AND NOT cached AND model IN (SELECT unnest(?)) "
-                    "ORDER BY finished_at, started_at, call_id",  # the first logged answer of a key is its answer
-                    [models],
-                ).fetchall()
-                for key, text, p_tok, c_tok, cost, latency, finish in rows:
-                    self.cache.put(key, ModelResponse(text=text, prompt_tokens=p_tok, completion_tokens=c_tok, cost=cost, latency_s=latency, finish_reason=finish))
         finally:
             con.close()
-        return done, registered
+        return {trial_id: status for trial_id, status in rows if trial_id in trial_ids}, registered
+
+    def _logged_answers(self, models: list[ModelSpec]) -> ResponseCache:
+        """A cache of the log's answers from `models` (the models the pending trials call): called
+        only when trials are pending, so a run with nothing left to do reads no call history."""
+        cache = ResponseCache()
+        if not self.use_cache or not models or not log_exists(self.db_path):
+            return cache
+        con = connect_reader(self.db_path)
+        try:
+            result = con.execute(
+                "SELECT cache_key, response_text, prompt_tokens, completion_tokens, cost, latency_s, finish_reason "
+                "FROM calls_landed WHERE error IS NULL AND NOT cached AND model IN (SELECT unnest(?)) "
+                "ORDER BY finished_at, started_at, call_id",  # the first logged answer of a key is its answer
+                [[m.id for m in models]],
+            )
+            while batch := result.fetchmany(10_000):
+                for key, text, p_tok, c_tok, cost, latency, finish in batch:
+                    cache.put(key, ModelResponse(text=text, prompt_tokens=p_tok, completion_tokens=c_tok, cost=cost, latency_s=latency, finish_reason=finish))
+        finally:
+            con.close()
+        return cache
 
     def _run_rows(self, trials: list[Trial]) -> dict[str, list[dict[str, Any]]]:
         spec = self.study.spec
@@ -147,7 +117,7 @@ class Runner:
                     "spec_hash": spec.spec_hash(),
                     "seed": spec.seed,
                     "trials_planned": len(trials),
-                    "created_at": _now(),
+                    "created_at": now(),
                     "workbench_version": __version__,
                     "git_sha": _git_sha(),
                     "packages_json": json.dumps(_package_versions(), sort_keys=True),
@@ -169,7 +139,7 @@ class Runner:
         }
 
     def _event(self, event: str, **detail: Any) -> dict[str, Any]:
-        return {"event_id": f"{self.run_id}:{time.time_ns()}", "run_id": self.run_id, "event": event, "event_at": _now(), "detail_json": json.dumps(detail)}
+        return {"event_id": f"{self.run_id}:{time.time_ns()}", "run_id": self.run_id, "event": event, "event_at": now(), "detail_json": json.dumps(detail)}
 
     # -- execution ---------------------------------------------------------------------------
     async def run(self) -> RunSummary:
@@ -187,14 +157,13 @@ class Runner:
     async def _run(self) -> RunSummary:
         trials = expand(self.study, self.run_id)
         self.summary.trials_planned = len(trials)
-        done, registered = self._existing({t.trial_id for t in trials})
+        done, registered = self._landed({t.trial_id for t in trials})
         pending = [t for t in trials if t.trial_id not in done]
         self.summary.trials_done = len(done)
         # and the trials run now add theirs as they land
         self.summary.errors = sum(s == ERROR for s in done.values())
         self.summary.no_answer = sum(s == NO_ANSWER for s in done.values())
-        writer = SegmentWriter(self.db_path)
-        log = _Log(writer)
+        log = BatchWriter(SegmentWriter(self.db_path))
         if not registered:
             for table, rows in self._run_rows(trials).items():
                 for row in rows:
@@ -204,10 +173,24 @@ class Runner:
             log.add("run_events", self._event("warnings", messages=self.study.warnings))
         await log.flush()
         self._report()
-        pool = ProviderPool()
-        if pending:
-            needed = [m for m in self._models() if m is self.study.spec.judge or any(t.model.id == m.id for t in pending)]
-            pool = await asyncio.to_thread(open_pool, needed, self.say)
+        judge = self.study.spec.judge
+        needed = [m for m in self._models() if m is judge or any(t.model.id == m.id for t in pending)] if pending else []
+        settings = GatewaySettings(models=tuple(needed), judge=judge, use_cache=self.use_cache)
+        self.cache = await asyncio.to_thread(self._logged_answers, needed)
+        gateway = await settings.open(self.say, self.cache)
+        try:
+            await self._schedule(pending, gateway, log)
+        finally:
+            log.add("run_events", self._event("interrupted" if self.summary.interrupted else "finished", done=self.summary.trials_done))
+            await log.flush()
+            await gateway.close()
+            self.summary.model_calls, self.summary.cache_hits = gateway.model_calls, gateway.cache_hits
+        self.summary.compacted = await asyncio.to_thread(compact, self.db_path)
+        return self.summary
+
+    async def _schedule(self, pending: list[Trial], gateway: Gateway, log: BatchWriter) -> None:
+        """Execute `pending` at the study's concurrency, logging each trial as it lands, until all
+        are done or the stop handle (or SIGINT/SIGTERM) stops the run."""
         semaphore = asyncio.Semaphore(self.study.spec.concurrency)
         stop = self.stop
         loop = asyncio.get_running_loop()
@@ -219,18 +202,8 @@ class Runner:
             async with semaphore:
                 if stop.stopped:
                     return
-                rows = await self._run_trial(trial, pool)
-            for call in rows["calls"]:
-                log.add("calls", call)
-            for round_row in rows["rounds"]:
-                log.add("rounds", round_row)
-            for score_row in rows["scores"]:
-                log.add("scores", score_row)
-            log.add("trials", rows["trial"])
-            self.summary.trials_done += 1
-            self.summary.trials_run_now += 1
-            self.summary.errors += rows["trial"]["status"] == ERROR
-            self.summary.no_answer += rows["trial"]["status"] == NO_ANSWER
+                rows = await execute(trial, gateway)
+            self._landed_now(rows, log)
             await log.maybe_flush()
             self._report()
 
@@ -252,154 +225,18 @@ class Runner:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError):
                     loop.remove_signal_handler(sig)
-            log.add("run_events", self._event("interrupted" if self.summary.interrupted else "finished", done=self.summary.trials_done))
-            await log.flush()
-            await pool.close()
-        self.summary.compacted = await asyncio.to_thread(compact, self.db_path)
-        return self.summary
+
+    def _landed_now(self, rows: TrialRows, log: BatchWriter) -> None:
+        log.add_all(rows.by_table())
+        status = rows.trial["status"]
+        self.summary.trials_done += 1
+        self.summary.trials_run_now += 1
+        self.summary.errors += status == ERROR
+        self.summary.no_answer += status == NO_ANSWER
 
     def _report(self) -> None:
         s = self.summary
         self.progress(Progress(total=s.trials_planned, done=s.trials_done, errors=s.errors, no_answer=s.no_answer, run_now=s.trials_run_now))
-
-    async def _run_trial(self, trial: Trial, pool: ProviderPool) -> dict[str, Any]:
-        calls: list[dict[str, Any]] = []
-        started = _now()
-        params = request_params(trial.model, trial)  # logged as sent: a seed of the user's own is made new per repeat
-        keys = SampleKeys()  # the trial's calls: a request sent again is a new sample
-
-        def door(model: ModelSpec) -> Generate:
-            """The trial's one way to a model (its own, or the study's judge): cached, retried, logged."""
-            provider = pool.get(model.id)
-
-            async def generate(messages: Messages, purpose: str = "answer", *, sim_targets: tuple[str, ...] | None = None) -> Generation:
-                index = len(calls)
-                request, context = call_for(trial, model, messages, purpose, index, sim_targets)
-                key = keys.key(request, provider.endpoint, provider.cache_scope(context))
-                call_started = _now()
-                cached = await self.cache.get(key) if self.use_cache else None
-                if cached is not None:
-                    self.summary.cache_hits += 1
-                    response, error, retries = cached, None, 0
-                else:
-                    self.summary.model_calls += 1
-                    # Others wanting this key meanwhile wait for this call (with the cache on).
-                    async with self.cache.fetching(key) if self.use_cache else contextlib.nullcontext():
-                        # A simulated model plants its effects against the gold; the solver is suspended meanwhile.
-                        with gold.access("provider"):
-                            outcome = await complete_with_retries(provider, request, context, max_retries=model.max_retries, timeout_s=model.timeout_s)
-                        response, error, retries = outcome.response, outcome.error, outcome.retries
-                        if response is not None:
-                            self.cache.put(key, response)
-                calls.append(
-                    {
-                        "call_id": f"{trial.trial_id}:{index}",
-                        "trial_id": trial.trial_id,
-                        "run_id": trial.run_id,
-                        "call_index": index,
-                        "purpose": purpose,
-                        "model": model.id,
-                        "endpoint": provider.endpoint,
-                        "params_json": json.dumps(dict(request.params), sort_keys=True),
-                        "repeat": trial.repeat,
-                        "cache_key": key,
-                        "messages_json": json.dumps(request.message_dicts()),
-                        "response_text": response.text if response else None,
-                        "finish_reason": response.finish_reason if response else None,
-                        "prompt_tokens": response.prompt_tokens if response else 0,
-                        "completion_tokens": response.completion_tokens if response else 0,
-                        "cost": 0.0 if cached is not None or response is None else response.cost,
-                        "latency_s": response.latency_s if response else None,
-                        "cached": cached is not None,
-                        "retries": retries,
-                        "error": str(error) if error else None,
-                        "error_kind": error.kind if error else None,
-                        "started_at": call_started,
-                        "finished_at": _now(),
-                    }
-                )
-                return Generation(text=response.text if response else None, error=f"{error.kind}: {error}" if error else None, call_index=index)
-
-            return generate
-
-        solution, scored = await solve_and_score(trial, door, self.study.spec.judge)
-        with gold.access("scoring"):  # after final scoring: the log records the gold and scores each round
-            targets_json = json.dumps(list(trial.item.targets))
-            rounds = [self._round_row(trial, record, calls) for record in solution.rounds]
-            scores = [score_row(trial.trial_id, trial.run_id, trial.task, trial.item, solution.text, name) for name in logged_extractors(trial.extractor)]
-        answer, score = scored.answer, scored.value
-        details = {**solution.details, **({"scoring": scored.details} if scored.details else {})}
-        return {
-            "calls": calls,
-            "rounds": rounds,
-            "scores": scores,
-            "trial": {
-                "trial_id": trial.trial_id,
-                "run_id": trial.run_id,
-                "condition": trial.condition,
-                "model": trial.model.id,
-                "model_params_json": json.dumps(params, sort_keys=True),
-                "task": trial.task.id,
-                "task_version": trial.task.version,
-                "task_json": json.dumps(trial.task.descriptor(), sort_keys=True),
-                "item_id": trial.item.id,
-                "item_input": trial.item.input,
-                "item_json": item_json(trial.item),
-                "targets_json": targets_json,
-                "repeat": trial.repeat,
-                "seed": trial.seed,
-                "stimuli_json": json.dumps([s.model_dump() for s in trial.stimuli]),
-                "messages_json": json.dumps(to_dicts(trial.messages)),
-                "response_text": solution.text,
-                "answer": answer,
-                "score": score,
-                "status": status(solution, scored),
-                "error": solution.error or scored.error,
-                "details_json": json.dumps(details, sort_keys=True, default=str),
-                "n_calls": len(calls),
-                "prompt_tokens": sum(c["prompt_tokens"] for c in calls),
-                "completion_tokens": sum(c["completion_tokens"] for c in calls),
-                "cost": sum(c["cost"] for c in calls),
-                "latency_s": sum(c["latency_s"] or 0.0 for c in calls),
-                "cached": bool(calls) and all(c["cached"] for c in calls),
-                "started_at": started,
-                "finished_at": _now(),
-                "consumes_gold": trial.consumes_gold,
-                "extractor": trial.extractor,
-            },
-        }
-
-    @staticmethod
-    def _round_row(trial: Trial, record: RoundRecord, calls: list[dict[str, Any]]) -> dict[str, Any]:
-        """A round as the `rounds` table logs it, its answer scored now (final scoring)."""
-        own = [calls[i] for i in record.call_indices]
-        score = round_value(trial.task, trial.item, record.text, trial.extractor) if record.text is not None else None
-        return {
-            "round_id": f"{trial.trial_id}:{record.round}",
-            "trial_id": trial.trial_id,
-            "run_id": trial.run_id,
-            "condition": trial.condition,
-            "round": record.round,
-            "emotion": record.emotion,
-            "tone": record.tone,
-            "phrase_id": record.phrase_id,
-            "asserts_error": record.asserts_error,
-            "feedback": record.feedback,
-            "messages_json": json.dumps(to_dicts(record.messages)),
-            "response_text": record.text,
-            "answer": record.answer,
-            "verdict": record.verdict,
-            "verdict_source": record.verdict_source,
-            "score": score,
-            "consumes_gold": trial.consumes_gold,
-            "prompt_tokens": sum(c["prompt_tokens"] for c in own),
-            "completion_tokens": sum(c["completion_tokens"] for c in own),
-            "latency_s": sum(c["latency_s"] or 0.0 for c in own),
-            "call_id": own[0]["call_id"] if own else None,
-            "call_ids_json": json.dumps([c["call_id"] for c in own]),
-            "error": record.error,
-        }
-
 
 async def _stopped(stop: StopHandle, poll_s: float = 0.05) -> None:
     """Returns once the handle is triggered (polled: it may be set from another thread)."""

@@ -1,52 +1,35 @@
 """Simulated studies in process, for statistical validation and simulated power.
 
 A study on `sim/` models yields the outcomes the runner would log, produced by the code the
-runner uses for one trial (trial expansion, workbench.execute's solver-then-scoring, the
-SimulatedProvider with the same bounded retries) but without the cache, timeouts, backoff and the log, which
-cost several times more per trial and add nothing to the outcomes (tests check that both agree).
+runner uses for one trial (trial expansion, workbench.run.execute's solver-then-scoring, the
+gateway with the same bounded retries) but without the cache, timeouts, backoff, the rows and the
+log, which cost several times more per trial and add nothing to the outcomes (tests check that
+both agree).
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .. import gold
-from .execute import call_for, solve_and_score, status
-from ..messages import Messages
-from ..providers import complete_with_retries
 from ..providers.simulated import SimulatedProvider
-from ..solvers import Generate, Generation
-from ..study import ModelSpec, ResolvedStudy, StudySpec, resolve_study
+from ..study import ResolvedStudy, StudySpec, resolve_study
 from ..trials import Trial, expand
+from .execute import solve_and_score, status
+from .gateway import Gateway, GatewaySettings
 
 FRAME_COLUMNS = ["model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls"]
 
 
-async def _outcome(trial: Trial, providers: Mapping[str, SimulatedProvider], judge: ModelSpec | None) -> dict[str, Any]:
-    calls = 0
-
-    def door(model: ModelSpec) -> Generate:
-        provider = providers[model.id]
-
-        async def generate(messages: Messages, purpose: str = "answer", *, sim_targets: tuple[str, ...] | None = None) -> Generation:
-            nonlocal calls
-            request, context = call_for(trial, model, messages, purpose, calls, sim_targets)
-            calls += 1
-            with gold.access("provider"):  # as in the runner: the simulated model plants against the gold
-                outcome = await complete_with_retries(provider, request, context, max_retries=model.max_retries, timeout_s=None, backoff_s=0.0)
-            error = outcome.error
-            return Generation(text=outcome.response.text if outcome.response else None, error=f"{error.kind}: {error}" if error else None, call_index=context.call_index)
-
-        return generate
-
-    solution, scored = await solve_and_score(trial, door, judge)
+async def _outcome(trial: Trial, gateway: Gateway) -> dict[str, Any]:
+    calls = gateway.for_trial(trial)
+    solution, scored = await solve_and_score(trial, calls.generate_for, gateway.judge)
     return {
         "model": trial.model.id,
         "condition": trial.condition,
@@ -55,7 +38,7 @@ async def _outcome(trial: Trial, providers: Mapping[str, SimulatedProvider], jud
         "repeat": trial.repeat,
         "score": scored.value,
         "status": status(solution, scored),
-        "n_calls": calls,
+        "n_calls": len(calls.calls),
     }
 
 
@@ -64,8 +47,9 @@ async def _frame(study: ResolvedStudy) -> pd.DataFrame:
     models = [*study.spec.models, *([judge] if judge else [])]
     if not all(m.id.startswith("sim/") for m in models):
         raise ValueError("only sim/<name> models can be simulated in process")
-    providers = {m.id: SimulatedProvider(m) for m in models}
-    rows = [await _outcome(trial, providers, judge) for trial in expand(study, "simulated")]
+    settings = GatewaySettings(models=tuple(models), judge=judge, use_cache=False, timeouts=False, backoff_s=0.0)
+    gateway = Gateway(settings, {m.id: SimulatedProvider(m) for m in models})
+    rows = [await _outcome(trial, gateway) for trial in expand(study, "simulated")]
     return pd.DataFrame(rows, columns=FRAME_COLUMNS)
 
 
