@@ -7,6 +7,7 @@ alone, for callers with a way to a model of their own (planning walks it with fi
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,9 +22,9 @@ from ..scorers import Score, ScoreCase, score_trial
 from ..solvers import SOLVERS, Generate, RoundRecord, Solution
 from ..study import ModelSpec
 from ..trials import Trial
-from .gateway import Gateway, call_for, now, request_params
+from .gateway import Gateway, GatewaySettings, call_for, now, request_params
 
-__all__ = ["TrialRows", "call_for", "execute", "request_params", "solve_and_score", "status"]
+__all__ = ["TrialRows", "call_for", "execute", "execute_alone", "request_params", "solve_and_score", "status"]
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,20 @@ async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
         "extractor": trial.extractor,
     }
     return TrialRows(trial=trial_row, calls=call_rows, rounds=rounds, scores=scores)
+
+
+def execute_alone(trial: Trial, settings: GatewaySettings) -> TrialRows:
+    """Execute `trial` in this process through a gateway of its own, opened from `settings` and
+    closed after: what a worker process does with a trial and settings it was sent (both pickle)."""
+
+    async def main() -> TrialRows:
+        gateway = await settings.open()
+        try:
+            return await execute(trial, gateway)
+        finally:
+            await gateway.close()
+
+    return asyncio.run(main())
 
 
 def round_row(trial: Trial, record: RoundRecord, calls: list[dict[str, Any]]) -> dict[str, Any]:

@@ -46,6 +46,21 @@ class RunSummary:
     compacted: bool = False
 
 
+def study_models(study: ResolvedStudy) -> list[ModelSpec]:
+    """The study's models and its judge (a judge with a study model's id shares its provider)."""
+    judge = study.spec.judge
+    models = list(study.spec.models)
+    return models + [judge] if judge is not None and judge.id not in {m.id for m in models} else models
+
+
+def gateway_settings(study: ResolvedStudy, trials: list[Trial], *, use_cache: bool = True) -> GatewaySettings:
+    """The gateway the run executes `trials` through: the models they call (none when there are
+    none), the study's judge, its models' retries and timeouts."""
+    judge = study.spec.judge
+    needed = [m for m in study_models(study) if m is judge or any(t.model.id == m.id for t in trials)] if trials else []
+    return GatewaySettings(models=tuple(needed), judge=judge, use_cache=use_cache)
+
+
 def run_id_for(study: ResolvedStudy, fresh: bool) -> str:
     base = f"{study.spec.name}-{study.spec.spec_hash()[:10]}"
     return f"{base}-{time.strftime('%Y%m%dT%H%M%S')}" if fresh else base
@@ -64,12 +79,6 @@ class Runner:
         self.summary = RunSummary(run_id=self.run_id, db_path=str(self.db_path), trials_planned=0)
 
     # -- setup -------------------------------------------------------------------------------
-    def _models(self) -> list[ModelSpec]:
-        """The study's models and its judge (a judge with a study model's id shares its provider)."""
-        judge = self.study.spec.judge
-        models = list(self.study.spec.models)
-        return models + [judge] if judge is not None and judge.id not in {m.id for m in models} else models
-
     def _landed(self, trial_ids: set[str]) -> tuple[dict[str, str], bool]:
         """The run's trials already logged (id -> status), and whether the run is registered."""
         if not log_exists(self.db_path):
@@ -173,10 +182,8 @@ class Runner:
             log.add("run_events", self._event("warnings", messages=self.study.warnings))
         await log.flush()
         self._report()
-        judge = self.study.spec.judge
-        needed = [m for m in self._models() if m is judge or any(t.model.id == m.id for t in pending)] if pending else []
-        settings = GatewaySettings(models=tuple(needed), judge=judge, use_cache=self.use_cache)
-        self.cache = await asyncio.to_thread(self._logged_answers, needed)
+        settings = gateway_settings(self.study, pending, use_cache=self.use_cache)
+        self.cache = await asyncio.to_thread(self._logged_answers, list(settings.models))
         gateway = await settings.open(self.say, self.cache)
         try:
             await self._schedule(pending, gateway, log)
