@@ -211,8 +211,8 @@ class Runner:
                     return
                 rows = await execute(trial, gateway)
             self._landed_now(rows, log)
+            self._report()  # before the flush, which a stop may cancel: what is reported is in the batch
             await log.maybe_flush()
-            self._report()
 
         try:
             tasks = [asyncio.ensure_future(one(t)) for t in pending]
