@@ -198,30 +198,32 @@ class Runner:
     async def _schedule(self, pending: list[Trial], gateway: Gateway, log: BatchWriter) -> None:
         """Execute `pending` at the study's concurrency, logging each trial as it lands, until all
         are done or the stop handle (or SIGINT/SIGTERM) stops the run."""
-        semaphore = asyncio.Semaphore(self.study.spec.concurrency)
         stop = self.stop
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.stop)
+        queue = iter(pending)  # shared: each worker takes the next trial, so trials start in order
 
-        async def one(trial: Trial) -> None:
-            async with semaphore:
+        async def worker() -> None:
+            for trial in queue:
                 if stop.stopped:
                     return
                 rows = await execute(trial, gateway)
-            self._landed_now(rows, log)
-            self._report()  # before the flush, which a stop may cancel: what is reported is in the batch
-            await log.maybe_flush()
+                self._landed_now(rows, log)
+                self._report()  # before the flush, which a stop may cancel: what is reported is in the batch
+                await log.maybe_flush()
 
+        # `concurrency` workers rather than a task per trial: as many trials run at once, without
+        # a waiting task (and its memory) for every pending trial.
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.study.spec.concurrency, len(pending)))]
         try:
-            tasks = [asyncio.ensure_future(one(t)) for t in pending]
+            all_done = asyncio.gather(*workers)
             waiter = asyncio.ensure_future(_stopped(stop))
-            all_done = asyncio.gather(*tasks)
             await asyncio.wait([all_done, waiter], return_when=asyncio.FIRST_COMPLETED)
             if stop.stopped:
                 self.summary.interrupted = True
-                for task in tasks:
+                for task in workers:
                     task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await all_done
