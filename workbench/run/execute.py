@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import gold
-from ..extract import ERROR
+from ..extract import ERROR, scoring_memo
 from ..messages import to_dicts
 from ..providers.redact import redact
 from ..score_log import item_json, logged_extractors, round_value, score_row
@@ -66,12 +66,13 @@ async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
     """Run `trial` through `gateway` and lay out its rows."""
     started = now()
     calls = gateway.for_trial(trial)
-    solution, scored = await solve_and_score(trial, calls.generate_for, gateway.judge)
-    call_rows = calls.rows()
-    with gold.access("scoring"):  # after final scoring: the log records the gold and scores each round
-        targets_json = json.dumps(list(trial.item.targets))
-        rounds = [round_row(trial, record, call_rows) for record in solution.rounds]
-        scores = [score_row(trial.trial_id, trial.run_id, trial.task, trial.item, solution.text, name) for name in logged_extractors(trial.extractor)]
+    with scoring_memo():  # final scoring, the rounds and the scores rows read the answer once per extractor
+        solution, scored = await solve_and_score(trial, calls.generate_for, gateway.judge)
+        call_rows = calls.rows()
+        with gold.access("scoring"):  # after final scoring: the log records the gold and scores each round
+            targets_json = json.dumps(list(trial.item.targets))
+            rounds = [round_row(trial, record, call_rows) for record in solution.rounds]
+            scores = [score_row(trial.trial_id, trial.run_id, trial.task, trial.item, solution.text, name) for name in logged_extractors(trial.extractor)]
     details = {**solution.details, **({"scoring": scored.details} if scored.details else {})}
     params = request_params(trial.model, trial)  # logged as sent: a seed of the user's own is made new per repeat
     trial_row = {
