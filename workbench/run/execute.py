@@ -83,14 +83,14 @@ async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
         "model_params_json": json.dumps(params, sort_keys=True),
         "task": trial.task.id,
         "task_version": trial.task.version,
-        "task_json": json.dumps(trial.task.descriptor(), sort_keys=True),
+        "task_json": _shared(trial.task, lambda task: json.dumps(task.descriptor(), sort_keys=True)),
         "item_id": trial.item.id,
         "item_input": trial.item.input,
         "item_json": item_json(trial.item),
         "targets_json": targets_json,
         "repeat": trial.repeat,
         "seed": trial.seed,
-        "stimuli_json": json.dumps([s.model_dump() for s in trial.stimuli]),
+        "stimuli_json": "[" + ", ".join(_shared(s, lambda s: json.dumps(s.model_dump())) for s in trial.stimuli) + "]",
         "messages_json": json.dumps(to_dicts(trial.messages)),
         "response_text": solution.text,
         "answer": scored.answer,
@@ -110,6 +110,23 @@ async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
         "extractor": trial.extractor,
     }
     return TrialRows(trial=trial_row, calls=call_rows, rounds=rounds, scores=scores)
+
+
+_SHARED: dict[int, tuple[Any, str]] = {}
+SHARED_LIMIT = 4096
+
+
+def _shared(obj: Any, layout: Callable[[Any], str]) -> str:
+    """The JSON of an object many trials share (a task, an applied stimulus), laid out once. Keyed
+    by identity: the entry holds the object, so its id cannot pass to another meanwhile."""
+    hit = _SHARED.get(id(obj))
+    if hit is not None and hit[0] is obj:
+        return hit[1]
+    if len(_SHARED) >= SHARED_LIMIT:
+        _SHARED.clear()
+    text = layout(obj)
+    _SHARED[id(obj)] = (obj, text)
+    return text
 
 
 def execute_alone(trial: Trial, settings: GatewaySettings) -> TrialRows:
