@@ -17,8 +17,8 @@ import pytest
 from conftest import run_cli, run_json, sim_study, write_study
 from workbench.export import latex_escape, markdown_escape, to_latex, to_markdown
 from workbench.export.figures import write_figures
-from workbench.simulate import sim_study as planted_study
-from workbench.simulate import simulated_frames
+from workbench.run.simulate import sim_study as planted_study
+from workbench.run.simulate import simulated_frames
 from workbench.stats import compare
 from workbench.store import connect_reader
 

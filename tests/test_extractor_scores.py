@@ -104,7 +104,7 @@ def test_each_trial_has_a_score_row_for_its_extractor_and_each_diagnostic_one(si
 def test_a_task_entry_chooses_its_extractor_and_judged_tasks_keep_their_judge(tmp_path: Path) -> None:
     import asyncio
 
-    from workbench.runner import Runner
+    from workbench.run.scheduler import Runner
     from workbench.study.spec import StudySpec, resolve_study
 
     spec = StudySpec.model_validate({

@@ -16,7 +16,7 @@ import pytest
 from conftest import run_cli, run_json, write_study
 from workbench.core.errors import UserError
 from workbench.reports.rounds import round_curve
-from workbench.runner import run_study
+from workbench.run.scheduler import run_study
 from workbench.stimuli import builtin_library, feedback_phrases as heart
 from workbench.store import compact, connect_reader, query
 from workbench.study.spec import load_study

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import write_study
 from workbench.scoring import gold
-from workbench.runner import run_study
+from workbench.run.scheduler import run_study
 from workbench.solvers.base import SOLVERS, Solution
 from workbench.store import connect_reader
 from workbench.study.spec import load_study

@@ -14,7 +14,7 @@ from conftest import REPO, run_json, write_study
 from test_heart_gold import check_verifier_free, probe, sealed_study, verifier_free_conditions  # noqa: F401  (probe is a fixture)
 from workbench.providers.local_models import LOCAL_MODELS
 from workbench.reports.rounds import round_curve
-from workbench.runner import run_study
+from workbench.run.scheduler import run_study
 from workbench.stimuli import builtin_library, feedback_phrases as heart
 from workbench.store import connect_reader
 

@@ -15,7 +15,7 @@ from conftest import run_json, write_study
 from workbench.solvers.heart import FEEDBACK, HeartPlan, read_verdict
 from workbench.solvers.heart.loop import bare_feedback, schedule_seed
 from workbench.reports.rounds import condition_costs, gain_and_cost, round_curve
-from workbench.runner import run_study
+from workbench.run.scheduler import run_study
 from workbench.stimuli import builtin_library, feedback_phrases as heart
 from workbench.stimuli.feedback_phrases import Verdicts
 from workbench.store import connect_reader, query

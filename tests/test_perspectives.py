@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_json, write_study
-from doors import score_with_judge
+from judge_gateway import score_with_judge
 from workbench.scoring.scorers import Unparseable
 from workbench.store import connect_reader
 from workbench.providers.spec import ModelSpec

@@ -1,4 +1,4 @@
-"""Planning before spending: `workbench plan` and `run --dry-run` (workbench/plan.py), and `n: all`."""
+"""Planning before spending: `workbench plan` and `run --dry-run` (workbench/reports/plan.py), and `n: all`."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from conftest import run_cli, run_json, sim_study, write_study
 from task_fixtures import write_ii_dir
-from workbench.plan import plan_study, walk
+from workbench.reports.plan import plan_study, walk
 from workbench.providers import build_provider
-from workbench.runner import run_study
+from workbench.run.scheduler import run_study
 from workbench.stats import power_paired_binary
 from workbench.store import connect_reader
 from workbench.study.spec import load_study

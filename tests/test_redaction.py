@@ -40,10 +40,11 @@ def _text_columns(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
 
 @pytest.mark.parametrize("as_json", [False, True])
 def test_a_key_quoted_in_a_provider_error_is_neither_logged_nor_printed(tmp_path: Path, monkeypatch, capsys, as_json: bool) -> None:
-    from workbench import cli, runner
+    from workbench import cli
+    from workbench.run import gateway
 
     monkeypatch.setenv("LEAKY_API_KEY", KEY)
-    monkeypatch.setattr(runner, "open_pool", lambda specs, log: ProviderPool(providers={s.id: LeakyProvider() for s in specs}))
+    monkeypatch.setattr(gateway, "open_pool", lambda specs, log: ProviderPool(providers={s.id: LeakyProvider() for s in specs}))
     study = write_study(tmp_path / "s.yaml", sim_study())
     db = tmp_path / "log.duckdb"
     monkeypatch.setattr(sys, "argv", ["workbench", "run", str(study), "--db", str(db), *(["--json"] if as_json else [])])
@@ -62,7 +63,8 @@ def test_a_key_quoted_by_a_failing_program_is_not_logged(tmp_path: Path, monkeyp
     """A solver (a DSPy program, a multi-call stimulus) that raises is an errored trial; its message is masked too."""
     from types import SimpleNamespace
 
-    from workbench import execute, runner
+    from workbench.run import execute
+    from workbench.run import scheduler as runner
 
     async def leaky_solver(trial, generate):  # noqa: ANN001 - the Solver protocol
         raise RuntimeError(f"request rejected for key {KEY}")

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import run_cli, write_study
 from workbench.providers import ModelRequest, ModelResponse, ProviderPool, TrialContext
-from workbench.runner import run_study
+from workbench.run.scheduler import run_study
 from workbench.store import connect_reader, query
 from workbench.study.spec import load_study
 
@@ -98,10 +98,11 @@ def test_a_key_gives_the_same_answer_live_and_in_a_fresh_replay(tmp_path: Path, 
     """Three conditions send the very same request for each example, at the same time. Live, each
     trial must get the answer a `--fresh` replay of the log serves for that key (the first logged),
     not one sampled beside it."""
-    from workbench import runner
+    from workbench.run import gateway
+    from workbench.run import scheduler as runner
 
     provider = NewTextEachCall()
-    monkeypatch.setattr(runner, "open_pool", lambda specs, log: ProviderPool(providers={s.id: provider for s in specs}))
+    monkeypatch.setattr(gateway, "open_pool", lambda specs, log: ProviderPool(providers={s.id: provider for s in specs}))
     study = {
         "name": "one-key", "models": [{"id": "openai/new-text-each-call"}], "tasks": [{"task": "math/word_problems", "n": 6}],
         "conditions": [{"name": "control"}, {"name": "twin"}, {"name": "triplet"}], "concurrency": 3,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.runner import Runner
-from workbench.simulate import planted_pair_study, sim_study, simulated_frame, simulated_frames, simulated_pvalues
+from workbench.run.scheduler import Runner
+from workbench.run.simulate import planted_pair_study, sim_study, simulated_frame, simulated_frames, simulated_pvalues
 from workbench.reports.power import simulated_power
 from workbench.stats import adjust, load_run, power_paired_binary
 from workbench.study.spec import StudySpec, resolve_study

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.simulate import sim_study, simulated_frame, simulated_frames
+from workbench.run.simulate import sim_study, simulated_frame, simulated_frames
 from workbench.stats import ALL_TASKS, adjust, cochran_q, compare, condition_table, gee_effects, paired_diff_ci, paired_t
 from workbench.stats.table import scored_frame
 

@@ -131,7 +131,7 @@ def test_trials_run_the_draw_the_data_fingerprint_covers(tmp_path: Path) -> None
 
 
 def test_a_study_reseeded_after_resolving_draws_the_examples_of_its_new_seed() -> None:
-    from workbench.simulate import reseeded, sim_study as planted
+    from workbench.run.simulate import reseeded, sim_study as planted
     from workbench.study.expand import expand
 
     study = planted({"control": 0.5, "treatment": 0.5}, n=6)

@@ -49,9 +49,9 @@ def plan(
     study: str | Path | ResolvedStudy, db: str | Path, *, fresh: bool = False, use_cache: bool = True, effect: float = 0.10,
     baseline: float = 0.5, measure: bool = False, log: Log | None = None,
 ) -> Any:
-    """What running `study` would take (workbench.plan.Plan): no model call (unless `measure`
+    """What running `study` would take (workbench.reports.plan.Plan): no model call (unless `measure`
     times local models), nothing written. `to_json()` is what `workbench plan --json` prints."""
-    from .plan import BadFigure, plan_study
+    from .reports.plan import BadFigure, plan_study
 
     try:
         return plan_study(_resolved(study), Path(db), log=log or _quiet, fresh=fresh, use_cache=use_cache, effect=effect, baseline=baseline, measure=measure)
@@ -62,7 +62,7 @@ def plan(
 def study_warnings(study: str | Path | ResolvedStudy) -> list[str]:
     """What to tell before running `study`: what it may not do as meant (e.g. repeats at
     temperature 0), and power below 50% at a 10-point difference."""
-    from .plan import low_power_warning
+    from .reports.plan import low_power_warning
 
     resolved = _resolved(study)
     return [w for w in [*resolved.warnings, low_power_warning(resolved)] if w]

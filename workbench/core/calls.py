@@ -1,5 +1,5 @@
 """The model-call contract: what a solver or a judge scorer awaits from `generate`, the
-runner's only door to the model (every call cached, retried and logged under its trial)."""
+gateway, the only way to the model (every call cached, retried and logged under its trial)."""
 
 from __future__ import annotations
 

@@ -140,8 +140,9 @@ async def complete_with_retries(
     `max_retries` times with backoff."""
     for attempt in range(max_retries + 1):
         try:
-            call = provider.complete(request, context, attempt)
-            response = await (call if timeout_s is None else asyncio.wait_for(call, timeout=timeout_s + 5))
+            # asyncio.timeout rather than wait_for: the same limit without a task per call
+            async with asyncio.timeout(None if timeout_s is None else timeout_s + 5):
+                response = await provider.complete(request, context, attempt)
             return CallOutcome(response=response, error=None, retries=attempt)
         except asyncio.TimeoutError:
             error = ProviderError(f"no answer within {timeout_s:.0f} s", kind="timeout", transient=True)

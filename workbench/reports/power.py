@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..simulate import planted_pair_study, simulated_rejections
+from ..run.simulate import planted_pair_study, simulated_rejections
 
 
 def simulated_power(

@@ -18,10 +18,13 @@ diagnostic.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import answers
 from ..core.registry import Registry
@@ -46,6 +49,36 @@ DIAGNOSTIC_EXTRACTORS = ("strict", "flexible")
 # Trial and score statuses: an answer was scored, the response held no answer of the task's
 # type, or the trial failed (no response, a failed call or scorer).
 OK, NO_ANSWER, ERROR = "ok", "no_answer", "error"
+
+
+_MEMO: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("scoring_memo", default=None)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@contextlib.contextmanager
+def scoring_memo() -> Iterator[None]:
+    """Within it, reading one response the same way twice computes it once: a trial's final
+    score, its `scores` rows and its rounds read the same text under the same extractors (the
+    runner holds one per trial; the task and item stay alive meanwhile, so their ids are theirs)."""
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
+
+
+def _memoized(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(task: Any, item: Any, text: str, *args: Any, **kwargs: Any) -> Any:
+        memo = _MEMO.get()
+        if memo is None:
+            return fn(task, item, text, *args, **kwargs)
+        key = (fn.__name__, id(task), id(item), text, args, tuple(sorted(kwargs.items())))
+        if key not in memo:
+            memo[key] = fn(task, item, text, *args, **kwargs)
+        return memo[key]
+
+    return wrapper  # type: ignore[return-value]
 
 
 @EXTRACTORS.register("strict")
@@ -82,6 +115,7 @@ class Scored:
     rule: str
 
 
+@_memoized
 def score_text(task: ScoredTask, item: TaskItem, text: str, extractor: str = DEFAULT_EXTRACTOR) -> Scored:
     """Extract the answer from raw text with the named extractor, then score it with the task's metric.
 
@@ -99,6 +133,7 @@ def score_text(task: ScoredTask, item: TaskItem, text: str, extractor: str = DEF
         return Scored(answer=None, value=None, status=NO_ANSWER, rule="unparseable")
 
 
+@_memoized
 def mentions_gold(task: ScoredTask, item: TaskItem, text: str) -> bool:
     """Whether the raw response names a gold answer and, where the gold set is closed, no other
     candidate: the format diagnostic counts zero-scored responses that do. Numbers count by value

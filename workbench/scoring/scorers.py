@@ -3,7 +3,7 @@
 A scorer is `(case) -> Score`, plain or async, registered by name; a task names it in its
 `scoring` field (default `metric`). The `metric` scorer runs the task's registered parser and
 metric over the stored text. A judge scorer is async and asks `case.judge`, a `generate` bound
-to the study's judge model: its calls pass through the runner's one door to the models, so they
+to the study's judge model: its calls pass through the gateway, the one way to the models, so they
 are cached, retried and logged as `calls` rows with purpose `judge`.
 
 No scorer invents a score. Text with no answer of the task's type in it (an extractor finds
@@ -51,7 +51,7 @@ class ScoreCase:
     item: TaskItem
     text: str
     seed: int
-    judge: Generate | None = None  # the judge model's door, when the study names one
+    judge: Generate | None = None  # the judge model's Generate, when the study names one
     judge_model: str | None = None
     extractor: str | None = None  # the answer extractor of an `extracts` scorer (None: the default)
 

@@ -1,6 +1,6 @@
 """Solvers: how a trial turns its messages into a final answer, as a program of model calls.
 
-A solver is `async (trial, generate) -> Solution`; `generate` is the runner's only door to the
+A solver is `async (trial, generate) -> Solution`; `generate` is the gateway, the only way to the
 model, so every call is cached, retried and logged under the trial whatever the program does.
 The trial a solver gets has its gold sealed (workbench/gold.py); a condition that consumes gold
 labels gets an oracle verifier in `trial.verify` instead.

@@ -9,7 +9,7 @@ and logged `calls` row (purpose `dspy`) like any other call, on any model the st
 DSPy reaches the model through a `dspy.LM` (a `dspy.BaseLM`) whose async engine is the trial's
 `generate`. That is the request/response engine contract of DSPy 3.4; subclasses overriding
 `forward()` are deprecated there and go away in 3.5. DSPy's own cache and retries are off
-(the workbench's door does both); the sampling parameters are the study's model `params`, not
+(the workbench's gateway does both); the sampling parameters are the study's model `params`, not
 DSPy's defaults. Study files name programs, they never carry code.
 """
 
@@ -60,7 +60,7 @@ def stimulated_instructions(instruction: str, stimuli: tuple[AppliedStimulus, ..
 
 
 class ModelCallFailed(RuntimeError):
-    """The trial's door gave no text after its retries."""
+    """The trial's gateway gave no text after its retries."""
 
 
 class _TrialEngine:

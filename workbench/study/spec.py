@@ -210,7 +210,6 @@ class ResolvedStudy(BaseModel):
         solver = spec.solver or DEFAULT_SOLVER
         return ConditionSolver(solver, tuple(sorted(spec.solver_params.items())), consumes_gold(solver, spec.solver_params))
 
-    program = solver_of  # the name runner.py calls until the engine branch (i12-engine) merges: then delete
 
     def stimuli_sha256(self) -> str:
         """16 hex digits over what the conditions send besides the task data, as data_sha256 is

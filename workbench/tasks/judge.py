@@ -10,7 +10,7 @@ verdict is:
 - `scale`: the judge gives one level of a scale (e.g. 1-5), each level with its score;
 - `tags`: the judge lists the labels the response represents (perspectives; see perspectives.py).
 
-The judge is the study's `judge:` model, reached through the runner's door, so its prompt, its
+The judge is the study's `judge:` model, reached through the gateway, so its prompt, its
 raw verdict, model id and parameters are a `calls` row (purpose `judge`), cached and retried like
 any call; the trial's `answer` is the verdict's label and `details_json.scoring` holds the rubric,
 the raw verdict and the option order. A verdict the rubric cannot read makes the trial an error

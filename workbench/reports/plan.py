@@ -4,7 +4,7 @@ calling a model (`workbench plan`, `workbench run --dry-run`).
 - Calls at most: each trial's program declares its maximum through its solver's registration
   (workbench.solvers.base.SolverSetup.max_calls) and its task's scorer the judge calls
   (workbench.scoring.scorers.Scorer.judge_calls).
-- The cache: each trial's program is walked once against a door that records every request and
+- The cache: each trial's program is walked once against a recording gateway that notes every request and
   answers with a filler of max_tokens tokens that no scorer accepts and no loop stops on (the
   longest path); the key of its first request is what the run would look up first. Keys are
   looked up in the log per batch, with parametrised SQL.
@@ -28,21 +28,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .execute import call_for, solve_and_score
-from .providers.local_models import LOCAL_MODELS, Notice as Log  # i12-api: use Notice
-from .core.messages import Messages
-from .providers import ModelRequest, Provider, build_provider, cache_key
-from .core.records import Record
-from .runner import run_id_for
-from .scoring.scorers import SCORERS
-from .core.calls import Generate, Generation
-from .solvers.base import max_calls
-from .stats import power_paired_binary
-from .store import connect_reader, log_exists
-from .providers.spec import ModelSpec
-from .study.spec import ResolvedStudy
-from .solvers.base import Trial
-from .study.expand import expand
+from ..run.execute import call_for, solve_and_score
+from ..providers.local_models import LOCAL_MODELS, Notice
+from ..core.messages import Messages
+from ..providers import ModelRequest, Provider, build_provider, cache_key
+from ..core.records import Record
+from ..run.scheduler import run_id_for
+from ..scoring.scorers import SCORERS
+from ..core.calls import Generate, Generation
+from ..solvers.base import max_calls
+from ..stats import power_paired_binary
+from ..store import connect_reader, log_exists
+from ..providers.spec import ModelSpec
+from ..study.spec import ResolvedStudy
+from ..solvers.base import Trial
+from ..study.expand import expand
 
 BATCH = 1000  # trials walked and looked up in the log at a time
 ASSUMED_COMPLETION_TOKENS = 256  # per answer, where a model's params set no max_tokens
@@ -204,7 +204,7 @@ async def walk(trial: Trial, judge: ModelSpec | None, providers: dict[str, Provi
     requests (and cache keys) the runner builds, through the same program (workbench.execute)."""
     calls: list[WalkedCall] = []
 
-    def door(model: ModelSpec) -> Generate:
+    def recording(model: ModelSpec) -> Generate:
         provider = providers[model.id]
 
         async def generate(messages: Messages, purpose: str = "answer", *, sim_targets: tuple[str, ...] | None = None) -> Generation:
@@ -215,7 +215,7 @@ async def walk(trial: Trial, judge: ModelSpec | None, providers: dict[str, Provi
 
         return generate
 
-    await solve_and_score(trial, door, judge)
+    await solve_and_score(trial, recording, judge)
     return calls
 
 
@@ -266,7 +266,7 @@ class _LogLookup:
 
 # -- tokens, time and cost --------------------------------------------------------------------
 def _litellm() -> Any:
-    from .providers.litellm_provider import _litellm as quiet_litellm
+    from ..providers.litellm_provider import _litellm as quiet_litellm
 
     return quiet_litellm()
 
@@ -294,11 +294,11 @@ def model_cost(model: str, prompt_tokens: int, completion_tokens: int) -> tuple[
     return float(prompt_cost + completion_cost), "litellm cost map"
 
 
-def measure_latency(model: ModelSpec, requests: list[ModelRequest], concurrency: int, log: Log) -> list[float]:
+def measure_latency(model: ModelSpec, requests: list[ModelRequest], concurrency: int, log: Notice) -> list[float]:
     """Seconds of a few real calls of the study's own first prompts, sent `concurrency` at a
     time as the run sends them (so a server that answers one at a time shows its queue, as the
     log's latencies do), after one untimed call that warms the server up. Starts a local server."""
-    from .providers import TrialContext, complete_with_retries, open_pool
+    from ..providers import TrialContext, complete_with_retries, open_pool
 
     async def timed() -> list[float]:
         pool = await asyncio.to_thread(open_pool, [model], log)
@@ -376,7 +376,7 @@ def plan_study(
     fresh: bool = False,
     use_cache: bool = True,
     measure: bool = False,
-    log: Log = lambda _: None,
+    log: Notice = lambda _: None,
 ) -> Plan:
     """What `run` with these options would do, computed without calling a model and without
     writing anything (`measure` times a few calls of local models the log knows nothing of).
@@ -453,7 +453,7 @@ def _sum(values: Iterable[int | None]) -> int | None:
     return total
 
 
-def _model_plan(model: ModelSpec, tally: _ModelTally, provider: Provider, lookup: _LogLookup, concurrency: int, measure: bool, log: Log) -> ModelPlan:
+def _model_plan(model: ModelSpec, tally: _ModelTally, provider: Provider, lookup: _LogLookup, concurrency: int, measure: bool, log: Notice) -> ModelPlan:
     latency, source = _latency(model, tally, provider, lookup, concurrency, measure, log)
     seconds = None if latency is None or tally.new_calls_max is None else tally.new_calls_max * latency / concurrency
     cost, cost_source = model_cost(model.id, tally.prompt_tokens, tally.completion_tokens)
@@ -472,7 +472,7 @@ def _model_plan(model: ModelSpec, tally: _ModelTally, provider: Provider, lookup
     )
 
 
-def _latency(model: ModelSpec, tally: _ModelTally, provider: Provider, lookup: _LogLookup, concurrency: int, measure: bool, log: Log) -> tuple[float | None, str]:
+def _latency(model: ModelSpec, tally: _ModelTally, provider: Provider, lookup: _LogLookup, concurrency: int, measure: bool, log: Notice) -> tuple[float | None, str]:
     """Seconds per call: the simulator's planted latency; else the log's past calls of the model;
     else, for a local model and only when asked, a short measurement."""
     if model.id.startswith("sim/"):

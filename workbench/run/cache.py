@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from .providers import ModelResponse
+from ..providers import ModelResponse
 
 
 class ResponseCache:

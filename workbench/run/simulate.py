@@ -1,54 +1,36 @@
 """Simulated studies in process, for statistical validation and simulated power.
 
 A study on `sim/` models yields the outcomes the runner would log, produced by the code the
-runner uses for one trial (trial expansion, workbench.execute's solver-then-scoring, the
-SimulatedProvider with the same bounded retries) but without the cache, timeouts, backoff and the log, which
-cost several times more per trial and add nothing to the outcomes (tests check that both agree).
+runner uses for one trial (trial expansion, workbench.run.execute's solver-then-scoring, the
+gateway with the same bounded retries) but without the cache, timeouts, backoff, the rows and the
+log, which cost several times more per trial and add nothing to the outcomes (tests check that
+both agree).
 """
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .scoring import gold
-from .execute import call_for, solve_and_score, status
-from .core.messages import Messages
-from .providers import complete_with_retries
-from .providers.simulated import SimulatedProvider
-from .core.calls import Generate, Generation
-from .providers.spec import ModelSpec
-from .study.spec import ResolvedStudy, StudySpec, resolve_study
-from .solvers.base import Trial
-from .study.expand import expand
+from ..providers.simulated import SimulatedProvider
+from ..solvers.base import Trial
+from ..study.expand import expand
+from ..study.spec import ResolvedStudy, StudySpec, resolve_study
+from .execute import solve_and_score, status
+from .gateway import Gateway, GatewaySettings
 
 FRAME_COLUMNS = ["model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls"]
 
 
-async def _outcome(trial: Trial, providers: Mapping[str, SimulatedProvider], judge: ModelSpec | None) -> dict[str, Any]:
-    calls = 0
-
-    def door(model: ModelSpec) -> Generate:
-        provider = providers[model.id]
-
-        async def generate(messages: Messages, purpose: str = "answer", *, sim_targets: tuple[str, ...] | None = None) -> Generation:
-            nonlocal calls
-            request, context = call_for(trial, model, messages, purpose, calls, sim_targets)
-            calls += 1
-            with gold.access("provider"):  # as in the runner: the simulated model plants against the gold
-                outcome = await complete_with_retries(provider, request, context, max_retries=model.max_retries, timeout_s=None, backoff_s=0.0)
-            error = outcome.error
-            return Generation(text=outcome.response.text if outcome.response else None, error=f"{error.kind}: {error}" if error else None, call_index=context.call_index)
-
-        return generate
-
-    solution, scored = await solve_and_score(trial, door, judge)
+async def _outcome(trial: Trial, gateway: Gateway) -> dict[str, Any]:
+    calls = gateway.for_trial(trial)
+    solution, scored = await solve_and_score(trial, calls.generate_for, gateway.judge)
     return {
         "model": trial.model.id,
         "condition": trial.condition,
@@ -57,7 +39,7 @@ async def _outcome(trial: Trial, providers: Mapping[str, SimulatedProvider], jud
         "repeat": trial.repeat,
         "score": scored.value,
         "status": status(solution, scored),
-        "n_calls": calls,
+        "n_calls": len(calls.calls),
     }
 
 
@@ -66,8 +48,9 @@ async def _frame(study: ResolvedStudy) -> pd.DataFrame:
     models = [*study.spec.models, *([judge] if judge else [])]
     if not all(m.id.startswith("sim/") for m in models):
         raise ValueError("only sim/<name> models can be simulated in process")
-    providers = {m.id: SimulatedProvider(m) for m in models}
-    rows = [await _outcome(trial, providers, judge) for trial in expand(study, "simulated")]
+    settings = GatewaySettings(models=tuple(models), judge=judge, use_cache=False, timeouts=False, backoff_s=0.0)
+    gateway = Gateway(settings, {m.id: SimulatedProvider(m) for m in models})
+    rows = [await _outcome(trial, gateway) for trial in expand(study, "simulated")]
     return pd.DataFrame(rows, columns=FRAME_COLUMNS)
 
 
@@ -114,7 +97,7 @@ def sim_study(accuracy: dict[str, float], n: int, *, shared_difficulty: float = 
 def planted_pair_study(p_control: float, delta: float, n: int, *, discordance: float | None = None) -> ResolvedStudy:
     """Control against one treatment with accuracy p_control + delta and, optionally, a planted
     discordance (through the simulator's shared example difficulty)."""
-    from .stats.power import independent_discordance
+    from ..stats.power import independent_discordance
 
     independent = independent_discordance(p_control, delta)
     shared = 0.0
@@ -128,8 +111,8 @@ def planted_pair_study(p_control: float, delta: float, n: int, *, discordance: f
 
 
 def _pvalues_of_seeds(study: ResolvedStudy, seeds: Sequence[int], tests: Sequence[str]) -> dict[str, list[list[float]]]:
-    from .stats.table import comparison_pvalues
-    from .plugins import load_builtins
+    from ..stats.table import comparison_pvalues
+    from ..plugins import load_builtins
 
     load_builtins()  # a fresh worker process: every plugin registered, as in the parent
     control = study.control_name

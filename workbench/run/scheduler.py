@@ -1,0 +1,279 @@
+"""Run a study: expand trials, skip those already logged, call models concurrently, log.
+
+Resumable by construction: a trial is done when its row has landed in the log, and a killed
+run loses at most the trials of its unflushed batch, which simply run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..core.errors import UserError
+from ..scoring.extract import ERROR, NO_ANSWER
+from ..providers.local_models import Notice
+from ..providers import ModelResponse
+from ..store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
+from ..providers.spec import ModelSpec
+from ..solvers.base import Trial
+from ..study.expand import expand
+from ..study.spec import ResolvedStudy
+from .batching import BatchWriter
+from .cache import ResponseCache
+from .control import Progress, ProgressCallback, StopHandle
+from .execute import TrialRows, execute
+from .gateway import Gateway, GatewaySettings, now
+
+@dataclass
+class RunSummary:
+    run_id: str
+    db_path: str
+    trials_planned: int
+    trials_done: int = 0
+    trials_run_now: int = 0
+    errors: int = 0
+    no_answer: int = 0  # trials whose response held no answer of the task's type
+    model_calls: int = 0
+    cache_hits: int = 0
+    interrupted: bool = False
+    compacted: bool = False
+
+
+def study_models(study: ResolvedStudy) -> list[ModelSpec]:
+    """The study's models and its judge (a judge with a study model's id shares its provider)."""
+    judge = study.spec.judge
+    models = list(study.spec.models)
+    return models + [judge] if judge is not None and judge.id not in {m.id for m in models} else models
+
+
+def gateway_settings(study: ResolvedStudy, trials: list[Trial], *, use_cache: bool = True) -> GatewaySettings:
+    """The gateway the run executes `trials` through: the models they call (none when there are
+    none), the study's judge, its models' retries and timeouts."""
+    judge = study.spec.judge
+    needed = [m for m in study_models(study) if m is judge or any(t.model.id == m.id for t in trials)] if trials else []
+    return GatewaySettings(models=tuple(needed), judge=judge, use_cache=use_cache)
+
+
+def run_id_for(study: ResolvedStudy, fresh: bool) -> str:
+    base = f"{study.spec.name}-{study.spec_hash()[:10]}"
+    return f"{base}-{time.strftime('%Y%m%dT%H%M%S')}" if fresh else base
+
+
+class Runner:
+    def __init__(self, study: ResolvedStudy, db_path: Path, *, fresh: bool = False, use_cache: bool = True, log: Notice | None = None, progress: ProgressCallback | None = None, stop: StopHandle | None = None) -> None:
+        self.study = study
+        self.db_path = Path(db_path)
+        self.run_id = run_id_for(study, fresh)
+        self.use_cache = use_cache
+        self.say: Notice = log or (lambda _: None)
+        self.progress: ProgressCallback = progress or (lambda _: None)
+        self.stop = stop or StopHandle()
+        self.cache = ResponseCache()  # the log's answers the pending trials may use, and theirs
+        self.summary = RunSummary(run_id=self.run_id, db_path=str(self.db_path), trials_planned=0)
+
+    # -- setup -------------------------------------------------------------------------------
+    def _landed(self, trial_ids: set[str]) -> tuple[dict[str, str], bool]:
+        """The run's trials already logged (id -> status), and whether the run is registered."""
+        if not log_exists(self.db_path):
+            return {}, False
+        con = connect_reader(self.db_path)
+        try:
+            rows = con.execute("SELECT trial_id, status FROM trials WHERE run_id = ?", [self.run_id]).fetchall()
+            registered = bool(con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [self.run_id]).fetchone()[0])
+        finally:
+            con.close()
+        return {trial_id: status for trial_id, status in rows if trial_id in trial_ids}, registered
+
+    def _logged_answers(self, models: list[ModelSpec]) -> ResponseCache:
+        """A cache of the log's answers from `models` (the models the pending trials call): called
+        only when trials are pending, so a run with nothing left to do reads no call history."""
+        cache = ResponseCache()
+        if not self.use_cache or not models or not log_exists(self.db_path):
+            return cache
+        con = connect_reader(self.db_path)
+        try:
+            result = con.execute(
+                "SELECT cache_key, response_text, prompt_tokens, completion_tokens, cost, latency_s, finish_reason "
+                "FROM calls_landed WHERE error IS NULL AND NOT cached AND model IN (SELECT unnest(?)) "
+                "ORDER BY finished_at, started_at, call_id",  # the first logged answer of a key is its answer
+                [[m.id for m in models]],
+            )
+            while batch := result.fetchmany(10_000):
+                for key, text, p_tok, c_tok, cost, latency, finish in batch:
+                    cache.put(key, ModelResponse(text=text, prompt_tokens=p_tok, completion_tokens=c_tok, cost=cost, latency_s=latency, finish_reason=finish))
+        finally:
+            con.close()
+        return cache
+
+    def _run_rows(self, trials: list[Trial]) -> dict[str, list[dict[str, Any]]]:
+        spec = self.study.spec
+        control = self.study.control_name
+        solvers = {name: self.study.solver_of(name) for name in self.study.conditions}
+        return {
+            "runs": [
+                {
+                    "run_id": self.run_id,
+                    "name": spec.name,
+                    "study_path": self.study.path,
+                    "spec_json": spec.canonical_json(),
+                    "spec_hash": self.study.spec_hash(),
+                    "stimuli_sha256": self.study.stimuli_sha256(),
+                    "seed": spec.seed,
+                    "trials_planned": len(trials),
+                    "created_at": now(),
+                    "workbench_version": __version__,
+                    "git_sha": _git_sha(),
+                    "packages_json": json.dumps(_package_versions(), sort_keys=True),
+                    "schema_version": SCHEMA_VERSION,
+                }
+            ],
+            "conditions": [
+                {
+                    "run_id": self.run_id,
+                    "condition": name,
+                    "is_control": name == control,
+                    "stimuli_json": json.dumps([s.model_dump() for s in stimuli]),
+                    "solver": solvers[name].solver,
+                    "solver_params_json": json.dumps(dict(solvers[name].params), sort_keys=True),
+                    "consumes_gold": solvers[name].consumes_gold,
+                }
+                for name, stimuli in self.study.conditions.items()
+            ],
+        }
+
+    def _event(self, event: str, **detail: Any) -> dict[str, Any]:
+        return {"event_id": f"{self.run_id}:{time.time_ns()}", "run_id": self.run_id, "event": event, "event_at": now(), "detail_json": json.dumps(detail)}
+
+    # -- execution ---------------------------------------------------------------------------
+    async def run(self) -> RunSummary:
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(run_lock(self.db_path, self.run_id))
+            except RunLocked as exc:
+                holder = f" (pid {exc.pid})" if exc.pid else ""
+                raise UserError(
+                    f"run {self.run_id} is already running in another process{holder}; wait for it to finish or stop it "
+                    "(a stopped run resumes where it was), or pass --fresh to start a separate run"
+                ) from None
+            return await self._run()
+
+    async def _run(self) -> RunSummary:
+        trials = expand(self.study, self.run_id)
+        self.summary.trials_planned = len(trials)
+        done, registered = self._landed({t.trial_id for t in trials})
+        pending = [t for t in trials if t.trial_id not in done]
+        self.summary.trials_done = len(done)
+        # and the trials run now add theirs as they land
+        self.summary.errors = sum(s == ERROR for s in done.values())
+        self.summary.no_answer = sum(s == NO_ANSWER for s in done.values())
+        log = BatchWriter(SegmentWriter(self.db_path))
+        if not registered:
+            for table, rows in self._run_rows(trials).items():
+                for row in rows:
+                    log.add(table, row)
+        log.add("run_events", self._event("resumed" if done else "started", pending=len(pending)))
+        if self.study.warnings:
+            log.add("run_events", self._event("warnings", messages=self.study.warnings))
+        await log.flush()
+        self._report()
+        settings = gateway_settings(self.study, pending, use_cache=self.use_cache)
+        self.cache = await asyncio.to_thread(self._logged_answers, list(settings.models))
+        gateway = await settings.open(self.say, self.cache)
+        try:
+            await self._schedule(pending, gateway, log)
+        finally:
+            log.add("run_events", self._event("interrupted" if self.summary.interrupted else "finished", done=self.summary.trials_done))
+            await log.flush()
+            await gateway.close()
+            self.summary.model_calls, self.summary.cache_hits = gateway.model_calls, gateway.cache_hits
+        self.summary.compacted = await asyncio.to_thread(compact, self.db_path)
+        return self.summary
+
+    async def _schedule(self, pending: list[Trial], gateway: Gateway, log: BatchWriter) -> None:
+        """Execute `pending` at the study's concurrency, logging each trial as it lands, until all
+        are done or the stop handle (or SIGINT/SIGTERM) stops the run."""
+        stop = self.stop
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.stop)
+        queue = iter(pending)  # shared: each worker takes the next trial, so trials start in order
+
+        async def worker() -> None:
+            for trial in queue:
+                if stop.stopped:
+                    return
+                rows = await execute(trial, gateway)
+                self._landed_now(rows, log)
+                self._report()  # before the flush, which a stop may cancel: what is reported is in the batch
+                await log.maybe_flush()
+
+        # `concurrency` workers rather than a task per trial: as many trials run at once, without
+        # a waiting task (and its memory) for every pending trial.
+        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.study.spec.concurrency, len(pending)))]
+        try:
+            all_done = asyncio.gather(*workers)
+            waiter = asyncio.ensure_future(_stopped(stop))
+            await asyncio.wait([all_done, waiter], return_when=asyncio.FIRST_COMPLETED)
+            if stop.stopped:
+                self.summary.interrupted = True
+                for task in workers:
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await all_done
+            else:
+                await all_done
+            waiter.cancel()
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+
+    def _landed_now(self, rows: TrialRows, log: BatchWriter) -> None:
+        log.add_all(rows.by_table())
+        status = rows.trial["status"]
+        self.summary.trials_done += 1
+        self.summary.trials_run_now += 1
+        self.summary.errors += status == ERROR
+        self.summary.no_answer += status == NO_ANSWER
+
+    def _report(self) -> None:
+        s = self.summary
+        self.progress(Progress(total=s.trials_planned, done=s.trials_done, errors=s.errors, no_answer=s.no_answer, run_now=s.trials_run_now))
+
+async def _stopped(stop: StopHandle, poll_s: float = 0.05) -> None:
+    """Returns once the handle is triggered (polled: it may be set from another thread)."""
+    while not stop.stopped:
+        await asyncio.sleep(poll_s)
+
+
+def run_study(study: ResolvedStudy, db_path: Path, **kwargs: Any) -> RunSummary:
+    return asyncio.run(Runner(study, db_path, **kwargs).run())
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
+def _package_versions() -> dict[str, str]:
+    versions = {}
+    for name in ("litellm", "duckdb", "pydantic", "dspy", "optuna", "scipy", "statsmodels", "pandas"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
