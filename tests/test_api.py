@@ -185,3 +185,31 @@ def test_the_library_gives_the_cli_json_on_the_embedded_model(local_server, tmp_
     result = api.run(path, other, progress=reports.append)  # from Python, against the real server
     assert result.trials_done == reports[-1].done == 6 and reports[-1].pending == 0
     assert same(result.to_json(), api.summarise(other, result.run_id).to_json())
+
+
+def test_rounds_and_trait_tables_do_not_depend_on_the_order_trials_landed(tmp_path: Path) -> None:
+    """Rows land in the log in whatever order concurrent trials finish; the tables a run prints
+    (HEART's per-round table, the inventory's per-trait table) follow the study's conditions and
+    the items, so the same trials in another physical order give the same JSON."""
+    study = sim_study(
+        conditions=[
+            {"name": "control"},
+            {"name": "loop_b", "solver": "heart", "solver_params": {"rounds": 2, "mode": "oracle", "feedback": "neutral"}},
+            {"name": "loop_a", "solver": "heart", "solver_params": {"rounds": 2, "mode": "oracle", "schedule": "alternating"}},
+        ],
+        tasks=[{"task": "ii/sum", "n": 6}, {"task": "inventory/pers16", "n": 16}],
+    )
+    study["models"][0]["simulate"] = {"default_accuracy": 0.6}
+    path = write_study(tmp_path / "s.yaml", study)
+    db = tmp_path / "log.duckdb"
+    first = api.run(path, db).to_json()
+    con = duckdb.connect(str(db))
+    try:  # the same rows, physically in the reverse of the order they landed
+        con.execute("CREATE TEMP TABLE landed AS SELECT * FROM trials ORDER BY trial_id DESC")
+        con.execute("DELETE FROM trials")
+        con.execute("INSERT INTO trials SELECT * FROM landed ORDER BY trial_id DESC")
+    finally:
+        con.close()
+    again = api.summarise(db, first["run_id"]).to_json()
+    assert [(r["condition"], r["round"]) for r in first["rounds"]][:3] == [("loop_b", 0), ("loop_b", 1), ("loop_b", 2)]
+    assert first["traits"] and same(again["traits"], first["traits"]) and same(again["rounds"], first["rounds"])

@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .core.errors import UserError
 from .run.control import Progress, ProgressCallback, StopHandle
@@ -245,10 +245,27 @@ def summarise(db: str | Path, run_id: str | None = None, *, study: ResolvedStudy
     loops = {c.condition for c in costs.values() if c.mean_rounds is not None}
     return RunResult(
         run_id=run_id, db=str(db), extractor=extractor, warnings=facts.warnings, control=facts.control, errors_policy=facts.errors,
-        no_answer_policy=facts.no_answer, single_task=single_task, rows=tuple(rows), costs=costs, tasks=tuple(per_task), reports=reports,
-        rounds=tuple(p for p in curve if p.condition in loops), format=tuple(format_rows),
+        no_answer_policy=facts.no_answer, single_task=single_task, rows=tuple(rows), costs=costs, tasks=tuple(per_task),
+        reports={name: in_study_order(found, facts.conditions) for name, found in reports.items()},
+        rounds=tuple(p for p in in_study_order(curve, facts.conditions) if p.condition in loops), format=tuple(format_rows),
         flagged=flagged_conditions(format_rows, single_task), **counts,
     )
+
+
+T = TypeVar("T")
+
+
+def in_study_order(rows: Sequence[T], conditions: Sequence[str]) -> list[T]:
+    """Rows (records or dicts with a model and a condition) grouped by model, conditions in the
+    study's order; a stable sort, so each condition's rows keep their order (rounds, traits)."""
+    position = {name: i for i, name in enumerate(conditions)}
+    models: dict[str, int] = {}
+
+    def key(row: Any) -> tuple[int, int]:
+        model, condition = (row["model"], row["condition"]) if isinstance(row, Mapping) else (row.model, row.condition)
+        return models.setdefault(str(model), len(models)), position.get(condition, len(position))
+
+    return sorted(rows, key=key)
 
 
 def flagged_conditions(format_rows: Sequence[Any], single_task: bool) -> frozenset[tuple[str, str]]:
@@ -371,7 +388,9 @@ def compare(db: str | Path, run_id: str | None = None, *, log: Log | None = None
     finally:
         con.close()
     loops = {(c.model, c.condition) for c in costs if c.mean_rounds is not None}
-    return ComparisonResult(data.run_id, data.name, table, tuple(costs), tuple(p for p in curve if (p.model, p.condition) in loops), reports)
+    curve = [p for p in in_study_order(curve, data.conditions) if (p.model, p.condition) in loops]
+    reports = {name: in_study_order(found, data.conditions) for name, found in reports.items()}
+    return ComparisonResult(data.run_id, data.name, table, tuple(costs), tuple(curve), reports)
 
 
 def _options(options: Mapping[str, Any]) -> CompareOptions:

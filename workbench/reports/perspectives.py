@@ -23,7 +23,8 @@ def pds_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
     if not rubrics:
         return []
     frame = con.execute(
-        "SELECT model, condition, task, answer, score, status FROM trials WHERE run_id = ? AND task IN (SELECT unnest(?))",
+        "SELECT model, condition, task, answer, score, status FROM trials WHERE run_id = ? AND task IN (SELECT unnest(?))"
+        " ORDER BY model, task, item_id, repeat, condition",
         [run_id, list(rubrics)],
     ).df()
     rows = []

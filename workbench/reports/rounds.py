@@ -71,7 +71,7 @@ class ConditionCost(Record):
 def _frames(con: Any, run_id: str, errors: str, no_answer: str = "wrong") -> tuple[pd.DataFrame, pd.DataFrame]:
     trials = con.execute(
         "SELECT trial_id, model, condition, status, score, n_calls, prompt_tokens, completion_tokens, "
-        "coalesce(consumes_gold, false) AS consumes_gold, details_json FROM trials WHERE run_id = ?",
+        "coalesce(consumes_gold, false) AS consumes_gold, details_json FROM trials WHERE run_id = ? ORDER BY model, task, item_id, repeat, condition",
         [run_id],
     ).df()
     rounds = con.execute(

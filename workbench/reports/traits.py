@@ -124,7 +124,8 @@ def _holm_per_task(rows: list[dict[str, Any]], task_column: str) -> list[dict[st
 
 def _trials(con: Any, run_id: str, labels: pd.DataFrame) -> pd.DataFrame:
     return con.execute(
-        "SELECT model, condition, task, item_id, repeat, score, status FROM trials WHERE run_id = ? AND task IN (SELECT unnest(?))",
+        "SELECT model, condition, task, item_id, repeat, score, status FROM trials WHERE run_id = ? AND task IN (SELECT unnest(?))"
+        " ORDER BY model, task, item_id, repeat, condition",
         [run_id, sorted(set(labels["task"]))],
     ).df()
 

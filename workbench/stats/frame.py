@@ -21,7 +21,8 @@ TRIAL_COLUMNS = (
 
 
 def trial_frame(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
-    return con.execute(f"SELECT {', '.join(TRIAL_COLUMNS)} FROM trials WHERE run_id = ?", [run_id]).df()
+    return con.execute(f"SELECT {', '.join(TRIAL_COLUMNS)} FROM trials WHERE run_id = ?"
+        " ORDER BY model, task, item_id, repeat, condition", [run_id]).df()  # the order rows landed in is no order
 
 
 @dataclass(frozen=True)
