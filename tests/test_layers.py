@@ -44,3 +44,54 @@ def test_the_circle_check_sees_a_circle_and_a_type_only_import() -> None:
     assert graph.nominate_cycle_breakers("workbench")
     typed = [d for d in _graph().get_import_details(importer="workbench.scoring.extract", imported="workbench.core.items")]
     assert typed, "the TYPE_CHECKING import of TaskItem in scoring/extract.py is missing from the graph"
+
+
+def _circles(graph: grimp.ImportGraph) -> list[set[str]]:
+    """The import graph's strongly connected components of more than one module (Tarjan's, iterative)."""
+    edges = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[set[str]] = []
+    for root in sorted(edges):
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, at = work.pop()
+            if at == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            targets = edges.get(node, [])
+            if at < len(targets):
+                work.append((node, at + 1))
+                target = targets[at]
+                if target not in index:
+                    work.append((target, 0))
+                elif target in on_stack:
+                    low[node] = min(low[node], index[target])
+                continue
+            if low[node] == index[node]:
+                part = set()
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    part.add(member)
+                    if member == node:
+                        break
+                if len(part) > 1:
+                    found.append(part)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return found
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    """Within packages too: scoring/extract.py and scoring/scorers.py once imported each other."""
+    assert _circles(_graph()) == []
+    circled = _graph()
+    circled.add_import(importer="workbench.scoring.answers", imported="workbench.scoring.scorers")
+    assert {"workbench.scoring.answers", "workbench.scoring.scorers"} <= set().union(*_circles(circled))

@@ -27,18 +27,17 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import answers
+from .answers import Unparseable
 from ..core.registry import Registry
 
 if TYPE_CHECKING:
     from ..core.items import TaskItem
     from .task import ScoredTask
 
-
 @dataclass(frozen=True)
 class Extraction:
     answer: str | None  # None: no answer of the task's type in the response
     rule: str  # which rule found it ("none" when nothing was found), logged with the score
-
 
 Extractor = Callable[["ScoredTask", "TaskItem", str], Extraction]
 EXTRACTORS: Registry[Extractor] = Registry("extractor")
@@ -50,10 +49,8 @@ DIAGNOSTIC_EXTRACTORS = ("strict", "flexible")
 # type, or the trial failed (no response, a failed call or scorer).
 OK, NO_ANSWER, ERROR = "ok", "no_answer", "error"
 
-
 _MEMO: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("scoring_memo", default=None)
 F = TypeVar("F", bound=Callable[..., Any])
-
 
 @contextlib.contextmanager
 def scoring_memo() -> Iterator[None]:
@@ -65,7 +62,6 @@ def scoring_memo() -> Iterator[None]:
         yield
     finally:
         _MEMO.reset(token)
-
 
 def _memoized(fn: F) -> F:
     @functools.wraps(fn)
@@ -80,7 +76,6 @@ def _memoized(fn: F) -> F:
 
     return wrapper  # type: ignore[return-value]
 
-
 @EXTRACTORS.register("strict")
 def strict(task: ScoredTask, item: TaskItem, text: str) -> Extraction:
     """The task's parser and choice matcher, unchanged; no answer when what they return is not
@@ -90,7 +85,6 @@ def strict(task: ScoredTask, item: TaskItem, text: str) -> Extraction:
     if not answers.ANSWER_TYPES.get(task.answer_type).accepts(answer, answers.candidates_of(task, item)):
         return Extraction(answer=None, rule="parser: not of the type")
     return Extraction(answer=answer, rule="parser")
-
 
 @EXTRACTORS.register("flexible")
 def flexible(task: ScoredTask, item: TaskItem, text: str) -> Extraction:
@@ -104,7 +98,6 @@ def flexible(task: ScoredTask, item: TaskItem, text: str) -> Extraction:
         found = task.parser_answer(found, item)  # Unparseable raises through, as in strict
     return Extraction(answer=found, rule=rule) if found.strip() else Extraction(answer=None, rule="none")
 
-
 @dataclass(frozen=True)
 class Scored:
     """A response scored under one extractor: status OK (value in [0, 1]) or NO_ANSWER (value None)."""
@@ -114,7 +107,6 @@ class Scored:
     status: str
     rule: str
 
-
 @_memoized
 def score_text(task: ScoredTask, item: TaskItem, text: str, extractor: str = DEFAULT_EXTRACTOR) -> Scored:
     """Extract the answer from raw text with the named extractor, then score it with the task's metric.
@@ -122,7 +114,6 @@ def score_text(task: ScoredTask, item: TaskItem, text: str, extractor: str = DEF
     No answer of the task's type is NO_ANSWER, never a score: an extractor that finds none, an
     empty answer, or a parser or metric that raises Unparseable (an inventory answer naming no
     single option, say)."""
-    from .scorers import Unparseable  # scorers imports this module
 
     try:
         found = EXTRACTORS.get(extractor)(task, item, text)
@@ -131,7 +122,6 @@ def score_text(task: ScoredTask, item: TaskItem, text: str, extractor: str = DEF
         return Scored(answer=found.answer, value=task.score_answer(found.answer, item), status=OK, rule=found.rule)
     except Unparseable:
         return Scored(answer=None, value=None, status=NO_ANSWER, rule="unparseable")
-
 
 @_memoized
 def mentions_gold(task: ScoredTask, item: TaskItem, text: str) -> bool:

@@ -23,15 +23,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..core.registry import Registry
+from .answers import Unparseable  # defined beside the answer types; scorers and extractors raise it
 
 if TYPE_CHECKING:
     from ..core.calls import Generate
     from ..core.items import TaskItem
     from .task import ScoredTask
-
-
-class Unparseable(ValueError):
-    """The text holds no answer the parser can read (raised by strict parsers)."""
 
 
 @dataclass(frozen=True)
