@@ -20,10 +20,9 @@ from conftest import REPO, run_cli
 # the package: a registration that only some import makes shows as a difference.
 DUMP = textwrap.dedent(
     """
-    import importlib, json, pkgutil, sys
+    import contextlib, importlib, io, json, pkgutil, sys
+    with contextlib.redirect_stdout(io.StringIO()):
     {prelude}
-    from workbench.plugins import load_builtins
-    load_builtins()
     from workbench.core.registry import Registry
 
     def dump():
@@ -37,32 +36,60 @@ DUMP = textwrap.dedent(
     loaded = dump()
     import workbench
     for module in pkgutil.walk_packages(workbench.__path__, "workbench."):
-        importlib.import_module(module.name)
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
     print(json.dumps({{"loaded": loaded, "everything": dump()}}))
     """
 )
 
+# Each entry point does its own work in a fresh interpreter (none calls load_builtins by hand
+# except the loader's own line): what it registered on the way is then compared.
+SIM_STUDY = {
+    "name": "entry", "models": [{"id": "sim/m", "simulate": {"default_accuracy": 0.5}}],
+    "conditions": [{"name": "control"}, {"name": "EP02", "stimuli": ["EP02"]}], "tasks": [{"task": "ii/sum", "n": 2}],
+}
 PRELUDES = {
-    "the CLI": "import workbench.cli",
-    "only the loader": "",
-    "solvers, stimuli and tasks first, in another order": "import workbench.solvers.heart, workbench.tasks.judge, workbench.stimuli.catalog, workbench.solvers",
-    "the trial executor": "import workbench.execute",
-    "the simulator's worker": "import workbench.simulate",
+    "only the loader": "from workbench.plugins import load_builtins; load_builtins()",
+    "the CLI": "import sys; from workbench.cli import main; sys.argv = ['workbench', 'tasks', 'list']; "
+    "main()",
+    "the library API": "from workbench import api; api.plan({study!r}, {db!r})",
+    "a worker executing one pickled trial": "import pickle; from workbench.run.execute import execute_alone; "
+    "trial, settings = pickle.loads(open({sent!r}, 'rb').read()); execute_alone(trial, settings)",
+    "solvers, stimuli and tasks imported first, in another order, then the loader": "import workbench.solvers.heart, workbench.tasks.judge, "
+    "workbench.stimuli.catalog, workbench.solvers; from workbench.plugins import load_builtins; load_builtins()",
 }
 
 
 def _dump(prelude: str, env: dict[str, str] | None = None) -> dict[str, dict[str, list[str]]]:
+    code = DUMP.format(prelude="    " + prelude)
     done = subprocess.run(
-        [sys.executable, "-c", DUMP.format(prelude=prelude)], cwd=REPO, capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300,
         env={**os.environ, **(env or {})},
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
 
+def _pickled_trial(tmp_path: Path) -> Path:
+    """A trial of the simulated study and its gateway settings, pickled as a scheduler sends them."""
+    import pickle
+
+    from workbench.run.scheduler import gateway_settings
+    from workbench.study.expand import expand
+    from workbench.study.spec import load_study
+
+    study = load_study(tmp_path / "entry.yaml")
+    trials = expand(study, "entry")
+    sent = tmp_path / "trial.pickle"
+    sent.write_bytes(pickle.dumps((trials[1], gateway_settings(study, trials[:2], use_cache=False))))
+    return sent
+
+
 @pytest.mark.slow
-def test_every_entry_point_finds_the_same_registries() -> None:
-    dumps = {label: _dump(prelude) for label, prelude in PRELUDES.items()}
+def test_every_entry_point_finds_the_same_registries(tmp_path: Path) -> None:
+    (tmp_path / "entry.yaml").write_text(yaml.safe_dump(SIM_STUDY))
+    places = {"study": str(tmp_path / "entry.yaml"), "db": str(tmp_path / "entry.duckdb"), "sent": str(_pickled_trial(tmp_path))}
+    dumps = {label: _dump(prelude.format(**places)) for label, prelude in PRELUDES.items()}
     reference = dumps["only the loader"]["everything"]
     assert reference["solver"] == ["dspy", "heart", "multi_agent", "single_turn"]
     assert {"sim", "local", "litellm"} <= set(reference["provider"])
