@@ -44,21 +44,22 @@ class BatchWriter:
     async def maybe_flush(self) -> None:
         if self.pending_trials < FLUSH_EVERY_TRIALS and time.monotonic() - self.last_flush < FLUSH_EVERY_S:
             return
-        if self._writing is not None and not self._writing.done():
+        while self._writing is not None and not self._writing.done():  # again after a wait: another worker may have handed over meanwhile
             if self.pending_trials < MAX_BEHIND_TRIALS:
                 return  # the writer is busy: this batch grows meanwhile
             await asyncio.shield(self._writing)
         self._hand_over()
 
-    async def flush(self) -> None:
-        """Write everything added so far, and wait until it is written."""
-        if self._writing is not None:
+    async def flush(self, fold: bool = True) -> None:
+        """Write everything added so far, and wait until it is written. `fold=False`: the last
+        batch of a run, which compacts right after, skips the writer's periodic compaction."""
+        while self._writing is not None and not self._writing.done():  # one write at a time, in order
             await asyncio.shield(self._writing)
-        self._hand_over()
+        self._hand_over(fold)
         if self._writing is not None:
             await asyncio.shield(self._writing)
 
-    def _hand_over(self) -> None:
+    def _hand_over(self, fold: bool = True) -> None:
         """Start writing the batch in a thread (a failed write raises at the next wait for it)."""
         if self._writing is not None and self._writing.done():
             self._writing.result()
@@ -66,4 +67,4 @@ class BatchWriter:
         self.pending_trials = 0
         self.last_flush = time.monotonic()
         if rows:
-            self._writing = asyncio.ensure_future(asyncio.to_thread(self.writer.write, rows))
+            self._writing = asyncio.ensure_future(asyncio.to_thread(self.writer.write, rows, fold))
