@@ -177,8 +177,9 @@ class SegmentWriter:
         self._drop_orphan_calls()
         self._next_compaction = time.monotonic() + COMPACT_EVERY_S
 
-    def write(self, rows: dict[str, Sequence[dict[str, Any]]]) -> None:
-        """Write one batch; all files of a batch share a name, and trials go after their calls."""
+    def write(self, rows: dict[str, Sequence[dict[str, Any]]], fold: bool = True) -> None:
+        """Write one batch; all files of a batch share a name, and trials go after their calls.
+        `fold=False`: no periodic compaction now (the caller compacts right after)."""
         batch = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
         for table in FLUSH_ORDER:
             records = rows.get(table)
@@ -191,7 +192,7 @@ class SegmentWriter:
             tmp = final.with_suffix(".parquet.tmp")
             pq.write_table(arrow, tmp)
             os.replace(tmp, final)
-        if not self.db_path.exists() or time.monotonic() >= self._next_compaction:
+        if fold and (not self.db_path.exists() or time.monotonic() >= self._next_compaction):
             self._compact()
 
     def _compact(self) -> None:

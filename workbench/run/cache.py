@@ -9,8 +9,6 @@ one answer, the one a `--fresh` replay of the log serves them."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 from ..providers import ModelResponse
 
@@ -30,14 +28,24 @@ class ResponseCache:
             await self._fetching[key].wait()
         return self._answers.get(key)
 
-    @contextlib.asynccontextmanager
-    async def fetching(self, key: str) -> AsyncIterator[None]:
-        """Held while a call fetches `key`: callers of `get` for it wait until it is done (if it
-        failed, one of them fetches the key in turn)."""
-        done = self._fetching.setdefault(key, asyncio.Event())
-        try:
-            yield
-        finally:
-            if self._fetching.get(key) is done:
-                del self._fetching[key]
-            done.set()
+    def fetching(self, key: str) -> _Fetching:
+        """Held while a call fetches `key` (`async with`): callers of `get` for it wait until it is
+        done (if it failed, one of them fetches the key in turn)."""
+        return _Fetching(self._fetching, key)
+
+
+class _Fetching:
+    """`ResponseCache.fetching`: a plain class, not @asynccontextmanager, as it is entered once per call."""
+
+    __slots__ = ("_fetching", "_key", "_done")
+
+    def __init__(self, fetching: dict[str, asyncio.Event], key: str) -> None:
+        self._fetching, self._key = fetching, key
+
+    async def __aenter__(self) -> None:
+        self._done = self._fetching.setdefault(self._key, asyncio.Event())
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._fetching.get(self._key) is self._done:
+            del self._fetching[self._key]
+        self._done.set()

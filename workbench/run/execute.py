@@ -15,7 +15,7 @@ from typing import Any
 
 from ..core.calls import Generate
 from ..plugins import load_builtins
-from ..core.messages import to_dicts
+from ..core.messages import pairs_json, to_pairs
 from ..scoring import gold
 from ..scoring.extract import ERROR, scoring_memo
 from ..providers.redact import redact
@@ -23,7 +23,7 @@ from ..providers.spec import ModelSpec
 from ..scoring.score_log import item_json, logged_extractors, round_value, score_row
 from ..scoring.scorers import Score, ScoreCase, score_trial
 from ..solvers.base import SOLVERS, RoundRecord, Solution, Trial
-from .gateway import Gateway, GatewaySettings, call_for, now, request_params
+from .gateway import Gateway, GatewaySettings, call_for, now, params_json, request_params
 
 __all__ = ["TrialRows", "call_for", "execute", "execute_alone", "request_params", "solve_and_score", "status"]
 
@@ -81,18 +81,18 @@ async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
         "run_id": trial.run_id,
         "condition": trial.condition,
         "model": trial.model.id,
-        "model_params_json": json.dumps(params, sort_keys=True),
+        "model_params_json": params_json(tuple(sorted(params.items()))),
         "task": trial.task.id,
         "task_version": trial.task.version,
         "task_json": _shared(trial.task, lambda task: json.dumps(task.descriptor(), sort_keys=True)),
         "item_id": trial.item.id,
         "item_input": trial.item.input,
-        "item_json": item_json(trial.item),
+        "item_json": _shared(trial.item, item_json),
         "targets_json": targets_json,
         "repeat": trial.repeat,
         "seed": trial.seed,
         "stimuli_json": "[" + ", ".join(_shared(s, lambda s: json.dumps(s.model_dump())) for s in trial.stimuli) + "]",
-        "messages_json": json.dumps(to_dicts(trial.messages)),
+        "messages_json": pairs_json(to_pairs(trial.messages)),
         "response_text": solution.text,
         "answer": scored.answer,
         "score": scored.value,
@@ -161,7 +161,7 @@ def round_row(trial: Trial, record: RoundRecord, calls: list[dict[str, Any]]) ->
         "phrase_id": record.phrase_id,
         "asserts_error": record.asserts_error,
         "feedback": record.feedback,
-        "messages_json": json.dumps(to_dicts(record.messages)),
+        "messages_json": pairs_json(to_pairs(record.messages)),
         "response_text": record.text,
         "answer": record.answer,
         "verdict": record.verdict,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from ..core.calls import Generate, Generation
-from ..core.messages import Messages, to_dicts
+from ..core.messages import Messages, pairs_json, to_pairs
 from ..core.seeds import repeat_seed
 from ..providers.local_models import Notice
 from ..scoring import gold
@@ -43,9 +44,24 @@ def request_params(model: ModelSpec, trial: Trial) -> dict[str, Any]:
     return {**model.params, "seed": repeat_seed(model.params["seed"], trial.repeat) if own else trial.seed}
 
 
+def params_json(params: tuple[tuple[str, Any], ...]) -> str:
+    """Sampling parameters as the log stores them, laid out once for a trial's row and its calls'
+    rows (they send the same ones); parameters with unhashable values (a list of stop strings) each time."""
+    try:
+        return _params_json(params)
+    except TypeError:
+        return json.dumps(dict(params), sort_keys=True)
+
+
+@functools.lru_cache(maxsize=256)
+def _params_json(params: tuple[tuple[str, Any], ...]) -> str:
+    return json.dumps(dict(params), sort_keys=True)
+
+
 def call_for(trial: Trial, model: ModelSpec, messages: Messages, purpose: str, index: int, sim_targets: tuple[str, ...] | None = None) -> tuple[ModelRequest, TrialContext]:
     """The request a trial's call sends (seeded per trial) and what its provider may know of it."""
-    request = ModelRequest.build(model.id, to_dicts(messages), request_params(model, trial), trial.repeat, purpose)
+    params = tuple(sorted(request_params(model, trial).items()))
+    request = ModelRequest(model=model.id, messages=to_pairs(messages), params=params, repeat=trial.repeat, purpose=purpose)
     targets = trial.item.targets if sim_targets is None else sim_targets  # what a simulated model may plant
     return request, TrialContext(condition=trial.condition, targets=targets, seed=trial.seed, call_index=index, choices=trial.item.choices)
 
@@ -94,10 +110,10 @@ class Call:
             "purpose": self.purpose,
             "model": self.model,
             "endpoint": self.endpoint,
-            "params_json": json.dumps(dict(self.request.params), sort_keys=True),
+            "params_json": params_json(self.request.params),
             "repeat": trial.repeat,
             "cache_key": self.key,
-            "messages_json": json.dumps(self.request.message_dicts()),
+            "messages_json": pairs_json(self.request.messages),
             "response_text": response.text if response else None,
             "finish_reason": response.finish_reason if response else None,
             "prompt_tokens": response.prompt_tokens if response else 0,

@@ -162,8 +162,14 @@ _CONFIDENCE = (
 )
 
 
+_SPACE_BEFORE_END = re.compile(r"[ \t]+([.!?])(?=[ \t]*(?:\n|$))")
+_QUOTED = re.compile(r"(?<!\w)([\"“'‘])(.+?)([\"”'’])(?!\w)", re.S)
+
+
+@functools.lru_cache(maxsize=256)
 def tidy(text: str) -> str:
-    """The response with markdown, an invented continuation and confidence statements removed."""
+    """The response with markdown, an invented continuation and confidence statements removed.
+    Cached: a trial's extractors and its gold-mention check tidy the same response."""
     for pattern, replacement in _EMPHASIS:
         text = pattern.sub(replacement, text)
     if len(_ENUMERATED.findall(text)) >= 2:  # a numbered list; "3. Because ..." alone is an answer
@@ -173,7 +179,7 @@ def tidy(text: str) -> str:
         text = text[: cut.start()]
     for pattern in _CONFIDENCE:
         text = pattern.sub(" ", text)  # a space keeps the sentence end before a removed clause
-    return re.sub(r"[ \t]+([.!?])(?=[ \t]*(?:\n|$))", r"\1", text).strip()  # "32 (confidence: 0.9)." -> "32."
+    return _SPACE_BEFORE_END.sub(r"\1", text).strip()  # "32 (confidence: 0.9)." -> "32."
 
 
 def without_echoes(text: str, echoes: Sequence[str], keep: Sequence[str] = ()) -> str:
@@ -182,7 +188,7 @@ def without_echoes(text: str, echoes: Sequence[str], keep: Sequence[str] = ()) -
     passage inside one of `keep` (a choice the response quotes as its answer, or a title quoted
     within a choice)."""
     for echo in echoes:
-        if echo.strip():
+        if echo.strip() and _may_contain(text, echo.strip()):
             text = re.sub(re.escape(echo.strip()), " ", text, flags=re.I)
     source = " ".join(" ".join(echoes).lower().split())
     kept = {normalize(k) for k in keep}
@@ -192,7 +198,14 @@ def without_echoes(text: str, echoes: Sequence[str], keep: Sequence[str] = ()) -
         inside_kept = any(normalize(inner) in k for k in kept)
         return " " if len(inner.split()) >= 3 and inner in source and not inside_kept else match.group(0)
 
-    return re.sub(r"(?<!\w)([\"“'‘])(.+?)([\"”'’])(?!\w)", quoted, text, flags=re.S)
+    return _QUOTED.sub(quoted, text)
+
+
+def _may_contain(text: str, echo: str) -> bool:
+    """False only where `echo` surely does not occur in `text`, case ignored: for ASCII text, where
+    case-insensitive matching is plain lower-casing, without compiling a pattern per echo (a new
+    one for each example's input)."""
+    return not (text.isascii() and echo.isascii()) or echo.lower() in text.lower()
 
 
 # Answer markers, strongest first: "Answer:", "The answer is", "####"; then labels a model puts
@@ -398,8 +411,11 @@ def _number_in_sentence(sentence: str, given: Sequence[str]) -> Found | None:
     return None
 
 
+_SENTENCE_BREAK = re.compile(r"\n+|(?<=[.!?])\s+")
+
+
 def _sentences(text: str) -> list[str]:
-    parts = re.split(r"\n+|(?<=[.!?])\s+", text)
+    parts = _SENTENCE_BREAK.split(text)
     return [p.strip() for p in parts if p.strip()]
 
 

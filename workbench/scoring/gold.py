@@ -17,7 +17,6 @@ else reads them either.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -39,16 +38,22 @@ class GoldSealedError(RuntimeError):
     """The gold answer was read where it must not be (by a solver, or before final scoring)."""
 
 
-@contextlib.contextmanager
-def access(phase: Phase) -> Iterator[None]:
-    """Let the code inside read sealed gold, as `phase`. Scoped to the current task's context."""
-    if phase not in PHASES:
-        raise ValueError(f"unknown gold access phase {phase!r} (phases: {', '.join(PHASES)})")
-    token = _phase.set(phase)
-    try:
-        yield
-    finally:
-        _phase.reset(token)
+class access:  # noqa: N801 - used as a function: `with access("scoring"):`
+    """Let the code inside read sealed gold, as `phase`. Scoped to the current task's context.
+    A plain class, not @contextmanager: the runner enters it several times per trial."""
+
+    __slots__ = ("phase", "_token")
+
+    def __init__(self, phase: Phase) -> None:
+        if phase not in PHASES:
+            raise ValueError(f"unknown gold access phase {phase!r} (phases: {', '.join(PHASES)})")
+        self.phase = phase
+
+    def __enter__(self) -> None:
+        self._token = _phase.set(self.phase)
+
+    def __exit__(self, *_: object) -> None:
+        _phase.reset(self._token)
 
 
 class SealedTargets(Sequence[str]):
