@@ -526,3 +526,46 @@ def list_runs(db: str | Path) -> RunList:
         "FROM runs r ORDER BY r.created_at",
     )
     return RunList(str(db), tuple(rows))
+
+
+# -- models --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelCheck:
+    """One prompt answered by one model through the gateway (cache off, one retry)."""
+
+    model: str
+    ok: bool
+    answer: str | None
+    error: str | None
+    latency_s: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "ok": self.ok, "answer": self.answer, "error": self.error, "latency_s": self.latency_s}
+
+
+def check_model(model: str, prompt: str, *, api_base: str | None = None, log: Log | None = None) -> ModelCheck:
+    """Send `prompt` to `model` (at `api_base`, if given) as a trial's call would go: `workbench models check`."""
+    import time
+
+    from .core.messages import Message, to_dicts
+    from .providers import ModelRequest, TrialContext
+    from .run.gateway import GatewaySettings
+    from .study.spec import model_spec
+
+    spec = model_spec(id=model, api_base=api_base, params={"temperature": 0.0, "max_tokens": 32}, max_retries=1)
+
+    async def check() -> ModelCheck:
+        gateway = await GatewaySettings(models=(spec,), use_cache=False).open(log or _quiet)
+        try:
+            messages = (Message.text("system", "You are a helpful assistant."), Message.text("user", prompt))
+            request = ModelRequest.build(spec.id, to_dicts(messages), spec.params, 0, "check")
+            started = time.perf_counter()
+            result = await gateway.call(spec, request, TrialContext("check", ("5",), 0))
+            return ModelCheck(
+                model=model, ok=result.error is None, answer=result.response.text if result.response else None,
+                error=str(result.error) if result.error else None, latency_s=round(time.perf_counter() - started, 3),
+            )
+        finally:
+            await gateway.close()
+
+    return asyncio.run(check())

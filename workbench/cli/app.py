@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import sys
@@ -538,32 +537,9 @@ def models_check(
     as_json: JsonOption = False,
 ) -> None:
     """Answer one prompt with MODEL and print the answer and latency."""
-    import time
+    from .. import api
 
-    from ..core.messages import Message, to_dicts
-    from ..providers import ModelRequest, TrialContext, complete_with_retries, open_pool
-    from ..study.spec import model_spec
-
-    spec = model_spec(id=model, api_base=api_base, params={"temperature": 0.0, "max_tokens": 32})
-
-    async def check() -> dict[str, Any]:
-        pool = await asyncio.to_thread(open_pool, [spec], lambda m: err.print(m, highlight=False))
-        try:
-            messages = (Message.text("system", "You are a helpful assistant."), Message.text("user", prompt))
-            request = ModelRequest.build(spec.id, to_dicts(messages), spec.params, 0, "check")
-            started = time.perf_counter()
-            outcome = await complete_with_retries(pool.get(spec.id), request, TrialContext("check", ("5",), 0), max_retries=1, timeout_s=spec.timeout_s)
-            return {
-                "model": model,
-                "ok": outcome.error is None,
-                "answer": outcome.response.text if outcome.response else None,
-                "error": str(outcome.error) if outcome.error else None,
-                "latency_s": round(time.perf_counter() - started, 3),
-            }
-        finally:
-            await pool.close()
-
-    result = asyncio.run(check())
+    result = api.check_model(model, prompt, api_base=api_base, log=lambda m: err.print(m, highlight=False)).to_json()
     if as_json:
         out.print_json(json.dumps(result))
     elif result["ok"]:
