@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import __version__
 from ..core.errors import UserError
-from ..scoring.extract import ERROR, NO_ANSWER
+from ..scoring.extract import ERROR, NO_ANSWER, scoring_memo
 from ..providers.local_models import Notice
 from ..providers import ModelResponse
 from ..store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
@@ -218,8 +218,11 @@ class Runner:
                 await log.maybe_flush()
 
         # `concurrency` workers rather than a task per trial: as many trials run at once, without
-        # a waiting task (and its memory) for every pending trial.
-        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.study.spec.concurrency, len(pending)))]
+        # a waiting task (and its memory) for every pending trial. They share one scoring memo
+        # (each task starts in a copy of this context): trials of one example that got the same
+        # answer text score it once.
+        with scoring_memo():
+            workers = [asyncio.ensure_future(worker()) for _ in range(min(self.study.spec.concurrency, len(pending)))]
         try:
             all_done = asyncio.gather(*workers)
             waiter = asyncio.ensure_future(_stopped(stop))
