@@ -52,7 +52,9 @@ OK, NO_ANSWER, ERROR = "ok", "no_answer", "error"
 _MEMO: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("scoring_memo", default=None)
 F = TypeVar("F", bound=Callable[..., Any])
 
-MEMO_LIMIT = 100_000  # entries a memo holds before it starts afresh (a long sweep's run-wide memo)
+# Entries a memo holds before it starts afresh: the run-wide memo keeps response texts, and the
+# trials that share an answer (the conditions and repeats of one example) run side by side.
+MEMO_LIMIT = 16_384
 
 
 @contextlib.contextmanager
