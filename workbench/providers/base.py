@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..core.json_layout import sorted_json
 from .redact import redact
 
 MAX_ERROR_LENGTH = 500
@@ -107,7 +107,7 @@ def cache_key(request: ModelRequest, endpoint: str, scope: str = "", occurrence:
         payload["scope"] = scope
     if occurrence:
         payload["occurrence"] = occurrence
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(sorted_json(payload).encode()).hexdigest()
 
 
 @dataclass
