@@ -10,9 +10,9 @@ extractor reads its answer (its `trials.extractor` is empty and every table uses
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import Any
 
+from ..core.clock import utc_now
 from ..core.json_layout import sorted_json
 from .extract import DIAGNOSTIC_EXTRACTORS, ERROR, Scored, mentions_gold, score_text
 from ..core.items import TaskItem
@@ -47,7 +47,7 @@ def score_row(trial_id: str, run_id: str, task: ScoredTask, item: TaskItem, text
         "status": scored.status,
         "rule": scored.rule,
         "contains_gold": None if text is None else mentions_gold(task, item, text),
-        "scored_at": datetime.now(timezone.utc).replace(tzinfo=None),
+        "scored_at": utc_now(),
     }
 
 
