@@ -167,6 +167,7 @@ class Runner:
             return await self._run()
 
     async def _run(self) -> RunSummary:
+        new_log = not log_exists(self.db_path)  # before this run's first flush creates it
         trials = expand(self.study, self.run_id)
         self.summary.trials_planned = len(trials)
         done, registered = self._landed({t.trial_id for t in trials})
@@ -186,7 +187,8 @@ class Runner:
         await log.flush()
         self._report()
         settings = gateway_settings(self.study, pending, use_cache=self.use_cache)
-        self.cache = await asyncio.to_thread(self._logged_answers, list(settings.models))
+        # A log this run has just created holds no answers: no reader is built to find none.
+        self.cache = ResponseCache() if new_log else await asyncio.to_thread(self._logged_answers, list(settings.models))
         gateway = await settings.open(self.say, self.cache)
         try:
             await self._schedule(pending, gateway, log)
