@@ -152,7 +152,7 @@ def mentions_gold(task: ScoredTask, item: TaskItem, text: str) -> bool:
         named = {value for _, _, value in answers.mentions(answers.without_echoes(tidied, answers.echoes(task, item), phrases), candidates)}
         return bool(named) and named <= set(item.targets)
     if answers.ANSWER_TYPES.get(task.answer_type).numeric:
-        said, given = (answers.numbers_in(answers.words_to_digits(t)) for t in (tidied, item.input))
+        said, given = answers.numbers_in(answers.words_to_digits(tidied)), answers.given_numbers(item.input, spelled=True)
         values = {answers.number_value(str(t)) for t in item.targets} - {None}
         return any(said.count(v) > given.count(v) for v in values)
     folded = " ".join(tidied.lower().split())
