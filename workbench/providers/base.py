@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..core.json_layout import sorted_json
 from .redact import redact
 
 MAX_ERROR_LENGTH = 500
@@ -73,7 +73,8 @@ class ProviderError(Exception):
 
 class Provider(Protocol):
     endpoint: str
-    """Stable identity of what serves the model (api base, weights hash); part of the cache key."""
+    """Stable identity of what serves the model (api base, weights hash); part of the cache key.
+    Optional: `answers_at_once = True` where `complete` never awaits (see answers_at_once)."""
 
     async def complete(self, request: ModelRequest, context: TrialContext, attempt: int) -> ModelResponse: ...
 
@@ -82,6 +83,12 @@ class Provider(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+def answers_at_once(provider: Provider) -> bool:
+    """Whether the provider's `complete` returns without ever awaiting anything (an in-process
+    model with no latency); providers that do not say so are assumed to wait."""
+    return bool(getattr(provider, "answers_at_once", False))
 
 
 def cache_key(request: ModelRequest, endpoint: str, scope: str = "", occurrence: int = 0) -> str:
@@ -100,7 +107,7 @@ def cache_key(request: ModelRequest, endpoint: str, scope: str = "", occurrence:
         payload["scope"] = scope
     if occurrence:
         payload["occurrence"] = occurrence
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(sorted_json(payload).encode()).hexdigest()
 
 
 @dataclass
@@ -138,11 +145,17 @@ async def complete_with_retries(
 ) -> CallOutcome:
     """Call with a timeout (None: none, for in-process models); retry transient failures at most
     `max_retries` times with backoff."""
+    # A provider that answers without waiting never suspends, so a timeout could never fire in it:
+    # its calls skip the timer the scope would schedule and cancel (the zero-latency simulator).
+    limit = None if timeout_s is None or answers_at_once(provider) else timeout_s + 5
     for attempt in range(max_retries + 1):
         try:
-            # asyncio.timeout rather than wait_for: the same limit without a task per call
-            async with asyncio.timeout(None if timeout_s is None else timeout_s + 5):
+            if limit is None:
                 response = await provider.complete(request, context, attempt)
+            else:
+                # asyncio.timeout rather than wait_for: the same limit without a task per call
+                async with asyncio.timeout(limit):
+                    response = await provider.complete(request, context, attempt)
             return CallOutcome(response=response, error=None, retries=attempt)
         except asyncio.TimeoutError:
             error = ProviderError(f"no answer within {timeout_s:.0f} s", kind="timeout", transient=True)

@@ -22,6 +22,7 @@ class SimulatedProvider:
     def __init__(self, spec: ModelSpec) -> None:
         self.model_id = spec.id
         self.sim = spec.simulate or SimulatorSpec()
+        self.answers_at_once = not self.sim.latency_ms  # it awaits only its simulated latency
 
     async def complete(self, request: ModelRequest, context: TrialContext, attempt: int) -> ModelResponse:
         if self.sim.latency_ms:

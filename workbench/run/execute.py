@@ -15,6 +15,7 @@ from typing import Any
 
 from ..core.calls import Generate
 from ..plugins import load_builtins
+from ..core.json_layout import sorted_json
 from ..core.messages import pairs_json, to_pairs
 from ..scoring import gold
 from ..scoring.extract import ERROR, scoring_memo
@@ -98,7 +99,7 @@ async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
         "score": scored.value,
         "status": status(solution, scored),
         "error": solution.error or scored.error,
-        "details_json": json.dumps(details, sort_keys=True, default=str),
+        "details_json": sorted_json(details),
         "n_calls": len(call_rows),
         "prompt_tokens": sum(c["prompt_tokens"] for c in call_rows),
         "completion_tokens": sum(c["completion_tokens"] for c in call_rows),

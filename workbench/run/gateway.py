@@ -16,10 +16,11 @@ import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 from ..core.calls import Generate, Generation
+from ..core.clock import utc_now
 from ..core.messages import Messages, pairs_json, to_pairs
 from ..core.seeds import repeat_seed
 from ..providers.local_models import Notice
@@ -32,9 +33,7 @@ from .cache import ResponseCache
 DEFAULT_BACKOFF_S = 0.5
 
 
-def now() -> datetime:
-    """The log's timestamps: UTC, naive (DuckDB TIMESTAMP)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+now = utc_now  # the log's timestamps (callers import it from here)
 
 
 def request_params(model: ModelSpec, trial: Trial) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import __version__
 from ..core.errors import UserError
-from ..scoring.extract import ERROR, NO_ANSWER
+from ..scoring.extract import ERROR, NO_ANSWER, scoring_memo
 from ..providers.local_models import Notice
 from ..providers import ModelResponse
 from ..store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
@@ -167,6 +167,7 @@ class Runner:
             return await self._run()
 
     async def _run(self) -> RunSummary:
+        new_log = not log_exists(self.db_path)  # before this run's first flush creates it
         trials = expand(self.study, self.run_id)
         self.summary.trials_planned = len(trials)
         done, registered = self._landed({t.trial_id for t in trials})
@@ -186,7 +187,8 @@ class Runner:
         await log.flush()
         self._report()
         settings = gateway_settings(self.study, pending, use_cache=self.use_cache)
-        self.cache = await asyncio.to_thread(self._logged_answers, list(settings.models))
+        # A log this run has just created holds no answers: no reader is built to find none.
+        self.cache = ResponseCache() if new_log else await asyncio.to_thread(self._logged_answers, list(settings.models))
         gateway = await settings.open(self.say, self.cache)
         try:
             await self._schedule(pending, gateway, log)
@@ -218,8 +220,11 @@ class Runner:
                 await log.maybe_flush()
 
         # `concurrency` workers rather than a task per trial: as many trials run at once, without
-        # a waiting task (and its memory) for every pending trial.
-        workers = [asyncio.ensure_future(worker()) for _ in range(min(self.study.spec.concurrency, len(pending)))]
+        # a waiting task (and its memory) for every pending trial. They share one scoring memo
+        # (each task starts in a copy of this context): trials of one example that got the same
+        # answer text score it once.
+        with scoring_memo():
+            workers = [asyncio.ensure_future(worker()) for _ in range(min(self.study.spec.concurrency, len(pending)))]
         try:
             all_done = asyncio.gather(*workers)
             waiter = asyncio.ensure_future(_stopped(stop))

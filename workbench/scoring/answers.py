@@ -375,6 +375,13 @@ def numbers_in(text: str, words: bool = False) -> list[str]:
     return out
 
 
+@functools.lru_cache(maxsize=4096)
+def given_numbers(item_input: str, spelled: bool = False) -> tuple[str, ...]:
+    """The numbers of an example's input (with `spelled`, its number words read as digits too),
+    found once: every trial of the example, and each of its extractors, reads them again."""
+    return tuple(numbers_in(words_to_digits(item_input) if spelled else item_input))
+
+
 def _number_in_sentence(sentence: str, given: Sequence[str]) -> Found | None:
     """The number a sentence answers with: after its last "=", else after its verb ("The sum of
     62 and 92 is 154", "You have three objects"), else the first number it adds to the input's
@@ -421,7 +428,7 @@ def _sentences(text: str) -> list[str]:
 
 def find_number(text: str, item_input: str) -> Found:
     """A short numeric answer: in the first sentence that states one, after an answer marker first."""
-    given = numbers_in(item_input)
+    given = given_numbers(item_input)
     hedged = False
     for scope, rule in scopes(text):
         for sentence in _sentences(scope):

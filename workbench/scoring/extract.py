@@ -52,11 +52,21 @@ OK, NO_ANSWER, ERROR = "ok", "no_answer", "error"
 _MEMO: ContextVar[dict[tuple[Any, ...], Any] | None] = ContextVar("scoring_memo", default=None)
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Entries a memo holds before it starts afresh: the run-wide memo keeps response texts, and the
+# trials that share an answer (the conditions and repeats of one example) run side by side.
+MEMO_LIMIT = 16_384
+
+
 @contextlib.contextmanager
 def scoring_memo() -> Iterator[None]:
     """Within it, reading one response the same way twice computes it once: a trial's final
-    score, its `scores` rows and its rounds read the same text under the same extractors (the
-    runner holds one per trial; the task and item stay alive meanwhile, so their ids are theirs)."""
+    score, its `scores` rows and its rounds read the same text under the same extractors, and
+    across a run the conditions and repeats of one example often get the very same answer text
+    (extractors and the gold check are pure functions of task, example and text). The runner
+    holds one for the run, `execute` one per trial; inside one already held, it is that one."""
+    if _MEMO.get() is not None:
+        yield
+        return
     token = _MEMO.set({})
     try:
         yield
@@ -69,10 +79,16 @@ def _memoized(fn: F) -> F:
         memo = _MEMO.get()
         if memo is None:
             return fn(task, item, text, *args, **kwargs)
-        key = (fn.__name__, id(task), id(item), text, args, tuple(sorted(kwargs.items())))
-        if key not in memo:
-            memo[key] = fn(task, item, text, *args, **kwargs)
-        return memo[key]
+        key = (fn, id(task), id(item), text, args, tuple(sorted(kwargs.items())) if kwargs else ())
+        hit = memo.get(key)
+        # The entry holds its task and example: their ids cannot pass to other objects meanwhile.
+        if hit is not None and hit[0] is task and hit[1] is item:
+            return hit[2]
+        result = fn(task, item, text, *args, **kwargs)
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[key] = (task, item, result)
+        return result
 
     return wrapper  # type: ignore[return-value]
 
@@ -136,7 +152,7 @@ def mentions_gold(task: ScoredTask, item: TaskItem, text: str) -> bool:
         named = {value for _, _, value in answers.mentions(answers.without_echoes(tidied, answers.echoes(task, item), phrases), candidates)}
         return bool(named) and named <= set(item.targets)
     if answers.ANSWER_TYPES.get(task.answer_type).numeric:
-        said, given = (answers.numbers_in(answers.words_to_digits(t)) for t in (tidied, item.input))
+        said, given = answers.numbers_in(answers.words_to_digits(tidied)), answers.given_numbers(item.input, spelled=True)
         values = {answers.number_value(str(t)) for t in item.targets} - {None}
         return any(said.count(v) > given.count(v) for v in values)
     folded = " ".join(tidied.lower().split())

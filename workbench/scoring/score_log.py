@@ -10,9 +10,10 @@ extractor reads its answer (its `trials.extractor` is empty and every table uses
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from typing import Any
 
+from ..core.clock import utc_now
+from ..core.json_layout import sorted_json
 from .extract import DIAGNOSTIC_EXTRACTORS, ERROR, Scored, mentions_gold, score_text
 from ..core.items import TaskItem
 from .task import ScoredTask
@@ -46,7 +47,7 @@ def score_row(trial_id: str, run_id: str, task: ScoredTask, item: TaskItem, text
         "status": scored.status,
         "rule": scored.rule,
         "contains_gold": None if text is None else mentions_gold(task, item, text),
-        "scored_at": datetime.now(timezone.utc).replace(tzinfo=None),
+        "scored_at": utc_now(),
     }
 
 
@@ -59,7 +60,7 @@ def round_value(task: ScoredTask, item: TaskItem, text: str, extractor: str | No
 def item_json(item: TaskItem) -> str:
     """What a trial row keeps of its example beyond input and gold, so a re-score rebuilds it
     from the log alone: the choices a multiple-choice answer is matched to, and the item's meta."""
-    return json.dumps({"choices": list(item.choices), "meta": dict(item.meta)}, sort_keys=True, default=str)
+    return sorted_json({"choices": list(item.choices), "meta": dict(item.meta)})
 
 
 def logged_item(item_id: str, item_input: str, targets_json: str, item_json_text: str | None) -> TaskItem:
