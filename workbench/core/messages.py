@@ -8,10 +8,11 @@ change returns a new message; the logged form is the rendered `{role, content}`.
 from __future__ import annotations
 
 import functools
-import json
 import string
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+
+from .json_layout import plain_json
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,14 +20,15 @@ class Message:
     role: str
     template: str = "{text}"
     slots: tuple[tuple[str, str], ...] = field(default=())
+    # The rendered text, once: a trial's request, its cache key and its rows each read it.
+    content: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "content", self.template.format_map(dict(self.slots)))
 
     @classmethod
     def text(cls, role: str, content: str) -> Message:
         return cls(role=role, template="{text}", slots=(("text", content),))
-
-    @property
-    def content(self) -> str:
-        return self.template.format_map(dict(self.slots))
 
     def slot(self, name: str) -> str | None:
         """The slot's text, or None where the template has no place for it."""
@@ -36,7 +38,7 @@ class Message:
         """A copy with slot `name` set to `value` (the slot must already be in the template)."""
         if self.slot(name) is None:
             raise KeyError(f"message has no slot {name!r}")
-        return replace(self, slots=tuple((k, value if k == name else v) for k, v in self.slots))
+        return Message(self.role, self.template, tuple((k, value if k == name else v) for k, v in self.slots))
 
     def to_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
@@ -64,7 +66,7 @@ def to_pairs(messages: Iterable[Message]) -> tuple[tuple[str, str], ...]:
 def pairs_json(pairs: tuple[tuple[str, str], ...]) -> str:
     """Messages as the log stores them (`to_dicts`, as JSON). Cached: a trial's row and its calls'
     rows log the same messages, and JSON was a tenth of the runner's time per trial."""
-    return json.dumps([{"role": role, "content": content} for role, content in pairs])
+    return plain_json([{"role": role, "content": content} for role, content in pairs])
 
 
 def last_index(messages: Sequence[Message], role: str) -> int | None:

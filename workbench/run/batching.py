@@ -41,6 +41,13 @@ class BatchWriter:
         for table, row in rows:
             self.add(table, row)
 
+    def extend(self, table: str, rows: list[dict[str, Any]]) -> None:
+        """Add `rows` to `table` at once (the runner adds each trial's rows table by table)."""
+        if rows:
+            self.rows.setdefault(table, []).extend(rows)
+            if table == "trials":
+                self.pending_trials += len(rows)
+
     async def maybe_flush(self) -> None:
         if self.pending_trials < FLUSH_EVERY_TRIALS and time.monotonic() - self.last_flush < FLUSH_EVERY_S:
             return

@@ -13,10 +13,19 @@ import asyncio
 from ..providers import ModelResponse
 
 
+class _Fetch:
+    """A key being fetched; its event is made only when another call waits for it (most never do)."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event: asyncio.Event | None = None
+
+
 class ResponseCache:
     def __init__(self) -> None:
         self._answers: dict[str, ModelResponse] = {}
-        self._fetching: dict[str, asyncio.Event] = {}
+        self._fetching: dict[str, _Fetch] = {}
 
     def put(self, key: str, response: ModelResponse) -> None:
         """Remember `response` for `key` unless the key has an answer already (the first one stays)."""
@@ -24,28 +33,21 @@ class ResponseCache:
 
     async def get(self, key: str) -> ModelResponse | None:
         """The key's answer, after waiting for a call that is fetching it; None: the caller fetches it."""
-        while key not in self._answers and key in self._fetching:
-            await self._fetching[key].wait()
+        while key not in self._answers and (fetch := self._fetching.get(key)) is not None:
+            if fetch.event is None:
+                fetch.event = asyncio.Event()
+            await fetch.event.wait()
         return self._answers.get(key)
 
-    def fetching(self, key: str) -> _Fetching:
-        """Held while a call fetches `key` (`async with`): callers of `get` for it wait until it is
-        done (if it failed, one of them fetches the key in turn)."""
-        return _Fetching(self._fetching, key)
+    def start_fetch(self, key: str) -> _Fetch:
+        """Mark `key` as being fetched by the caller, who calls `end_fetch` when done (in a
+        `finally`): callers of `get` for it wait until then (if it failed, one of them fetches the
+        key in turn). Plain calls, not an async context manager: the gateway makes one per call."""
+        fetch = self._fetching.setdefault(key, _Fetch())
+        return fetch
 
-
-class _Fetching:
-    """`ResponseCache.fetching`: a plain class, not @asynccontextmanager, as it is entered once per call."""
-
-    __slots__ = ("_fetching", "_key", "_done")
-
-    def __init__(self, fetching: dict[str, asyncio.Event], key: str) -> None:
-        self._fetching, self._key = fetching, key
-
-    async def __aenter__(self) -> None:
-        self._done = self._fetching.setdefault(self._key, asyncio.Event())
-
-    async def __aexit__(self, *_: object) -> None:
-        if self._fetching.get(self._key) is self._done:
-            del self._fetching[self._key]
-        self._done.set()
+    def end_fetch(self, key: str, fetch: _Fetch) -> None:
+        if self._fetching.get(key) is fetch:
+            del self._fetching[key]
+        if fetch.event is not None:
+            fetch.event.set()

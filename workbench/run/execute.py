@@ -8,20 +8,19 @@ alone, for callers with a way to a model of their own (planning walks it with fi
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from ..core.calls import Generate
 from ..plugins import load_builtins
-from ..core.json_layout import sorted_json
+from ..core.json_layout import plain_json, sorted_json
 from ..core.messages import pairs_json, to_pairs
 from ..scoring import gold
 from ..scoring.extract import ERROR, scoring_memo
 from ..providers.redact import redact
 from ..providers.spec import ModelSpec
-from ..scoring.score_log import item_json, logged_extractors, round_value, score_row
+from ..scoring.score_log import item_json, logged_extractors, round_value, score_rows
 from ..scoring.scorers import Score, ScoreCase, score_trial
 from ..solvers.base import SOLVERS, RoundRecord, Solution, Trial
 from .gateway import Gateway, GatewaySettings, call_for, now, params_json, request_params
@@ -38,9 +37,13 @@ class TrialRows:
     rounds: list[dict[str, Any]]
     scores: list[dict[str, Any]]
 
+    def tables(self) -> tuple[tuple[str, list[dict[str, Any]]], ...]:
+        """(table, rows) in the order the runner logs them: the trial row last."""
+        return (("calls", self.calls), ("rounds", self.rounds), ("scores", self.scores), ("trials", [self.trial]))
+
     def by_table(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """(table, row) in the order the runner logs them: the trial row last."""
-        for table, rows in (("calls", self.calls), ("rounds", self.rounds), ("scores", self.scores), ("trials", [self.trial])):
+        for table, rows in self.tables():
             for row in rows:
                 yield table, row
 
@@ -72,9 +75,9 @@ async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
         solution, scored = await solve_and_score(trial, calls.generate_for, gateway.judge)
         call_rows = calls.rows()
         with gold.access("scoring"):  # after final scoring: the log records the gold and scores each round
-            targets_json = json.dumps(list(trial.item.targets))
+            targets_json = _shared(trial.item, "targets", lambda item: plain_json(list(item.targets)))
             rounds = [round_row(trial, record, call_rows) for record in solution.rounds]
-            scores = [score_row(trial.trial_id, trial.run_id, trial.task, trial.item, solution.text, name) for name in logged_extractors(trial.extractor)]
+            scores = score_rows(trial.trial_id, trial.run_id, trial.task, trial.item, solution.text, logged_extractors(trial.extractor))
     details = {**solution.details, **({"scoring": scored.details} if scored.details else {})}
     params = request_params(trial.model, trial)  # logged as sent: a seed of the user's own is made new per repeat
     trial_row = {
@@ -85,27 +88,22 @@ async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
         "model_params_json": params_json(tuple(sorted(params.items()))),
         "task": trial.task.id,
         "task_version": trial.task.version,
-        "task_json": _shared(trial.task, lambda task: json.dumps(task.descriptor(), sort_keys=True)),
+        "task_json": _shared(trial.task, "task", lambda task: sorted_json(task.descriptor())),
         "item_id": trial.item.id,
         "item_input": trial.item.input,
-        "item_json": _shared(trial.item, item_json),
+        "item_json": _shared(trial.item, "item", item_json),
         "targets_json": targets_json,
         "repeat": trial.repeat,
         "seed": trial.seed,
-        "stimuli_json": "[" + ", ".join(_shared(s, lambda s: json.dumps(s.model_dump())) for s in trial.stimuli) + "]",
+        "stimuli_json": "[" + ", ".join(_shared(s, "stimulus", lambda s: plain_json(s.model_dump())) for s in trial.stimuli) + "]",
         "messages_json": pairs_json(to_pairs(trial.messages)),
         "response_text": solution.text,
         "answer": scored.answer,
         "score": scored.value,
         "status": status(solution, scored),
         "error": solution.error or scored.error,
-        "details_json": sorted_json(details),
-        "n_calls": len(call_rows),
-        "prompt_tokens": sum(c["prompt_tokens"] for c in call_rows),
-        "completion_tokens": sum(c["completion_tokens"] for c in call_rows),
-        "cost": sum(c["cost"] for c in call_rows),
-        "latency_s": sum(c["latency_s"] or 0.0 for c in call_rows),
-        "cached": bool(call_rows) and all(c["cached"] for c in call_rows),
+        "details_json": sorted_json(details) if details else "{}",
+        **_totals(call_rows),
         "started_at": started,
         "finished_at": now(),
         "consumes_gold": trial.consumes_gold,
@@ -114,20 +112,36 @@ async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
     return TrialRows(trial=trial_row, calls=call_rows, rounds=rounds, scores=scores)
 
 
-_SHARED: dict[int, tuple[Any, str]] = {}
-SHARED_LIMIT = 4096
+def _totals(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a trial's row sums up of its calls' rows (one pass: most trials make one call)."""
+    prompt = completion = 0
+    cost = latency = 0.0
+    cached = bool(calls)
+    for call in calls:
+        prompt += call["prompt_tokens"]
+        completion += call["completion_tokens"]
+        cost += call["cost"]
+        latency += call["latency_s"] or 0.0
+        cached = cached and call["cached"]
+    return {"n_calls": len(calls), "prompt_tokens": prompt, "completion_tokens": completion, "cost": cost, "latency_s": latency, "cached": cached}
 
 
-def _shared(obj: Any, layout: Callable[[Any], str]) -> str:
-    """The JSON of an object many trials share (a task, an applied stimulus), laid out once. Keyed
-    by identity: the entry holds the object, so its id cannot pass to another meanwhile."""
-    hit = _SHARED.get(id(obj))
+_SHARED: dict[tuple[int, str], tuple[Any, str]] = {}
+SHARED_LIMIT = 8192
+
+
+def _shared(obj: Any, column: str, layout: Callable[[Any], str]) -> str:
+    """The JSON `column` of an object many trials share (a task, a condition's stimuli, an example
+    its conditions and repeats share), laid out once. Keyed by identity: the entry holds the
+    object, so its id cannot pass to another meanwhile."""
+    key = (id(obj), column)
+    hit = _SHARED.get(key)
     if hit is not None and hit[0] is obj:
         return hit[1]
     if len(_SHARED) >= SHARED_LIMIT:
         _SHARED.clear()
     text = layout(obj)
-    _SHARED[id(obj)] = (obj, text)
+    _SHARED[key] = (obj, text)
     return text
 
 
@@ -173,6 +187,6 @@ def round_row(trial: Trial, record: RoundRecord, calls: list[dict[str, Any]]) ->
         "completion_tokens": sum(c["completion_tokens"] for c in own),
         "latency_s": sum(c["latency_s"] or 0.0 for c in own),
         "call_id": own[0]["call_id"] if own else None,
-        "call_ids_json": json.dumps([c["call_id"] for c in own]),
+        "call_ids_json": plain_json([c["call_id"] for c in own]),
         "error": record.error,
     }

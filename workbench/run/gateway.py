@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +20,7 @@ from typing import Any
 
 from ..core.calls import Generate, Generation
 from ..core.clock import utc_now
+from ..core.json_layout import sorted_json
 from ..core.messages import Messages, pairs_json, to_pairs
 from ..core.seeds import repeat_seed
 from ..providers.local_models import Notice
@@ -49,12 +49,12 @@ def params_json(params: tuple[tuple[str, Any], ...]) -> str:
     try:
         return _params_json(params)
     except TypeError:
-        return json.dumps(dict(params), sort_keys=True)
+        return sorted_json(dict(params))
 
 
 @functools.lru_cache(maxsize=256)
 def _params_json(params: tuple[tuple[str, Any], ...]) -> str:
-    return json.dumps(dict(params), sort_keys=True)
+    return sorted_json(dict(params))
 
 
 def call_for(trial: Trial, model: ModelSpec, messages: Messages, purpose: str, index: int, sim_targets: tuple[str, ...] | None = None) -> tuple[ModelRequest, TrialContext]:
@@ -163,13 +163,18 @@ class Gateway:
             return CallResult(cached, None, 0, True)
         self.model_calls += 1
         timeout_s = model.timeout_s if self.settings.timeouts else None
+        provider = self.provider(model.id)
         # Others wanting this key meanwhile wait for this call (with the cache on).
-        async with self.cache.fetching(key) if use_cache else contextlib.nullcontext():
+        fetching = self.cache.start_fetch(key) if use_cache else None
+        try:
             # A simulated model plants its effects against the gold; the solver is suspended meanwhile.
             with gold.access("provider"):
-                outcome = await complete_with_retries(self.provider(model.id), request, context, max_retries=model.max_retries, timeout_s=timeout_s, backoff_s=self.settings.backoff_s)
+                outcome = await complete_with_retries(provider, request, context, max_retries=model.max_retries, timeout_s=timeout_s, backoff_s=self.settings.backoff_s)
             if outcome.response is not None and use_cache:
                 self.cache.put(key, outcome.response)
+        finally:
+            if fetching is not None:
+                self.cache.end_fetch(key, fetching)
         return CallResult(outcome.response, outcome.error, outcome.retries, False)
 
     def for_trial(self, trial: Trial) -> TrialCalls:

@@ -18,10 +18,9 @@ diagnostic.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -57,21 +56,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 MEMO_LIMIT = 16_384
 
 
-@contextlib.contextmanager
-def scoring_memo() -> Iterator[None]:
+class scoring_memo:  # noqa: N801 - used as a function: `with scoring_memo():`
     """Within it, reading one response the same way twice computes it once: a trial's final
     score, its `scores` rows and its rounds read the same text under the same extractors, and
     across a run the conditions and repeats of one example often get the very same answer text
     (extractors and the gold check are pure functions of task, example and text). The runner
-    holds one for the run, `execute` one per trial; inside one already held, it is that one."""
-    if _MEMO.get() is not None:
-        yield
-        return
-    token = _MEMO.set({})
-    try:
-        yield
-    finally:
-        _MEMO.reset(token)
+    holds one for the run, `execute` one per trial; inside one already held, it is that one.
+    A plain class, not @contextmanager: `execute` enters it once per trial."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> None:
+        self._token = _MEMO.set({}) if _MEMO.get() is None else None
+
+    def __exit__(self, *_: object) -> None:
+        if self._token is not None:
+            _MEMO.reset(self._token)
 
 def _memoized(fn: F) -> F:
     @functools.wraps(fn)

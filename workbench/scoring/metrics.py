@@ -8,6 +8,7 @@ the item). All run on stored raw text, so a new one re-scores a log without new 
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections import Counter
@@ -46,9 +47,14 @@ _ANSWER_PREFIX = re.compile(r"^\s*(?:final answer|answer|output)\s*[:\-]\s*", re
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
+_SURROUNDING = string.punctuation + " \t\n\"'“”‘’"
+
+
+@functools.lru_cache(maxsize=65_536)
 def normalize(text: str) -> str:
-    """Lower-case, trim, drop surrounding punctuation and collapse whitespace."""
-    text = text.strip().lower().strip(string.punctuation + " \t\n\"'“”‘’")
+    """Lower-case, trim, drop surrounding punctuation and collapse whitespace. Cached: every
+    trial of an example normalises its gold again."""
+    text = text.strip().lower().strip(_SURROUNDING)
     return " ".join(text.split())
 
 
@@ -66,6 +72,7 @@ def parse_first_line(text: str) -> str:
     return ""
 
 
+@functools.lru_cache(maxsize=65_536)
 def canonical_number(text: str) -> str:
     """"1,200.0" -> "1200", "-3.50" -> "-3.5": one spelling per number, so em compares values."""
     value = float(text.replace(",", ""))
@@ -157,7 +164,8 @@ def _fold(text: str) -> str:
 
 @METRICS.register("em")
 def exact_match(answer: str, targets: Sequence[str]) -> float:
-    return float(any(normalize(answer) == normalize(t) for t in targets))
+    said = normalize(answer)
+    return float(any(said == normalize(t) for t in targets))
 
 
 @METRICS.register("contains")

@@ -9,6 +9,7 @@ extractor reads its answer (its `trials.extractor` is empty and every table uses
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -19,6 +20,7 @@ from ..core.items import TaskItem
 from .task import ScoredTask
 
 
+@functools.cache
 def logged_extractors(own: str | None) -> tuple[str, ...]:
     """The extractors a trial is scored under at run time: its own first, then the diagnostic ones."""
     return () if own is None else tuple(dict.fromkeys((own, *DIAGNOSTIC_EXTRACTORS)))
@@ -37,18 +39,32 @@ def scored_under(task: ScoredTask, item: TaskItem, text: str | None, extractor: 
 
 def score_row(trial_id: str, run_id: str, task: ScoredTask, item: TaskItem, text: str | None, extractor: str) -> dict[str, Any]:
     """One `scores` row (reads the gold: call it inside a gold access phase)."""
-    scored = scored_under(task, item, text, extractor)
-    return {
-        "trial_id": trial_id,
-        "run_id": run_id,
-        "extractor": extractor,
-        "answer": scored.answer,
-        "score": scored.value,
-        "status": scored.status,
-        "rule": scored.rule,
-        "contains_gold": None if text is None else mentions_gold(task, item, text),
-        "scored_at": utc_now(),
-    }
+    return score_rows(trial_id, run_id, task, item, text, (extractor,))[0]
+
+
+def score_rows(trial_id: str, run_id: str, task: ScoredTask, item: TaskItem, text: str | None, extractors: tuple[str, ...]) -> list[dict[str, Any]]:
+    """A trial's `scores` rows, one per extractor, scored together: one time and one gold check."""
+    if not extractors:
+        return []
+    contains_gold = None if text is None else mentions_gold(task, item, text)
+    scored_at = utc_now()
+    rows = []
+    for extractor in extractors:
+        scored = scored_under(task, item, text, extractor)
+        rows.append(
+            {
+                "trial_id": trial_id,
+                "run_id": run_id,
+                "extractor": extractor,
+                "answer": scored.answer,
+                "score": scored.value,
+                "status": scored.status,
+                "rule": scored.rule,
+                "contains_gold": contains_gold,
+                "scored_at": scored_at,
+            }
+        )
+    return rows
 
 
 def round_value(task: ScoredTask, item: TaskItem, text: str, extractor: str | None) -> float:

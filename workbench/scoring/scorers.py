@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.registry import Registry
 from .answers import Unparseable  # defined beside the answer types; scorers and extractors raise it
+from .extract import DEFAULT_EXTRACTOR, score_text
 
 if TYPE_CHECKING:
     from ..core.calls import Generate
@@ -87,8 +88,6 @@ def scorer(name: str, *, judge_calls: int = 0, extracts: bool = False, check: Ta
 @scorer("metric", extracts=True)
 def metric_scorer(case: ScoreCase) -> Score:
     """The case's extractor reads the answer, then the task's metric scores it against the gold."""
-    from .extract import DEFAULT_EXTRACTOR, score_text
-
     scored = score_text(case.task, case.item, case.text, case.extractor or DEFAULT_EXTRACTOR)
     return Score(answer=scored.answer, value=scored.value, status=scored.status)
 
