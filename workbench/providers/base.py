@@ -129,9 +129,13 @@ class SampleKeys:
 
 @dataclass
 class CallOutcome:
+    """A call's answer or its error after its retries; `cached`: answered from the run's cache
+    (the gateway's), with no call made."""
+
     response: ModelResponse | None
     error: ProviderError | None
     retries: int
+    cached: bool = False
 
 
 async def complete_with_retries(

@@ -82,10 +82,11 @@ def _judge(request: ModelRequest, gold: str, judges_right: bool) -> str:
 def _wrong(gold: str, targets: tuple[str, ...], choices: tuple[str, ...], rng: random.Random) -> str:
     """An answer that no scorer accepts for `gold`, of the task's kind where the simulator can tell
     it: another of the item's options, a nearby number; else a non-answer (status no_answer)."""
-    accepted = {t.strip().lower() for t in targets}
-    others = [c for c in choices if c.strip().lower() not in accepted]
-    if others:
-        return rng.choice(others)
+    if choices:  # the accepted set only where there are options to pick among
+        accepted = {t.strip().lower() for t in targets}
+        others = [c for c in choices if c.strip().lower() not in accepted]
+        if others:
+            return rng.choice(others)
     try:
         return str(int(gold) + rng.choice((-3, -2, -1, 1, 2, 3)))
     except ValueError:

@@ -25,7 +25,7 @@ from ..core.messages import Messages, pairs_json, to_pairs
 from ..core.seeds import repeat_seed
 from ..providers.local_models import Notice
 from ..scoring import gold
-from ..providers import ModelRequest, ModelResponse, Provider, ProviderError, ProviderPool, SampleKeys, TrialContext, complete_with_retries, open_pool
+from ..providers import CallOutcome, ModelRequest, ModelResponse, Provider, ProviderError, ProviderPool, SampleKeys, TrialContext, complete_with_retries, open_pool
 from ..providers.spec import ModelSpec
 from ..solvers.base import Trial
 from .cache import ResponseCache
@@ -128,14 +128,6 @@ class Call:
         }
 
 
-@dataclass
-class CallResult:
-    response: ModelResponse | None
-    error: ProviderError | None
-    retries: int
-    cached: bool
-
-
 class Gateway:
     """Cached, retried calls to the models of `settings` through `providers`; counts what it did."""
 
@@ -153,14 +145,14 @@ class Gateway:
     def provider(self, model_id: str) -> Provider:
         return self.pool.get(model_id)
 
-    async def call(self, model: ModelSpec, request: ModelRequest, context: TrialContext, key: str | None = None) -> CallResult:
+    async def call(self, model: ModelSpec, request: ModelRequest, context: TrialContext, key: str | None = None) -> CallOutcome:
         """The answer to `request`: the cache's for `key` (when the cache is on), else the model's
         with at most `model.max_retries` retries; a fresh answer goes into the cache."""
         use_cache = self.settings.use_cache and key is not None
         cached = await self.cache.get(key) if use_cache else None
         if cached is not None:
             self.cache_hits += 1
-            return CallResult(cached, None, 0, True)
+            return CallOutcome(cached, None, 0, cached=True)
         self.model_calls += 1
         timeout_s = model.timeout_s if self.settings.timeouts else None
         provider = self.provider(model.id)
@@ -175,7 +167,7 @@ class Gateway:
         finally:
             if fetching is not None:
                 self.cache.end_fetch(key, fetching)
-        return CallResult(outcome.response, outcome.error, outcome.retries, False)
+        return outcome
 
     def for_trial(self, trial: Trial) -> TrialCalls:
         return TrialCalls(self, trial)
