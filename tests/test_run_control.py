@@ -91,3 +91,24 @@ def test_a_rerun_with_nothing_pending_reads_no_call_history(tmp_path: Path, monk
     # with trials pending (a fresh run of the same study) the log's answers still serve them
     fresh = run_study(study, db, fresh=True)
     assert fresh.cache_hits == 60 and fresh.model_calls == 0 and len(loaded) == 60
+
+
+def test_a_run_collects_cyclic_garbage_less_often_and_restores_the_pace_after(tmp_path: Path) -> None:
+    import gc
+
+    from workbench.run.scheduler import RUN_GC_THRESHOLDS
+
+    study = _study(tmp_path, "collecting")
+    before = gc.get_threshold()
+    during: list[tuple[int, int, int]] = []
+    run_study(study, tmp_path / "log.duckdb", progress=lambda _: during.append(gc.get_threshold()))
+    assert during and all(t[0] >= RUN_GC_THRESHOLDS[0] for t in during)
+    assert gc.get_threshold() == before
+
+    with pytest.raises(RuntimeError):  # a run that fails restores it too
+
+        def fail(_: Progress) -> None:
+            raise RuntimeError("progress callback failed")
+
+        run_study(study, tmp_path / "other.duckdb", progress=fail)
+    assert gc.get_threshold() == before

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable
 from typing import Any
 
 from ..store import SegmentWriter
@@ -36,10 +35,6 @@ class BatchWriter:
         self.rows.setdefault(table, []).append(row)
         if table == "trials":
             self.pending_trials += 1
-
-    def add_all(self, rows: Iterable[tuple[str, dict[str, Any]]]) -> None:
-        for table, row in rows:
-            self.add(table, row)
 
     def extend(self, table: str, rows: list[dict[str, Any]]) -> None:
         """Add `rows` to `table` at once (the runner adds each trial's rows table by table)."""

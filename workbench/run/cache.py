@@ -43,8 +43,7 @@ class ResponseCache:
         """Mark `key` as being fetched by the caller, who calls `end_fetch` when done (in a
         `finally`): callers of `get` for it wait until then (if it failed, one of them fetches the
         key in turn). Plain calls, not an async context manager: the gateway makes one per call."""
-        fetch = self._fetching.setdefault(key, _Fetch())
-        return fetch
+        return self._fetching.setdefault(key, _Fetch())
 
     def end_fetch(self, key: str, fetch: _Fetch) -> None:
         if self._fetching.get(key) is fetch:

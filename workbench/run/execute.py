@@ -131,7 +131,7 @@ SHARED_LIMIT = 8192
 
 
 def _shared(obj: Any, column: str, layout: Callable[[Any], str]) -> str:
-    """The JSON `column` of an object many trials share (a task, a condition's stimuli, an example
+    """The JSON `column` of an object many trials share (a task, an applied stimulus, an example
     its conditions and repeats share), laid out once. Keyed by identity: the entry holds the
     object, so its id cannot pass to another meanwhile."""
     key = (id(obj), column)

@@ -11,7 +11,6 @@ open a gateway of its own and execute trials there as the local runner does.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field

@@ -265,6 +265,7 @@ class Runner:
         s = self.summary
         self.progress(Progress(total=s.trials_planned, done=s.trials_done, errors=s.errors, no_answer=s.no_answer, run_now=s.trials_run_now))
 
+
 _COLLECTING = threading.Lock()
 _runs_collecting_less = 0
 _thresholds: tuple[int, int, int] = gc.get_threshold()

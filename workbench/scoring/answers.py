@@ -60,7 +60,6 @@ class Unparseable(ValueError):
     """The text holds no answer the parser can read (raised by strict parsers)."""
 
 
-
 def candidate(value: str, *phrases: str) -> Candidate:
     """A candidate with the wordings every candidate has: itself (without closing punctuation);
     an option label "(b)" also as "option b" and, alone, "b"; a scale point "4 - almost

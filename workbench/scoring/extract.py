@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ..core.items import TaskItem
     from .task import ScoredTask
 
+
 @dataclass(frozen=True)
 class Extraction:
     answer: str | None  # None: no answer of the task's type in the response
@@ -73,6 +74,7 @@ class scoring_memo:  # noqa: N801 - used as a function: `with scoring_memo():`
         if self._token is not None:
             _MEMO.reset(self._token)
 
+
 def _memoized(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(task: Any, item: Any, text: str, *args: Any, **kwargs: Any) -> Any:
@@ -92,6 +94,7 @@ def _memoized(fn: F) -> F:
 
     return wrapper  # type: ignore[return-value]
 
+
 @EXTRACTORS.register("strict")
 def strict(task: ScoredTask, item: TaskItem, text: str) -> Extraction:
     """The task's parser and choice matcher, unchanged; no answer when what they return is not
@@ -101,6 +104,7 @@ def strict(task: ScoredTask, item: TaskItem, text: str) -> Extraction:
     if not answers.ANSWER_TYPES.get(task.answer_type).accepts(answer, answers.candidates_of(task, item)):
         return Extraction(answer=None, rule="parser: not of the type")
     return Extraction(answer=answer, rule="parser")
+
 
 @EXTRACTORS.register("flexible")
 def flexible(task: ScoredTask, item: TaskItem, text: str) -> Extraction:
@@ -114,6 +118,7 @@ def flexible(task: ScoredTask, item: TaskItem, text: str) -> Extraction:
         found = task.parser_answer(found, item)  # Unparseable raises through, as in strict
     return Extraction(answer=found, rule=rule) if found.strip() else Extraction(answer=None, rule="none")
 
+
 @dataclass(frozen=True)
 class Scored:
     """A response scored under one extractor: status OK (value in [0, 1]) or NO_ANSWER (value None)."""
@@ -122,6 +127,7 @@ class Scored:
     value: float | None
     status: str
     rule: str
+
 
 @_memoized
 def score_text(task: ScoredTask, item: TaskItem, text: str, extractor: str = DEFAULT_EXTRACTOR) -> Scored:
@@ -138,6 +144,7 @@ def score_text(task: ScoredTask, item: TaskItem, text: str, extractor: str = DEF
         return Scored(answer=found.answer, value=task.score_answer(found.answer, item), status=OK, rule=found.rule)
     except Unparseable:
         return Scored(answer=None, value=None, status=NO_ANSWER, rule="unparseable")
+
 
 @_memoized
 def mentions_gold(task: ScoredTask, item: TaskItem, text: str) -> bool:
