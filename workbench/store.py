@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import shutil
 import time
@@ -186,8 +187,11 @@ class SegmentWriter:
             if not records:
                 continue
             spec = TABLES[table]
-            # column by column: pyarrow converts a list per column much faster than a dict per row
-            arrow = pa.Table.from_pydict({c: [r.get(c) for r in records] for c, _ in spec.columns}, schema=spec.arrow_schema())
+            # column by column: pyarrow converts a list per column much faster than a dict per row;
+            # map(dict.get) builds each list without a Python loop (a third faster than a comprehension)
+            n = len(records)
+            columns = {c: list(map(dict.get, records, itertools.repeat(c, n))) for c, _ in spec.columns}
+            arrow = pa.Table.from_pydict(columns, schema=spec.arrow_schema())
             final = self.root / table / f"{batch}.parquet"
             tmp = final.with_suffix(".parquet.tmp")
             pq.write_table(arrow, tmp)
@@ -414,13 +418,17 @@ def _start_draft(db_path: Path, draft: Path) -> None:
         con.close()
 
 
-def compact(db_path: Path) -> bool:
+def compact(db_path: Path, *, threads: int | None = None) -> bool:
     """Fold all landed segments into the DuckDB file, migrated to today's schema and storage
     version; True when the file was rewritten (something folded in, or the file upgraded).
 
     No process ever opens the live file for writing: the new version is built in a private copy
     and renamed over the old one, so readers (the duckdb CLI included) never meet a write lock,
     and a reader that attached the old version keeps a consistent snapshot of it.
+
+    `threads`: DuckDB's threads for it (default: one per core). One thread spent a sixth less CPU
+    and no more time on a run's 12,000 simulated trials: what the end of a run asks, where nothing
+    runs beside it (a writer's periodic folds run beside the trials and keep the default).
     """
     db_path = Path(db_path)
     db_path.parent.mkdir(parents=True, exist_ok=True)
@@ -432,9 +440,16 @@ def compact(db_path: Path) -> bool:
             return False
         draft = db_path.with_name(f"{db_path.name}.compact-{uuid.uuid4().hex[:8]}")
         _start_draft(db_path, draft)
-        con = duckdb.connect(str(draft), config={"storage_compatibility_version": STORAGE_VERSION})
+        config: dict[str, Any] = {"storage_compatibility_version": STORAGE_VERSION}
+        if threads is not None:
+            config["threads"] = threads
+        con = duckdb.connect(str(draft), config=config)
         try:
             _migrate(con)
+            # The batches go into the file as the transaction commits, not through the write-ahead
+            # log first and again at the checkpoint (a fifth less of compaction's CPU): the draft is
+            # private, and a killed compaction leaves only a draft the next one deletes.
+            con.execute("SET checkpoint_threshold = '1KB'")
             con.execute("BEGIN TRANSACTION")
             for name, paths in files.items():
                 if not paths:

@@ -32,13 +32,18 @@ class Message:
 
     def slot(self, name: str) -> str | None:
         """The slot's text, or None where the template has no place for it."""
-        return dict(self.slots).get(name) if name in template_fields(self.template) else None
+        if name not in template_fields(self.template):
+            return None
+        for key, value in reversed(self.slots):  # the last one counts, as in rendering
+            if key == name:
+                return value
+        return None
 
     def with_slot(self, name: str, value: str) -> Message:
         """A copy with slot `name` set to `value` (the slot must already be in the template)."""
         if self.slot(name) is None:
             raise KeyError(f"message has no slot {name!r}")
-        return Message(self.role, self.template, tuple((k, value if k == name else v) for k, v in self.slots))
+        return Message(self.role, self.template, tuple([(k, value if k == name else v) for k, v in self.slots]))
 
     def to_dict(self) -> dict[str, str]:
         return {"role": self.role, "content": self.content}
@@ -77,4 +82,4 @@ def last_index(messages: Sequence[Message], role: str) -> int | None:
 
 
 def replace_at(messages: Sequence[Message], index: int, message: Message) -> Messages:
-    return tuple(message if i == index else m for i, m in enumerate(messages))
+    return (*messages[:index], message, *messages[index + 1 :])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import signal
@@ -135,7 +136,7 @@ class Runner:
                     "created_at": now(),
                     "workbench_version": __version__,
                     "git_sha": _git_sha(),
-                    "packages_json": json.dumps(_package_versions(), sort_keys=True),
+                    "packages_json": _package_versions(),
                     "schema_version": SCHEMA_VERSION,
                 }
             ],
@@ -204,7 +205,7 @@ class Runner:
             await log.flush(fold=False)  # the run compacts below: folding this batch in first would do it twice
             await gateway.close()
             self.summary.model_calls, self.summary.cache_hits = gateway.model_calls, gateway.cache_hits
-        self.summary.compacted = await asyncio.to_thread(compact, self.db_path)
+        self.summary.compacted = await asyncio.to_thread(compact, self.db_path, threads=1)  # nothing runs beside it now
         return self.summary
 
     async def _schedule(self, pending: list[Trial], gateway: Gateway, log: BatchWriter) -> None:
@@ -303,6 +304,7 @@ def run_study(study: ResolvedStudy, db_path: Path, **kwargs: Any) -> RunSummary:
     return asyncio.run(Runner(study, db_path, **kwargs).run())
 
 
+@functools.cache  # the code this process runs: what it imported at its start
 def _git_sha() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
@@ -314,9 +316,11 @@ def _git_sha() -> str | None:
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
-def _package_versions() -> dict[str, str]:
+@functools.cache  # read once per process (8 metadata files: a tenth of a small run's time)
+def _package_versions() -> str:
+    """The versions of the packages a run depends on, as the `runs` row logs them (JSON)."""
     versions = {}
     for name in ("litellm", "duckdb", "pydantic", "dspy", "optuna", "scipy", "statsmodels", "pandas"):
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-    return versions
+    return json.dumps(versions, sort_keys=True)

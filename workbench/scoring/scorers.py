@@ -102,7 +102,7 @@ async def score_trial(case: ScoreCase) -> Score:
     name = case.task.scoring
     try:
         result = SCORERS.get(name).score(case)
-        if inspect.isawaitable(result):
+        if not isinstance(result, Score) and inspect.isawaitable(result):  # a judge's scorer awaits its calls
             result = await result
     except Exception as exc:  # noqa: BLE001 - a scorer bug must not stop the other trials
         return Score(answer=None, value=None, error=f"scorer {name} failed: {type(exc).__name__}: {exc}")
