@@ -16,6 +16,7 @@ import fcntl
 import itertools
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -382,18 +383,31 @@ def _migrate(con: duckdb.DuckDBPyConnection) -> None:
 STORAGE_VERSION = "v1.0.0"
 
 
+_inspector: duckdb.DuckDBPyConnection | None = None
+_inspecting = threading.Lock()
+
+
 def file_versions(db_path: Path) -> tuple[str, int]:
-    """The storage version a log file is written in, as DuckDB names it (e.g. `v1.0.0+`), and
-    its schema version (the last migration applied; 0 for a file without migrations)."""
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute("ATTACH ? AS log (READ_ONLY)", [str(db_path)])
-        tags = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 'log'").fetchone()[0]
-        listed = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'log' AND table_name = 'schema_migrations'").fetchone()[0]
-        schema = con.execute("SELECT coalesce(max(version), 0) FROM log.schema_migrations").fetchone()[0] if listed else 0
-        return str(tags.get("storage_version", "")).rstrip("+"), int(schema)
-    finally:
-        con.close()
+    """The storage version a log file is written in, as DuckDB names it (e.g. `v1.0.0`), and
+    its schema version (the last migration applied; 0 for a file without migrations).
+
+    One in-memory DuckDB serves every call of the process, the file attached and detached: a new
+    DuckDB loads its built-in extensions first, 18 ms of CPU, and each compaction asks this."""
+    global _inspector
+    with _inspecting:
+        if _inspector is None:
+            _inspector = duckdb.connect(":memory:")
+        con = _inspector
+        con.execute("ATTACH ? AS inspected (READ_ONLY)", [str(db_path)])
+        try:
+            tags = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 'inspected'").fetchone()[0]
+            listed = con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'inspected' AND table_name = 'schema_migrations'"
+            ).fetchone()[0]
+            schema = con.execute("SELECT coalesce(max(version), 0) FROM inspected.schema_migrations").fetchone()[0] if listed else 0
+            return str(tags.get("storage_version", "")).rstrip("+"), int(schema)
+        finally:
+            con.execute("DETACH inspected")
 
 
 def is_current(db_path: Path) -> bool:
