@@ -92,10 +92,11 @@ def main() -> None:
         # A round's ratio compares the runner with bare loops run right around it, so drift cancels.
         pairs = sorted(((getattr(b, kind), getattr(r, kind)) for b, r, _ in rounds), key=lambda pair: pair[1] / pair[0])
         bare_s, runner_s = pairs[(len(pairs) - 1) // 2]
+        spread = ", ".join(f"{r / b:.1f}x" for b, r in pairs)
         print(
             f"{kind:>4}: bare loop (simulator calls + scoring) {n / bare_s:,.0f} trials/s; "
             f"full runner (expand, cache, retries, scoring, segments, compaction) {n / runner_s:,.0f} trials/s; "
-            f"ratio {runner_s / bare_s:.1f}x the bare loop's time"
+            f"ratio {runner_s / bare_s:.1f}x the bare loop's time (rounds: {spread})"
         )
     print(f"peak memory of the process: {peak_mb:,.0f} MB")
 

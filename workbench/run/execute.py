@@ -23,7 +23,8 @@ from ..providers.spec import ModelSpec
 from ..scoring.score_log import item_json, logged_extractors, round_value, score_rows
 from ..scoring.scorers import Score, ScoreCase, score_trial
 from ..solvers.base import SOLVERS, RoundRecord, Solution, Trial
-from .gateway import Gateway, GatewaySettings, call_for, now, params_json, request_params
+from ..core.clock import utc_now
+from .gateway import Gateway, GatewaySettings, call_for, params_json, request_params
 
 __all__ = ["TrialRows", "call_for", "execute", "execute_alone", "request_params", "solve_and_score", "status"]
 
@@ -69,7 +70,7 @@ async def solve_and_score(trial: Trial, generate_for: Callable[[ModelSpec], Gene
 
 async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
     """Run `trial` through `gateway` and lay out its rows."""
-    started = now()
+    started = utc_now()
     calls = gateway.for_trial(trial)
     with scoring_memo():  # final scoring, the rounds and the scores rows read the answer once per extractor
         solution, scored = await solve_and_score(trial, calls.generate_for, gateway.judge)
@@ -105,7 +106,7 @@ async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
         "details_json": sorted_json(details) if details else "{}",
         **_totals(call_rows),
         "started_at": started,
-        "finished_at": now(),
+        "finished_at": utc_now(),
         "consumes_gold": trial.consumes_gold,
         "extractor": trial.extractor,
     }

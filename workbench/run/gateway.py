@@ -32,9 +32,6 @@ from .cache import ResponseCache
 DEFAULT_BACKOFF_S = 0.5
 
 
-now = utc_now  # the log's timestamps (callers import it from here)
-
-
 def request_params(model: ModelSpec, trial: Trial) -> dict[str, Any]:
     """The parameters a trial's calls to `model` send: the model's params and a seed, the trial's
     (new for each repeat) unless the params set one (then that seed, made new for each repeat)."""
@@ -195,9 +192,9 @@ class TrialCalls:
             scope = provider.cache_scope(context)
             # Keyed now only for the cache; else when laid out, in the same order (calls are sequential).
             key = self.keys.key(request, provider.endpoint, scope) if gateway.settings.use_cache else None
-            started_at = now()
+            started_at = utc_now()
             result = await gateway.call(model, request, context, key)
-            self.calls.append(Call(index, purpose, model.id, provider.endpoint, request, scope, key, result.response, result.error, result.retries, result.cached, started_at, now()))
+            self.calls.append(Call(index, purpose, model.id, provider.endpoint, request, scope, key, result.response, result.error, result.retries, result.cached, started_at, utc_now()))
             error = result.error
             return Generation(text=result.response.text if result.response else None, error=f"{error.kind}: {error}" if error else None, call_index=index)
 

@@ -35,7 +35,8 @@ from .batching import BatchWriter
 from .cache import ResponseCache
 from .control import Progress, ProgressCallback, StopHandle
 from .execute import TrialRows, execute
-from .gateway import Gateway, GatewaySettings, now
+from ..core.clock import utc_now
+from .gateway import Gateway, GatewaySettings
 
 @dataclass
 class RunSummary:
@@ -133,7 +134,7 @@ class Runner:
                     "stimuli_sha256": self.study.stimuli_sha256(),
                     "seed": spec.seed,
                     "trials_planned": len(trials),
-                    "created_at": now(),
+                    "created_at": utc_now(),
                     "workbench_version": __version__,
                     "git_sha": _git_sha(),
                     "packages_json": _package_versions(),
@@ -155,7 +156,7 @@ class Runner:
         }
 
     def _event(self, event: str, **detail: Any) -> dict[str, Any]:
-        return {"event_id": f"{self.run_id}:{time.time_ns()}", "run_id": self.run_id, "event": event, "event_at": now(), "detail_json": json.dumps(detail)}
+        return {"event_id": f"{self.run_id}:{time.time_ns()}", "run_id": self.run_id, "event": event, "event_at": utc_now(), "detail_json": json.dumps(detail)}
 
     # -- execution ---------------------------------------------------------------------------
     async def run(self) -> RunSummary:
