@@ -461,8 +461,8 @@ def compact(db_path: Path, *, threads: int | None = None) -> bool:
         try:
             _migrate(con)
             # The batches go into the file as the transaction commits, not through the write-ahead
-            # log first and again at the checkpoint (a fifth less of compaction's CPU): the draft is
-            # private, and a killed compaction leaves only a draft the next one deletes.
+            # log first and again at the checkpoint (0.08 s of the 0.6 s that 12,000 trials took):
+            # the draft is private, and a killed compaction leaves only a draft the next one deletes.
             con.execute("SET checkpoint_threshold = '1KB'")
             con.execute("BEGIN TRANSACTION")
             for name, paths in files.items():

@@ -137,7 +137,7 @@ class Runner:
                     "created_at": utc_now(),
                     "workbench_version": __version__,
                     "git_sha": _git_sha(),
-                    "packages_json": _package_versions(),
+                    "packages_json": _packages_json(),
                     "schema_version": SCHEMA_VERSION,
                 }
             ],
@@ -318,7 +318,7 @@ def _git_sha() -> str | None:
 
 
 @functools.cache  # read once per process (8 metadata files: a tenth of a small run's time)
-def _package_versions() -> str:
+def _packages_json() -> str:
     """The versions of the packages a run depends on, as the `runs` row logs them (JSON)."""
     versions = {}
     for name in ("litellm", "duckdb", "pydantic", "dspy", "optuna", "scipy", "statsmodels", "pandas"):
