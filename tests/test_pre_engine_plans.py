@@ -39,3 +39,16 @@ def test_bundled_study_expands_as_before(study: str) -> None:
     assert len(got) == len(want)
     for g, w in zip(got, want):
         assert g == {key: w[key] for key in g}, g["trial_id"]
+
+
+def test_expanded_trials_are_whole_trials() -> None:
+    """expand builds trials without Trial.__init__ (workbench/study/expand.py: _new_trial): each
+    has every field, and no other, and equals the trial __init__ makes of its fields."""
+    from dataclasses import fields
+
+    from workbench.solvers.base import Trial
+
+    names = {f.name for f in fields(Trial)}
+    for trial in expand(load_study(REPO / "studies" / "quickstart.yaml"), "baseline"):
+        assert set(vars(trial)) == names
+        assert trial == Trial(**vars(trial))

@@ -445,8 +445,10 @@ def find_final_number(text: str) -> Found:
     return (answer, "final number") if is_number(answer) else NOTHING
 
 
+@functools.lru_cache(maxsize=4096)
 def number_value(text: str) -> str | None:
-    """The canonical value of a text that is one number ("32", "1,200", "-3.50", "eleven"), else None."""
+    """The canonical value of a text that is one number ("32", "1,200", "-3.50", "eleven"), else None.
+    Cached: a run reads the same few answers and golds again in every trial's extractors."""
     for form in (text.strip(), words_to_digits(text.strip().lower())):
         if _NUMBER.fullmatch(form):
             return canonical_number(form)

@@ -146,6 +146,12 @@ def score_text(task: ScoredTask, item: TaskItem, text: str, extractor: str = DEF
         return Scored(answer=None, value=None, status=NO_ANSWER, rule="unparseable")
 
 
+@functools.lru_cache(maxsize=4096)
+def _gold_values(targets: tuple[str, ...]) -> frozenset[str]:
+    """The numeric values of an example's gold answers (read once per example, not per trial)."""
+    return frozenset(answers.number_value(str(t)) for t in targets) - {None}
+
+
 @_memoized
 def mentions_gold(task: ScoredTask, item: TaskItem, text: str) -> bool:
     """Whether the raw response names a gold answer and, where the gold set is closed, no other
@@ -160,8 +166,7 @@ def mentions_gold(task: ScoredTask, item: TaskItem, text: str) -> bool:
         return bool(named) and named <= set(item.targets)
     if answers.ANSWER_TYPES.get(task.answer_type).numeric:
         said, given = answers.numbers_in(answers.words_to_digits(tidied)), answers.given_numbers(item.input, spelled=True)
-        values = {answers.number_value(str(t)) for t in item.targets} - {None}
-        return any(said.count(v) > given.count(v) for v in values)
+        return any(said.count(v) > given.count(v) for v in _gold_values(tuple(item.targets)))  # tuple(): the gold is read (and its access checked) each time
     folded = " ".join(tidied.lower().split())
     for target in item.targets:
         gold = " ".join(str(target).lower().split())
