@@ -403,7 +403,7 @@ _inspecting = threading.Lock()
 
 def _process_duckdb() -> duckdb.DuckDBPyConnection:
     """The process's one in-memory DuckDB, which log files are attached to and detached from: a new
-    DuckDB loads its built-in extensions first (18 ms of CPU; callgrind: a tenth of a 12,000-trial
+    DuckDB loads its built-in extensions first (18 ms of CPU; callgrind: 8% of a 12,000-trial
     run's writer thread went to making three of them). A forked child makes its own."""
     global _engine
     with _engine_lock:
