@@ -103,3 +103,38 @@ def test_duplicate_keys_among_segments_count_once_and_compact(tmp_path: Path) ->
     final = duckdb.connect(str(db), read_only=True)
     assert final.execute("SELECT count(*), count(DISTINCT trial_id), sum(score) FROM trials").fetchone() == (10, 10, 10.0)
     assert final.execute("SELECT count(*) FROM runs").fetchone()[0] == 1
+
+
+def test_a_key_of_two_columns_is_kept_once_without_an_index(tmp_path: Path) -> None:
+    """The log tables have no primary-key index (migration 7): compaction alone keeps each
+    (trial_id, extractor) of `scores` once, against the file and among the segments, and keeps
+    rows that share only part of the key."""
+    from workbench.store import SegmentWriter, compact
+
+    db = tmp_path / "log.duckdb"
+    writer = SegmentWriter(db)
+    first = {"trial_id": "t0", "run_id": "r", "extractor": "strict", "score": 1.0}
+    writer.write({"scores": [first], "run_events": [{"event_id": "e0", "run_id": "r"}]})  # the first batch makes the file
+    again = [{**first, "score": 0.0}, {**first, "extractor": "flexible", "score": 0.5}, {**first, "extractor": "flexible", "score": 0.0}]
+    writer.write({"scores": again, "run_events": [{"event_id": "e1", "run_id": "r"}]})
+    assert compact(db)
+    con = duckdb.connect(str(db), read_only=True)
+    assert sorted(con.execute("SELECT extractor, score FROM scores").fetchall()) == [("flexible", 0.5), ("strict", 1.0)]
+    con.close()
+
+
+def test_a_failed_compaction_leaves_no_file_attached_to_the_process_duckdb(tmp_path: Path) -> None:
+    """Compactions attach their draft to the process's one DuckDB: one that fails (a damaged
+    segment) detaches it too, so the draft file is closed and no attachment piles up."""
+    import pytest
+
+    from workbench import store
+
+    db = tmp_path / "log.duckdb"
+    writer = store.SegmentWriter(db)
+    writer.write({"trials": [{"trial_id": "t0", "run_id": "r", "status": "ok"}]})
+    (store.segments_dir(db) / "trials" / "99999999999999999999-damaged.parquet").write_bytes(b"not parquet")
+    with pytest.raises(duckdb.Error):
+        store.compact(db)
+    attached = {name for (name,) in store._process_duckdb().execute("SELECT database_name FROM duckdb_databases()").fetchall()}
+    assert not {name for name in attached if name.startswith(("draft_", "live_", "inspected"))}

@@ -412,21 +412,33 @@ def _process_duckdb() -> duckdb.DuckDBPyConnection:
         return _engine[1]
 
 
+@contextlib.contextmanager
+def _attached(con: duckdb.DuckDBPyConnection, path: Path, alias: str, options: str) -> Iterator[None]:
+    """`path` attached as `alias` to the process's DuckDB (through `con`, one of its connections)
+    for the block, detached after, also when the block failed (its open transaction rolled back
+    first): only then is the file closed, to be renamed or read by others."""
+    con.execute(f"ATTACH ? AS {alias} ({options})", [str(path)])
+    try:
+        yield
+    finally:
+        with contextlib.suppress(duckdb.Error):  # none open: the block committed or never began one
+            con.execute("ROLLBACK")
+        con.execute("USE memory")  # the block may have made the file its default database
+        con.execute(f"DETACH {alias}")
+
+
 def file_versions(db_path: Path) -> tuple[str, int]:
     """The storage version a log file is written in, as DuckDB names it (e.g. `v1.0.0`), and
     its schema version (the last migration applied; 0 for a file without migrations)."""
     with _inspecting:  # one connection of the process's DuckDB, used by one thread at a time
         con = _process_duckdb()
-        con.execute("ATTACH ? AS inspected (READ_ONLY)", [str(db_path)])
-        try:
+        with _attached(con, db_path, "inspected", "READ_ONLY"):
             tags = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 'inspected'").fetchone()[0]
             listed = con.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'inspected' AND table_name = 'schema_migrations'"
             ).fetchone()[0]
             schema = con.execute("SELECT coalesce(max(version), 0) FROM inspected.schema_migrations").fetchone()[0] if listed else 0
             return str(tags.get("storage_version", "")).rstrip("+"), int(schema)
-        finally:
-            con.execute("DETACH inspected")
 
 
 def is_current(db_path: Path) -> bool:
@@ -442,13 +454,18 @@ def _start_draft(db_path: Path, draft: Path) -> None:
     if file_versions(db_path)[0] == STORAGE_VERSION:
         shutil.copyfile(db_path, draft)
         return
-    con = duckdb.connect(":memory:")
+    suffix = _draft_suffix(draft)
+    con = _process_duckdb().cursor()
     try:
-        con.execute("ATTACH ? AS live (READ_ONLY)", [str(db_path)])
-        con.execute(f"ATTACH ? AS draft (STORAGE_VERSION '{STORAGE_VERSION}')", [str(draft)])
-        con.execute("COPY FROM DATABASE live TO draft")
+        with _attached(con, db_path, f"live_{suffix}", "READ_ONLY"), _attached(con, draft, f"draft_{suffix}", f"STORAGE_VERSION '{STORAGE_VERSION}'"):
+            con.execute(f"COPY FROM DATABASE live_{suffix} TO draft_{suffix}")
     finally:
         con.close()
+
+
+def _draft_suffix(draft: Path) -> str:
+    """What names a draft's attachments apart from another compaction's (of another log) in the process."""
+    return draft.name.rsplit("-", 1)[1]
 
 
 def compact(db_path: Path, *, threads: int | None = None) -> bool:
@@ -473,37 +490,34 @@ def compact(db_path: Path, *, threads: int | None = None) -> bool:
             return False
         draft = db_path.with_name(f"{db_path.name}.compact-{uuid.uuid4().hex[:8]}")
         _start_draft(db_path, draft)
-        alias = f"draft_{draft.name.rsplit('-', 1)[1]}"
+        alias = f"draft_{_draft_suffix(draft)}"
         con = _process_duckdb().cursor()  # a connection of its own, to the process's DuckDB
         try:
-            con.execute(f"ATTACH ? AS {alias} (STORAGE_VERSION '{STORAGE_VERSION}')", [str(draft)])
-            con.execute(f"USE {alias}")
-            # Settings of the process's DuckDB: they only decide how fast compactions go.
-            con.execute(f"SET threads = {int(threads)}" if threads is not None else "RESET threads")
-            _migrate(con)
-            # The batches go into the file as the transaction commits, not through the write-ahead
-            # log first and again at the checkpoint (0.08 s of the 0.6 s that 12,000 trials took):
-            # the draft is private, and a killed compaction leaves only a draft the next one deletes.
-            con.execute("SET checkpoint_threshold = '1KB'")
-            con.execute("BEGIN TRANSACTION")
-            for name, paths in files.items():
-                if not paths:
-                    continue
-                table = TABLES[name]
-                cols = ", ".join(c for c, _ in table.columns)
-                key_match = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
-                listed = [str(p) for p in paths]
-                select = _select_list(table, _parquet_columns(con, listed))
-                con.execute(
-                    f"INSERT INTO {name} ({cols}) " + _segment_rows(table, select, f"WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {key_match})"),
-                    [listed],
-                )
-            con.execute("COMMIT")
-            con.execute("CHECKPOINT")
+            with _attached(con, draft, alias, f"STORAGE_VERSION '{STORAGE_VERSION}'"):
+                con.execute(f"USE {alias}")
+                # Settings of the process's DuckDB: they only decide how fast compactions go.
+                con.execute(f"SET threads = {int(threads)}" if threads is not None else "RESET threads")
+                _migrate(con)
+                # The batches go into the file as the transaction commits, not through the write-ahead
+                # log first and again at the checkpoint (0.08 s of the 0.6 s that 12,000 trials took):
+                # the draft is private, and a killed compaction leaves only a draft the next one deletes.
+                con.execute("SET checkpoint_threshold = '1KB'")
+                con.execute("BEGIN TRANSACTION")
+                for name, paths in files.items():
+                    if not paths:
+                        continue
+                    table = TABLES[name]
+                    cols = ", ".join(c for c, _ in table.columns)
+                    key_match = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
+                    listed = [str(p) for p in paths]
+                    select = _select_list(table, _parquet_columns(con, listed))
+                    con.execute(
+                        f"INSERT INTO {name} ({cols}) " + _segment_rows(table, select, f"WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {key_match})"),
+                        [listed],
+                    )
+                con.execute("COMMIT")
+                con.execute("CHECKPOINT")
         finally:
-            with contextlib.suppress(duckdb.Error):  # a failed ATTACH left nothing to detach
-                con.execute("USE memory")
-                con.execute(f"DETACH {alias}")
             con.close()
         os.replace(draft, db_path)
         # Only now: a reader that listed segments before the rename still found them all.

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ..core.calls import JUDGE_PURPOSE, Generate, Generation  # the model-call contract solvers program against
 from ..core.errors import UserError
@@ -27,6 +27,7 @@ from ..stimuli import AppliedStimulus, StimulusLibrary
 from ..tasks import TaskItem, TaskSpec
 
 DEFAULT_SOLVER = "single_turn"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -56,13 +57,20 @@ class Trial:
         return _evolved(self, item=_evolved(self.item, targets=gold.seal(self.item.targets)), verify=verify)
 
 
-def _evolved(obj: Any, **changes: Any) -> Any:
-    """`dataclasses.replace` for a plain frozen dataclass (no __post_init__, no slots, no InitVar),
-    without running __init__ again: a copy of its fields with `changes`. Twice per trial, replace
-    was most of `for_solver`'s time."""
-    new = object.__new__(type(obj))
-    new.__dict__.update(obj.__dict__, **changes)
+def without_init(cls: type[T], fields: Mapping[str, Any] = {}, **changes: Any) -> T:  # noqa: B006 - only read
+    """An instance of a plain frozen dataclass (no __post_init__, no slots, no InitVar) holding
+    `fields` and `changes`, without running __init__, which sets each field through
+    object.__setattr__: for a Trial's fifteen fields 3.0 against 0.36 µs here. The caller gives
+    every field; expanding a study builds each trial this way."""
+    new = object.__new__(cls)
+    new.__dict__.update(fields, **changes)
     return new
+
+
+def _evolved(obj: T, **changes: Any) -> T:
+    """`dataclasses.replace` without running __init__ again (see `without_init`): a copy of its
+    fields with `changes`. Twice per trial, replace was most of `for_solver`'s time."""
+    return without_init(type(obj), obj.__dict__, **changes)
 
 
 @dataclass(frozen=True)
