@@ -1,16 +1,14 @@
-"""The log's timestamps: UTC, naive (DuckDB TIMESTAMP), to the microsecond."""
+"""The log's timestamps: microseconds since the epoch, UTC.
+
+That is what Arrow's timestamp[us] (and DuckDB's TIMESTAMP) store, so a row's times go into a
+segment as they are: a datetime per value took 1.1 us to make and 0.3 us more to convert, and a
+trial logs five or more (its own, its calls', its scores')."""
 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
-
-_EPOCH = datetime(1970, 1, 1)
 
 
-def utc_now() -> datetime:
-    """Now in UTC, naive. The epoch plus the clock's microseconds: the value of
-    datetime.now(timezone.utc).replace(tzinfo=None) in half its time (a trial logs five); the
-    timedelta is built from positional arguments, a third faster than from a keyword (705 vs
-    1,002 ns here)."""
-    return _EPOCH + timedelta(0, 0, time.time_ns() // 1000)
+def utc_now_us() -> int:
+    """Now in UTC, in microseconds since the epoch."""
+    return time.time_ns() // 1000

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..core.clock import utc_now
+from ..core.clock import utc_now_us
 from ..core.errors import UserError
 from ..scoring.extract import ERROR, EXTRACTORS, NO_ANSWER
 from ..core.records import Record
@@ -88,7 +88,7 @@ def rescore(db_path: Path, run_id: str, extractor: str) -> RescoreSummary:
     if rows:
         event = {
             "event_id": f"{run_id}:{time.time_ns()}", "run_id": run_id, "event": "rescored",
-            "event_at": utc_now(), "detail_json": json.dumps({"extractor": extractor, "scored": len(rows)}),
+            "event_at": utc_now_us(), "detail_json": json.dumps({"extractor": extractor, "scored": len(rows)}),
         }
         SegmentWriter(db_path).write({"scores": rows, "run_events": [event]})
         compact(db_path)

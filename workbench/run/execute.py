@@ -23,7 +23,8 @@ from ..providers.spec import ModelSpec
 from ..scoring.score_log import item_json, logged_extractors, round_value, score_rows
 from ..scoring.scorers import Score, ScoreCase, score_trial
 from ..solvers.base import SOLVERS, RoundRecord, Solution, Trial
-from ..core.clock import utc_now
+from ..stimuli import AppliedStimulus
+from ..core.clock import utc_now_us
 from .gateway import Gateway, GatewaySettings, call_for, params_json, request_params
 
 __all__ = ["TrialRows", "call_for", "execute", "execute_alone", "request_params", "solve_and_score", "status"]
@@ -70,7 +71,7 @@ async def solve_and_score(trial: Trial, generate_for: Callable[[ModelSpec], Gene
 
 async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
     """Run `trial` through `gateway` and lay out its rows."""
-    started = utc_now()
+    started = utc_now_us()
     calls = gateway.for_trial(trial)
     with scoring_memo():  # final scoring, the rounds and the scores rows read the answer once per extractor
         solution, scored = await solve_and_score(trial, calls.generate_for, gateway.judge)
@@ -96,7 +97,7 @@ async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
         "targets_json": targets_json,
         "repeat": trial.repeat,
         "seed": trial.seed,
-        "stimuli_json": "[" + ", ".join(_shared(s, "stimulus", lambda s: plain_json(s.model_dump())) for s in trial.stimuli) + "]",
+        "stimuli_json": _shared(trial.stimuli, "stimuli", _stimuli_json),
         "messages_json": pairs_json(to_pairs(trial.messages)),
         "response_text": solution.text,
         "answer": scored.answer,
@@ -106,7 +107,7 @@ async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
         "details_json": sorted_json(details) if details else "{}",
         **_totals(call_rows),
         "started_at": started,
-        "finished_at": utc_now(),
+        "finished_at": utc_now_us(),
         "consumes_gold": trial.consumes_gold,
         "extractor": trial.extractor,
     }
@@ -144,6 +145,12 @@ def _shared(obj: Any, column: str, layout: Callable[[Any], str]) -> str:
     text = layout(obj)
     _SHARED[key] = (obj, text)
     return text
+
+
+def _stimuli_json(stimuli: tuple[AppliedStimulus, ...]) -> str:
+    """A trial's applied stimuli as its row logs them; the conditions' own tuples are shared by
+    their trials, a tuple made for one item (SAC) still lays out each stimulus once."""
+    return "[" + ", ".join(_shared(s, "stimulus", lambda s: plain_json(s.model_dump())) for s in stimuli) + "]"
 
 
 def execute_alone(trial: Trial, settings: GatewaySettings) -> TrialRows:

@@ -14,11 +14,10 @@ import asyncio
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from ..core.calls import Generate, Generation
-from ..core.clock import utc_now
+from ..core.clock import utc_now_us
 from ..core.json_layout import sorted_json
 from ..core.messages import Messages, pairs_json, to_pairs
 from ..core.seeds import repeat_seed
@@ -92,8 +91,8 @@ class Call:
     error: ProviderError | None
     retries: int
     cached: bool
-    started_at: datetime
-    finished_at: datetime
+    started_at: int  # microseconds since the epoch (core.clock)
+    finished_at: int
 
     def row(self, trial: Trial) -> dict[str, Any]:
         response, error = self.response, self.error
@@ -192,9 +191,9 @@ class TrialCalls:
             scope = provider.cache_scope(context)
             # Keyed now only for the cache; else when laid out, in the same order (calls are sequential).
             key = self.keys.key(request, provider.endpoint, scope) if gateway.settings.use_cache else None
-            started_at = utc_now()
+            started_at = utc_now_us()
             result = await gateway.call(model, request, context, key)
-            self.calls.append(Call(index, purpose, model.id, provider.endpoint, request, scope, key, result.response, result.error, result.retries, result.cached, started_at, utc_now()))
+            self.calls.append(Call(index, purpose, model.id, provider.endpoint, request, scope, key, result.response, result.error, result.retries, result.cached, started_at, utc_now_us()))
             error = result.error
             return Generation(text=result.response.text if result.response else None, error=f"{error.kind}: {error}" if error else None, call_index=index)
 

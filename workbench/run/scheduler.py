@@ -35,7 +35,7 @@ from .batching import BatchWriter
 from .cache import ResponseCache
 from .control import Progress, ProgressCallback, StopHandle
 from .execute import TrialRows, execute
-from ..core.clock import utc_now
+from ..core.clock import utc_now_us
 from .gateway import Gateway, GatewaySettings
 
 @dataclass
@@ -134,7 +134,7 @@ class Runner:
                     "stimuli_sha256": self.study.stimuli_sha256(),
                     "seed": spec.seed,
                     "trials_planned": len(trials),
-                    "created_at": utc_now(),
+                    "created_at": utc_now_us(),
                     "workbench_version": __version__,
                     "git_sha": _git_sha(),
                     "packages_json": _packages_json(),
@@ -156,7 +156,7 @@ class Runner:
         }
 
     def _event(self, event: str, **detail: Any) -> dict[str, Any]:
-        return {"event_id": f"{self.run_id}:{time.time_ns()}", "run_id": self.run_id, "event": event, "event_at": utc_now(), "detail_json": json.dumps(detail)}
+        return {"event_id": f"{self.run_id}:{time.time_ns()}", "run_id": self.run_id, "event": event, "event_at": utc_now_us(), "detail_json": json.dumps(detail)}
 
     # -- execution ---------------------------------------------------------------------------
     async def run(self) -> RunSummary:

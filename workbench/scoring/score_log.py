@@ -13,7 +13,7 @@ import functools
 import json
 from typing import Any
 
-from ..core.clock import utc_now
+from ..core.clock import utc_now_us
 from ..core.json_layout import sorted_json
 from .extract import DIAGNOSTIC_EXTRACTORS, ERROR, Scored, mentions_gold, score_text
 from ..core.items import TaskItem
@@ -47,7 +47,7 @@ def score_rows(trial_id: str, run_id: str, task: ScoredTask, item: TaskItem, tex
     if not extractors:
         return []
     contains_gold = None if text is None else mentions_gold(task, item, text)
-    scored_at = utc_now()
+    scored_at = utc_now_us()
     rows = []
     for extractor in extractors:
         scored = scored_under(task, item, text, extractor)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from .library import StimulusLibrary, builtin_library, load_family_file
 from .model import SEPARATORS, AppliedStimulus, Family, Separator, StimulusItem
-from .placements import PLACEMENTS, Placement, apply, apply_all, build_prompt, choose_solver
+from .placements import PLACEMENTS, Placement, apply, apply_all, build_prompt, choose_solver, prompt_stage
 from .renderers import RENDERERS
 from .resolve import resolve
 
 __all__ = [
     "PLACEMENTS", "RENDERERS", "SEPARATORS", "AppliedStimulus", "Family", "Placement", "Separator", "StimulusItem",
-    "StimulusLibrary", "apply", "apply_all", "build_prompt", "builtin_library", "choose_solver", "load_family_file", "resolve",
+    "StimulusLibrary", "apply", "apply_all", "build_prompt", "prompt_stage", "builtin_library", "choose_solver", "load_family_file", "resolve",
 ]

@@ -124,6 +124,11 @@ class AppliedStimulus(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     parts: dict[str, str] = Field(default_factory=dict)
 
+    @property
+    def varies_by_item(self) -> bool:
+        """Whether `for_item` may give another stimulus than this one (a part is an item template)."""
+        return any(key.startswith(ITEM_PART) for key in self.parts)
+
     def for_item(self, meta: Mapping[str, Any]) -> AppliedStimulus:
         """The stimulus as the trial of one task item applies it. A part named `item:text`,
         `item:params.<name>` or `item:<part>` is a format template over the item's metadata (SAC's

@@ -163,9 +163,14 @@ def apply_all(messages: Messages, stimuli: Sequence[AppliedStimulus]) -> Message
     return messages
 
 
+def prompt_stage(stimuli: Sequence[AppliedStimulus]) -> tuple[AppliedStimulus, ...]:
+    """The stimuli a trial's prompt applies; those of the program stage wait for the solver."""
+    return tuple(s for s in stimuli if PLACEMENTS.get(s.placement).stage == "prompt")
+
+
 def build_prompt(messages: Messages, stimuli: Sequence[AppliedStimulus]) -> Messages:
-    """A trial's prompt: the stimuli of the prompt stage applied; program-stage ones wait for the solver."""
-    return apply_all(messages, [s for s in stimuli if PLACEMENTS.get(s.placement).stage == "prompt"])
+    """A trial's prompt: the stimuli of the prompt stage applied."""
+    return apply_all(messages, prompt_stage(stimuli))
 
 
 def choose_solver(stimuli: Sequence[AppliedStimulus], named: str | None, default: str) -> str:

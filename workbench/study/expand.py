@@ -11,7 +11,7 @@ import hashlib
 from ..core.seeds import draw_demos, query_seed
 from ..scoring import gold
 from ..solvers.base import Trial, without_init
-from ..stimuli import build_prompt
+from ..stimuli import apply_all, build_prompt, prompt_stage
 from .spec import ResolvedStudy, task_dspy_solver
 
 
@@ -24,6 +24,12 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
     """All trials of a run, ordered so that the conditions of one example run side by side."""
     spec = study.spec
     solvers = {name: study.solver_of(name) for name in study.conditions}
+    # A condition's stimuli, and those its prompt applies, once for all its trials unless one
+    # varies by item (SAC's assessed trait): then each trial's own, from the item.
+    shared = {
+        name: None if any(s.varies_by_item for s in stimuli) else (stimuli, prompt_stage(stimuli))
+        for name, stimuli in study.conditions.items()
+    }
     trials: list[Trial] = []
     for model in spec.models:
         for ref in spec.tasks:
@@ -40,7 +46,12 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                         base = task.render(item, demos, seed)
                     for condition, condition_stimuli in study.conditions.items():
                         solver = dspy or solvers[condition]
-                        stimuli = tuple(s.for_item(meta) for s in condition_stimuli)  # SAC's assessed trait: the item's
+                        if shared[condition] is None:
+                            stimuli = tuple(s.for_item(meta) for s in condition_stimuli)  # SAC's assessed trait: the item's
+                            messages = build_prompt(base, stimuli)
+                        else:
+                            stimuli, in_prompt = shared[condition]
+                            messages = apply_all(base, in_prompt)
                         trials.append(
                             without_init(
                                 Trial,
@@ -53,7 +64,7 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                                 repeat=repeat,
                                 seed=seed,
                                 stimuli=stimuli,
-                                messages=build_prompt(base, stimuli),
+                                messages=messages,
                                 solver=solver.solver,
                                 solver_params=solver.params,
                                 consumes_gold=solver.consumes_gold,

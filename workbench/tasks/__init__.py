@@ -207,7 +207,7 @@ class TaskSpec(BaseModel):
         named = template_fields(self.template.user) - {name for name, _ in own}
         # the template may show item metadata (SAC-Induced: the factor's stem and answer labels, the item's trait)
         user = Message(role="user", template=self.template.user, slots=(*own, *((k, str(v)) for k, v in item.meta if k in named)))
-        return (Message.text("system", self.template.system), user)
+        return (_system_message(self.template.system), user)
 
     def parse(self, raw_text: str, item: TaskItem) -> str | None:
         """The answer in raw text as the default extractor reads it (None: no answer of the task's
@@ -266,6 +266,12 @@ class TaskSpec(BaseModel):
             "scoring_args": self.scoring_args,
             "program": self.program,
         }
+
+
+@functools.lru_cache(maxsize=256)
+def _system_message(text: str) -> Message:
+    """A task's system message: one for all its prompts (a message is immutable)."""
+    return Message.text("system", text)
 
 
 def demo_answer(demo: TaskItem, seed: int | None) -> str:
