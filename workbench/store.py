@@ -500,12 +500,14 @@ def compact(db_path: Path, *, threads: int | None = None) -> bool:
                 con.execute(f"USE {alias}")
                 # Settings of the process's DuckDB: they only decide how fast compactions go.
                 con.execute(f"SET threads = {int(threads)}" if threads is not None else "RESET threads")
-                _migrate(con)
                 # The batches go into the file as the transaction commits, not through the write-ahead
                 # log first and again at the checkpoint (0.08 s of the 0.6 s that 12,000 trials took):
                 # the draft is private, and a killed compaction leaves only a draft the next one deletes.
                 con.execute("SET checkpoint_threshold = '1KB'")
+                # One transaction for the migrations too: committed one statement at a time, each of
+                # a new file's forty or so was a checkpoint of its own.
                 con.execute("BEGIN TRANSACTION")
+                _migrate(con)
                 for name, paths in files.items():
                     if not paths:
                         continue
