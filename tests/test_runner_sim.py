@@ -244,3 +244,28 @@ def test_a_second_process_on_the_same_run_is_refused_and_the_log_stays_whole(tmp
     assert not list(tmp_path.glob("log.duckdb.*.run-lock")), "the lock file is removed at the end"
     again = run_json("run", str(path), "--db", str(db))
     assert again["run_id"] == run_id and again["model_calls"] == 0 and again["trials_done"] == 300
+
+
+def test_logged_times_are_the_utc_wall_clock(tmp_path: Path) -> None:
+    """Rows carry their times as microseconds since the epoch (workbench.core.clock); the log
+    must read them back as the UTC time they were taken, in order, in every table."""
+    from datetime import datetime, timedelta, timezone
+
+    study = write_study(tmp_path / "s.yaml", sim_study())
+    db = tmp_path / "log.duckdb"
+    before = datetime.now(timezone.utc).replace(tzinfo=None) - timedelta(seconds=1)
+    run_json("run", str(study), "--db", str(db))
+    after = datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(seconds=1)
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        for sql in (
+            "SELECT min(started_at), max(finished_at), bool_and(started_at <= finished_at) FROM trials",
+            "SELECT min(started_at), max(finished_at), bool_and(started_at <= finished_at) FROM calls",
+            "SELECT min(scored_at), max(scored_at), true FROM scores",
+            "SELECT min(created_at), max(created_at), true FROM runs",
+            "SELECT min(event_at), max(event_at), true FROM run_events",
+        ):
+            first, last, ordered = con.execute(sql).fetchone()
+            assert before <= first <= last <= after and ordered, sql
+    finally:
+        con.close()

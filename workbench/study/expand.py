@@ -7,11 +7,13 @@ resumed run recognises what it has already done.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 from ..core.seeds import draw_demos, query_seed
 from ..scoring import gold
 from ..solvers.base import Trial, without_init
-from ..stimuli import apply_all, build_prompt, prompt_stage
+from ..stimuli import AppliedStimulus, apply_all, prompt_stage
 from .spec import ResolvedStudy, task_dspy_solver
 
 
@@ -46,12 +48,7 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                         base = task.render(item, demos, seed)
                     for condition, condition_stimuli in study.conditions.items():
                         solver = dspy or solvers[condition]
-                        if shared[condition] is None:
-                            stimuli = tuple(s.for_item(meta) for s in condition_stimuli)  # SAC's assessed trait: the item's
-                            messages = build_prompt(base, stimuli)
-                        else:
-                            stimuli, in_prompt = shared[condition]
-                            messages = apply_all(base, in_prompt)
+                        stimuli, in_prompt = shared[condition] or _for_item(condition_stimuli, meta)
                         trials.append(
                             without_init(
                                 Trial,
@@ -64,7 +61,7 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                                 repeat=repeat,
                                 seed=seed,
                                 stimuli=stimuli,
-                                messages=messages,
+                                messages=apply_all(base, in_prompt),
                                 solver=solver.solver,
                                 solver_params=solver.params,
                                 consumes_gold=solver.consumes_gold,
@@ -74,3 +71,9 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                         )
     return trials
 
+
+def _for_item(stimuli: tuple[AppliedStimulus, ...], meta: Mapping[str, Any]) -> tuple[tuple[AppliedStimulus, ...], tuple[AppliedStimulus, ...]]:
+    """A condition's stimuli as one item's trial applies them (SAC's assessed trait: the item's),
+    and those of them its prompt applies."""
+    applied = tuple(s.for_item(meta) for s in stimuli)
+    return applied, prompt_stage(applied)
