@@ -115,6 +115,26 @@ def test_migrations_do_what_they_did_when_the_tables_change(monkeypatch: pytest.
     assert migrated() == before
 
 
+def _made_new(baseline: bool) -> tuple[list[tuple[Any, ...]], ...]:
+    from workbench import store
+
+    con = duckdb.connect(":memory:")
+    store._migrate(con, baseline=baseline)
+    return (
+        con.execute("SELECT table_name, column_index, column_name, data_type, is_nullable, column_default FROM duckdb_columns() ORDER BY ALL").fetchall(),
+        con.execute("SELECT table_name, constraint_type, constraint_column_names FROM duckdb_constraints() ORDER BY ALL").fetchall(),
+        con.execute("SELECT table_name, index_name FROM duckdb_indexes() ORDER BY ALL").fetchall(),
+        con.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall(),
+    )
+
+
+def test_a_new_log_starts_at_the_baseline_that_replaying_every_migration_gives() -> None:
+    """A new log is made by one script; it must equal what migrations 1 onwards make of an empty file."""
+    made = _made_new(baseline=True)
+    assert made == _made_new(baseline=False)
+    assert made[3] == [(v,) for v, _, _ in MIGRATIONS]
+
+
 def test_a_run_on_an_old_log_adds_its_rows_to_the_upgraded_file(tmp_path: Path) -> None:
     db = _unpack("pre_engine", tmp_path)
     SegmentWriter(db).write({"trials": [{"trial_id": "new-1", "run_id": "new", "status": "ok", "score": 1.0}]})

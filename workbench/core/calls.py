@@ -7,9 +7,11 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Protocol
 
+from .frozen import direct_init
 from .messages import Messages
 
 
+@direct_init
 @dataclass(frozen=True)
 class Generation:
     text: str | None  # None when the call failed after its retries

@@ -8,12 +8,14 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..core.frozen import direct_init
 from ..core.json_layout import sorted_json
 from .redact import redact
 
 MAX_ERROR_LENGTH = 500
 
 
+@direct_init
 @dataclass(frozen=True)
 class ModelRequest:
     model: str  # the study's model id, e.g. local/default or openai/gpt-4o-mini
@@ -36,6 +38,7 @@ class ModelRequest:
         return [{"role": role, "content": content} for role, content in self.messages]
 
 
+@direct_init
 @dataclass(frozen=True)
 class TrialContext:
     """What a simulated model may see to plant effects. Real adapters never read it."""

@@ -43,8 +43,12 @@ class BatchWriter:
             if table == "trials":
                 self.pending_trials += len(rows)
 
+    def due(self) -> bool:
+        """Whether a batch is due: checked after every trial, without a coroutine for each."""
+        return self.pending_trials >= FLUSH_EVERY_TRIALS or time.monotonic() - self.last_flush >= FLUSH_EVERY_S
+
     async def maybe_flush(self) -> None:
-        if self.pending_trials < FLUSH_EVERY_TRIALS and time.monotonic() - self.last_flush < FLUSH_EVERY_S:
+        if not self.due():
             return
         while self._writing is not None and not self._writing.done():  # again after a wait: another worker may have handed over meanwhile
             if self.pending_trials < MAX_BEHIND_TRIALS:

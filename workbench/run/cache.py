@@ -31,6 +31,13 @@ class ResponseCache:
         """Remember `response` for `key` unless the key has an answer already (the first one stays)."""
         self._answers.setdefault(key, response)
 
+    def answer(self, key: str) -> ModelResponse | None:
+        """The key's answer if it has one now, without waiting (most lookups need no wait)."""
+        return self._answers.get(key)
+
+    def being_fetched(self, key: str) -> bool:
+        return key in self._fetching
+
     async def get(self, key: str) -> ModelResponse | None:
         """The key's answer, after waiting for a call that is fetching it; None: the caller fetches it."""
         while key not in self._answers and (fetch := self._fetching.get(key)) is not None:

@@ -14,6 +14,8 @@ from typing import Any
 
 from ..core.calls import Generate
 from ..plugins import load_builtins
+from ..core.frozen import direct_init
+from ..core.identity import ByIdentity
 from ..core.json_layout import plain_json, sorted_json
 from ..core.messages import pairs_json, to_pairs
 from ..scoring import gold
@@ -30,6 +32,7 @@ from .gateway import Gateway, GatewaySettings, call_for, params_json, request_pa
 __all__ = ["TrialRows", "call_for", "execute", "execute_alone", "request_params", "solve_and_score", "status"]
 
 
+@direct_init
 @dataclass(frozen=True)
 class TrialRows:
     """One executed trial as the log stores it."""
@@ -128,23 +131,14 @@ def _totals(calls: list[dict[str, Any]]) -> dict[str, Any]:
     return {"n_calls": len(calls), "prompt_tokens": prompt, "completion_tokens": completion, "cost": cost, "latency_s": latency, "cached": cached}
 
 
-_SHARED: dict[tuple[int, str], tuple[Any, str]] = {}
 SHARED_LIMIT = 8192
+_LAID_OUT: ByIdentity[str] = ByIdentity(SHARED_LIMIT)
 
 
 def _shared(obj: Any, column: str, layout: Callable[[Any], str]) -> str:
     """The JSON `column` of an object many trials share (a task, an applied stimulus, an example
-    its conditions and repeats share), laid out once. Keyed by identity: the entry holds the
-    object, so its id cannot pass to another meanwhile."""
-    key = (id(obj), column)
-    hit = _SHARED.get(key)
-    if hit is not None and hit[0] is obj:
-        return hit[1]
-    if len(_SHARED) >= SHARED_LIMIT:
-        _SHARED.clear()
-    text = layout(obj)
-    _SHARED[key] = (obj, text)
-    return text
+    its conditions and repeats share), laid out once."""
+    return _LAID_OUT.get(obj, column, layout)
 
 
 def _stimuli_json(stimuli: tuple[AppliedStimulus, ...]) -> str:

@@ -144,7 +144,11 @@ class Gateway:
         """The answer to `request`: the cache's for `key` (when the cache is on), else the model's
         with at most `model.max_retries` retries; a fresh answer goes into the cache."""
         use_cache = self.settings.use_cache and key is not None
-        cached = await self.cache.get(key) if use_cache else None
+        cached = None
+        if use_cache:  # a wait (a coroutine) only while another call fetches this key
+            cached = self.cache.answer(key)
+            if cached is None and self.cache.being_fetched(key):
+                cached = await self.cache.get(key)
         if cached is not None:
             self.cache_hits += 1
             return CallOutcome(cached, None, 0, cached=True)

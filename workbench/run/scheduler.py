@@ -226,7 +226,8 @@ class Runner:
                 rows = await execute(trial, gateway)
                 self._landed_now(rows, log)
                 self._report()  # before the flush, which a stop may cancel: what is reported is in the batch
-                await log.maybe_flush()
+                if log.due():
+                    await log.maybe_flush()
 
         # `concurrency` workers rather than a task per trial: as many trials run at once, without
         # a waiting task (and its memory) for every pending trial. They share one scoring memo

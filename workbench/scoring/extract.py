@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import answers
 from .answers import Unparseable
+from ..core.frozen import direct_init
 from ..core.registry import Registry
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from .task import ScoredTask
 
 
+@direct_init
 @dataclass(frozen=True)
 class Extraction:
     answer: str | None  # None: no answer of the task's type in the response
@@ -119,6 +121,7 @@ def flexible(task: ScoredTask, item: TaskItem, text: str) -> Extraction:
     return Extraction(answer=found, rule=rule) if found.strip() else Extraction(answer=None, rule="none")
 
 
+@direct_init
 @dataclass(frozen=True)
 class Scored:
     """A response scored under one extractor: status OK (value in [0, 1]) or NO_ANSWER (value None)."""

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..core.frozen import direct_init
 from ..core.registry import Registry
 from .answers import Unparseable  # defined beside the answer types; scorers and extractors raise it
 from .extract import DEFAULT_EXTRACTOR, score_text
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .task import ScoredTask
 
 
+@direct_init
 @dataclass(frozen=True)
 class Score:
     answer: str | None
@@ -41,6 +43,7 @@ class Score:
     status: str = "ok"  # or "no_answer": the text holds no answer of the task's type (value None)
 
 
+@direct_init
 @dataclass(frozen=True)
 class ScoreCase:
     """What a scorer sees: the task, the example, the final text and the trial's seed."""

@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 
 from ..core.calls import JUDGE_PURPOSE, Generate, Generation  # the model-call contract solvers program against
 from ..core.errors import UserError
+from ..core.frozen import direct_init
+from ..core.identity import ByIdentity
 from ..core.messages import Messages
 from ..core.registry import Registry
 from ..providers.spec import ModelSpec
@@ -54,7 +56,15 @@ class Trial:
         """The trial as its solver sees it: the gold sealed, and an oracle verifier only where the
         condition consumes gold labels (it reads answers with the trial's extractor, as final scoring does)."""
         verify = gold.oracle(self.task, self.item, self.extractor) if self.consumes_gold else None
-        return _evolved(self, item=_evolved(self.item, targets=gold.seal(self.item.targets)), verify=verify)
+        return _evolved(self, item=_SEALED.get(self.item, "sealed", _sealed), verify=verify)
+
+
+# An example's sealed copy, shared by its trials (conditions and repeats): immutable like the example.
+_SEALED: ByIdentity[TaskItem] = ByIdentity(8192)
+
+
+def _sealed(item: TaskItem) -> TaskItem:
+    return _evolved(item, targets=gold.seal(item.targets))
 
 
 def without_init(cls: type[T], fields: Mapping[str, Any] = {}, **changes: Any) -> T:  # noqa: B006 - only read
@@ -93,6 +103,7 @@ class RoundRecord:
     error: str | None = None
 
 
+@direct_init
 @dataclass(frozen=True)
 class Solution:
     text: str | None
