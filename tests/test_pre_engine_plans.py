@@ -42,7 +42,7 @@ def test_bundled_study_expands_as_before(study: str) -> None:
 
 
 def test_expanded_trials_are_whole_trials() -> None:
-    """expand builds trials without Trial.__init__ (workbench.solvers.base.without_init): each
+    """expand builds trials without Trial.__init__ (workbench.solvers.base.holding): each
     has every field, and no other, and equals the trial __init__ makes of its fields."""
     from dataclasses import fields
 

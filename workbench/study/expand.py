@@ -12,7 +12,7 @@ from typing import Any
 
 from ..core.seeds import draw_demos, query_seed
 from ..scoring import gold
-from ..solvers.base import Trial, without_init
+from ..solvers.base import Trial, holding
 from ..stimuli import AppliedStimulus, apply_all, prompt_stage
 from .spec import ResolvedStudy, task_dspy_solver
 
@@ -50,23 +50,25 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                         solver = dspy or solvers[condition]
                         stimuli, in_prompt = shared[condition] or _for_item(condition_stimuli, meta)
                         trials.append(
-                            without_init(
+                            holding(
                                 Trial,
-                                trial_id=trial_id(run_id, condition, model.id, task.id, item.id, repeat),
-                                run_id=run_id,
-                                condition=condition,
-                                model=model,
-                                task=task,
-                                item=item,
-                                repeat=repeat,
-                                seed=seed,
-                                stimuli=stimuli,
-                                messages=apply_all(base, in_prompt),
-                                solver=solver.solver,
-                                solver_params=solver.params,
-                                consumes_gold=solver.consumes_gold,
-                                extractor=extractor,
-                                verify=None,
+                                {
+                                    "trial_id": trial_id(run_id, condition, model.id, task.id, item.id, repeat),
+                                    "run_id": run_id,
+                                    "condition": condition,
+                                    "model": model,
+                                    "task": task,
+                                    "item": item,
+                                    "repeat": repeat,
+                                    "seed": seed,
+                                    "stimuli": stimuli,
+                                    "messages": apply_all(base, in_prompt),
+                                    "solver": solver.solver,
+                                    "solver_params": solver.params,
+                                    "consumes_gold": solver.consumes_gold,
+                                    "extractor": extractor,
+                                    "verify": None,
+                                },
                             )
                         )
     return trials
