@@ -174,3 +174,15 @@ def test_repeats_at_temperature_0_warn_when_the_study_loads(tmp_path: Path) -> N
     events = con.execute("SELECT detail_json FROM run_events WHERE event = 'warnings'").fetchall()
     con.close()
     assert [json.loads(d)["messages"] for (d,) in events] == [[warning]]
+
+
+def test_the_log_records_each_parameter_as_sent_not_as_an_equal_value_laid_out_before(tmp_path: Path) -> None:
+    """1 and 1.0 (and True) are equal keys in Python; the log must still show what each study sent."""
+    for name, temperature in (("int-temperature", 1), ("float-temperature", 1.0)):
+        model = {**MOCK, "params": {"mock_response": "42", "temperature": temperature}}
+        study = {"name": name, "models": [model], "conditions": [{"name": "control"}], "tasks": [{"task": "ii/sum", "n": 1}]}
+        db = tmp_path / f"{name}.duckdb"
+        run_study(load_study(write_study(tmp_path / f"{name}.yaml", study)), db)
+        logged = query(db, "SELECT t.model_params_json, c.params_json FROM trials t JOIN calls c USING (trial_id)")
+        assert logged and all(f'"temperature": {temperature!r}' in row["model_params_json"] for row in logged), logged
+        assert all(f'"temperature": {temperature!r}' in row["params_json"] for row in logged), logged

@@ -40,15 +40,16 @@ def request_params(model: ModelSpec, trial: Trial) -> dict[str, Any]:
 
 def params_json(params: tuple[tuple[str, Any], ...]) -> str:
     """Sampling parameters as the log stores them, laid out once for a trial's row and its calls'
-    rows (they send the same ones); parameters with unhashable values (a list of stop strings) each time."""
+    rows (they send the same ones); parameters with unhashable values (a list of stop strings) each time.
+    Cached by value and type: 1, 1.0 and True are equal keys but three layouts."""
     try:
-        return _params_json(params)
+        return _params_json(params, tuple(type(value) for _, value in params))
     except TypeError:
         return sorted_json(dict(params))
 
 
 @functools.lru_cache(maxsize=256)
-def _params_json(params: tuple[tuple[str, Any], ...]) -> str:
+def _params_json(params: tuple[tuple[str, Any], ...], _types: tuple[type, ...]) -> str:
     return sorted_json(dict(params))
 
 
