@@ -83,7 +83,7 @@ async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
             targets_json = _shared(trial.item, "targets", lambda item: plain_json(list(item.targets)))
             rounds = [round_row(trial, record, call_rows) for record in solution.rounds]
             scores = score_rows(trial.trial_id, trial.run_id, trial.task, trial.item, solution.text, logged_extractors(trial.extractor))
-    details = {**solution.details, **({"scoring": scored.details} if scored.details else {})}
+    details = {**solution.details, "scoring": scored.details} if scored.details else solution.details
     params = request_params(trial.model, trial)  # logged as sent: a seed of the user's own is made new per repeat
     trial_row = {
         "trial_id": trial.trial_id,

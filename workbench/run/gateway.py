@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..core.calls import Generate, Generation
@@ -176,15 +176,17 @@ class Gateway:
         await self.pool.close()
 
 
-@dataclass
 class TrialCalls:
     """One trial's way through the gateway: a `Generate` for each model it calls (its own, the
-    judge), and the calls made so far in call-index order."""
+    judge), and the calls made so far in call-index order. A plain class: one per trial."""
 
-    gateway: Gateway
-    trial: Trial
-    calls: list[Call] = field(default_factory=list)
-    keys: SampleKeys = field(default_factory=SampleKeys)  # a request sent again in the trial is a new sample
+    __slots__ = ("calls", "gateway", "keys", "trial")
+
+    def __init__(self, gateway: Gateway, trial: Trial) -> None:
+        self.gateway = gateway
+        self.trial = trial
+        self.calls: list[Call] = []
+        self.keys = SampleKeys()  # a request sent again in the trial is a new sample
 
     def generate_for(self, model: ModelSpec) -> Generate:
         trial, gateway = self.trial, self.gateway
