@@ -428,10 +428,10 @@ def _migrate(con: duckdb.DuckDBPyConnection, *, baseline: bool = True) -> None:
             con.execute("INSERT INTO schema_migrations VALUES (?, now())", [version])
 
 
-
 def _only_table_is_migrations(con: duckdb.DuckDBPyConnection) -> bool:
     """A new database: nothing in it but the migrations table (a log from before migrations has tables)."""
     return con.execute("SELECT count(*) = 1 FROM duckdb_tables() WHERE database_name = current_database()").fetchone()[0]
+
 
 # The storage version every log file is written in. DuckDB 2.0 writes its own newer format by
 # default, which DuckDB before 2.0 (the duckdb CLI on PyPI among them) refuses to open; every

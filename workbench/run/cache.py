@@ -36,6 +36,7 @@ class ResponseCache:
         return self._answers.get(key)
 
     def being_fetched(self, key: str) -> bool:
+        """Whether another call is fetching `key` now (then `get` waits for it)."""
         return key in self._fetching
 
     async def get(self, key: str) -> ModelResponse | None:
