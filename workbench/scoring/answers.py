@@ -378,7 +378,15 @@ def numbers_in(text: str, words: bool = False) -> list[str]:
 def given_numbers(item_input: str, spelled: bool = False) -> tuple[str, ...]:
     """The numbers of an example's input (with `spelled`, its number words read as digits too),
     found once: every trial of the example, and each of its extractors, reads them again."""
-    return tuple(numbers_in(words_to_digits(item_input) if spelled else item_input))
+    return spoken_numbers(item_input) if spelled else tuple(numbers_in(item_input))
+
+
+@functools.lru_cache(maxsize=1024)
+def spoken_numbers(text: str) -> tuple[str, ...]:
+    """The numbers a text states, its number words read as digits. Cached: the gold-mention check
+    reads every scored response so, and a run's responses to one task repeat (the simulator's
+    12,000 answers to ii/sum are 197 texts)."""
+    return tuple(numbers_in(words_to_digits(text)))
 
 
 def _number_in_sentence(sentence: str, given: Sequence[str]) -> Found | None:

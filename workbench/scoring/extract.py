@@ -168,7 +168,7 @@ def mentions_gold(task: ScoredTask, item: TaskItem, text: str) -> bool:
         named = {value for _, _, value in answers.mentions(answers.without_echoes(tidied, answers.echoes(task, item), phrases), candidates)}
         return bool(named) and named <= set(item.targets)
     if answers.ANSWER_TYPES.get(task.answer_type).numeric:
-        said, given = answers.numbers_in(answers.words_to_digits(tidied)), answers.given_numbers(item.input, spelled=True)
+        said, given = answers.spoken_numbers(tidied), answers.given_numbers(item.input, spelled=True)
         return any(said.count(v) > given.count(v) for v in _gold_values(tuple(item.targets)))  # tuple(): the gold is read (and its access checked) each time
     folded = " ".join(tidied.lower().split())
     for target in item.targets:
