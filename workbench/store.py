@@ -130,7 +130,7 @@ FLUSH_ORDER = ("runs", "conditions", "calls", "rounds", "scores", "trials", "run
 # after them in the same batch is there: the trials (a run's batch) or a run event (a re-score's
 # batch of scores rows for trials logged earlier, which closes with a `rescored` event).
 TRIAL_CHILDREN = ("calls", "rounds", "scores")
-BATCH_CLOSERS = ("trials", "run_events")
+BATCH_CLOSERS = ("trials", "run_events")  # the last of FLUSH_ORDER: see _listed_batches
 
 
 def segments_dir(db_path: Path) -> Path:
@@ -147,13 +147,23 @@ def _segment_files(db_path: Path, table: str) -> list[Path]:
     return sorted(directory.glob("*.parquet")) if directory.is_dir() else []
 
 
-def _landed_segments(db_path: Path, table: str) -> list[Path]:
-    """A table's segment files; a trial's calls and rounds only once its trials file has landed."""
-    files = _segment_files(db_path, table)
-    if table not in TRIAL_CHILDREN:
-        return files
-    closed = {p.name for closer in BATCH_CLOSERS for p in _segment_files(db_path, closer)}
-    return [p for p in files if p.name in closed]
+def _listed_batches(db_path: Path, tables: Sequence[str]) -> tuple[dict[str, list[Path]], set[str]]:
+    """The segment files of `tables`, and the names of the batches that have landed (whose
+    closing file is there). Directories are listed in the reverse of the order a batch writes its
+    files in, so a landed batch's files are all listed: a trials file that lands while calls are
+    being listed is not listed either. (Listed calls first, a compaction folded in and deleted
+    another process's trials that landed meanwhile, leaving their calls without a closing file.)"""
+    wanted = {*tables, *(BATCH_CLOSERS if set(tables) & set(TRIAL_CHILDREN) else ())}
+    listed = {table: _segment_files(db_path, table) for table in reversed(FLUSH_ORDER) if table in wanted}
+    landed = {p.name for closer in BATCH_CLOSERS for p in listed.get(closer, ())}
+    return listed, landed
+
+
+def _landed_batches(db_path: Path, tables: Sequence[str] = FLUSH_ORDER) -> dict[str, list[Path]]:
+    """The segment files of `tables` that hold whole batches: a trial's calls, rounds and scores
+    only with the file that closes their batch, listed at the same time."""
+    listed, landed = _listed_batches(db_path, tables)
+    return {table: [p for p in listed[table] if table not in TRIAL_CHILDREN or p.name in landed] for table in tables}
 
 
 def _select_list(table: Table, available: set[str]) -> str:
@@ -531,7 +541,7 @@ def compact(db_path: Path, *, threads: int | None = None) -> bool:
     with _compaction_lock(db_path, blocking=True):
         for stale in db_path.parent.glob(f"{db_path.name}.compact-*"):
             stale.unlink(missing_ok=True)  # left by a killed compaction; we hold the lock
-        files = {name: _landed_segments(db_path, name) for name in FLUSH_ORDER}
+        files = _landed_batches(db_path)
         if db_path.exists() and not any(files.values()) and is_current(db_path):
             return False
         draft = db_path.with_name(f"{db_path.name}.compact-{uuid.uuid4().hex[:8]}")
@@ -659,7 +669,7 @@ def _empty_select(table: Table) -> str:
 
 def _load_segments(con: duckdb.DuckDBPyConnection, db_path: Path, name: str, table: Table) -> None:
     for _ in range(50):
-        files = [str(p) for p in _landed_segments(db_path, name)]
+        files = [str(p) for p in _landed_batches(db_path, (name,))[name]]
         if not files:
             return
         try:
