@@ -3,16 +3,20 @@ calls are left behind, and a writer's unfinished batch is dropped only once the 
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
-from workbench.store import SegmentWriter, compact, segments_dir
+from workbench.store import SegmentWriter, compact, connect_reader, segments_dir
 
-BATCHES = 300
+BATCHES = 200
 TRIALS = 4  # per batch, each with CALLS calls
 CALLS = 2
 
@@ -23,12 +27,12 @@ WRITER = textwrap.dedent(
     from workbench.store import SegmentWriter
 
     db = Path(sys.argv[1])
-    writer = SegmentWriter(db)
-    for batch in range({batches}):
-        trials = [{{"trial_id": f"t{{batch}}-{{i}}", "run_id": "r", "status": "ok"}} for i in range({trials})]
-        calls = [{{"call_id": f"{{t['trial_id']}}:{{c}}", "trial_id": t["trial_id"], "run_id": "r", "call_index": c}}
-                 for t in trials for c in range({calls})]
-        writer.write({{"calls": calls, "trials": trials}})
+    with SegmentWriter(db) as writer:
+        for batch in range({batches}):
+            trials = [{{"trial_id": f"t{{batch}}-{{i}}", "run_id": "r", "status": "ok"}} for i in range({trials})]
+            calls = [{{"call_id": f"{{t['trial_id']}}:{{c}}", "trial_id": t["trial_id"], "run_id": "r", "call_index": c}}
+                     for t in trials for c in range({calls})]
+            writer.write({{"calls": calls, "trials": trials}})
     """
 ).format(batches=BATCHES, trials=TRIALS, calls=CALLS)
 
@@ -71,9 +75,9 @@ def test_a_compaction_in_another_process_never_leaves_a_trial_without_its_calls(
     folds, err = compactor.communicate(timeout=60)
     assert writer.returncode == 0, writer.stderr
     assert compactor.returncode == 0, err
-    assert int(folds) > 3, "the compactor hardly ran beside the writer"
+    assert int(folds) > 1, "the compactor hardly ran beside the writer"
     compact(db)
-    SegmentWriter(db)  # a later run's writer: it must find no orphan to delete, nor delete a landed batch
+    SegmentWriter(db).close()  # a later run's writer: it must find no orphan to delete, nor delete a landed batch
     compact(db)
     con = duckdb.connect(str(db), read_only=True)
     trials = BATCHES * TRIALS
@@ -85,3 +89,64 @@ def test_a_compaction_in_another_process_never_leaves_a_trial_without_its_calls(
     con.close()
     assert without_calls == 0, f"{without_calls} of {trials} trials lost calls rows"
     assert not list(segments_dir(db).glob("*/*.parquet")), "every batch was folded in"
+
+
+# A writer that stops between its batch's calls file and its trials file (a paused or killed
+# process), until a line arrives on its stdin.
+PAUSED_WRITER = textwrap.dedent(
+    """
+    import os
+    import sys
+    from pathlib import Path
+    from workbench import store
+
+    landing = os.replace
+
+    def replace(source, target):
+        if Path(target).parent.name == "trials":
+            print("paused", flush=True)
+            sys.stdin.readline()
+        landing(source, target)
+
+    store.os.replace = replace
+    writer = store.SegmentWriter(Path(sys.argv[1]))
+    trial = sys.argv[2]
+    writer.write({"calls": [{"call_id": trial + ":0", "trial_id": trial, "run_id": "r"}], "trials": [{"trial_id": trial, "run_id": "r"}]}, fold=False)
+    writer.close()
+    """
+)
+
+
+def _paused_writer(db: Path, trial: str) -> subprocess.Popen[str]:
+    process = subprocess.Popen([sys.executable, "-c", PAUSED_WRITER, str(db), trial], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline().strip() == "paused"
+    return process
+
+
+def _calls_files(db: Path) -> list[Path]:
+    return sorted((segments_dir(db) / "calls").glob("*.parquet"))
+
+
+def test_an_unfinished_batch_is_dropped_only_once_its_writer_is_dead(tmp_path: Path) -> None:
+    db = tmp_path / "log.duckdb"
+    SegmentWriter(db).write({"runs": [{"run_id": "r"}]})  # the file is there
+    paused, killed = _paused_writer(db, "slow"), _paused_writer(db, "dead")
+    long_ago = time.time() - 3600
+    for path in _calls_files(db):  # however old: a live writer's batch is not an orphan
+        os.utime(path, (long_ago, long_ago))
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=30)
+    with SegmentWriter(db):  # a later run's writer drops the dead writer's calls only
+        pass
+    assert [pq.read_table(p).column("trial_id").to_pylist() for p in _calls_files(db)] == [["slow"]]
+    assert compact(db) is False, "nothing of the unfinished batch is folded in"
+    paused.communicate("go\n", timeout=30)
+    assert paused.returncode == 0
+    assert compact(db)
+    con = connect_reader(db)
+    assert con.execute("SELECT trial_id FROM trials").fetchall() == [("slow",)]
+    assert con.execute("SELECT trial_id FROM calls").fetchall() == [("slow",)]
+    con.close()
+    with SegmentWriter(db) as last:
+        pass
+    assert [p.stem for p in (segments_dir(db) / "writers").iterdir()] == [last.writer_id], "dead writers' locks are cleared away"

@@ -131,6 +131,7 @@ FLUSH_ORDER = ("runs", "conditions", "calls", "rounds", "scores", "trials", "run
 # batch of scores rows for trials logged earlier, which closes with a `rescored` event).
 TRIAL_CHILDREN = ("calls", "rounds", "scores")
 BATCH_CLOSERS = ("trials", "run_events")  # the last of FLUSH_ORDER: see _listed_batches
+WRITERS = "writers"  # segments/writers/WRITER.lock: flocked while the writer WRITER is alive
 
 
 def segments_dir(db_path: Path) -> Path:
@@ -179,20 +180,39 @@ COMPACT_EVERY_S = 5.0  # a writer folds its batches into the file at most this o
 
 
 class SegmentWriter:
-    """Appends rows as Parquet segments. Holds no lock on the DuckDB file."""
+    """Appends rows as Parquet segments. Holds no lock on the DuckDB file, only its own writer
+    lock, which tells other processes that its unfinished batch is still on its way: close()
+    releases it (so does the writer's end, however it ends)."""
 
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
         self.root = segments_dir(self.db_path)
         for table in TABLES:
             (self.root / table).mkdir(parents=True, exist_ok=True)
-        self._drop_orphan_calls()
+        self.writer_id = uuid.uuid4().hex[:12]
+        self._lock: IO[str] | None = _held_writer_lock(self.root, self.writer_id)
+        self._batches = itertools.count()
+        self._drop_orphans()
         self._next_compaction = time.monotonic() + COMPACT_EVERY_S
 
+    def __enter__(self) -> SegmentWriter:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the writer lock: from now on a batch of this writer that never landed is an orphan."""
+        if self._lock is not None:
+            self._lock.close()  # closing its file drops the flock; the next writer deletes the file
+            self._lock = None
+
     def write(self, rows: dict[str, Sequence[dict[str, Any]]], fold: bool = True) -> None:
-        """Write one batch; all files of a batch share a name, and trials go after their calls.
-        `fold=False`: no periodic compaction now (the caller compacts right after)."""
-        batch = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        """Write one batch; all files of a batch share a name (TIME-WRITER-SEQ), and trials go
+        after their calls. `fold=False`: no periodic compaction now (the caller compacts right after)."""
+        if self._lock is None:
+            raise ValueError(f"writer {self.writer_id} of {self.db_path} is closed")
+        batch = f"{time.time_ns():020d}-{self.writer_id}-{next(self._batches):06d}"
         for table in FLUSH_ORDER:
             records = rows.get(table)
             if not records:
@@ -223,17 +243,48 @@ class SegmentWriter:
         compact(self.db_path, threads=1)
         self._next_compaction = time.monotonic() + max(COMPACT_EVERY_S, 10 * (time.monotonic() - started))
 
-    def _drop_orphan_calls(self) -> None:
-        """Child files whose batch never landed belong to trials that will run again (or to a
-        re-score that will run again)."""
-        closed = {p.name for closer in BATCH_CLOSERS for p in (self.root / closer).glob("*.parquet")}
-        for child in TRIAL_CHILDREN:
-            for path in (self.root / child).glob("*.parquet"):
-                if path.name not in closed and _older_than(path, 60):
-                    path.unlink(missing_ok=True)
-        for path in self.root.glob("*/*.parquet.tmp"):
-            if _older_than(path, 60):
+    def _drop_orphans(self) -> None:
+        """Child files of a batch that never landed belong to trials that will run again (or to a
+        re-score that will run again), once their writer is dead: a live one (paused between its
+        calls and its trials, however long) lands the batch yet. So do a dead writer's temporary
+        files. Files named before writers had locks (TIME-RANDOM) go once a minute old, as then."""
+        dead = _dead_writers(self.root)  # before the listing: these have landed all they ever will
+        listed, landed = _listed_batches(self.db_path, TRIAL_CHILDREN)
+        unfinished = [path for child in TRIAL_CHILDREN for path in listed[child] if path.name not in landed]
+        for path in [*unfinished, *self.root.glob("*/*.parquet.tmp")]:
+            writer = _writer_of(path)
+            if (writer in dead) if writer is not None else _older_than(path, 60):
                 path.unlink(missing_ok=True)
+        for lock in dead.values():
+            lock.unlink(missing_ok=True)  # after its orphans: a cleanup killed before this does it again
+
+
+def _held_writer_lock(root: Path, writer_id: str) -> IO[str]:
+    """The writer's lock file, flocked: it is made under a private name and renamed into place, so
+    no one finds it unlocked (and takes the writer for dead) before its writer locks it."""
+    lock = root / WRITERS / f"{writer_id}.lock"
+    lock.parent.mkdir(exist_ok=True)
+    private = lock.with_suffix(".lock.tmp")
+    handle = open(private, "w")
+    _flock(handle, blocking=False)  # a new file: nobody else holds it
+    os.replace(private, lock)
+    return handle
+
+
+def _dead_writers(root: Path) -> dict[str, Path]:
+    """The lock files, by writer, that no process holds: their writers ended, were killed or closed."""
+    dead: dict[str, Path] = {}
+    for lock in (root / WRITERS).glob("*.lock"):
+        with contextlib.suppress(FileNotFoundError), open(lock, "r") as handle:
+            if _flock(handle, blocking=False):
+                dead[lock.stem] = lock
+    return dead
+
+
+def _writer_of(path: Path) -> str | None:
+    """The writer a segment file's name (TIME-WRITER-SEQ) names; None for a name without one."""
+    parts = path.name.split(".", 1)[0].split("-")
+    return parts[1] if len(parts) == 3 else None
 
 
 def _older_than(path: Path, seconds: float) -> bool:

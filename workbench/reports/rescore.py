@@ -90,7 +90,8 @@ def rescore(db_path: Path, run_id: str, extractor: str) -> RescoreSummary:
             "event_id": f"{run_id}:{time.time_ns()}", "run_id": run_id, "event": "rescored",
             "event_at": utc_now_us(), "detail_json": json.dumps({"extractor": extractor, "scored": len(rows)}),
         }
-        SegmentWriter(db_path).write({"scores": rows, "run_events": [event]})
+        with SegmentWriter(db_path) as segments:
+            segments.write({"scores": rows, "run_events": [event]})
         compact(db_path)
     return RescoreSummary(
         run_id=run_id, extractor=extractor, trials=int(total), scored=len(rows), already=int(total) - len(trials), not_extracted=skipped,

@@ -185,27 +185,30 @@ class Runner:
         # and the trials run now add theirs as they land
         self.summary.errors = sum(s == ERROR for s in done.values())
         self.summary.no_answer = sum(s == NO_ANSWER for s in done.values())
-        log = BatchWriter(SegmentWriter(self.db_path))
-        if not registered:
-            for table, rows in self._run_rows(trials).items():
-                for row in rows:
-                    log.add(table, row)
-        log.add("run_events", self._event("resumed" if done else "started", pending=len(pending)))
-        if self.study.warnings:
-            log.add("run_events", self._event("warnings", messages=self.study.warnings))
-        await log.flush()
-        self._report()
-        settings = gateway_settings(self.study, pending, use_cache=self.use_cache)
-        # A log this run has just created holds no answers: no reader is built to find none.
-        self.cache = ResponseCache() if new_log else await asyncio.to_thread(self._logged_answers, list(settings.models))
-        gateway = await settings.open(self.say, self.cache)
-        try:
-            await self._schedule(pending, gateway, log)
-        finally:
-            log.add("run_events", self._event("interrupted" if self.summary.interrupted else "finished", done=self.summary.trials_done))
-            await log.flush(fold=False)  # the run compacts below: folding this batch in first would do it twice
-            await gateway.close()
-            self.summary.model_calls, self.summary.cache_hits = gateway.model_calls, gateway.cache_hits
+        # the writer's lock, held until the run's last batch has landed, keeps other processes'
+        # cleanup off a batch on its way
+        with SegmentWriter(self.db_path) as segments:
+            log = BatchWriter(segments)
+            if not registered:
+                for table, rows in self._run_rows(trials).items():
+                    for row in rows:
+                        log.add(table, row)
+            log.add("run_events", self._event("resumed" if done else "started", pending=len(pending)))
+            if self.study.warnings:
+                log.add("run_events", self._event("warnings", messages=self.study.warnings))
+            await log.flush()
+            self._report()
+            settings = gateway_settings(self.study, pending, use_cache=self.use_cache)
+            # A log this run has just created holds no answers: no reader is built to find none.
+            self.cache = ResponseCache() if new_log else await asyncio.to_thread(self._logged_answers, list(settings.models))
+            gateway = await settings.open(self.say, self.cache)
+            try:
+                await self._schedule(pending, gateway, log)
+            finally:
+                log.add("run_events", self._event("interrupted" if self.summary.interrupted else "finished", done=self.summary.trials_done))
+                await log.flush(fold=False)  # the run compacts below: folding this batch in first would do it twice
+                await gateway.close()
+                self.summary.model_calls, self.summary.cache_hits = gateway.model_calls, gateway.cache_hits
         self.summary.compacted = await asyncio.to_thread(compact, self.db_path, threads=1)  # nothing runs beside it now
         return self.summary
 
