@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from workbench.store import SegmentWriter, compact, connect_reader, segments_dir
 
@@ -89,6 +91,7 @@ def test_a_compaction_in_another_process_never_leaves_a_trial_without_its_calls(
     con.close()
     assert without_calls == 0, f"{without_calls} of {trials} trials lost calls rows"
     assert not list(segments_dir(db).glob("*/*.parquet")), "every batch was folded in"
+    assert not list((segments_dir(db) / "writers").iterdir()), "closed writers leave no lock"
 
 
 # A writer that stops between its batch's calls file and its trials file (a paused or killed
@@ -147,6 +150,17 @@ def test_an_unfinished_batch_is_dropped_only_once_its_writer_is_dead(tmp_path: P
     assert con.execute("SELECT trial_id FROM trials").fetchall() == [("slow",)]
     assert con.execute("SELECT trial_id FROM calls").fetchall() == [("slow",)]
     con.close()
-    with SegmentWriter(db) as last:
+    with SegmentWriter(db):
         pass
-    assert [p.stem for p in (segments_dir(db) / "writers").iterdir()] == [last.writer_id], "dead writers' locks are cleared away"
+    assert not list((segments_dir(db) / "writers").iterdir()), "a dead writer's lock is cleared away, a closed one's at once"
+
+
+def test_a_batch_whose_write_failed_is_dropped_by_the_next_writer(tmp_path: Path) -> None:
+    db = tmp_path / "log.duckdb"
+    with SegmentWriter(db) as writer, pytest.raises(pa.ArrowTypeError):
+        # its calls land, its trials cannot be written (a trial_id that is not text)
+        writer.write({"calls": [{"call_id": "x:0", "trial_id": "x", "run_id": "r"}], "trials": [{"trial_id": 1.5}]}, fold=False)
+    assert len(_calls_files(db)) == 1, "the closed writer keeps its lock file, for the cleanup"
+    SegmentWriter(db).close()
+    assert _calls_files(db) == []
+    assert not list((segments_dir(db) / "writers").iterdir())

@@ -192,6 +192,7 @@ class SegmentWriter:
         self.writer_id = uuid.uuid4().hex[:12]
         self._lock: IO[str] | None = _held_writer_lock(self.root, self.writer_id)
         self._batches = itertools.count()
+        self._unfinished = False  # a batch begun and not landed (its write failed): its files await cleanup
         self._drop_orphans()
         self._next_compaction = time.monotonic() + COMPACT_EVERY_S
 
@@ -203,9 +204,12 @@ class SegmentWriter:
 
     def close(self) -> None:
         """Release the writer lock: from now on a batch of this writer that never landed is an orphan."""
-        if self._lock is not None:
-            self._lock.close()  # closing its file drops the flock; the next writer deletes the file
-            self._lock = None
+        if self._lock is None:
+            return
+        if not self._unfinished:  # nothing of this writer's to clean up: no lock file left for it
+            (self.root / WRITERS / f"{self.writer_id}.lock").unlink(missing_ok=True)
+        self._lock.close()  # closing its file drops the flock
+        self._lock = None
 
     def write(self, rows: dict[str, Sequence[dict[str, Any]]], fold: bool = True) -> None:
         """Write one batch; all files of a batch share a name (TIME-WRITER-SEQ), and trials go
@@ -213,6 +217,7 @@ class SegmentWriter:
         if self._lock is None:
             raise ValueError(f"writer {self.writer_id} of {self.db_path} is closed")
         batch = f"{time.time_ns():020d}-{self.writer_id}-{next(self._batches):06d}"
+        self._unfinished = True
         for table in FLUSH_ORDER:
             records = rows.get(table)
             if not records:
@@ -230,6 +235,7 @@ class SegmentWriter:
             # 3.3 MB (12,000 simulated trials); compaction reads them as fast.
             pq.write_table(arrow, tmp, use_dictionary=False, write_statistics=False)
             os.replace(tmp, final)
+        self._unfinished = False
         if fold and (not self.db_path.exists() or time.monotonic() >= self._next_compaction):
             self._compact()
 
