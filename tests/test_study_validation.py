@@ -51,8 +51,8 @@ CASES = {
     ),
     "secret in nested params": (
         _bad(models=[{"id": "openai/gpt-4o-mini", "params": {"max_tokens": 8, "extra_headers": {"Authorization": "Bearer sk-123"}}}]),
-        "models[0].params",
-        "extra_headers.Authorization must come from the environment",
+        "models[0].params.extra_headers.Authorization",
+        "must come from the environment",
     ),
     "secret in a params list": (
         _bad(models=[{"id": "openai/gpt-4o-mini", "params": {"extra_body": [{"ACCESS_TOKEN": "t-123"}]}}]),

@@ -1,30 +1,14 @@
 """What a study says about a model: its id, parameters, endpoint and retries, and the planted
-behaviour of a simulated one. Credentials come from the environment, never from the file."""
+behaviour of a simulated one. Credentials come from the environment, never from the file: the
+study loader refuses params or an api_base carrying one (workbench/providers/credentials.py)."""
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
 from ..core.schema import Strict
-
-# A parameter or URL query name that carries a credential, at any depth (extra_headers.Authorization,
-# extra_body.api_key, access_token); whole name parts only, so max_tokens is not one.
-_SECRET_NAME = re.compile(r"(^|[_\-])(api[_\-]?key|key|secret|token|password|authorization|credentials?)($|[_\-])", re.IGNORECASE)
-
-
-def _secret_paths(value: Any, path: str = "") -> list[str]:
-    """The paths of credential-named keys in nested params."""
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    found: list[str] = []
-    for key, inner in items:
-        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else str(key)
-        found += [where] if isinstance(key, str) and _SECRET_NAME.search(key) else _secret_paths(inner, where)
-    return found
-
 
 # How a simulated model words its planted answer (workbench/providers/simulated.py), per condition:
 # lets a study plant an effect of format alone (an answer the strict extractor misreads, or none).
@@ -63,22 +47,6 @@ class ModelSpec(Strict):
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(3, ge=0, le=10)
     simulate: SimulatorSpec | None = None
-
-    @field_validator("params")
-    @classmethod
-    def _no_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
-        leaked = _secret_paths(value)
-        if leaked:
-            raise ValueError(f"{', '.join(leaked)} must come from the environment, not the study file")
-        return value
-
-    @field_validator("api_base")
-    @classmethod
-    def _no_credentials_in_url(cls, value: str | None) -> str | None:
-        url = urlsplit(value or "")
-        if url.username or url.password or any(_SECRET_NAME.search(name) for name, _ in parse_qsl(url.query)):
-            raise ValueError("credentials in the URL must come from the environment, not the study file")
-        return value
 
     @model_validator(mode="after")
     def _simulator_only_for_sim(self) -> ModelSpec:

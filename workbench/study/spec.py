@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..core.errors import UserError, validation_error
 from ..core.schema import Strict
 from ..plugins import load_builtins
+from ..providers.credentials import find_credential
 from ..providers.spec import ModelSpec
 from ..scoring.extract import DEFAULT_EXTRACTOR, EXTRACTORS
 from ..scoring.scorers import SCORERS, extracts
@@ -31,11 +32,18 @@ def model_spec(**fields: Any) -> ModelSpec:
     """A ModelSpec from command-line values (`models check`): a bad value is a UserError naming the
     option (e.g. --api-base), not a traceback."""
     try:
-        return ModelSpec(**fields)
+        spec = ModelSpec(**fields)
     except ValidationError as exc:
         error = validation_error(exc, model=ModelSpec)
-        field = f"--{error.field.replace('_', '-')}" if error.field else None
-        raise UserError(error.detail, field=field) from None
+        raise UserError(error.detail, field=_option(error.field)) from None
+    found = find_credential(spec.params, spec.api_base)
+    if found:
+        raise UserError(found.message, field=_option(found.field.split(".")[0]))
+    return spec
+
+
+def _option(field: str | None) -> str | None:
+    return f"--{field.replace('_', '-')}" if field else None
 
 
 class StimulusRef(Strict):
@@ -313,6 +321,7 @@ def _resolve_task(ref: TaskRef, index: int, label: str, base: Path, study_seed: 
 
 
 def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None = None) -> ResolvedStudy:
+    _check_credentials(spec, label)
     load_builtins()  # the solvers, task sources and providers the study names
     library = library or builtin_library()
     base = Path(label).parent
@@ -355,8 +364,7 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
             raise UserError(exc.detail, file=label, field=f"{where}.{exc.field}" if exc.field else where) from None
         conditions[condition.name] = with_program
         condition_specs.append(condition.model_copy(update={"solver": solver, "solver_params": plan}))
-    simulated = [(f"models[{i}]", m) for i, m in enumerate(spec.models)] + ([("judge", spec.judge)] if spec.judge else [])
-    for where, model in simulated:
+    for where, model in _named_models(spec):
         for key in ("accuracy", "answer_format"):
             for name in (getattr(model.simulate, key) if model.simulate else {}):
                 if name not in conditions:
@@ -368,6 +376,20 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
     _check_programs_and_judge(spec, tasks, condition_specs, label)
     _check_extractors(spec, label)
     return ResolvedStudy(spec=spec, path=label, tasks=tasks, conditions=conditions, condition_specs=tuple(condition_specs), samples=samples)
+
+
+def _named_models(spec: StudySpec) -> list[tuple[str, ModelSpec]]:
+    """The study's models and its judge, each with its field path."""
+    return [(f"models[{i}]", m) for i, m in enumerate(spec.models)] + ([("judge", spec.judge)] if spec.judge else [])
+
+
+def _check_credentials(spec: StudySpec, label: str) -> None:
+    """Keys come from the environment: a model's params or api_base carrying one stops the study
+    before anything is read, run or logged."""
+    for where, model in _named_models(spec):
+        found = find_credential(model.params, model.api_base)
+        if found:
+            raise UserError(found.message, file=label, field=f"{where}.{found.field}")
 
 
 def _with_sweeps(spec: StudySpec, library: StimulusLibrary, label: str) -> tuple[list[ConditionSpec], list[str]]:
