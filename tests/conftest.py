@@ -24,13 +24,14 @@ REPO = Path(__file__).resolve().parent.parent
 def local_server() -> Iterator[Any]:
     """The embedded model server, prepared and started once for the whole test session.
 
-    CLI subprocesses find it through the server state file in the cache and reuse it.
+    CLI subprocesses find it through the server state file in the cache and hold it too; the
+    session's hold keeps it running between them.
     """
     from workbench.providers.local_models import ensure_server
 
     server = ensure_server("local/default", log=lambda m: print(m, file=sys.stderr))
     yield server
-    server.stop()
+    server.release()
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

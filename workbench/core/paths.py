@@ -33,11 +33,17 @@ def cache_dir() -> Path:
     return path
 
 
+def cache_lock_path(name: str) -> Path:
+    """The file `cache_lock(name)` flocks (a process that cannot import the workbench takes it by path)."""
+    lock_path = cache_dir() / "locks" / f"{name}.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    return lock_path
+
+
 @contextlib.contextmanager
 def cache_lock(name: str) -> Iterator[None]:
     """Serialise preparation across processes (tests and CLI runs may start together)."""
-    lock_path = cache_dir() / "locks" / f"{name}.lock"
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = cache_lock_path(name)
     with open(lock_path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -18,7 +18,8 @@ __all__ = [
 
 @dataclass
 class ProviderPool:
-    """The providers of one run, and the local servers they started (stopped on close)."""
+    """The providers of one run, and the local servers it holds (released on close: the last
+    run to release a server stops it)."""
 
     providers: dict[str, Provider] = field(default_factory=dict)
     servers: list[Server] = field(default_factory=list)
@@ -30,7 +31,7 @@ class ProviderPool:
         for provider in self.providers.values():
             await provider.close()
         for server in self.servers:
-            server.stop()
+            server.release()
         self.servers.clear()
 
 
@@ -59,6 +60,6 @@ def open_pool(specs: list[ModelSpec], log: Notice) -> ProviderPool:
             open_provider(spec, pool, log)
     except BaseException:
         for server in pool.servers:
-            server.stop()
+            server.release()
         raise
     return pool

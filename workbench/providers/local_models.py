@@ -9,12 +9,10 @@ runs with --no-cache-dir).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,7 +26,9 @@ from pathlib import Path
 
 import httpx
 
-from ..core.paths import cache_dir, cache_lock
+from ..core.paths import cache_dir, cache_lock, cache_lock_path
+from . import server_watch
+from .server_watch import Holding, alive, drop, forget, hold, live_holders, stop_server
 
 LLAMA_CPP_VERSION = "0.3.36"
 # Portable CPU kernels (the native build dies in the AMX kernels on these CPUs); no multimodal
@@ -175,50 +175,40 @@ def prepare_runtime(log: Notice = _quiet) -> Path:
 
 @dataclass
 class Server:
+    """A local model server as one run uses it: shared by every run of the model at once and
+    stopped when the last of them releases it (see server_watch: holders and the watcher)."""
+
     model: LocalModel
     api_base: str
     pid: int
-    owned: bool  # started by this process, so this process stops it
+    holding: Holding | None  # this run's hold on the server; None once released
+
+    def release(self) -> None:
+        """Drop this run's hold; stop the server when no live run holds it any more."""
+        if self.holding is None:
+            return
+        with cache_lock(_lock_name(self.model)):
+            drop(self.holding)
+            self.holding = None
+            if live_holders(_holders_path(self.model)) == 0:
+                self.stop()
 
     def stop(self) -> None:
-        if not self.owned:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and _alive(self.pid):
-            time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGKILL)
-        _forget(self.model, self.pid)
+        """Stop the server now, whoever holds it."""
+        stop_server(self.pid)
+        forget(_state_path(self.model), self.pid)
 
 
-def _forget(model: LocalModel, pid: int) -> None:
-    """Remove the state file if it still names this server (another may have replaced it)."""
-    path = _state_path(model)
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        if int(json.loads(path.read_text())["pid"]) == pid:
-            path.unlink(missing_ok=True)
+def _lock_name(model: LocalModel) -> str:
+    return f"server-{model.alias}"
 
 
 def _state_path(model: LocalModel) -> Path:
     return cache_dir() / "servers" / f"{model.alias}.json"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):
-        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
-        if status == "Z":
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            return False
-    return True
+def _holders_path(model: LocalModel) -> Path:
+    return cache_dir() / "servers" / f"{model.alias}.holders"
 
 
 def _healthy(api_base: str, timeout_s: float = 2.0) -> bool:
@@ -234,56 +224,61 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def running_server(model: LocalModel) -> Server | None:
-    """A healthy server another process started for this model, if any."""
+def running_server(model: LocalModel) -> tuple[int, str] | None:
+    """(pid, api base) of a healthy server another run started for this model, if any."""
     path = _state_path(model)
     try:
         state = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     # A server busy generating can answer slowly: give a live process time before starting another.
-    if _alive(int(state["pid"])) and _healthy(state["api_base"], timeout_s=30.0):
-        return Server(model=model, api_base=state["api_base"], pid=int(state["pid"]), owned=False)
+    if alive(int(state["pid"])) and _healthy(state["api_base"], timeout_s=30.0):
+        return int(state["pid"]), state["api_base"]
     return None
 
 
 def ensure_server(model_id: str, log: Notice = _quiet, startup_timeout_s: float = 180.0) -> Server:
-    """Reuse a running server for the model or prepare and start one on a free loopback port."""
+    """Hold the model's running server, or prepare and start one on a free loopback port (with
+    its watcher); release the Server when done with it."""
     model = LOCAL_MODELS[model_id]
-    existing = running_server(model)
-    if existing:
-        return existing
     python = prepare_runtime(log)
     weights = prepare_weights(model, log)
-    with cache_lock(f"server-{model.alias}"):
+    # Under the server's lock: a release that would stop the server waits until this run holds it.
+    with cache_lock(_lock_name(model)):
         existing = running_server(model)
-        if existing:
-            return existing
-        port = _free_port()
-        api_base = f"http://127.0.0.1:{port}/v1"
-        log_path = cache_dir() / "servers" / f"{model.alias}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        command = [
-            str(python), "-m", "llama_cpp.server",
-            "--model", str(weights),
-            "--model_alias", model.alias,
-            "--host", "127.0.0.1",
-            "--port", str(port),
-            "--n_threads", str(N_THREADS),
-            "--n_threads_batch", str(N_THREADS),
-            "--n_ctx", str(N_CTX),
-        ]
-        with open(log_path, "ab") as server_log:
-            process = subprocess.Popen(command, stdout=server_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-        server = Server(model=model, api_base=api_base, pid=process.pid, owned=True)
-        deadline = time.monotonic() + startup_timeout_s
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"the llama.cpp server exited with code {process.returncode}; see {log_path}")
-            if _healthy(api_base):
-                _state_path(model).write_text(json.dumps({"pid": process.pid, "api_base": api_base}))
-                log(f"{model_id} served at {api_base}")
-                return server
-            time.sleep(0.25)
-        server.stop()
-        raise RuntimeError(f"the llama.cpp server did not answer within {startup_timeout_s:.0f} s; see {log_path}")
+        pid, api_base = existing or _start_server(model, python, weights, log, startup_timeout_s)
+        server = Server(model=model, api_base=api_base, pid=pid, holding=hold(_holders_path(model)))
+        if existing is None:
+            watcher = server_watch.watcher_command(pid, cache_lock_path(_lock_name(model)), _holders_path(model), _state_path(model))
+            subprocess.Popen(watcher, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    return server
+
+
+def _start_server(model: LocalModel, python: Path, weights: Path, log: Notice, startup_timeout_s: float) -> tuple[int, str]:
+    port = _free_port()
+    api_base = f"http://127.0.0.1:{port}/v1"
+    log_path = cache_dir() / "servers" / f"{model.alias}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        str(python), "-m", "llama_cpp.server",
+        "--model", str(weights),
+        "--model_alias", model.alias,
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--n_threads", str(N_THREADS),
+        "--n_threads_batch", str(N_THREADS),
+        "--n_ctx", str(N_CTX),
+    ]
+    with open(log_path, "ab") as server_log:
+        process = subprocess.Popen(command, stdout=server_log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + startup_timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the llama.cpp server exited with code {process.returncode}; see {log_path}")
+        if _healthy(api_base):
+            _state_path(model).write_text(json.dumps({"pid": process.pid, "api_base": api_base}))
+            log(f"{model.id} served at {api_base}")
+            return process.pid, api_base
+        time.sleep(0.25)
+    stop_server(process.pid)
+    raise RuntimeError(f"the llama.cpp server did not answer within {startup_timeout_s:.0f} s; see {log_path}")
