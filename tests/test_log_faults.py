@@ -263,3 +263,21 @@ def test_a_damaged_duckdb_file_is_named_then_rebuilt_from_the_segments_and_runs_
     assert _cli("log", "check", "--db", str(db)).returncode == 0
     assert _counts(db, "pending") == (60, 60)  # the segments' run is whole
     _completes(kept, db, 60)  # the file's run, lost with it, runs again
+
+
+def test_a_damaged_block_met_in_a_query_is_one_line_and_log_check_names_its_file(two_runs: Any, tmp_path: Path) -> None:
+    """A file that opens and whose damage only a query meets (a block's checksum): one line that
+    sends to `log check`, which names the file; repaired, the runs complete exactly."""
+    kept, pending, original = two_runs
+    db = _copy_log(original, tmp_path / "log")
+    headers, block = 3 * 4096, 256 * 1024  # DuckDB's file headers, then its blocks
+    with open(db, "r+b") as handle:
+        handle.seek(headers + block)
+        handle.write(b"\xff" * (db.stat().st_size - headers - block))
+    _fails_in_one_line(run_cli("runs", "list", "--db", str(db)), "damaged", "workbench log")
+    _fails_in_one_line(_cli("compare", "--db", str(db), "--run", _run_id(kept)), "damaged", "workbench log")
+    check = _cli("log", "check", "--db", str(db))
+    assert check.returncode == 1 and f"damaged: {db}:" in check.stdout
+    assert _cli("log", "repair", "--db", str(db)).returncode == 0
+    assert _counts(db, "pending") == (60, 60)
+    _completes(kept, db, 60)

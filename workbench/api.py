@@ -24,7 +24,7 @@ from .study.spec import ResolvedStudy, load_study
 
 __all__ = [
     "ComparisonResult", "ExportResult", "LogCheck", "LogDamaged", "LogFault", "LogRepair", "Progress", "RunList", "RunResult", "StopHandle",
-    "TrialList", "UserError", "check_log", "compare", "export", "list_runs", "list_trials", "load_study", "plan", "repair_log", "run",
+    "TrialList", "UserError", "check_log", "compare", "export", "list_runs", "list_trials", "load_study", "log_fault_of", "plan", "repair_log", "run",
     "run_async", "study_warnings", "summarise",
 ]
 
@@ -550,6 +550,14 @@ class LogCheck:
 
     def to_json(self) -> dict[str, Any]:
         return {"db": self.db, "ok": self.ok, "damaged": [{"path": str(d.path), "reason": d.reason} for d in self.damaged]}
+
+
+def log_fault_of(exc: BaseException) -> LogFault | None:
+    """An error met deep in reading a log (a damaged block of its DuckDB file) as the LogFault it
+    is, or None: what the CLI prints as one line when no reader could tell the file beforehand."""
+    from .store import damage_met
+
+    return damage_met(exc)
 
 
 def check_log(db: str | Path) -> LogCheck:

@@ -264,6 +264,22 @@ def _raise_if_file_damaged(db_path: Path, exc: duckdb.Error) -> None:
         raise _damaged(db_path, [Damage(db_path, _reason(exc, db_path))]) from exc
 
 
+# What DuckDB says when a query meets a damaged block of a file that opened.
+_DAMAGE_SIGNS = ("Corrupt database file", "Could not read enough bytes")
+
+
+def damage_met(exc: BaseException) -> LogDamaged | None:
+    """A DuckDB error met in a query, which may run anywhere after a log file opened, as the
+    LogDamaged it is when it says a block is damaged (it names no file: `log check` does)."""
+    if not isinstance(exc, duckdb.Error) or not any(sign in str(exc) for sign in _DAMAGE_SIGNS):
+        return None
+    return LogDamaged(
+        f"a log file is damaged ({_reason(exc, Path('/'))}); `workbench log check --db LOG` names it, "
+        "`workbench log repair --db LOG` sets it aside (nothing is deleted) and keeps the rest",
+        path="",
+    )
+
+
 def _size_damage(con: duckdb.DuckDBPyConnection, alias: str, db_path: Path) -> Damage | None:
     """A truncated log file opens, and fails only when a query reads a block past its end: the
     blocks in use, as its header counts them, must fit in it (free blocks at its end are cut off

@@ -703,7 +703,13 @@ def main() -> None:
         if hasattr(exc, "exit_code") and hasattr(exc, "format_message"):
             _print_error(exc.format_message())
             sys.exit(exc.exit_code)
-        raise
+        from ..api import log_fault_of
+
+        fault = log_fault_of(exc)
+        if fault is None:
+            raise
+        _print_error(str(fault))
+        sys.exit(1)
 
 
 if __name__ == "__main__":
