@@ -258,7 +258,7 @@ def test_a_damaged_duckdb_file_is_named_then_rebuilt_from_the_segments_and_runs_
     check = _cli("log", "check", "--db", str(db))
     assert check.returncode == 1 and f"damaged: {db}:" in check.stdout
     repair = _cli("log", "repair", "--db", str(db))
-    assert repair.returncode == 0 and "lost:" in repair.stdout and "trials" in repair.stdout, repair.stdout + repair.stderr
+    assert repair.returncode == 0 and "lost: the rows of" in repair.stdout, repair.stdout + repair.stderr  # what was lost is said
     assert [p.name for p in quarantine_dir(db).glob("*/*")] == [db.name]  # the damaged file, kept
     assert _cli("log", "check", "--db", str(db)).returncode == 0
     assert _counts(db, "pending") == (60, 60)  # the segments' run is whole
