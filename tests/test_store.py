@@ -129,12 +129,13 @@ def test_a_failed_compaction_leaves_no_file_attached_to_the_process_duckdb(tmp_p
     import pytest
 
     from workbench import store
+    from workbench.core.errors import LogDamaged
 
     db = tmp_path / "log.duckdb"
     writer = store.SegmentWriter(db)
     writer.write({"trials": [{"trial_id": "t0", "run_id": "r", "status": "ok"}]})
     (store.segments_dir(db) / "trials" / "99999999999999999999-damaged.parquet").write_bytes(b"not parquet")
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(LogDamaged, match="99999999999999999999-damaged.parquet is damaged"):
         store.compact(db)
     attached = {name for (name,) in store._process_duckdb().execute("SELECT database_name FROM duckdb_databases()").fetchall()}
     assert not {name for name in attached if name.startswith(("draft_", "live_", "inspected"))}

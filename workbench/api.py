@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .core.errors import UserError
+from .core.errors import LogDamaged, LogFault, UserError
 from .run.control import Progress, ProgressCallback, StopHandle
 from .study.spec import ResolvedStudy, load_study
 
 __all__ = [
-    "ComparisonResult", "ExportResult", "Progress", "RunList", "RunResult", "StopHandle", "TrialList", "UserError",
-    "compare", "export", "list_runs", "list_trials", "load_study", "plan", "run", "run_async", "study_warnings", "summarise",
+    "ComparisonResult", "ExportResult", "LogCheck", "LogDamaged", "LogFault", "LogRepair", "Progress", "RunList", "RunResult", "StopHandle",
+    "TrialList", "UserError", "check_log", "compare", "export", "list_runs", "list_trials", "load_study", "log_fault_of", "plan", "repair_log", "run",
+    "run_async", "study_warnings", "summarise",
 ]
 
 Log = Callable[[str], None]
@@ -36,6 +37,15 @@ def _quiet(message: str) -> None:
 
 def _resolved(study: str | Path | ResolvedStudy) -> ResolvedStudy:
     return study if isinstance(study, ResolvedStudy) else load_study(study)
+
+
+def _existing_log(db: str | Path) -> Path:
+    from .store import log_exists
+
+    db = Path(db)
+    if not log_exists(db):
+        raise UserError("no log here (run a study first, or pass --db)", file=str(db))
+    return db
 
 
 def _reader(db: Path) -> Any:
@@ -511,11 +521,9 @@ class RunList:
 
 def list_runs(db: str | Path) -> RunList:
     """The runs in the log `db`, oldest first."""
-    from .store import log_exists, query
+    from .store import query
 
-    db = Path(db)
-    if not log_exists(db):
-        raise UserError("no log here (run a study first, or pass --db)", file=str(db))
+    db = _existing_log(db)
     rows = query(
         db,
         "SELECT r.run_id, r.name, r.created_at, r.trials_planned, "
@@ -526,6 +534,73 @@ def list_runs(db: str | Path) -> RunList:
         "FROM runs r ORDER BY r.created_at",
     )
     return RunList(str(db), tuple(rows))
+
+
+# -- the log's health ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LogCheck:
+    """The files of a log that cannot be read whole (workbench.store.Damage: path, reason)."""
+
+    db: str
+    damaged: tuple[Any, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.damaged
+
+    def to_json(self) -> dict[str, Any]:
+        return {"db": self.db, "ok": self.ok, "damaged": [{"path": str(d.path), "reason": d.reason} for d in self.damaged]}
+
+
+def log_fault_of(exc: BaseException) -> LogFault | None:
+    """An error met deep in reading a log (a damaged block of its DuckDB file) as the LogFault it
+    is, or None: what the CLI prints as one line when no reader could tell the file beforehand."""
+    from .store import damage_met
+
+    return damage_met(exc)
+
+
+def check_log(db: str | Path) -> LogCheck:
+    """Read every file of the log `db` whole (its segments and its DuckDB file): `workbench log check`."""
+    from .store import check_log as damaged_files
+
+    db = _existing_log(db)
+    return LogCheck(str(db), tuple(damaged_files(db)))
+
+
+@dataclass(frozen=True)
+class LogRepair:
+    """What a repair set aside (from, to, why); whether the DuckDB file was rebuilt, from the
+    segments and the tables of it that still read (`salvaged`; the rows of the `lost` ones that
+    no segment holds are lost); the runs and trials the log holds after it."""
+
+    db: str
+    moved: tuple[tuple[Path, Path, str], ...]
+    rebuilt: bool
+    salvaged: tuple[str, ...]
+    lost: tuple[str, ...]
+    runs: int
+    trials: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "db": self.db, "moved": [{"from": str(a), "to": str(b), "reason": why} for a, b, why in self.moved],
+            "rebuilt": self.rebuilt, "salvaged": list(self.salvaged), "lost": list(self.lost), "runs": self.runs, "trials": self.trials,
+        }
+
+
+def repair_log(db: str | Path) -> LogRepair:
+    """Set the damaged files of the log `db` aside in `<db>.quarantine/` (nothing is deleted) and
+    keep the rest readable; a damaged DuckDB file is rebuilt from the segments (what only it held
+    is lost, the file kept in the quarantine folder): `workbench log repair`. Run it while no run
+    writes to the log."""
+    from .store import query
+    from .store import repair_log as set_aside
+
+    db = _existing_log(db)
+    done = set_aside(db)
+    runs, trials = query(db, "SELECT (SELECT count(*) FROM runs) AS runs, (SELECT count(*) FROM trials) AS trials")[0].values()
+    return LogRepair(str(db), done.moved, done.rebuilt, done.salvaged, done.lost, int(runs), int(trials))
 
 
 # -- models --------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ or by the plain duckdb CLI.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import itertools
 import os
@@ -27,6 +28,8 @@ from typing import IO, Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .core.errors import LogDamaged, LogFault, UserError
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,249 @@ def _parquet_columns(con: duckdb.DuckDBPyConnection, files: list[str]) -> set[st
     return {row[0] for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?, union_by_name=true)", [files]).fetchall()}
 
 
+# -- faults: a disk that refuses writes, a damaged file ----------------------------------------
+# What to do when the file system refuses a write, by errno (DuckDB reports them only as text).
+_WRITE_FAULTS: dict[int, str] = {
+    errno.ENOSPC: "free space there",
+    errno.EDQUOT: "free space there (the disk quota is used up)",
+    errno.EFBIG: "raise the file size limit (ulimit -f) or free space",
+    errno.EROFS: "make it writable",
+    errno.EACCES: "make it writable",
+    errno.EPERM: "make it writable",
+}
+
+
+def _write_fault(exc: BaseException, db_path: Path) -> LogFault | None:
+    """`exc` as a LogFault naming the log's directory and what to do, when it is a refused write."""
+    code = getattr(exc, "errno", None)
+    if code not in _WRITE_FAULTS:
+        code = next((c for c in _WRITE_FAULTS if os.strerror(c) in str(exc)), None)
+    if code is None:
+        return None
+    where = db_path.parent
+    return LogFault(
+        f"cannot write the log in {where}: {os.strerror(code)}; {_WRITE_FAULTS[code]}, then run the same command again "
+        "(what was logged is kept; a run resumes where it stopped)",
+        path=str(where),
+    )
+
+
+@contextlib.contextmanager
+def _writes_to(db_path: Path) -> Iterator[None]:
+    """Writes to the log: a full or read-only disk ends them with a LogFault saying what to do."""
+    try:
+        yield
+    except (OSError, duckdb.Error) as exc:
+        fault = _write_fault(exc, db_path)
+        if fault is None:
+            raise
+        raise fault from exc
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A file of the log that cannot be read, and why."""
+
+    path: Path
+    reason: str
+
+
+def _damaged(db_path: Path, found: Sequence[Damage]) -> LogDamaged:
+    first = found[0]
+    more = f" (and {len(found) - 1} more damaged files)" if len(found) > 1 else ""
+    keeps = "rebuild the log from its segments and what of the file still reads" if first.path == db_path else "keep the rest of the log"
+    return LogDamaged(
+        f"{first.path} is damaged ({first.reason}){more}; run `workbench log repair --db {db_path}` to set it aside (nothing is deleted) and {keeps}",
+        path=str(first.path),
+    )
+
+
+def _reason(exc: BaseException, path: Path) -> str:
+    """Why reading `path` failed, in a few words: the error's first line, without the path."""
+    line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if str(path) in line:
+        line = line.split(str(path), 1)[1].lstrip("'\": ,") or line
+    return line.split(". ")[0].rstrip(".!")
+
+
+def _segment_damage(path: Path) -> Damage | None:
+    """Whether a segment reads whole (a segment gone meanwhile was folded into the file: not damaged)."""
+    try:
+        pq.read_table(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, pa.ArrowException) as exc:
+        return Damage(path, _reason(exc, path))
+    return None
+
+
+def damaged_segments(db_path: Path, tables: Sequence[str] = tuple(TABLES)) -> list[Damage]:
+    """The log's segments that cannot be read whole."""
+    found = (_segment_damage(path) for table in tables for path in _segment_files(db_path, table))
+    return [d for d in found if d is not None]
+
+
+def _raise_if_damaged(db_path: Path, files: Sequence[str | Path]) -> None:
+    """Called when reading `files` failed: a LogDamaged naming the first that cannot be read."""
+    found = [d for d in map(_segment_damage, map(Path, files)) if d is not None]
+    if found:
+        raise _damaged(db_path, found)
+
+
+def _raise_if_file_damaged(db_path: Path, exc: duckdb.Error) -> None:
+    """Called when DuckDB could not open `db_path`: a LogDamaged when the workbench wrote it (its
+    segments are beside it; a file that never was a log is another matter)."""
+    if segments_dir(db_path).is_dir():
+        raise _damaged(db_path, [Damage(db_path, _reason(exc, db_path))]) from exc
+
+
+# What DuckDB says when a query meets a damaged block of a file that opened.
+_DAMAGE_SIGNS = ("Corrupt database file", "Could not read enough bytes")
+
+
+def damage_met(exc: BaseException) -> LogDamaged | None:
+    """A DuckDB error met in a query, which may run anywhere after a log file opened, as the
+    LogDamaged it is when it says a block is damaged (it names no file: `log check` does)."""
+    if not isinstance(exc, duckdb.Error) or not any(sign in str(exc) for sign in _DAMAGE_SIGNS):
+        return None
+    return LogDamaged(
+        f"a log file is damaged ({_reason(exc, Path('/'))}); `workbench log check --db LOG` names it, "
+        "`workbench log repair --db LOG` sets it aside (nothing is deleted) and keeps the rest",
+        path="",
+    )
+
+
+def _size_damage(con: duckdb.DuckDBPyConnection, alias: str, db_path: Path) -> Damage | None:
+    """A truncated log file opens, and fails only when a query reads a block past its end: the
+    blocks in use, as its header counts them, must fit in it (free blocks at its end are cut off
+    by DuckDB itself, so only these are sure to be there)."""
+    used = con.execute(
+        "SELECT (total_blocks - free_blocks) * block_size FROM pragma_database_size() WHERE database_name = ?", [alias]
+    ).fetchone()
+    size = db_path.stat().st_size
+    return Damage(db_path, f"truncated: {size} bytes, its blocks in use take {used[0]}") if used is not None and size < used[0] else None
+
+
+def _check_file_size(con: duckdb.DuckDBPyConnection, alias: str, db_path: Path) -> None:
+    damage = _size_damage(con, alias, db_path)
+    if damage is not None:
+        raise _damaged(db_path, [damage])
+
+
+def _file_damage(db_path: Path) -> list[Damage]:
+    """Whether the DuckDB file opens and every table of it reads whole (DuckDB checks each block's checksum)."""
+    if not db_path.exists():
+        return []
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("ATTACH ? AS log (READ_ONLY)", [str(db_path)])
+        truncated = _size_damage(con, "log", db_path)
+        if truncated is not None:
+            return [truncated]
+        for (table,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'log'").fetchall():
+            con.execute(f'SELECT bit_xor(hash(*COLUMNS(*))) FROM log."{table}"').fetchall()  # every value read
+    except duckdb.Error as exc:
+        return [Damage(db_path, _reason(exc, db_path))]
+    finally:
+        con.close()
+    return []
+
+
+def check_log(db_path: Path) -> list[Damage]:
+    """Every file of the log that cannot be read whole: segments, then the DuckDB file."""
+    return damaged_segments(db_path) + _file_damage(db_path)
+
+
+def quarantine_dir(db_path: Path) -> Path:
+    """Where `repair_log` sets damaged files aside, beside the log."""
+    return db_path.with_name(db_path.name + ".quarantine")
+
+
+@dataclass(frozen=True)
+class Repair:
+    """What `repair_log` did: the files it set aside (from, to, why); when the DuckDB file was
+    one, it was rebuilt from the segments and the tables of it that still read whole (`salvaged`);
+    the rows of the others (`lost`) that no segment holds are lost."""
+
+    moved: tuple[tuple[Path, Path, str], ...]
+    rebuilt: bool = False
+    salvaged: tuple[str, ...] = ()
+    lost: tuple[str, ...] = ()
+
+
+def repair_log(db_path: Path) -> Repair:
+    """Set the log's damaged files aside in its quarantine folder (never deleted), with the
+    trial-children of batches whose trials went (they would count for nothing); a damaged DuckDB
+    file is rebuilt from the segments. The rest of the log stays as it was."""
+    db_path = Path(db_path)
+    with _writes_to(db_path):
+        with _compaction_lock(db_path, blocking=True):  # no compaction folds a segment in meanwhile
+            found = check_log(db_path)
+            if not found:
+                return Repair(())
+            if any(d.path == db_path for d in found) and not segments_dir(db_path).is_dir():
+                raise UserError("not a workbench log (DuckDB cannot open it, and no segments are beside it): nothing set aside", file=str(db_path))
+            shelf = quarantine_dir(db_path) / f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+            moved = [(d.path, _set_aside(d.path, shelf, db_path), d.reason) for d in found]
+            gone = {src.name for src, _, _ in moved if src.parent.name in BATCH_CLOSERS}
+            closed = {p.name for closer in BATCH_CLOSERS for p in _segment_files(db_path, closer)}
+            for child in TRIAL_CHILDREN:
+                for path in _segment_files(db_path, child):
+                    if path.name in gone and path.name not in closed:
+                        moved.append((path, _set_aside(path, shelf, db_path), "its batch's trials were damaged"))
+            file = next((target for src, target, _ in moved if src == db_path), None)
+            wal = db_path.with_name(db_path.name + ".wal")  # DuckDB would replay it into the new file
+            if file is not None and wal.exists():
+                moved.append((wal, _set_aside(wal, shelf, db_path), "the damaged file's write-ahead log"))
+            salvaged, lost = _salvage(file, db_path) if file is not None else ((), ())
+        if file is None:
+            return Repair(tuple(moved))
+        compact(db_path)  # a new file from the segments (it takes the lock itself)
+    return Repair(tuple(moved), True, salvaged, lost)
+
+
+def _salvage(damaged: Path, db_path: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The tables of a damaged log file that still read whole, copied out as one batch of
+    segments for compaction to fold into the new file; (those tables, the others)."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("ATTACH ? AS damaged (READ_ONLY)", [str(damaged)])
+        stored = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'damaged'").fetchall()}
+    except duckdb.Error:
+        con.close()
+        return (), tuple(TABLES)
+    batch = f"{0:020d}-{uuid.uuid4().hex[:8]}"  # sorts first: its rows were written before any segment's
+    salvaged: list[str] = []
+    try:
+        for table in (t for t in FLUSH_ORDER if t in stored):  # trials after their children, as a batch is written
+            final = segments_dir(db_path) / table / f"{batch}.parquet"
+            tmp = final.with_suffix(".parquet.tmp")
+            try:
+                con.execute(f"COPY (SELECT * FROM damaged.{table}) TO '{_sql_text(tmp)}' (FORMAT parquet)")
+            except duckdb.Error:
+                tmp.unlink(missing_ok=True)
+                continue
+            os.replace(tmp, final)
+            salvaged.append(table)
+    finally:
+        con.close()
+    return tuple(salvaged), tuple(t for t in TABLES if t not in salvaged)
+
+
+def _sql_text(path: Path) -> str:
+    """A path inside a SQL string literal (COPY takes no parameter for its file)."""
+    return str(path).replace("'", "''")
+
+
+def _set_aside(path: Path, shelf: Path, db_path: Path) -> Path:
+    """`path` moved into `shelf`, a segment under its table's name."""
+    segments = segments_dir(db_path)
+    target = shelf / path.relative_to(segments) if segments in path.parents else shelf / path.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(path, target)
+    return target
+
+
 COMPACT_EVERY_S = 5.0  # a writer folds its batches into the file at most this often (see SegmentWriter._compact)
 
 
@@ -187,13 +433,14 @@ class SegmentWriter:
     def __init__(self, db_path: Path) -> None:
         self.db_path = Path(db_path)
         self.root = segments_dir(self.db_path)
-        for table in TABLES:
-            (self.root / table).mkdir(parents=True, exist_ok=True)
-        self.writer_id = uuid.uuid4().hex[:12]
-        self._lock: IO[str] | None = _held_writer_lock(self.root, self.writer_id)
-        self._batches = itertools.count()
-        self._unfinished = False  # a batch begun and not landed (its write failed): its files await cleanup
-        self._drop_orphans()
+        with _writes_to(self.db_path):
+            for table in TABLES:
+                (self.root / table).mkdir(parents=True, exist_ok=True)
+            self.writer_id = uuid.uuid4().hex[:12]
+            self._lock: IO[str] | None = _held_writer_lock(self.root, self.writer_id)
+            self._batches = itertools.count()
+            self._unfinished = False  # a batch begun and not landed (its write failed): its files await cleanup
+            self._drop_orphans()
         self._next_compaction = time.monotonic() + COMPACT_EVERY_S
 
     def __enter__(self) -> SegmentWriter:
@@ -213,9 +460,14 @@ class SegmentWriter:
 
     def write(self, rows: dict[str, Sequence[dict[str, Any]]], fold: bool = True) -> None:
         """Write one batch; all files of a batch share a name (TIME-WRITER-SEQ), and trials go
-        after their calls. `fold=False`: no periodic compaction now (the caller compacts right after)."""
+        after their calls. `fold=False`: no periodic compaction now (the caller compacts right after).
+        A full or read-only disk raises LogFault (a batch cut short lands nothing: its trials run again)."""
         if self._lock is None:
             raise ValueError(f"writer {self.writer_id} of {self.db_path} is closed")
+        with _writes_to(self.db_path):
+            self._write(rows, fold)
+
+    def _write(self, rows: dict[str, Sequence[dict[str, Any]]], fold: bool) -> None:
         batch = f"{time.time_ns():020d}-{self.writer_id}-{next(self._batches):06d}"
         self._unfinished = True
         for table in FLUSH_ORDER:
@@ -337,6 +589,21 @@ def run_lock(db_path: Path, run_id: str) -> Iterator[None]:
     write every trial). Raises RunLocked at once when another process holds it. The file holds the
     holder's pid and is removed on release; a killed holder's lock is free at once (flock)."""
     lock_path = db_path.with_name(f"{db_path.name}.{run_id}.run-lock")
+    with _writes_to(db_path):
+        handle = _open_run_lock(lock_path, run_id)
+    try:
+        with _writes_to(db_path):
+            handle.truncate(0)
+            handle.write(str(os.getpid()))
+            handle.flush()
+        yield
+    finally:
+        with contextlib.suppress(OSError):  # a disk made read-only meanwhile: flock, not the file, is the lock
+            lock_path.unlink(missing_ok=True)  # before the unlock: a waiter then finds the file gone
+        handle.close()
+
+
+def _open_run_lock(lock_path: Path, run_id: str) -> IO[str]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         handle = open(lock_path, "a+")  # "a+": opening must not wipe the holder's pid
@@ -347,16 +614,8 @@ def run_lock(db_path: Path, run_id: str) -> Iterator[None]:
             raise RunLocked(run_id, int(holder) if holder.isdigit() else None)
         held = os.fstat(handle.fileno())
         if _file_identity(lock_path) == (held.st_dev, held.st_ino):
-            break
+            return handle
         handle.close()  # the previous holder removed this file as we opened it: lock the new one
-    try:
-        handle.truncate(0)
-        handle.write(str(os.getpid()))
-        handle.flush()
-        yield
-    finally:
-        lock_path.unlink(missing_ok=True)  # before the unlock: a waiter then finds the file gone
-        handle.close()
 
 
 def _log_tables(con: duckdb.DuckDBPyConnection) -> None:
@@ -529,15 +788,32 @@ def _process_duckdb() -> duckdb.DuckDBPyConnection:
 def _attached(con: duckdb.DuckDBPyConnection, path: Path, alias: str, options: str) -> Iterator[None]:
     """`path` attached as `alias` to the process's DuckDB (through `con`, one of its connections)
     for the block, detached after, also when the block failed (its open transaction rolled back
-    first): only then is the file closed, to be renamed or read by others."""
-    con.execute(f"ATTACH ? AS {alias} ({options})", [str(path)])
+    first): only then is the file closed, to be renamed or read by others. A log file DuckDB
+    cannot open raises LogDamaged."""
+    try:
+        con.execute(f"ATTACH ? AS {alias} ({options})", [str(path)])
+    except duckdb.Error as exc:
+        _raise_if_file_damaged(path, exc)
+        raise
     try:
         yield
     finally:
         with contextlib.suppress(duckdb.Error):  # none open: the block committed or never began one
             con.execute("ROLLBACK")
+        _detach(con, alias)
+
+
+def _detach(con: duckdb.DuckDBPyConnection, alias: str) -> None:
+    """Detach `alias`, closing its file. After a checkpoint that failed (a full disk) DuckDB
+    refuses every statement of the connection that ran it, and the file would stay open, its
+    space not given back, as long as the process runs: then another connection detaches it."""
+    try:
         con.execute("USE memory")  # the block may have made the file its default database
-        con.execute(f"DETACH {alias}")
+    except duckdb.Error:
+        with contextlib.closing(con.cursor()) as other:
+            other.execute(f"DETACH {alias}")
+        return
+    con.execute(f"DETACH {alias}")
 
 
 def file_versions(db_path: Path) -> tuple[str, int]:
@@ -546,6 +822,7 @@ def file_versions(db_path: Path) -> tuple[str, int]:
     with _inspecting:  # one connection of the process's DuckDB, used by one thread at a time
         con = _process_duckdb()
         with _attached(con, db_path, "inspected", "READ_ONLY"):
+            _check_file_size(con, "inspected", db_path)
             tags = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 'inspected'").fetchone()[0]
             listed = con.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'inspected' AND table_name = 'schema_migrations'"
@@ -565,7 +842,11 @@ def _start_draft(db_path: Path, draft: Path) -> None:
     if not db_path.exists():
         return
     if file_versions(db_path)[0] == STORAGE_VERSION:
-        shutil.copyfile(db_path, draft)
+        try:
+            shutil.copyfile(db_path, draft)
+        except OSError:
+            _remove_draft(draft)
+            raise
         return
     suffix = _draft_suffix(draft)
     con = _process_duckdb().cursor()
@@ -574,6 +855,11 @@ def _start_draft(db_path: Path, draft: Path) -> None:
             con.execute(f"COPY FROM DATABASE live_{suffix} TO draft_{suffix}")
     finally:
         con.close()
+
+
+def _remove_draft(draft: Path) -> None:
+    for path in (draft, draft.with_name(draft.name + ".wal")):
+        path.unlink(missing_ok=True)
 
 
 def _draft_suffix(draft: Path) -> str:
@@ -592,8 +878,16 @@ def compact(db_path: Path, *, threads: int | None = None) -> bool:
     `threads`: DuckDB's threads for it (default: one per core). One thread spent a sixth less CPU
     and no more time on a run's 12,000 simulated trials: what a run asks, at its end, where
     nothing runs beside it, and for the writer's periodic folds, which run beside the trials.
+
+    A full or read-only disk raises LogFault, a damaged segment or file LogDamaged; the live
+    file and the segments stay as they were.
     """
     db_path = Path(db_path)
+    with _writes_to(db_path):
+        return _compact(db_path, threads)
+
+
+def _compact(db_path: Path, threads: int | None) -> bool:
     db_path.parent.mkdir(parents=True, exist_ok=True)
     with _compaction_lock(db_path, blocking=True):
         for stale in db_path.parent.glob(f"{db_path.name}.compact-*"):
@@ -632,6 +926,11 @@ def compact(db_path: Path, *, threads: int | None = None) -> bool:
                     )
                 con.execute("COMMIT")
                 con.execute("CHECKPOINT")
+        except BaseException as exc:
+            _remove_draft(draft)  # detached: a refused write's draft would keep the space it took
+            if isinstance(exc, duckdb.Error):
+                _raise_if_damaged(db_path, [path for paths in files.values() for path in paths])
+            raise
         finally:
             con.close()
         os.replace(draft, db_path)
@@ -696,11 +995,16 @@ def _build_reader(db_path: Path, attach: bool, wait_s: float) -> duckdb.DuckDBPy
             try:
                 con.execute("ATTACH ? AS log (READ_ONLY)", [str(db_path)])
                 break
-            except duckdb.IOException as exc:
+            except duckdb.Error as exc:
                 # Only a writer outside the workbench can hold the file; wait for it a while.
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                if not isinstance(exc, duckdb.IOException) or "lock" not in str(exc).lower():
+                    con.close()
+                    _raise_if_file_damaged(db_path, exc)
+                    raise
+                if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+        _check_file_size(con, "log", db_path)
         stored = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables() WHERE database_name = 'log'").fetchall()}
     for name, table in TABLES.items():
         cols = ", ".join(c for c, _ in table.columns)
@@ -733,7 +1037,10 @@ def _load_segments(con: duckdb.DuckDBPyConnection, db_path: Path, name: str, tab
             select = _select_list(table, _parquet_columns(con, files))
             con.execute(f"INSERT INTO seg_{name} " + _segment_rows(con, table, select, files), [files])
             return
-        except duckdb.IOException:
+        except duckdb.Error as exc:
+            _raise_if_damaged(db_path, files)
+            if not isinstance(exc, duckdb.IOException):
+                raise
             # A compaction folded a listed segment in and deleted it: list again (connect_reader
             # notices the replaced file and takes its snapshot again).
             time.sleep(0.05)

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .stimuli import stimuli_app
-from ..core.errors import UserError
+from ..core.errors import LogFault, UserError
 from ..core.paths import DEFAULT_DB, resolve_db_path
 from .terminal import stdout_console
 
@@ -23,10 +23,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Prompt-Affec
 runs_app = typer.Typer(no_args_is_help=True, help="Runs in a log.")
 models_app = typer.Typer(no_args_is_help=True, help="Model adapters.")
 tasks_app = typer.Typer(no_args_is_help=True, help="Task suites: list tasks, sample examples.")
+log_app = typer.Typer(no_args_is_help=True, help="The log's files: check them, set damaged ones aside.")
 app.add_typer(runs_app, name="runs")
 app.add_typer(models_app, name="models")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(stimuli_app, name="stimuli")
+app.add_typer(log_app, name="log")
 
 # Markup off: model ids, task names and paths are the user's text, and a `[` in one must print as is.
 out = stdout_console()
@@ -636,6 +638,48 @@ def tasks_check(
         raise typer.Exit(1)
 
 
+@log_app.command("check")
+def log_check(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """Read every file of the log whole; list the damaged ones (exit 1 if any)."""
+    from .. import api
+
+    result = api.check_log(db)
+    if as_json:
+        out.print_json(json.dumps(result.to_json()))
+    else:
+        for damage in result.damaged:
+            out.print(f"damaged: {damage.path}: {damage.reason}", highlight=False, soft_wrap=True)
+        out.print(f"{db}: every file reads" if result.ok else f"{len(result.damaged)} damaged; `workbench log repair --db {db}` sets them aside", highlight=False, soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@log_app.command("repair")
+def log_repair(db: DbOption = DEFAULT_DB, as_json: JsonOption = False) -> None:
+    """Set the log's damaged files aside in <log>.quarantine/ (nothing is deleted), keep the rest;
+    a damaged DuckDB file is rebuilt from the segments. Run it while no run writes to the log."""
+    from .. import api
+
+    result = api.repair_log(db)
+    if as_json:
+        out.print_json(json.dumps(result.to_json()))
+        return
+    for source, target, reason in result.moved:
+        out.print(f"set aside: {source} -> {target} ({reason})", highlight=False, soft_wrap=True)
+    if result.rebuilt:
+        kept = ", ".join(result.salvaged) or "none"
+        lost = ", ".join(result.lost) or "none"
+        out.print(
+            f"rebuilt {db} from its segments and the tables of the damaged file that still read ({kept}); "
+            f"lost: the rows of {lost} that only the damaged file held (it is kept in the quarantine folder)",
+            highlight=False, soft_wrap=True,
+        )
+    if result.moved:
+        out.print(f"the log now holds {result.runs} runs and {result.trials} trials; run a study again to redo its missing trials", highlight=False, soft_wrap=True)
+    else:
+        out.print(f"{db}: nothing damaged, nothing moved", highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     from ..plugins import load_builtins
 
@@ -647,6 +691,9 @@ def main() -> None:
     except UserError as exc:
         _print_error(str(exc))
         sys.exit(2)
+    except LogFault as exc:  # the disk or the log's files, not the user's input
+        _print_error(str(exc))
+        sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
@@ -656,7 +703,13 @@ def main() -> None:
         if hasattr(exc, "exit_code") and hasattr(exc, "format_message"):
             _print_error(exc.format_message())
             sys.exit(exc.exit_code)
-        raise
+        from ..api import log_fault_of
+
+        fault = log_fault_of(exc)
+        if fault is None:
+            raise
+        _print_error(str(fault))
+        sys.exit(1)
 
 
 if __name__ == "__main__":

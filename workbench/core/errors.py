@@ -122,3 +122,16 @@ def _models_in(annotation: Any) -> tuple[type[BaseModel], ...]:
     for arg in get_args(annotation):
         found.update(dict.fromkeys(_models_in(arg)))
     return tuple(found)
+
+
+class LogFault(Exception):
+    """The log cannot be written or read as it stands: the disk is full or read-only, or one of
+    its files is damaged. One line naming the path and what to do; the CLI exits with code 1."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class LogDamaged(LogFault):
+    """A file of the log (a Parquet segment or the DuckDB file) cannot be read."""

@@ -206,8 +206,10 @@ class Runner:
                 await self._schedule(pending, gateway, log)
             finally:
                 log.add("run_events", self._event("interrupted" if self.summary.interrupted else "finished", done=self.summary.trials_done))
-                await log.flush(fold=False)  # the run compacts below: folding this batch in first would do it twice
-                await gateway.close()
+                try:
+                    await log.flush(fold=False)  # the run compacts below: folding this batch in first would do it twice
+                finally:  # also when the disk refused the batch: the gateway's server is shared
+                    await gateway.close()
                 self.summary.model_calls, self.summary.cache_hits = gateway.model_calls, gateway.cache_hits
         self.summary.compacted = await asyncio.to_thread(compact, self.db_path, threads=1)  # nothing runs beside it now
         return self.summary
