@@ -32,10 +32,27 @@ _ERROR_KINDS: dict[str, str] = {
 }
 
 
+# What litellm wraps into another class: a refused or dropped connection reaches us as its
+# InternalServerError, whose causes (openai's, httpx's) say what happened. Exact class names.
+_CAUSE_KINDS: dict[str, str] = {"APIConnectionError": "connection", "ConnectError": "connection", "APITimeoutError": "timeout"}
+
+
 def classify(exc: Exception) -> ProviderError:
     """Map a litellm/httpx exception once, at this boundary, to a kind and retry decision."""
-    kind = next((_ERROR_KINDS[cls.__name__] for cls in type(exc).__mro__ if cls.__name__ in _ERROR_KINDS), type(exc).__name__)
+    kind = next((_CAUSE_KINDS[type(c).__name__] for c in _causes(exc) if type(c).__name__ in _CAUSE_KINDS), None)
+    if kind is None:
+        kind = next((_ERROR_KINDS[cls.__name__] for cls in type(exc).__mro__ if cls.__name__ in _ERROR_KINDS), type(exc).__name__)
     return ProviderError(str(exc), kind=kind, transient=kind in TRANSIENT_KINDS)  # one line, short, secrets masked
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exceptions `exc` was raised from or while handling, nearest first (each once)."""
+    found: list[BaseException] = []
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and cause not in found:
+        found.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    return found
 
 
 def _litellm():
