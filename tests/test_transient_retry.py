@@ -41,6 +41,7 @@ def test_a_resume_runs_again_exactly_the_trials_that_ended_in_transient_errors(t
     assert 5 <= len(errored) == json.loads(first.stdout)["errors"] < 60
     assert f"{len(errored)} trials ended in transient errors (server error); run the same command again to retry them" in " ".join(first.stderr.split())
     before = _by_trial(db, "SELECT trial_id, attempt, status, error, finished_at FROM trial_attempts")
+    assert api.plan(path, db).to_json()["trials_done"] == 60 - len(errored)  # the plan of the resume runs them too
 
     again = api.run(path, db).to_json()
     # only the errored trials, once each (one call per trial here)

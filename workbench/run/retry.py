@@ -47,6 +47,11 @@ def errored_trials(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Err
     return {trial_id: Errored(int(attempt or 1), kind) for trial_id, attempt, kind in rows}
 
 
+def to_retry(errored: Mapping[str, Errored], max_attempts: int = MAX_ATTEMPTS) -> dict[str, int]:
+    """The errored trials a resume runs again (ended in a transient error, attempts left) -> their next attempt."""
+    return {trial_id: e.attempt + 1 for trial_id, e in errored.items() if e.transient and e.attempt < max_attempts}
+
+
 @dataclass
 class TransientErrors:
     """A run's trials that ended in a transient error: those a re-run retries, by kind, and those

@@ -36,7 +36,7 @@ from .batching import BatchWriter
 from .cache import ResponseCache
 from .control import Progress, ProgressCallback, StopHandle
 from .execute import TrialRows, execute
-from .retry import MAX_ATTEMPTS, Errored, TransientErrors, errored_trials, last_error_kind
+from .retry import MAX_ATTEMPTS, Errored, TransientErrors, errored_trials, last_error_kind, to_retry
 from ..core.clock import utc_now_us
 from .gateway import Gateway, GatewaySettings
 
@@ -192,7 +192,7 @@ class Runner:
         self.summary.trials_planned = len(trials)
         done, registered, errored = self._landed({t.trial_id for t in trials})
         # Trials that ended in a transient error run again, as their next attempt (the earlier ones stay logged).
-        retry = {trial_id: e.attempt + 1 for trial_id, e in errored.items() if e.transient and e.attempt < self.max_attempts}
+        retry = to_retry(errored, self.max_attempts)
         pending = [t for t in trials if t.trial_id not in done]
         if retry:
             pending = [dataclasses.replace(t, attempt=retry[t.trial_id]) if t.trial_id in retry else t for t in trials if t.trial_id not in done or t.trial_id in retry]
