@@ -18,7 +18,10 @@ import pyarrow.parquet as pq
 from conftest import run_json, write_study
 from workbench.store import SCHEMA_VERSION, TABLES, SegmentWriter, compact, connect_reader, segments_dir
 
-NEW_COLUMNS = {"trials": {"consumes_gold", "extractor", "item_json"}, "conditions": {"solver", "solver_params_json", "consumes_gold"}}
+NEW_COLUMNS = {
+    "trials": {"consumes_gold", "extractor", "item_json", "attempt"}, "conditions": {"solver", "solver_params_json", "consumes_gold"},
+    "calls": {"attempt"},
+}
 
 
 def _v1_log(db: Path) -> None:
@@ -31,7 +34,8 @@ def _v1_log(db: Path) -> None:
         if name in ("rounds", "scores"):
             continue
         cols = ", ".join(f"{c} {t}" for c, t in table.columns if c not in NEW_COLUMNS.get(name, set()))
-        con.execute(f"CREATE TABLE {name} ({cols}, PRIMARY KEY ({', '.join(table.key)}))")
+        key = [k for k in table.key if k not in NEW_COLUMNS.get(name, set())]
+        con.execute(f"CREATE TABLE {name} ({cols}, PRIMARY KEY ({', '.join(key)}))")
     con.execute("INSERT INTO trials (trial_id, run_id, condition, status, score) VALUES ('old-1', 'r1', 'control', 'ok', 1.0)")
     con.execute("INSERT INTO conditions (run_id, condition, is_control, stimuli_json) VALUES ('r1', 'control', true, '[]')")
     con.close()
@@ -53,9 +57,9 @@ def test_a_version_1_log_is_read_as_it_is_and_migrated_on_the_next_compaction(tm
     con.close()
     assert compact(db)
     raw = duckdb.connect(str(db), read_only=True)
-    assert [v for (v,) in raw.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3, 4, 5, 6, 7] == list(range(1, SCHEMA_VERSION + 1))
+    assert [v for (v,) in raw.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3, 4, 5, 6, 7, 8] == list(range(1, SCHEMA_VERSION + 1))
     columns = {(t, c) for t, c in raw.execute("SELECT table_name, column_name FROM duckdb_columns()").fetchall()}
-    assert {("trials", "consumes_gold"), ("conditions", "solver"), ("rounds", "round_id"), ("rounds", "verdict"), ("trials", "extractor"), ("scores", "rule"), ("trials", "item_json")} <= columns
+    assert {("trials", "attempt"), ("calls", "attempt"), ("trials", "consumes_gold"), ("conditions", "solver"), ("rounds", "round_id"), ("rounds", "verdict"), ("trials", "extractor"), ("scores", "rule"), ("trials", "item_json")} <= columns
     assert sorted(raw.execute("SELECT trial_id FROM trials").fetchall()) == [("old-1",), ("old-2",)]
     raw.close()
     # a HEART run appends to the migrated log

@@ -38,7 +38,7 @@ def test_a_run_stopped_from_another_task_resumes_without_losing_or_repeating_a_t
     stop = StopHandle()
 
     async def main() -> Any:
-        runner = Runner(study, db, progress=seen.append, stop=stop)
+        runner = Runner(study, db, progress=seen.append, stop=stop, max_attempts=1)  # its errors are not retried: no trial runs twice
         run = asyncio.create_task(runner.run())
 
         async def stopper() -> None:
@@ -55,7 +55,7 @@ def test_a_run_stopped_from_another_task_resumes_without_losing_or_repeating_a_t
     assert len(landed) == first.trials_done  # what it reported done has landed, nothing more
 
     resumed: list[Progress] = []
-    second = run_study(study, db, progress=resumed.append)
+    second = run_study(study, db, progress=resumed.append, max_attempts=1)
     assert not second.interrupted and second.run_id == first.run_id
     assert second.trials_run_now == 60 - first.trials_done
     assert resumed[0].done == first.trials_done and resumed[0].pending == 60 - first.trials_done
@@ -64,7 +64,7 @@ def test_a_run_stopped_from_another_task_resumes_without_losing_or_repeating_a_t
     assert set(landed) <= set(rows)  # what landed before the stop stays as it was
 
     # The same study run without a stop logs the same trials.
-    whole = run_study(study, tmp_path / "whole.duckdb")
+    whole = run_study(study, tmp_path / "whole.duckdb", max_attempts=1)
     assert _trials(tmp_path / "whole.duckdb", whole.run_id) == rows
 
     # Progress: done counts up by one per landed trial; errors and no-answer as logged.

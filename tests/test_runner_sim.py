@@ -94,9 +94,10 @@ def test_errored_trials_stay_in_the_denominator(tmp_path: Path) -> None:
     # bounded retries: 1 try + 2 retries, each recorded once per call
     assert con.execute("SELECT max(retries), count(*) FROM calls WHERE error IS NOT NULL").fetchone() == (2, 60)
     assert con.execute("SELECT count(*) FROM trials WHERE status = 'error' AND score IS NULL").fetchone()[0] == 60
-    # resumed, the errors it finds in the log count too (it counts them from what it read, plus those it runs)
+    # resumed, the trials run again (their errors are transient) and their errors count once each
     again = run_json("run", str(path), "--db", str(db))
-    assert again["model_calls"] == 0 and again["errors"] == 60
+    assert again["model_calls"] == 60 and again["retried"] == 60 and again["errors"] == 60 and again["trials_done"] == 60
+    assert sum(c["n"] for c in again["conditions"]) == 60
 
 
 def test_errors_can_be_excluded_and_the_table_says_so(tmp_path: Path) -> None:

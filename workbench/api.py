@@ -107,6 +107,14 @@ class RunResult:
     rounds: tuple[Any, ...]  # workbench.rounds.RoundPoint of the conditions that loop
     format: tuple[Any, ...]  # workbench.stats.format_check rows
     flagged: frozenset[tuple[str, str]]  # (model, condition) the format diagnostic flags
+    retried: int = 0  # trials run again after a transient error (this session's; the whole run's from the log)
+    transient_kinds: Mapping[str, int] = field(default_factory=dict)  # errored trials a re-run retries, by kind of error
+    transient_exhausted: int = 0  # trials still ending in a transient error after their last attempt: they stay errors
+
+    @property
+    def transient_errors(self) -> int:
+        """Errored trials that ended in a transient error and that running the study again retries."""
+        return sum(self.transient_kinds.values())
 
     @property
     def db_path(self) -> str:
@@ -124,6 +132,10 @@ class RunResult:
             "model_calls": self.model_calls,
             "cache_hits": self.cache_hits,
             "interrupted": self.interrupted,
+            "retried": self.retried,
+            "transient_errors": self.transient_errors,
+            "transient_kinds": dict(self.transient_kinds),
+            "transient_exhausted": self.transient_exhausted,
             "warnings": list(self.warnings),
             "conditions": [
                 {
@@ -149,26 +161,29 @@ def loop_columns(cost: Any) -> dict[str, Any]:
 
 async def run_async(
     study: str | Path | ResolvedStudy, db: str | Path, *, fresh: bool = False, use_cache: bool = True,
-    progress: ProgressCallback | None = None, stop: StopHandle | None = None, log: Log | None = None,
+    progress: ProgressCallback | None = None, stop: StopHandle | None = None, log: Log | None = None, max_attempts: int | None = None,
 ) -> RunResult:
     """Run `study` (or resume its run) in the running event loop; see `run`."""
     from .run.scheduler import Runner
 
     resolved = _resolved(study)
-    runner = Runner(resolved, Path(db), fresh=fresh, use_cache=use_cache, log=log or _quiet, progress=progress, stop=stop)
+    attempts = {} if max_attempts is None else {"max_attempts": max_attempts}
+    runner = Runner(resolved, Path(db), fresh=fresh, use_cache=use_cache, log=log or _quiet, progress=progress, stop=stop, **attempts)
     session = await runner.run()
     return await asyncio.to_thread(summarise, db, session.run_id, study=resolved, session=session)
 
 
 def run(
     study: str | Path | ResolvedStudy, db: str | Path, *, fresh: bool = False, use_cache: bool = True,
-    progress: ProgressCallback | None = None, stop: StopHandle | None = None, log: Log | None = None,
+    progress: ProgressCallback | None = None, stop: StopHandle | None = None, log: Log | None = None, max_attempts: int | None = None,
 ) -> RunResult:
     """Run `study` (a path or a resolved study), or resume its run, logging every call to `db`.
     `progress` gets a Progress (done, errors, no_answer, pending) after each trial; `stop.stop()`,
     from any thread or task, ends the run as an interrupt does (RunResult.interrupted; running the
-    same study again resumes it). Call from synchronous code; from async code use `run_async`."""
-    return asyncio.run(run_async(study, db, fresh=fresh, use_cache=use_cache, progress=progress, stop=stop, log=log))
+    same study again resumes it). A resume runs again the trials that ended in a transient error,
+    each at most `max_attempts` times in all (default: workbench.run.retry.MAX_ATTEMPTS, 4).
+    Call from synchronous code; from async code use `run_async`."""
+    return asyncio.run(run_async(study, db, fresh=fresh, use_cache=use_cache, progress=progress, stop=stop, log=log, max_attempts=max_attempts))
 
 
 @dataclass(frozen=True)
@@ -205,16 +220,27 @@ def _facts_from_log(db: Path, run_id: str | None) -> tuple[str, _RunFacts]:
 
 def _session_from_log(con: Any, run_id: str) -> dict[str, Any]:
     """The counts `run` reports of its session, as the log holds them for the whole run."""
-    planned, done, errors, no_answer = con.execute(
-        "SELECT r.trials_planned, count(t.trial_id), count(*) FILTER (WHERE t.status = 'error'), count(*) FILTER (WHERE t.status = 'no_answer') "
-        "FROM runs r LEFT JOIN trials t ON t.run_id = r.run_id WHERE r.run_id = ? GROUP BY r.trials_planned", [run_id]
+    from .run.retry import errored_trials, transient_errors
+
+    planned, done, errors, no_answer, retried = con.execute(
+        "SELECT r.trials_planned, count(t.trial_id), count(*) FILTER (WHERE t.status = 'error'), count(*) FILTER (WHERE t.status = 'no_answer'), "
+        "count(*) FILTER (WHERE t.attempt > 1) FROM runs r LEFT JOIN trials t ON t.run_id = r.run_id WHERE r.run_id = ? GROUP BY r.trials_planned", [run_id]
     ).fetchone()
+    transient = transient_errors(errored_trials(con, run_id)) if errors else None
     calls, hits = con.execute("SELECT count(*) FILTER (WHERE NOT coalesce(cached, false)), count(*) FILTER (WHERE cached) FROM calls WHERE run_id = ?", [run_id]).fetchone()
     last = con.execute("SELECT event FROM run_events WHERE run_id = ? ORDER BY event_at DESC LIMIT 1", [run_id]).fetchone()
     return {
         "trials_planned": int(planned or 0), "trials_done": int(done), "errors": int(errors), "no_answer": int(no_answer),
-        "model_calls": int(calls), "cache_hits": int(hits), "interrupted": bool(last and last[0] == "interrupted"),
+        "model_calls": int(calls), "cache_hits": int(hits), "interrupted": bool(last and last[0] == "interrupted"), "retried": int(retried),
+        **_transient_counts(transient),
     }
+
+
+def _transient_counts(transient: Any) -> dict[str, Any]:
+    """RunResult's counts of transient errors from a run.retry.TransientErrors (None: no error)."""
+    if transient is None:
+        return {"transient_kinds": {}, "transient_exhausted": 0}
+    return {"transient_kinds": dict(transient.retryable), "transient_exhausted": transient.exhausted}
 
 
 def summarise(db: str | Path, run_id: str | None = None, *, study: ResolvedStudy | None = None, session: Any = None) -> RunResult:
@@ -236,7 +262,8 @@ def summarise(db: str | Path, run_id: str | None = None, *, study: ResolvedStudy
     con = _reader(db)
     try:
         counts = _session_from_log(con, run_id) if session is None else {
-            k: getattr(session, k) for k in ("trials_planned", "trials_done", "errors", "no_answer", "model_calls", "cache_hits", "interrupted")
+            **{k: getattr(session, k) for k in ("trials_planned", "trials_done", "errors", "no_answer", "model_calls", "cache_hits", "interrupted", "retried")},
+            **_transient_counts(session.transient),
         }
         frame = trial_frame(con, run_id)
         per_task = task_scores(con, run_id, facts.errors, facts.no_answer)

@@ -37,6 +37,11 @@ class Table:
     name: str
     key: tuple[str, ...]  # a row's identity: compaction folds in one row per key (the file keeps no index of it)
     columns: tuple[tuple[str, str], ...]  # (name, DuckDB type)
+    # A table of a trial's rows, which each attempt of the trial writes anew (a trial that ended in a
+    # transient error runs again on resume): readers show every attempt's rows under this name, and
+    # the latest attempt's under the table's own (see _latest_attempt_views).
+    attempts: str | None = None
+    defaults: tuple[tuple[str, str], ...] = ()  # (column, SQL value) where a row has none (written before the column was)
 
     def arrow_schema(self) -> pa.Schema:
         return pa.schema([(name, _ARROW[sql]) for name, sql in self.columns])
@@ -50,6 +55,9 @@ _ARROW: dict[str, pa.DataType] = {
     "BOOLEAN": pa.bool_(),
     "TIMESTAMP": pa.timestamp("us"),
 }
+
+# Rows written before trials ran again on resume belong to their trial's first attempt.
+_FIRST_ATTEMPT = (("attempt", "1"),)
 
 TABLES: dict[str, Table] = {
     t.name: t
@@ -79,7 +87,7 @@ TABLES: dict[str, Table] = {
         ),
         Table(
             "trials",
-            ("trial_id",),
+            ("trial_id", "attempt"),
             (
                 ("trial_id", "VARCHAR"), ("run_id", "VARCHAR"), ("condition", "VARCHAR"), ("model", "VARCHAR"),
                 ("model_params_json", "VARCHAR"), ("task", "VARCHAR"), ("task_version", "VARCHAR"), ("task_json", "VARCHAR"),
@@ -88,12 +96,14 @@ TABLES: dict[str, Table] = {
                 ("answer", "VARCHAR"), ("score", "DOUBLE"), ("status", "VARCHAR"), ("error", "VARCHAR"), ("details_json", "VARCHAR"),
                 ("n_calls", "INTEGER"), ("prompt_tokens", "BIGINT"), ("completion_tokens", "BIGINT"), ("cost", "DOUBLE"),
                 ("latency_s", "DOUBLE"), ("cached", "BOOLEAN"), ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
-                ("consumes_gold", "BOOLEAN"), ("extractor", "VARCHAR"), ("item_json", "VARCHAR"),
+                ("consumes_gold", "BOOLEAN"), ("extractor", "VARCHAR"), ("item_json", "VARCHAR"), ("attempt", "INTEGER"),
             ),
+            attempts="trial_attempts",
+            defaults=_FIRST_ATTEMPT,
         ),
         Table(
             "calls",
-            ("call_id",),
+            ("call_id", "attempt"),
             (
                 ("call_id", "VARCHAR"), ("trial_id", "VARCHAR"), ("run_id", "VARCHAR"), ("call_index", "INTEGER"),
                 ("purpose", "VARCHAR"), ("model", "VARCHAR"), ("endpoint", "VARCHAR"), ("params_json", "VARCHAR"),
@@ -101,11 +111,14 @@ TABLES: dict[str, Table] = {
                 ("finish_reason", "VARCHAR"), ("prompt_tokens", "BIGINT"), ("completion_tokens", "BIGINT"),
                 ("cost", "DOUBLE"), ("latency_s", "DOUBLE"), ("cached", "BOOLEAN"), ("retries", "INTEGER"),
                 ("error", "VARCHAR"), ("error_kind", "VARCHAR"), ("started_at", "TIMESTAMP"), ("finished_at", "TIMESTAMP"),
+                ("attempt", "INTEGER"),
             ),
+            attempts="call_attempts",
+            defaults=_FIRST_ATTEMPT,
         ),
         Table(
             "rounds",  # one row per round of an iterative program (the HEART loop)
-            ("round_id",),
+            ("round_id", "attempt"),
             (
                 ("round_id", "VARCHAR"), ("trial_id", "VARCHAR"), ("run_id", "VARCHAR"), ("condition", "VARCHAR"),
                 ("round", "INTEGER"), ("emotion", "VARCHAR"), ("tone", "VARCHAR"), ("phrase_id", "VARCHAR"),
@@ -113,16 +126,21 @@ TABLES: dict[str, Table] = {
                 ("verdict", "VARCHAR"), ("verdict_source", "VARCHAR"), ("score", "DOUBLE"), ("consumes_gold", "BOOLEAN"),
                 ("prompt_tokens", "BIGINT"), ("completion_tokens", "BIGINT"), ("latency_s", "DOUBLE"),
                 ("call_id", "VARCHAR"), ("call_ids_json", "VARCHAR"), ("error", "VARCHAR"), ("asserts_error", "BOOLEAN"),
+                ("attempt", "INTEGER"),
             ),
+            attempts="round_attempts",
+            defaults=_FIRST_ATTEMPT,
         ),
         Table(
             "scores",  # one row per trial and answer extractor: the run's own and every re-score
-            ("trial_id", "extractor"),
+            ("trial_id", "attempt", "extractor"),
             (
                 ("trial_id", "VARCHAR"), ("run_id", "VARCHAR"), ("extractor", "VARCHAR"), ("answer", "VARCHAR"),
                 ("score", "DOUBLE"), ("status", "VARCHAR"), ("rule", "VARCHAR"), ("contains_gold", "BOOLEAN"),
-                ("scored_at", "TIMESTAMP"),
+                ("scored_at", "TIMESTAMP"), ("attempt", "INTEGER"),
             ),
+            attempts="score_attempts",
+            defaults=_FIRST_ATTEMPT,
         ),
     )
 }
@@ -171,8 +189,29 @@ def _landed_batches(db_path: Path, tables: Sequence[str] = FLUSH_ORDER) -> dict[
 
 
 def _select_list(table: Table, available: set[str]) -> str:
-    """The table's columns, NULL for those a file written by an older version lacks."""
-    return ", ".join(name if name in available else f"CAST(NULL AS {sql}) AS {name}" for name, sql in table.columns)
+    """The table's columns, NULL (or the column's default) for those a file written by an older version lacks."""
+    values = ((name, _column_value(table, name, sql, available)) for name, sql in table.columns)
+    return ", ".join(value if value == name else f"{value} AS {name}" for name, value in values)
+
+
+def _column_value(table: Table, name: str, sql: str, available: set[str], prefix: str = "") -> str:
+    """A column of rows that may lack it or hold NULL in it: its default then, if it has one."""
+    default = dict(table.defaults).get(name)
+    if name not in available:
+        return f"CAST({default or 'NULL'} AS {sql})"
+    return f"coalesce({prefix}{name}, {default})" if default else f"{prefix}{name}"
+
+
+def _key_values(table: Table, available: set[str], prefix: str = "") -> list[str]:
+    """The key columns of rows that may lack one (written by an older version), as _select_list reads them."""
+    types = dict(table.columns)
+    return [_column_value(table, k, types[k], available, prefix) for k in table.key]
+
+
+def _key_match(table: Table, file_columns: set[str], segment_columns: set[str]) -> str:
+    """SQL: the row `t` (of a file holding `file_columns`) has the key of the row `s` (holding `segment_columns`)."""
+    pairs = zip(_key_values(table, file_columns, "t."), _key_values(table, segment_columns, "s."))
+    return " AND ".join(f"{t} = {s}" for t, s in pairs)
 
 
 def _parquet_columns(con: duckdb.DuckDBPyConnection, files: list[str]) -> set[str]:
@@ -698,6 +737,14 @@ def _unindexed_keys(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"ALTER TABLE {name}__unindexed RENAME TO {name}")
 
 
+def _trial_attempts(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 8, as written: which attempt of its trial a row is (a trial that ended in a
+    transient error runs again on resume, beside its earlier attempt); the rows before it, the first."""
+    for name in ("trials", "calls", "rounds", "scores"):
+        con.execute(f"ALTER TABLE {name} ADD COLUMN IF NOT EXISTS attempt INTEGER")
+        con.execute(f"UPDATE {name} SET attempt = 1 WHERE attempt IS NULL")
+
+
 # Applied in order, each once, recorded in schema_migrations. A file written by an older version
 # gains the new tables and columns (NULL in its old rows) the next time a run compacts into it.
 MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
@@ -708,14 +755,16 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], 
     (5, "trials.item_json (choices and meta of the example, for re-scoring)", _item_json),
     (6, "runs.stimuli_sha256 (stimulus texts and solver plans of the run)", _stimuli_fingerprint),
     (7, "the log tables without primary-key indexes (compaction keeps one row per key)", _unindexed_keys),
+    (8, "trials, calls, rounds and scores: attempt (a trial retried on resume keeps its earlier attempts)", _trial_attempts),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
-# A new log starts at BASELINE_VERSION in one script: the tables as migrations 1 to 7 leave them
+# A new log starts at BASELINE_VERSION in one script: the tables as migrations 1 to 8 leave them
 # (tests/test_migrations.py checks it), made without replaying seven migrations' forty statements
-# (20 ms of the 45 ms that making a new log took). Frozen like them: a later migration applies on top.
-BASELINE_VERSION = 7
+# (20 ms of the 45 ms that making a new log took). A later migration applies on top, and is
+# folded into the script (a new log's tables equal the replayed ones: the test checks it).
+BASELINE_VERSION = 8
 _BASELINE = (
     "CREATE TABLE runs (run_id VARCHAR, name VARCHAR, study_path VARCHAR, spec_json VARCHAR, spec_hash VARCHAR, seed BIGINT, "
     "trials_planned BIGINT, created_at TIMESTAMP, workbench_version VARCHAR, git_sha VARCHAR, packages_json VARCHAR, "
@@ -727,17 +776,17 @@ _BASELINE = (
     "task_version VARCHAR, task_json VARCHAR, item_id VARCHAR, item_input VARCHAR, targets_json VARCHAR, repeat INTEGER, seed BIGINT, "
     "stimuli_json VARCHAR, messages_json VARCHAR, response_text VARCHAR, answer VARCHAR, score DOUBLE, status VARCHAR, error VARCHAR, "
     "details_json VARCHAR, n_calls INTEGER, prompt_tokens BIGINT, completion_tokens BIGINT, cost DOUBLE, latency_s DOUBLE, "
-    "cached BOOLEAN, started_at TIMESTAMP, finished_at TIMESTAMP, consumes_gold BOOLEAN, extractor VARCHAR, item_json VARCHAR);"
+    "cached BOOLEAN, started_at TIMESTAMP, finished_at TIMESTAMP, consumes_gold BOOLEAN, extractor VARCHAR, item_json VARCHAR, attempt INTEGER);"
     "CREATE TABLE calls (call_id VARCHAR, trial_id VARCHAR, run_id VARCHAR, call_index INTEGER, purpose VARCHAR, model VARCHAR, "
     "endpoint VARCHAR, params_json VARCHAR, repeat INTEGER, cache_key VARCHAR, messages_json VARCHAR, response_text VARCHAR, "
     "finish_reason VARCHAR, prompt_tokens BIGINT, completion_tokens BIGINT, cost DOUBLE, latency_s DOUBLE, cached BOOLEAN, "
-    "retries INTEGER, error VARCHAR, error_kind VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP);"
+    "retries INTEGER, error VARCHAR, error_kind VARCHAR, started_at TIMESTAMP, finished_at TIMESTAMP, attempt INTEGER);"
     "CREATE TABLE rounds (round_id VARCHAR, trial_id VARCHAR, run_id VARCHAR, condition VARCHAR, round INTEGER, emotion VARCHAR, "
     "tone VARCHAR, phrase_id VARCHAR, feedback VARCHAR, messages_json VARCHAR, response_text VARCHAR, answer VARCHAR, verdict VARCHAR, "
     "verdict_source VARCHAR, score DOUBLE, consumes_gold BOOLEAN, prompt_tokens BIGINT, completion_tokens BIGINT, latency_s DOUBLE, "
-    "call_id VARCHAR, call_ids_json VARCHAR, error VARCHAR, asserts_error BOOLEAN);"
+    "call_id VARCHAR, call_ids_json VARCHAR, error VARCHAR, asserts_error BOOLEAN, attempt INTEGER);"
     "CREATE TABLE scores (trial_id VARCHAR, run_id VARCHAR, extractor VARCHAR, answer VARCHAR, score DOUBLE, status VARCHAR, "
-    "rule VARCHAR, contains_gold BOOLEAN, scored_at TIMESTAMP);"
+    "rule VARCHAR, contains_gold BOOLEAN, scored_at TIMESTAMP, attempt INTEGER);"
 )
 
 
@@ -917,11 +966,13 @@ def _compact(db_path: Path, threads: int | None) -> bool:
                         continue
                     table = TABLES[name]
                     cols = ", ".join(c for c, _ in table.columns)
-                    key_match = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
                     listed = [str(p) for p in paths]
-                    select = _select_list(table, _parquet_columns(con, listed))
+                    available = _parquet_columns(con, listed)
+                    key_match = _key_match(table, {c for c, _ in table.columns}, available)  # the draft is migrated: it has them all
+                    select = _select_list(table, available)
                     con.execute(
-                        f"INSERT INTO {name} ({cols}) " + _segment_rows(con, table, select, listed, f"WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {key_match})"),
+                        f"INSERT INTO {name} ({cols}) "
+                        + _segment_rows(con, table, select, listed, available, f"WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {key_match})"),
                         [listed],
                     )
                 con.execute("COMMIT")
@@ -941,7 +992,7 @@ def _compact(db_path: Path, threads: int | None) -> bool:
     return True
 
 
-def _segment_rows(con: duckdb.DuckDBPyConnection, table: Table, select: str, files: list[str], where: str = "") -> str:
+def _segment_rows(con: duckdb.DuckDBPyConnection, table: Table, select: str, files: list[str], available: set[str], where: str = "") -> str:
     """SQL for the rows of the segment `files` (given as `?`), one per key, the earliest written:
     the same key twice (two processes that ran one run before runs took a lock) must neither count
     twice nor break compaction on the primary key. Segment names start with the write time.
@@ -949,15 +1000,15 @@ def _segment_rows(con: duckdb.DuckDBPyConnection, table: Table, select: str, fil
     every row by file and position doubled the time to read them (0.07 s of 0.5 s for 12,000
     trials' tables)."""
     source = f"SELECT {select} FROM read_parquet(?, union_by_name=true, filename=true, file_row_number=true) s {where}"
-    if not _repeats_keys(con, table, files):
+    if not _repeats_keys(con, table, files, available):
         return source
-    key = ", ".join(table.key)
+    key = ", ".join(_key_values(table, available, "s."))
     return f"{source} QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY filename, file_row_number) = 1"
 
 
-def _repeats_keys(con: duckdb.DuckDBPyConnection, table: Table, files: list[str]) -> bool:
+def _repeats_keys(con: duckdb.DuckDBPyConnection, table: Table, files: list[str], available: set[str]) -> bool:
     """Whether a key occurs twice among the segment `files` (read for their key columns only)."""
-    key = ", ".join(table.key)
+    key = ", ".join(_key_values(table, available))
     sql = f"SELECT EXISTS (SELECT 1 FROM read_parquet(?, union_by_name=true) GROUP BY {key} HAVING count(*) > 1)"
     return bool(con.execute(sql, [files]).fetchone()[0])
 
@@ -1010,18 +1061,33 @@ def _build_reader(db_path: Path, attach: bool, wait_s: float) -> duckdb.DuckDBPy
         cols = ", ".join(c for c, _ in table.columns)
         con.execute(f"CREATE TABLE seg_{name} AS SELECT * FROM ({_empty_select(table)}) LIMIT 0")
         _load_segments(con, db_path, name, table)
+        shown = table.attempts or name
         if name in stored:
-            key_match = " AND ".join(f"t.{k} = s.{k}" for k in table.key)
             in_file = {r[0] for r in con.execute("SELECT column_name FROM duckdb_columns() WHERE database_name = 'log' AND table_name = ?", [name]).fetchall()}
+            key_match = _key_match(table, in_file, {c for c, _ in table.columns})  # seg_ tables hold every column
             con.execute(
-                f"CREATE VIEW {name} AS SELECT {_select_list(table, in_file)} FROM log.{name} UNION ALL "
+                f"CREATE VIEW {shown} AS SELECT {_select_list(table, in_file)} FROM log.{name} UNION ALL "
                 f"SELECT {cols} FROM seg_{name} s WHERE NOT EXISTS (SELECT 1 FROM log.{name} t WHERE {key_match})"
             )
         else:
-            con.execute(f"CREATE VIEW {name} AS SELECT {cols} FROM seg_{name}")
+            con.execute(f"CREATE VIEW {shown} AS SELECT {cols} FROM seg_{name}")
+    _latest_attempt_views(con)
     # A calls row counts once its trial row has landed (they are written in that order).
     con.execute("CREATE VIEW calls_landed AS SELECT c.* FROM calls c WHERE c.trial_id IN (SELECT trial_id FROM trials)")
     return con
+
+
+def _latest_attempt_views(con: duckdb.DuckDBPyConnection) -> None:
+    """`trials`, `calls`, `rounds` and `scores`: the rows of each trial's latest attempt, so every
+    reader counts a trial once; `trial_attempts` etc. keep every attempt's rows. A log in which no
+    trial ran twice (most) shows them as they are, with no filter to apply on every read."""
+    retried = con.execute("SELECT EXISTS (SELECT 1 FROM trial_attempts WHERE attempt > 1)").fetchone()[0]
+    if retried:  # the trials that ran again, and their latest attempt: a reader's snapshot, like the segments
+        con.execute("CREATE TABLE superseded AS SELECT trial_id, max(attempt) AS latest FROM trial_attempts GROUP BY trial_id HAVING latest > 1")
+    latest = " WHERE NOT EXISTS (SELECT 1 FROM superseded l WHERE l.trial_id = a.trial_id AND a.attempt < l.latest)" if retried else ""
+    for name, table in TABLES.items():
+        if table.attempts:
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {table.attempts} a{latest}")
 
 
 def _empty_select(table: Table) -> str:
@@ -1034,8 +1100,8 @@ def _load_segments(con: duckdb.DuckDBPyConnection, db_path: Path, name: str, tab
         if not files:
             return
         try:
-            select = _select_list(table, _parquet_columns(con, files))
-            con.execute(f"INSERT INTO seg_{name} " + _segment_rows(con, table, select, files), [files])
+            available = _parquet_columns(con, files)
+            con.execute(f"INSERT INTO seg_{name} " + _segment_rows(con, table, _select_list(table, available), files, available), [files])
             return
         except duckdb.Error as exc:
             _raise_if_damaged(db_path, files)

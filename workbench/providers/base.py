@@ -14,6 +14,17 @@ from .redact import redact
 
 MAX_ERROR_LENGTH = 500
 
+# The kinds of failure that may pass on their own (the server down or busy, a call cut off), as a
+# run's output words them: a call retries them, and a trial that ended in one runs again when its
+# run resumes. Every other kind (bad request, context too long, authentication...) is permanent.
+TRANSIENT_KINDS: dict[str, str] = {
+    "connection": "server unreachable",
+    "timeout": "no answer in time",
+    "rate_limit": "rate limited",
+    "unavailable": "service unavailable",
+    "server_error": "server error",
+}
+
 
 @direct_init
 @dataclass(frozen=True)
@@ -48,6 +59,7 @@ class TrialContext:
     seed: int
     call_index: int = 0
     choices: tuple[str, ...] = ()  # the item's options, when it has them: a planted wrong answer is one of them
+    trial_attempt: int = 1  # which time the trial runs (a trial that ended in a transient error runs again on resume)
 
 
 @dataclass(frozen=True)

@@ -6,39 +6,53 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .base import ModelRequest, ModelResponse, ProviderError, TrialContext
+from .base import TRANSIENT_KINDS, ModelRequest, ModelResponse, ProviderError, TrialContext
 from .kinds import DEFAULT_PROVIDER, PROVIDERS, ProviderKind
 from .local_models import LOCAL_MODELS, Notice, Server, ensure_server
 from .spec import ModelSpec
 
 LOCAL_API_KEY = "sk-local-no-key"
 
-# litellm exception class name -> (kind, transient)
-_ERROR_KINDS: dict[str, tuple[str, bool]] = {
-    "Timeout": ("timeout", True),
-    "APITimeoutError": ("timeout", True),
-    "RateLimitError": ("rate_limit", True),
-    "APIConnectionError": ("connection", True),
-    "ServiceUnavailableError": ("unavailable", True),
-    "InternalServerError": ("server_error", True),
-    "BadGatewayError": ("server_error", True),
-    "ContextWindowExceededError": ("context_window", False),
-    "ContentPolicyViolationError": ("content_policy", False),
-    "BadRequestError": ("bad_request", False),
-    "UnprocessableEntityError": ("bad_request", False),
-    "AuthenticationError": ("authentication", False),
-    "PermissionDeniedError": ("permission", False),
-    "NotFoundError": ("not_found", False),
+# litellm exception class name -> kind (transient: one of TRANSIENT_KINDS)
+_ERROR_KINDS: dict[str, str] = {
+    "Timeout": "timeout",
+    "APITimeoutError": "timeout",
+    "RateLimitError": "rate_limit",
+    "APIConnectionError": "connection",
+    "ServiceUnavailableError": "unavailable",
+    "InternalServerError": "server_error",
+    "BadGatewayError": "server_error",
+    "ContextWindowExceededError": "context_window",
+    "ContentPolicyViolationError": "content_policy",
+    "BadRequestError": "bad_request",
+    "UnprocessableEntityError": "bad_request",
+    "AuthenticationError": "authentication",
+    "PermissionDeniedError": "permission",
+    "NotFoundError": "not_found",
 }
+
+
+# What litellm wraps into another class: a refused or dropped connection reaches us as its
+# InternalServerError, whose causes (openai's, httpx's) say what happened. Exact class names.
+_CAUSE_KINDS: dict[str, str] = {"APIConnectionError": "connection", "ConnectError": "connection", "APITimeoutError": "timeout"}
 
 
 def classify(exc: Exception) -> ProviderError:
     """Map a litellm/httpx exception once, at this boundary, to a kind and retry decision."""
-    for cls in type(exc).__mro__:
-        if cls.__name__ in _ERROR_KINDS:
-            kind, transient = _ERROR_KINDS[cls.__name__]
-            return ProviderError(str(exc), kind=kind, transient=transient)
-    return ProviderError(str(exc), kind=type(exc).__name__, transient=False)  # one line, short, secrets masked
+    kind = next((_CAUSE_KINDS[type(c).__name__] for c in _causes(exc) if type(c).__name__ in _CAUSE_KINDS), None)
+    if kind is None:
+        kind = next((_ERROR_KINDS[cls.__name__] for cls in type(exc).__mro__ if cls.__name__ in _ERROR_KINDS), type(exc).__name__)
+    return ProviderError(str(exc), kind=kind, transient=kind in TRANSIENT_KINDS)  # one line, short, secrets masked
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exceptions `exc` was raised from or while handling, nearest first (each once)."""
+    found: list[BaseException] = []
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None and cause not in found:
+        found.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    return found
 
 
 def _litellm():

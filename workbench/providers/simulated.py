@@ -27,7 +27,10 @@ class SimulatedProvider:
     async def complete(self, request: ModelRequest, context: TrialContext, attempt: int) -> ModelResponse:
         if self.sim.latency_ms:
             await asyncio.sleep(self.sim.latency_ms / 1000)
-        if self.sim.error_rate and random.Random(stable_seed(context.seed, context.condition, request.repeat, context.call_index, attempt, "error")).random() < self.sim.error_rate:
+        # A trial's later attempt (on resume) draws its errors anew, as a service that was down may be up again;
+        # its first attempt draws as it always did.
+        again = (context.trial_attempt,) if context.trial_attempt > 1 else ()
+        if self.sim.error_rate and random.Random(stable_seed(context.seed, context.condition, request.repeat, context.call_index, attempt, "error", *again)).random() < self.sim.error_rate:
             raise ProviderError("simulated service error", kind="server_error", transient=True)
         rng = random.Random(stable_seed(self.model_id, context.seed, context.condition, request.repeat, context.call_index))
         gold = context.targets[0] if context.targets else ""  # sealed gold opens only inside the runner's provider phase

@@ -33,6 +33,7 @@ from ..providers.local_models import LOCAL_MODELS, Notice
 from ..core.messages import Messages
 from ..providers import ModelRequest, Provider, build_provider, cache_key
 from ..core.records import Record
+from ..run.retry import errored_trials, to_retry
 from ..run.scheduler import run_id_for
 from ..scoring.scorers import SCORERS
 from ..core.calls import Generate, Generation
@@ -234,6 +235,7 @@ class _LogLookup:
 
     def __init__(self, db: Path) -> None:
         self.con = connect_reader(db) if log_exists(db) else None
+        self._retried: dict[str, set[str]] = {}  # run id -> its trials a resume runs again (transient errors)
 
     def cached(self, keys: list[str]) -> set[str]:
         if self.con is None or not keys:
@@ -247,7 +249,9 @@ class _LogLookup:
         if self.con is None or not trial_ids:
             return set()
         rows = self.con.execute("SELECT trial_id FROM trials WHERE run_id = ? AND trial_id IN (SELECT unnest(?))", [run_id, trial_ids]).fetchall()
-        return {r[0] for r in rows}
+        if run_id not in self._retried:  # read once per run, as the runner does at its start
+            self._retried[run_id] = set(to_retry(errored_trials(self.con, run_id)))
+        return {r[0] for r in rows} - self._retried[run_id]
 
     def latency(self, model: str, endpoint: str) -> tuple[float | None, int]:
         """Mean seconds per answered, uncached call of the model at this endpoint, and how many."""

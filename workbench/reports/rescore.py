@@ -69,7 +69,7 @@ def rescore(db_path: Path, run_id: str, extractor: str) -> RescoreSummary:
         if run_id not in runs:
             raise UserError(f"no run {run_id!r} (runs: {', '.join(runs) or 'none'})", file=str(db_path), field="RUN")
         trials = con.execute(
-            "SELECT trial_id, task_json, item_id, item_input, targets_json, item_json, response_text FROM trials t WHERE run_id = ? "
+            "SELECT trial_id, attempt, task_json, item_id, item_input, targets_json, item_json, response_text FROM trials t WHERE run_id = ? "
             "AND NOT EXISTS (SELECT 1 FROM scores s WHERE s.trial_id = t.trial_id AND s.extractor = ?) ORDER BY trial_id",
             [run_id, extractor],
         ).fetchall()
@@ -78,13 +78,13 @@ def rescore(db_path: Path, run_id: str, extractor: str) -> RescoreSummary:
         con.close()
     rows: list[dict[str, Any]] = []
     skipped = 0
-    for trial_id, task_json, item_id, item_input, targets_json, item_json, text in trials:
+    for trial_id, attempt, task_json, item_id, item_input, targets_json, item_json, text in trials:
         task = logged_task(task_json)
         if not _extracted(task):
             skipped += 1
             continue
         item = logged_item(item_id, item_input, targets_json, item_json)
-        rows.append(score_row(trial_id, run_id, task, item, text, extractor))
+        rows.append(score_row(trial_id, run_id, task, item, text, extractor, attempt))  # the scores of the attempt the trial shows
     if rows:
         event = {
             "event_id": f"{run_id}:{time.time_ns()}", "run_id": run_id, "event": "rescored",

@@ -82,11 +82,12 @@ async def execute(trial: Trial, gateway: Gateway) -> TrialRows:
         with gold.access("scoring"):  # after final scoring: the log records the gold and scores each round
             targets_json = _shared(trial.item, "targets", lambda item: plain_json(list(item.targets)))
             rounds = [round_row(trial, record, call_rows) for record in solution.rounds]
-            scores = score_rows(trial.trial_id, trial.run_id, trial.task, trial.item, solution.text, logged_extractors(trial.extractor))
+            scores = score_rows(trial.trial_id, trial.run_id, trial.task, trial.item, solution.text, logged_extractors(trial.extractor), trial.attempt)
     details = {**solution.details, "scoring": scored.details} if scored.details else solution.details
     params = request_params(trial.model, trial)  # logged as sent: a seed of the user's own is made new per repeat
     trial_row = {
         "trial_id": trial.trial_id,
+        "attempt": trial.attempt,
         "run_id": trial.run_id,
         "condition": trial.condition,
         "model": trial.model.id,
@@ -170,6 +171,7 @@ def round_row(trial: Trial, record: RoundRecord, calls: list[dict[str, Any]]) ->
     return {
         "round_id": f"{trial.trial_id}:{record.round}",
         "trial_id": trial.trial_id,
+        "attempt": trial.attempt,
         "run_id": trial.run_id,
         "condition": trial.condition,
         "round": record.round,

@@ -58,7 +58,7 @@ def call_for(trial: Trial, model: ModelSpec, messages: Messages, purpose: str, i
     params = tuple(sorted(request_params(model, trial).items()))
     request = ModelRequest(model=model.id, messages=to_pairs(messages), params=params, repeat=trial.repeat, purpose=purpose)
     targets = trial.item.targets if sim_targets is None else sim_targets  # what a simulated model may plant
-    return request, TrialContext(condition=trial.condition, targets=targets, seed=trial.seed, call_index=index, choices=trial.item.choices)
+    return request, TrialContext(condition=trial.condition, targets=targets, seed=trial.seed, call_index=index, choices=trial.item.choices, trial_attempt=trial.attempt)
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,7 @@ class Call:
         return {
             "call_id": f"{trial.trial_id}:{self.index}",
             "trial_id": trial.trial_id,
+            "attempt": trial.attempt,
             "run_id": trial.run_id,
             "call_index": self.index,
             "purpose": self.purpose,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import gc
 import json
@@ -35,6 +36,7 @@ from .batching import BatchWriter
 from .cache import ResponseCache
 from .control import Progress, ProgressCallback, StopHandle
 from .execute import TrialRows, execute
+from .retry import MAX_ATTEMPTS, Errored, TransientErrors, errored_trials, last_error_kind, to_retry
 from ..core.clock import utc_now_us
 from .gateway import Gateway, GatewaySettings
 
@@ -51,6 +53,8 @@ class RunSummary:
     cache_hits: int = 0
     interrupted: bool = False
     compacted: bool = False
+    retried: int = 0  # trials run again now after a transient error
+    transient: TransientErrors = dataclasses.field(default_factory=TransientErrors)  # errored trials a re-run retries, or gave up on
 
 
 def study_models(study: ResolvedStudy) -> list[ModelSpec]:
@@ -74,7 +78,10 @@ def run_id_for(study: ResolvedStudy, fresh: bool) -> str:
 
 
 class Runner:
-    def __init__(self, study: ResolvedStudy, db_path: Path, *, fresh: bool = False, use_cache: bool = True, log: Notice | None = None, progress: ProgressCallback | None = None, stop: StopHandle | None = None) -> None:
+    def __init__(
+        self, study: ResolvedStudy, db_path: Path, *, fresh: bool = False, use_cache: bool = True, log: Notice | None = None,
+        progress: ProgressCallback | None = None, stop: StopHandle | None = None, max_attempts: int = MAX_ATTEMPTS,
+    ) -> None:
         self.study = study
         self.db_path = Path(db_path)
         self.run_id = run_id_for(study, fresh)
@@ -83,20 +90,24 @@ class Runner:
         self.progress: ProgressCallback | None = progress
         self.stop = stop or StopHandle()
         self.cache = ResponseCache()  # the log's answers the pending trials may use, and theirs
-        self.summary = RunSummary(run_id=self.run_id, db_path=str(self.db_path), trials_planned=0)
+        self.max_attempts = max_attempts  # a trial that ended in a transient error runs again on resume until it has run this often
+        self.summary = RunSummary(run_id=self.run_id, db_path=str(self.db_path), trials_planned=0, transient=TransientErrors(max_attempts))
 
     # -- setup -------------------------------------------------------------------------------
-    def _landed(self, trial_ids: set[str]) -> tuple[dict[str, str], bool]:
-        """The run's trials already logged (id -> status), and whether the run is registered."""
+    def _landed(self, trial_ids: set[str]) -> tuple[dict[str, str], bool, dict[str, Errored]]:
+        """The run's trials already logged (id -> status), whether the run is registered, and the
+        errored ones among them (read only when there are some)."""
         if not log_exists(self.db_path):
-            return {}, False
+            return {}, False, {}
         con = connect_reader(self.db_path)
         try:
             rows = con.execute("SELECT trial_id, status FROM trials WHERE run_id = ?", [self.run_id]).fetchall()
             registered = bool(con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [self.run_id]).fetchone()[0])
+            done = {trial_id: status for trial_id, status in rows if trial_id in trial_ids}
+            errored = errored_trials(con, self.run_id) if ERROR in done.values() else {}
         finally:
             con.close()
-        return {trial_id: status for trial_id, status in rows if trial_id in trial_ids}, registered
+        return done, registered, {trial_id: e for trial_id, e in errored.items() if trial_id in done}
 
     def _logged_answers(self, models: list[ModelSpec]) -> ResponseCache:
         """A cache of the log's answers from `models` (the models the pending trials call): called
@@ -179,12 +190,20 @@ class Runner:
         new_log = not log_exists(self.db_path)  # before this run's first flush creates it
         trials = expand(self.study, self.run_id)
         self.summary.trials_planned = len(trials)
-        done, registered = self._landed({t.trial_id for t in trials})
+        done, registered, errored = self._landed({t.trial_id for t in trials})
+        # Trials that ended in a transient error run again, as their next attempt (the earlier ones stay logged).
+        retry = to_retry(errored, self.max_attempts)
         pending = [t for t in trials if t.trial_id not in done]
-        self.summary.trials_done = len(done)
+        if retry:
+            pending = [dataclasses.replace(t, attempt=retry[t.trial_id]) if t.trial_id in retry else t for t in trials if t.trial_id not in done or t.trial_id in retry]
+        self.summary.retried = len(retry)
+        self.summary.trials_done = len(done) - len(retry)
         # and the trials run now add theirs as they land
-        self.summary.errors = sum(s == ERROR for s in done.values())
+        self.summary.errors = sum(s == ERROR for s in done.values()) - len(retry)
         self.summary.no_answer = sum(s == NO_ANSWER for s in done.values())
+        for trial_id, e in errored.items():
+            if trial_id not in retry:
+                self.summary.transient.count(e.attempt, e.kind)  # used up its attempts (a permanent error counts nowhere)
         # the writer's lock, held until the run's last batch has landed, keeps other processes'
         # cleanup off a batch on its way
         with SegmentWriter(self.db_path) as segments:
@@ -193,7 +212,7 @@ class Runner:
                 for table, rows in self._run_rows(trials).items():
                     for row in rows:
                         log.add(table, row)
-            log.add("run_events", self._event("resumed" if done else "started", pending=len(pending)))
+            log.add("run_events", self._event("resumed" if done else "started", pending=len(pending), retried=len(retry)))
             if self.study.warnings:
                 log.add("run_events", self._event("warnings", messages=self.study.warnings))
             await log.flush()
@@ -264,8 +283,10 @@ class Runner:
         status = rows.trial["status"]
         self.summary.trials_done += 1
         self.summary.trials_run_now += 1
-        self.summary.errors += status == ERROR
         self.summary.no_answer += status == NO_ANSWER
+        if status == ERROR:
+            self.summary.errors += 1
+            self.summary.transient.count(rows.trial["attempt"], last_error_kind(rows.calls))
 
     def _report(self) -> None:
         if self.progress is None:

@@ -37,13 +37,16 @@ def scored_under(task: ScoredTask, item: TaskItem, text: str | None, extractor: 
         return Scored(answer=None, value=None, status=ERROR, rule=f"failed: {type(exc).__name__}: {exc}"[:200])
 
 
-def score_row(trial_id: str, run_id: str, task: ScoredTask, item: TaskItem, text: str | None, extractor: str) -> dict[str, Any]:
+def score_row(trial_id: str, run_id: str, task: ScoredTask, item: TaskItem, text: str | None, extractor: str, attempt: int = 1) -> dict[str, Any]:
     """One `scores` row (reads the gold: call it inside a gold access phase)."""
-    return score_rows(trial_id, run_id, task, item, text, (extractor,))[0]
+    return score_rows(trial_id, run_id, task, item, text, (extractor,), attempt)[0]
 
 
-def score_rows(trial_id: str, run_id: str, task: ScoredTask, item: TaskItem, text: str | None, extractors: tuple[str, ...]) -> list[dict[str, Any]]:
-    """A trial's `scores` rows, one per extractor, scored together: one time and one gold check."""
+def score_rows(
+    trial_id: str, run_id: str, task: ScoredTask, item: TaskItem, text: str | None, extractors: tuple[str, ...], attempt: int = 1
+) -> list[dict[str, Any]]:
+    """A trial's `scores` rows, one per extractor, scored together: one time and one gold check.
+    `attempt`: the trial's attempt whose response they score."""
     if not extractors:
         return []
     contains_gold = None if text is None else mentions_gold(task, item, text)
@@ -54,6 +57,7 @@ def score_rows(trial_id: str, run_id: str, task: ScoredTask, item: TaskItem, tex
         rows.append(
             {
                 "trial_id": trial_id,
+                "attempt": attempt,
                 "run_id": run_id,
                 "extractor": extractor,
                 "answer": scored.answer,

@@ -51,6 +51,7 @@ class Trial:
     consumes_gold: bool = False  # its program reads gold labels while it runs (an oracle verifier)
     verify: gold.Verifier | None = None  # set by the runner on the solver's view, only where consumes_gold
     extractor: str | None = None  # reads the answer its scorer scores (workbench.scoring.extract); None: a judge grades it
+    attempt: int = 1  # which time it runs: a trial that ended in a transient error runs again when its run resumes
 
     def for_solver(self) -> Trial:
         """The trial as its solver sees it: the gold sealed, and an oracle verifier only where the
