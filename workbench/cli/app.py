@@ -17,6 +17,7 @@ from rich.text import Text
 from .stimuli import stimuli_app
 from ..core.errors import UserError
 from ..core.paths import DEFAULT_DB, resolve_db_path
+from ..core.text import visible
 from .terminal import stdout_console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Prompt-Affect Workbench: run and analyse stimulus studies.")
@@ -465,8 +466,6 @@ def trials(
 
 def _print_trials(listing: Any) -> None:
     """Each trial, or each discordant pair side by side; all model and user text escaped."""
-    from ..reports.trial_view import visible
-
     fields = (("prompt", lambda v: v.prompt), ("response", lambda v: v.response), ("answer", lambda v: v.answer),
               ("gold", lambda v: " | ".join(v.gold)), ("score", lambda v: f"{'' if v.score is None else f'{v.score:g}'} ({v.status})"),
               ("rule", lambda v: v.rule or ""))

@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from ..core.schema import Strict
+from ..core.schema import Name, Strict
 
 # A parameter or URL query name that carries a credential, at any depth (extra_headers.Authorization,
 # extra_body.api_key, access_token); whole name parts only, so max_tokens is not one.
@@ -57,7 +57,7 @@ class SimulatorSpec(Strict):
 
 
 class ModelSpec(Strict):
-    id: str = Field(min_length=1)
+    id: Name
     params: dict[str, Any] = Field(default_factory=dict)
     api_base: str | None = None
     timeout_s: float = Field(120.0, gt=0)
