@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from . import interrupts
 from .stimuli import stimuli_app
 from ..core.errors import UserError
 from ..core.paths import DEFAULT_DB, resolve_db_path
@@ -38,7 +39,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 
 def _print_error(message: str) -> None:
-    err.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False, soft_wrap=True)
+    # visible(): a path or name in the message may hold control characters (ESC) the terminal would run
+    err.print(Text.assemble(("error:", "bold red"), f" {visible(message)}"), highlight=False, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -64,6 +66,7 @@ def run(
         return
     for warning in api.study_warnings(resolved):
         _print_warning(warning)
+    interrupts.resumable()  # from here an interrupt leaves a run to resume, in start-up and compaction too
 
     with Progress(
         TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -72,6 +75,7 @@ def run(
         task_id = bar.add_task(resolved.spec.name, total=None)
 
         def progress(report: api.Progress) -> None:
+            interrupts.resumable(report.run_id)
             bar.update(task_id, completed=report.done, total=report.total)
 
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
@@ -81,8 +85,8 @@ def run(
     else:
         _print_run(result)
     if result.interrupted:
-        err.print(f"interrupted: run the same command again to resume {result.run_id}")
-        raise typer.Exit(130)
+        interrupts.resumable(result.run_id)
+        interrupts.exit_interrupted()
 
 
 def _print_run(result: Any) -> None:
@@ -134,7 +138,7 @@ def _wide_console() -> Console:
 
 
 def _print_warning(message: str) -> None:
-    err.print(Text.assemble(("warning:", "bold yellow"), f" {message}"), highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("warning:", "bold yellow"), f" {visible(message)}"), highlight=False, soft_wrap=True)
 
 
 def _count(value: int | None) -> str:
@@ -641,6 +645,8 @@ def main() -> None:
     try:
         load_builtins()
         code = app(standalone_mode=False)  # click returns an Exit's code in this mode
+        if code == interrupts.INTERRUPTED:  # typer makes an interrupt in a command a silent Exit(130)
+            interrupts.exit_interrupted()
         if isinstance(code, int) and code:
             sys.exit(code)
     except UserError as exc:
@@ -648,9 +654,8 @@ def main() -> None:
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err.print("aborted")
-        sys.exit(130)
+    except (typer.Abort, KeyboardInterrupt):  # click turns an interrupt into an Abort
+        interrupts.exit_interrupted()
     except Exception as exc:  # usage errors carry their own exit code (2); typer vendors its own click, so match the shape
         if hasattr(exc, "exit_code") and hasattr(exc, "format_message"):
             _print_error(exc.format_message())
