@@ -61,7 +61,7 @@ def first_problem(exc: ValidationError, model: type[BaseModel] | None = None) ->
 def _shown(errors: list[Any]) -> Any:
     first = errors[0]
     cut = next((i for i, part in enumerate(first["loc"]) if _is_scalar_branch(part)), None)
-    if cut is None:
+    if cut is None or not first["type"].endswith("_type"):  # the value was a scalar, and a bad one: say why
         return first
 
     def other_branch(err: Any) -> bool:  # the same union, a branch that is not a scalar one
