@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -23,7 +24,9 @@ from conftest import run_cli, run_json, sim_study, write_study
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from workbench.api import load_study
 from workbench.cli.app import main as cli_main
+from workbench.core.errors import UserError
 from workbench.core.pauses import PAUSE_ENV
 from workbench.core.schema import SEED_MAX, SEED_MIN
 from workbench.core.text import NAME_MAX
@@ -32,9 +35,21 @@ from workbench.study.spec import MAX_TRIALS
 from workbench.store import run_lock_name
 
 
+MEMORY_CAP = 6 * 2**30  # address space of a CLI process refusing a bad study: a run this small needs far less
+
+
 def _small(**changes: Any) -> dict[str, Any]:
     """A 3-trial study on the simulated model (1 model x 3 conditions x 1 example x 1 repeat)."""
     return sim_study(**{"tasks": [{"task": "ii/sum", "n": 1}], **changes})
+
+
+def _bounded_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`workbench ARGS` in a subprocess whose memory is capped: where a bad value is not refused
+    (a billion repeats expanded), it fails in seconds rather than filling the machine."""
+    return subprocess.run(
+        [sys.executable, "-m", "workbench.cli", *args], capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP)),
+    )
 
 
 def _refused(result: subprocess.CompletedProcess[str], *parts: str) -> str:
@@ -89,7 +104,7 @@ def test_a_bad_study_value_ends_in_one_line_naming_file_and_field(tmp_path: Path
     study, field, allowed = HAND_CASES[case]
     path = write_study(tmp_path / "study.yaml", study)
     started = time.monotonic()
-    result = run_cli("run", str(path), "--db", str(tmp_path / "runs" / "log.duckdb"), timeout=60)
+    result = _bounded_cli("run", str(path), "--db", str(tmp_path / "runs" / "log.duckdb"))
     message = _refused(result, f"{path}: {field}: ", allowed)
     assert "\x1b" not in message and time.monotonic() - started < 30
     assert not (tmp_path / "runs").exists(), "nothing is written"
@@ -97,7 +112,7 @@ def test_a_bad_study_value_ends_in_one_line_naming_file_and_field(tmp_path: Path
 
 def test_a_billion_repeats_are_refused_by_plan_too_before_any_trial_is_made(tmp_path: Path) -> None:
     path = write_study(tmp_path / "study.yaml", _small(repeats=1_000_000_000))
-    _refused(run_cli("plan", str(path), "--db", str(tmp_path / "log.duckdb"), timeout=60), "3,000,000,000 trials", "repeats")
+    _refused(_bounded_cli("plan", str(path), "--db", str(tmp_path / "log.duckdb")), "3,000,000,000 trials", "repeats")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -132,8 +147,13 @@ def test_any_unprintable_or_overlong_name_is_refused_at_load(name: str, field: s
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(repeats=st.integers(min_value=MAX_TRIALS // 3 + 1, max_value=10**18))
-def test_any_repeats_past_the_trial_cap_are_refused_before_expanding(repeats: int) -> None:
-    _refused_in_process(_small(repeats=repeats), "repeats")
+def test_any_repeats_past_the_trial_cap_are_refused_when_the_study_loads(repeats: int) -> None:
+    """Refused when the study loads, before a run would expand every trial and fill memory."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_study(Path(tmp) / "study.yaml", _small(repeats=repeats))
+        with pytest.raises(UserError) as refused:
+            load_study(path)
+    assert (refused.value.file, refused.value.field) == (str(path), "repeats") and f"at most {MAX_TRIALS:,}" in refused.value.detail
 
 
 def test_a_name_with_a_slash_and_200_characters_runs_and_names_no_file(tmp_path: Path) -> None:
