@@ -105,7 +105,7 @@ def test_progress_reports_done_errors_and_pending(tmp_path: Path) -> None:
     db = tmp_path / "log.duckdb"
     reports: list[Progress] = []
     result = api.run(path, db, progress=reports.append)
-    assert reports[0] == Progress(total=60, done=0, errors=0, no_answer=0, run_now=0)  # registered, nothing run yet
+    assert reports[0] == Progress(total=60, done=0, errors=0, no_answer=0, run_now=0, run_id=result.run_id)  # registered, nothing run yet
     assert [r.done for r in reports] == list(range(61))  # one report a trial
     assert all(r.pending == r.total - r.done and r.errors <= r.done for r in reports)
     assert [r.errors for r in reports] == sorted(r.errors for r in reports)

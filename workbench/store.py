@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import itertools
 import os
 import shutil
@@ -622,12 +623,18 @@ class RunLocked(Exception):
         self.pid = pid
 
 
+def run_lock_name(db_path: Path, run_id: str) -> str:
+    """The lock file's name: a digest of the run id, which holds the study's name, so no name a
+    user wrote (a `/`, 200 characters) reaches the file system."""
+    return f"{db_path.name}.{hashlib.sha256(run_id.encode()).hexdigest()[:16]}.run-lock"
+
+
 @contextlib.contextmanager
 def run_lock(db_path: Path, run_id: str) -> Iterator[None]:
     """Held for the whole of a run, so two processes never run the same run on one log (both would
     write every trial). Raises RunLocked at once when another process holds it. The file holds the
     holder's pid and is removed on release; a killed holder's lock is free at once (flock)."""
-    lock_path = db_path.with_name(f"{db_path.name}.{run_id}.run-lock")
+    lock_path = db_path.with_name(run_lock_name(db_path, run_id))
     with _writes_to(db_path):
         handle = _open_run_lock(lock_path, run_id)
     try:

@@ -14,9 +14,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from . import interrupts
 from .stimuli import stimuli_app
 from ..core.errors import LogFault, UserError
 from ..core.paths import DEFAULT_DB, resolve_db_path
+from ..core.text import visible
 from .terminal import stdout_console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Prompt-Affect Workbench: run and analyse stimulus studies.")
@@ -39,7 +41,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of 
 
 
 def _print_error(message: str) -> None:
-    err.print(Text.assemble(("error:", "bold red"), f" {message}"), highlight=False, soft_wrap=True)
+    # visible(): a path or name in the message may hold control characters (ESC) the terminal would run
+    err.print(Text.assemble(("error:", "bold red"), f" {visible(message)}"), highlight=False, soft_wrap=True)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -65,6 +68,7 @@ def run(
         return
     for warning in api.study_warnings(resolved):
         _print_warning(warning)
+    interrupts.resumable()  # from here an interrupt leaves a run to resume, in start-up and compaction too
 
     with Progress(
         TextColumn("{task.description}", style="bold", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
@@ -73,6 +77,7 @@ def run(
         task_id = bar.add_task(resolved.spec.name, total=None)
 
         def progress(report: api.Progress) -> None:
+            interrupts.resumable(report.run_id)
             bar.update(task_id, completed=report.done, total=report.total)
 
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
@@ -83,8 +88,8 @@ def run(
         _print_run(result)
     _print_transient_errors(result)
     if result.interrupted:
-        err.print(f"interrupted: run the same command again to resume {result.run_id}")
-        raise typer.Exit(130)
+        interrupts.resumable(result.run_id)
+        interrupts.exit_interrupted()
 
 
 def _print_transient_errors(result: Any) -> None:
@@ -158,7 +163,7 @@ def _wide_console() -> Console:
 
 
 def _print_warning(message: str) -> None:
-    err.print(Text.assemble(("warning:", "bold yellow"), f" {message}"), highlight=False, soft_wrap=True)
+    err.print(Text.assemble(("warning:", "bold yellow"), f" {visible(message)}"), highlight=False, soft_wrap=True)
 
 
 def _count(value: int | None) -> str:
@@ -490,8 +495,6 @@ def trials(
 
 def _print_trials(listing: Any) -> None:
     """Each trial, or each discordant pair side by side; all model and user text escaped."""
-    from ..reports.trial_view import visible
-
     fields = (("prompt", lambda v: v.prompt), ("response", lambda v: v.response), ("answer", lambda v: v.answer),
               ("gold", lambda v: " | ".join(v.gold)), ("score", lambda v: f"{'' if v.score is None else f'{v.score:g}'} ({v.status})"),
               ("rule", lambda v: v.rule or ""))
@@ -709,6 +712,8 @@ def main() -> None:
     try:
         load_builtins()
         code = app(standalone_mode=False)  # click returns an Exit's code in this mode
+        if code == interrupts.INTERRUPTED:  # typer makes an interrupt in a command a silent Exit(130)
+            interrupts.exit_interrupted()
         if isinstance(code, int) and code:
             sys.exit(code)
     except UserError as exc:
@@ -719,9 +724,8 @@ def main() -> None:
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
-        err.print("aborted")
-        sys.exit(130)
+    except (typer.Abort, KeyboardInterrupt):  # click turns an interrupt into an Abort
+        interrupts.exit_interrupted()
     except Exception as exc:  # usage errors carry their own exit code (2); typer vendors its own click, so match the shape
         if hasattr(exc, "exit_code") and hasattr(exc, "format_message"):
             _print_error(exc.format_message())

@@ -33,6 +33,8 @@ class Problem(NamedTuple):
 
 # Parts of pydantic's error locations that name a union branch or a validator wrapper, not a key.
 _SCALAR_BRANCHES = frozenset({"str", "int", "float", "bool"})
+# A scalar branch with a validator of its own (core.schema.Name) is labelled `function-after[check_name(), str]`.
+_CHECKED_SCALARS = tuple(f", {kind}]" for kind in _SCALAR_BRANCHES)
 _LABEL_PREFIXES = ("function-", "list[", "dict[", "tuple[", "literal[", "nullable[")
 # How an error type reads to the user; the rest keep pydantic's message.
 _WORDING = {"extra_forbidden": "unknown key {key!r}", "missing": "is required"}
@@ -58,15 +60,19 @@ def first_problem(exc: ValidationError, model: type[BaseModel] | None = None) ->
 
 def _shown(errors: list[Any]) -> Any:
     first = errors[0]
-    cut = next((i for i, part in enumerate(first["loc"]) if part in _SCALAR_BRANCHES), None)
-    if cut is None:
+    cut = next((i for i, part in enumerate(first["loc"]) if _is_scalar_branch(part)), None)
+    if cut is None or not first["type"].endswith("_type"):  # the value was a scalar, and a bad one: say why
         return first
 
     def other_branch(err: Any) -> bool:  # the same union, a branch that is not a scalar one
         loc = err["loc"]
-        return loc[:cut] == first["loc"][:cut] and len(loc) > cut and loc[cut] not in _SCALAR_BRANCHES
+        return loc[:cut] == first["loc"][:cut] and len(loc) > cut and not _is_scalar_branch(loc[cut])
 
     return next(filter(other_branch, errors), first)
+
+
+def _is_scalar_branch(part: Any) -> bool:
+    return part in _SCALAR_BRANCHES or (str(part).startswith("function-") and str(part).endswith(_CHECKED_SCALARS))
 
 
 def validation_error(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,4 +67,30 @@ def resolve_db_path(given: str | Path) -> Path:
     blocking = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
     if blocking is not None:
         raise UserError(f"{blocking} is a file, not a directory: name a log file or a directory to hold one", field="--db")
+    _check_log_file(path)
     return path
+
+
+# What an existing --db path may be instead of a file, by the test of its mode.
+_NOT_FILES = {"a directory": stat.S_ISDIR, "a device": stat.S_ISCHR, "a block device": stat.S_ISBLK, "a pipe": stat.S_ISFIFO, "a socket": stat.S_ISSOCK}
+# A DuckDB database file starts with a checksum and then these bytes (DuckDB's storage format).
+DUCKDB_MAGIC, DUCKDB_MAGIC_AT = b"DUCK", 8
+_WHAT_TO_NAME = "name a DuckDB log, a new file or a directory to hold one"
+
+
+def _check_log_file(path: Path) -> None:
+    """An existing log path must be a DuckDB file: /dev/null, a pipe or another program's file
+    is refused before any command opens it, so none is read as a log or written over."""
+    try:
+        mode = path.stat().st_mode
+        kind = next((name for name, test in _NOT_FILES.items() if test(mode)), None)
+        if kind is not None:
+            raise UserError(f"{path} is {kind}, not a log file: {_WHAT_TO_NAME}", field="--db")
+        with open(path, "rb") as handle:
+            header = handle.read(DUCKDB_MAGIC_AT + len(DUCKDB_MAGIC))
+    except FileNotFoundError:
+        return  # a new log
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror}): {_WHAT_TO_NAME}", field="--db") from None
+    if header[DUCKDB_MAGIC_AT:] != DUCKDB_MAGIC:
+        raise UserError(f"{path} is not a DuckDB file ({'empty' if not header else 'no DuckDB header'}): {_WHAT_TO_NAME}", field="--db")

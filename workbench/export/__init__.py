@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..core.text import visible
 from ..stats.caveats import CAVEATS, GEE_NOT_ESTIMABLE, GEE_WARNING, mark
 from ..stats.format_check import FORMAT_MARK, FormatRow
 from ..stats.table import ALL_TASKS, GOLD_MARK, NORMALISED, RAW, Comparison, ComparisonRow, OmnibusRow, PooledRow
@@ -323,14 +324,23 @@ _LATEX_SPECIAL = {
 
 
 def latex_escape(text: str) -> str:
-    return "".join(_LATEX_SPECIAL.get(ch, " " if ch in "\r\n\t" else ch) for ch in str(text))
+    """Text for LaTeX: its specials escaped, line breaks as spaces, and any other control or format
+    character (ESC, NUL: pdflatex stops on them) written out as its escape, `\\x1b`."""
+    return "".join(_LATEX_SPECIAL.get(ch, " " if ch in "\r\n\t" else ch) for ch in _shown(text))
 
 
 _MARKDOWN_SPECIAL = set("\\|*_`<>[]#")
 
 
 def markdown_escape(text: str) -> str:
-    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else (" " if ch in "\r\n" else ch) for ch in str(text))
+    """Text for a Markdown table cell: its specials escaped, line breaks as spaces, other control
+    characters written out as their escapes (as latex_escape)."""
+    return "".join("\\" + ch if ch in _MARKDOWN_SPECIAL else (" " if ch in "\r\n" else ch) for ch in _shown(text))
+
+
+def _shown(text: object) -> str:
+    """`text` with control and format characters other than line breaks and tabs as escapes."""
+    return visible(str(text).replace("\r", " "))
 
 
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")

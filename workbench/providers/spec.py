@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from ..core.schema import Strict
+from ..core.schema import Name, Strict
 
 # How a simulated model words its planted answer (workbench/providers/simulated.py), per condition:
 # lets a study plant an effect of format alone (an answer the strict extractor misreads, or none).
@@ -41,7 +41,7 @@ class SimulatorSpec(Strict):
 
 
 class ModelSpec(Strict):
-    id: str = Field(min_length=1)
+    id: Name
     params: dict[str, Any] = Field(default_factory=dict)
     api_base: str | None = None
     timeout_s: float = Field(120.0, gt=0)

@@ -10,7 +10,6 @@ an errored trial or one with no answer (as they count by default).
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -143,11 +142,3 @@ def trial_listing(
 def _check_choice(option: str, value: str | None, present: set[str]) -> None:
     if value is not None and value not in present:
         raise UserError(f"{value!r} is not in the run ({', '.join(sorted(present)) or 'nothing'})", field=option)
-
-
-def visible(text: str | None) -> str:
-    """User and model text made safe to print: control and format characters (escape sequences,
-    bidirectional overrides) shown as escapes; newlines and tabs kept."""
-    if text is None:
-        return ""
-    return "".join(ch if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf") else ch.encode("unicode_escape").decode("ascii") for ch in text)

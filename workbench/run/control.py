@@ -19,6 +19,7 @@ class Progress:
     errors: int  # of done: trials whose status is error
     no_answer: int  # of done: trials whose response held no answer of the task's type
     run_now: int  # of done: trials this session executed
+    run_id: str = ""  # the run reported on
 
     @property
     def pending(self) -> int:

@@ -38,6 +38,7 @@ from .control import Progress, ProgressCallback, StopHandle
 from .execute import TrialRows, execute
 from .retry import MAX_ATTEMPTS, Errored, TransientErrors, errored_trials, last_error_kind, to_retry
 from ..core.clock import utc_now_us
+from ..core.pauses import pause_point
 from .gateway import Gateway, GatewaySettings
 
 @dataclass
@@ -70,6 +71,11 @@ def gateway_settings(study: ResolvedStudy, trials: list[Trial], *, use_cache: bo
     judge = study.spec.judge
     needed = [m for m in study_models(study) if m is judge or any(t.model.id == m.id for t in trials)] if trials else []
     return GatewaySettings(models=tuple(needed), judge=judge, use_cache=use_cache)
+
+
+def _compact_at_end(db_path: Path) -> bool:
+    pause_point("compaction")
+    return compact(db_path, threads=1)  # one DuckDB thread: nothing runs beside it now
 
 
 def run_id_for(study: ResolvedStudy, fresh: bool) -> str:
@@ -220,6 +226,7 @@ class Runner:
             settings = gateway_settings(self.study, pending, use_cache=self.use_cache)
             # A log this run has just created holds no answers: no reader is built to find none.
             self.cache = ResponseCache() if new_log else await asyncio.to_thread(self._logged_answers, list(settings.models))
+            pause_point("startup")
             gateway = await settings.open(self.say, self.cache)
             try:
                 await self._schedule(pending, gateway, log)
@@ -230,7 +237,7 @@ class Runner:
                 finally:  # also when the disk refused the batch: the gateway's server is shared
                     await gateway.close()
                 self.summary.model_calls, self.summary.cache_hits = gateway.model_calls, gateway.cache_hits
-        self.summary.compacted = await asyncio.to_thread(compact, self.db_path, threads=1)  # nothing runs beside it now
+        self.summary.compacted = await asyncio.to_thread(_compact_at_end, self.db_path)
         return self.summary
 
     async def _schedule(self, pending: list[Trial], gateway: Gateway, log: BatchWriter) -> None:
@@ -292,7 +299,7 @@ class Runner:
         if self.progress is None:
             return
         s = self.summary
-        self.progress(Progress(total=s.trials_planned, done=s.trials_done, errors=s.errors, no_answer=s.no_answer, run_now=s.trials_run_now))
+        self.progress(Progress(total=s.trials_planned, done=s.trials_done, errors=s.errors, no_answer=s.no_answer, run_now=s.trials_run_now, run_id=self.run_id))
 
 
 _COLLECTING = threading.Lock()

@@ -15,7 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..core.errors import UserError, validation_error
-from ..core.schema import Strict
+from ..core.text import NAME_MAX
+from ..core.schema import Name, Seed, Strict
 from ..plugins import load_builtins
 from ..providers.credentials import find_credential
 from ..providers.spec import ModelSpec
@@ -26,6 +27,12 @@ from ..solvers.dspy_programs import DSPY_PROGRAMS
 from ..stimuli import AppliedStimulus, StimulusLibrary, builtin_library, choose_solver, resolve
 from ..tasks import DEFAULT_SHOTS, TaskConfig, TaskItem, TaskSpec, resolve_task
 from .sweep import SweepSpec, expand_all
+
+
+# The most trials one run may plan (models x conditions x examples x repeats). A run expands its
+# trials up front at about 5.4 KB each (measured, issue 16), so 2,000,000 stay near 11 GB; raise it
+# once trials are expanded as a stream.
+MAX_TRIALS = 2_000_000
 
 
 def model_spec(**fields: Any) -> ModelSpec:
@@ -47,7 +54,7 @@ def _option(field: str | None) -> str | None:
 
 
 class StimulusRef(Strict):
-    id: str
+    id: Name
     placement: str | None = None
     separator: Literal["none", "space", "newline"] | None = None
     variant: str | None = None
@@ -70,8 +77,8 @@ class StimulusRef(Strict):
 
 
 class ConditionSpec(Strict):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:+=\-]+$")
-    stimuli: list[str | StimulusRef] = Field(default_factory=list)
+    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=r"^[A-Za-z0-9_.:+=\-]+$")
+    stimuli: list[Name | StimulusRef] = Field(default_factory=list)
     solver: str | None = None  # a registered solver; default: the one the stimuli need, else single_turn
     solver_params: dict[str, Any] = Field(default_factory=dict)
 
@@ -80,10 +87,10 @@ class ConditionSpec(Strict):
 
 
 class TaskRef(Strict):
-    task: str
+    task: Name
     n: int | Literal["all"] = 20  # `all`: every example (TaskSpec.all_examples), resolved to the number when the study loads
     shots: int = Field(0, ge=0)  # few-shot demos per query; `true` means DEFAULT_SHOTS (5, as the source papers)
-    seed: int | None = None
+    seed: Seed | None = None
     path: str | None = None  # data file (relative to the study file): original data or a custom task
     variant: str | None = None  # a named instruction variant, e.g. "ape"
     instruction: str | None = None  # the instruction text of a custom task (or to override one)
@@ -110,14 +117,14 @@ class TaskRef(Strict):
 
 
 class StudySpec(Strict):
-    name: str = Field(min_length=1)
+    name: Name  # printable: the run id, the terminal and the exports show it; no file is named by it
     description: str = ""
     models: list[ModelSpec] = Field(min_length=1)
     conditions: list[ConditionSpec] = Field(default_factory=list)
     sweep: SweepSpec | list[SweepSpec] | None = None  # expands into more conditions (workbench/sweep.py)
     tasks: list[TaskRef] = Field(min_length=1)
-    repeats: int = Field(1, ge=1)
-    seed: int = 0
+    repeats: int = Field(1, ge=1)  # the trials it plans are at most MAX_TRIALS
+    seed: Seed = 0
     concurrency: int = Field(4, ge=1, le=256)
     control: str | None = None
     errors: Literal["wrong", "exclude"] = "wrong"
@@ -375,6 +382,7 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
                     )
     _check_programs_and_judge(spec, tasks, condition_specs, label)
     _check_extractors(spec, label)
+    _check_trial_count(spec, samples, len(condition_specs), label)
     return ResolvedStudy(spec=spec, path=label, tasks=tasks, conditions=conditions, condition_specs=tuple(condition_specs), samples=samples)
 
 
@@ -447,6 +455,20 @@ def _check_programs_and_judge(spec: StudySpec, tasks: dict[str, TaskSpec], condi
                 file=label,
                 field="judge",
             )
+
+
+def _check_trial_count(spec: StudySpec, samples: dict[str, TaskSample], conditions: int, label: str) -> None:
+    """A run expands its trials up front (study/expand.py): a plan past MAX_TRIALS is refused from
+    its factors before any trial is made, rather than filling memory with no output."""
+    examples = sum(len(sample.items) for sample in samples.values())
+    planned = len(spec.models) * conditions * examples * spec.repeats
+    if planned > MAX_TRIALS:
+        raise UserError(
+            f"the study plans {planned:,} trials ({len(spec.models)} model(s) x {conditions} condition(s) x {examples} example(s) x "
+            f"{spec.repeats} repeat(s)); a run holds at most {MAX_TRIALS:,}: lower repeats, the tasks' n or the conditions",
+            file=label,
+            field="repeats",
+        )
 
 
 def _check_extractors(spec: StudySpec, label: str) -> None:
