@@ -32,6 +32,7 @@ from workbench.core.schema import SEED_MAX, SEED_MIN
 from workbench.core.text import NAME_MAX
 from workbench.export import latex_escape, markdown_escape
 from workbench.study.spec import MAX_TRIALS
+from workbench.study.sweep import MAX_SWEEP_CONDITIONS
 from workbench.store import run_lock_name
 
 
@@ -96,6 +97,10 @@ HAND_CASES = {
     "model id with ESC": (_small(models=[{"id": "sim/\x1b]0;owned\x07"}]), "models[0].id", "printable"),
     "stimulus id with ESC": (_small(conditions=[{"name": "control"}, {"name": "x", "stimuli": ["EP\x1b02"]}]), "conditions[1].stimuli[0]", "printable"),
     "a billion repeats": (_small(repeats=1_000_000_000), "repeats", f"at most {MAX_TRIALS:,}"),
+    # 10^12 conditions from three lists: refused from its factors before any condition is built
+    "a sweep grid of a trillion conditions": (
+        {k: v for k, v in _small(sweep={"stimuli": ["EP01"], "params": {k: list(range(10_000)) for k in "abc"}}).items() if k != "conditions"},
+        "sweep.params.a", f"at most {MAX_SWEEP_CONDITIONS:,}"),
 }
 
 

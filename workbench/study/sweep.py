@@ -12,7 +12,9 @@ then each parameter as key=value: `SAC-warmth.prefix.level=5`.
 from __future__ import annotations
 
 import itertools
+import math
 import re
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -25,6 +27,9 @@ from ..stimuli.model import Separator
 from ..stimuli.resolve import DEFAULT_PLACEMENT
 
 CONTROL = "control"
+# The most conditions one sweep block may make: counted from its factors before any is built, so a
+# grid of a few long lists is refused at once rather than filling memory.
+MAX_SWEEP_CONDITIONS = 10_000
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:+\-=]+")
 
 
@@ -80,6 +85,13 @@ def expand(sweep: SweepSpec, library: StimulusLibrary, field: str) -> list[dict[
     empty = [key for key, values in grid.items() if not values]
     if empty:
         raise UserError("needs at least one value", field=f"{field}.params.{empty[0]}")
+    factors = {"stimuli": len(ids), "placements": len(sweep.placements) or 1, "separators": len(sweep.separators) or 1,
+               "variants": len(sweep.variants) or 1, **{f"params.{key}": len(values) for key, values in grid.items()}}
+    if math.prod(factors.values()) > MAX_SWEEP_CONDITIONS:
+        widest = max(factors, key=factors.__getitem__)
+        shown = " x ".join(f"{n:,} {name}" for name, n in factors.items() if n > 1)
+        raise UserError(f"the sweep makes {math.prod(factors.values()):,} conditions ({shown}); at most {MAX_SWEEP_CONDITIONS:,}",
+                        field=f"{field}.{widest}")
     conditions = []
     for stimulus_id in ids:
         own = library.get(stimulus_id).placement or DEFAULT_PLACEMENT
@@ -98,7 +110,7 @@ def expand_all(sweeps: list[SweepSpec], library: StimulusLibrary, explicit: list
     for index, sweep in enumerate(sweeps):
         conditions += expand(sweep, library, field if len(sweeps) == 1 else f"{field}[{index}]")
     names = explicit + [c["name"] for c in conditions]
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    repeated = sorted(n for n, count in Counter(names).items() if count > 1)
     if repeated:
         raise UserError(f"the sweep makes condition names that are already taken: {', '.join(repeated[:5])}", field=field)
     if any(s.control for s in sweeps) and CONTROL not in names:
