@@ -187,23 +187,24 @@ PATHS = st.one_of(st.just("ok"), st.sampled_from(BAD_PATHS))  # half of the exam
 
 
 def make_path(directory: Path, kind: str, name: str, content: bytes) -> str:
-    """Create what `kind` names in `directory` and return the path a study gives for it."""
-    made: dict[str, Callable[[], str]] = {
-        "ok": lambda: (directory / name).write_bytes(content) and name or name,
-        "missing": lambda: "nope-" + name,
-        "nul": lambda: name + "\0x",
-        "long": lambda: "a" * 300 + name,
-        "dir": lambda: (directory / "adir").mkdir(exist_ok=True) or "adir",
-        "fifo": lambda: os.mkfifo(directory / name) or name,
-        "dev_zero": lambda: (directory / name).symlink_to("/dev/zero") or name,
-        "loop": lambda: (directory / name).symlink_to(directory / name) or name,
-        "tilde": lambda: "~no-such-user-here/" + name,
-        "dev_null": lambda: "/dev/null",
-        "stdin": lambda: "/dev/stdin",
-        "empty": lambda: (directory / name).write_bytes(b"") and name or name,
-        "surrogate": lambda: name + "\udc80",
+    """Create what `kind` names in `directory` (if anything) and return the path a study gives for it."""
+    target = directory / name
+    create: dict[str, Callable[[], object]] = {
+        "ok": lambda: target.write_bytes(content),
+        "empty": lambda: target.write_bytes(b""),
+        "dir": target.mkdir,
+        "fifo": lambda: os.mkfifo(target),
+        "dev_zero": lambda: target.symlink_to("/dev/zero"),
+        "loop": lambda: target.symlink_to(target),
     }
-    return made[kind]()
+    if kind in create:
+        create[kind]()
+        return name
+    given = {
+        "missing": "nope-" + name, "nul": name + "\0x", "long": "a" * 300 + name, "tilde": "~no-such-user-here/" + name,
+        "dev_null": "/dev/null", "stdin": "/dev/stdin", "surrogate": name + "\udc80",
+    }
+    return given[kind]
 
 
 @st.composite
@@ -291,14 +292,14 @@ def _yaml_str(value: str) -> bytes:
 
 # No shrinking: a failing example is reported as generated, so that a regression that hangs
 # (HANG_LIMIT_S per try) fails in minutes rather than after hundreds of shrinking tries.
-SLOW_SETTINGS = dict(
+FUZZ_SETTINGS = dict(
     derandomize=True, database=None, deadline=None, print_blob=False, phases=[Phase.explicit, Phase.generate],
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
 )
 
 
 @pytest.mark.slow  # 5-17 s, with the machine's load
-@settings(max_examples=1000, **SLOW_SETTINGS)
+@settings(max_examples=1000, **FUZZ_SETTINGS)
 @given(study=mutated_text(STUDY_BASE.replace("STIMPATH", '"STIMPATH"').replace("TASKPATH", '"TASKPATH"')), kinds=st.tuples(PATHS, PATHS))
 def test_generated_study_files_load_or_fail_with_one_line(study: bytes, kinds: tuple[str, str]) -> None:
     with in_directory() as root:
@@ -307,7 +308,7 @@ def test_generated_study_files_load_or_fail_with_one_line(study: bytes, kinds: t
         check_load(directory, path, names_a_file(directory))
 
 
-@settings(max_examples=500, **SLOW_SETTINGS)
+@settings(max_examples=500, **FUZZ_SETTINGS)
 @given(stimulus=mutated_text(STIMULUS_BASE), kind=PATHS)
 def test_generated_stimulus_files_load_or_fail_with_one_line(stimulus: bytes, kind: str) -> None:
     with in_directory() as root:
@@ -317,7 +318,7 @@ def test_generated_stimulus_files_load_or_fail_with_one_line(stimulus: bytes, ki
         check_load(directory, path, names_a_file(directory))
 
 
-@settings(max_examples=500, **SLOW_SETTINGS)
+@settings(max_examples=500, **FUZZ_SETTINGS)
 @given(task=task_file(), kind=PATHS)
 def test_generated_task_files_load_or_fail_with_one_line(task: tuple[str, bytes], kind: str) -> None:
     with in_directory() as root:

@@ -95,14 +95,16 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except (OSError, ValueError) as exc:
         raise UserError(f"cannot read the file: it {_path_problem(exc)}", file=label) from None
-    with os.fdopen(fd, "rb") as handle:
+    try:
         mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(mode):  # checked before fdopen, which refuses a directory with IsADirectoryError
             raise UserError(f"cannot read the file: it is {_kind(mode)}, not a regular file", file=label)
-        try:
+        with os.fdopen(fd, "rb", closefd=False) as handle:
             data = handle.read(limit + 1)
-        except OSError as exc:
-            raise UserError(f"cannot read the file ({exc.strerror})", file=label) from None
+    except OSError as exc:
+        raise UserError(f"cannot read the file ({exc.strerror})", file=label) from None
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise UserError(f"the file is larger than {limit:,} bytes, the most this kind of file may have", file=label)
     return data
