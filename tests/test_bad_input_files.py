@@ -298,7 +298,7 @@ FUZZ_SETTINGS = dict(
 )
 
 
-@pytest.mark.slow  # 5-17 s, with the machine's load
+@pytest.mark.slow  # 4-17 s each, with the machine's load
 @settings(max_examples=1000, **FUZZ_SETTINGS)
 @given(study=mutated_text(STUDY_BASE.replace("STIMPATH", '"STIMPATH"').replace("TASKPATH", '"TASKPATH"')), kinds=st.tuples(PATHS, PATHS))
 def test_generated_study_files_load_or_fail_with_one_line(study: bytes, kinds: tuple[str, str]) -> None:
@@ -308,7 +308,8 @@ def test_generated_study_files_load_or_fail_with_one_line(study: bytes, kinds: t
         check_load(directory, path, names_a_file(directory))
 
 
-@settings(max_examples=500, **FUZZ_SETTINGS)
+@pytest.mark.slow
+@settings(max_examples=1000, **FUZZ_SETTINGS)
 @given(stimulus=mutated_text(STIMULUS_BASE), kind=PATHS)
 def test_generated_stimulus_files_load_or_fail_with_one_line(stimulus: bytes, kind: str) -> None:
     with in_directory() as root:
@@ -318,7 +319,8 @@ def test_generated_stimulus_files_load_or_fail_with_one_line(stimulus: bytes, ki
         check_load(directory, path, names_a_file(directory))
 
 
-@settings(max_examples=500, **FUZZ_SETTINGS)
+@pytest.mark.slow
+@settings(max_examples=1000, **FUZZ_SETTINGS)
 @given(task=task_file(), kind=PATHS)
 def test_generated_task_files_load_or_fail_with_one_line(task: tuple[str, bytes], kind: str) -> None:
     with in_directory() as root:
