@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..core.errors import UserError
+from ..core.input_files import parse_yaml
 from .terminal import stdout_console
 
 stimuli_app = typer.Typer(no_args_is_help=True, help="The stimulus library: list, show, render.")
@@ -109,7 +110,7 @@ def _params(pairs: list[str] | None) -> dict[str, Any]:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise UserError(f"expected KEY=VALUE, got {pair!r}", field="--param")
-        params[key] = yaml.safe_load(value)
+        params[key] = parse_yaml(value, f"--param {key}")
     return params
 
 

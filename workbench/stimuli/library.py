@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from ..core.errors import UserError, validation_error
+from ..core.input_files import load_yaml
 from ..core.registry import Registry
 from ..core.paths import data_dir
 from ..plugins import load_builtins
@@ -114,13 +114,7 @@ def load_family_file(path: Path, base: StimulusLibrary | None = None) -> LoadedF
     A file without `data` for a family `base` already has (a user's extra or replacement phrases)
     is checked against that family's data, which it inherits."""
     label = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"cannot read stimulus file ({exc.strerror})", file=label) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise UserError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=label, field=f"line {mark.line + 1}" if mark else None) from None
+    raw = load_yaml(path)
     if not isinstance(raw, dict):
         raise UserError("a stimulus file must be a mapping with family, version and items", file=label)
     try:

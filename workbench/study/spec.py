@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..core.errors import UserError, validation_error
-from ..core.text import NAME_MAX
+from ..core.input_files import load_yaml, user_path
 from ..core.schema import Name, Seed, Strict
+from ..core.text import NAME_MAX
 from ..plugins import load_builtins
 from ..providers.credentials import find_credential
 from ..providers.spec import ModelSpec
@@ -286,18 +286,8 @@ def draw_sample(task: TaskSpec, ref: TaskRef, seed: int) -> TaskSample:
 
 def load_study(path: str | Path, library: StimulusLibrary | None = None) -> ResolvedStudy:
     """Read and validate a study file; raise UserError on the first problem."""
-    path = Path(path)
     label = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise UserError(f"cannot read study file ({exc.strerror})", file=label) from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else None
-        raise UserError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=label, field=where) from None
+    raw = load_yaml(path)
     if not isinstance(raw, dict):
         raise UserError("a study file must be a mapping with name, models, conditions and tasks", file=label)
     try:
@@ -333,7 +323,8 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
     library = library or builtin_library()
     base = Path(label).parent
     if spec.stimulus_files:
-        library = library.with_files([base / p for p in spec.stimulus_files])
+        files = [user_path(p, base=base, field=f"stimulus_files[{i}]", file=label, what="stimulus file") for i, p in enumerate(spec.stimulus_files)]
+        library = library.with_files(files)
     tasks: dict[str, TaskSpec] = {}
     samples: dict[str, TaskSample] = {}
     refs: list[TaskRef] = []

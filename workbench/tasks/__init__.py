@@ -18,7 +18,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..scoring import gold
@@ -27,6 +26,7 @@ from ..core.items import TaskItem
 from ..core.references import Reference
 from ..core.seeds import stable_seed
 from ..core.errors import UserError, validation_error
+from ..core.input_files import load_yaml, user_path
 from ..scoring.extract import DEFAULT_EXTRACTOR, EXTRACTORS, score_text
 from ..core.messages import Message, Messages, template_fields
 from ..core.paths import data_dir
@@ -322,10 +322,7 @@ def seeded_order(keys: Sequence[str], *seed_parts: object) -> list[int]:
 
 def load_suite_file(path: Path) -> tuple[SuiteFile, list[TaskSpec]]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        suite = SuiteFile.model_validate(raw)
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read task suite: {exc}", file=str(path)) from None
+        suite = SuiteFile.model_validate(load_yaml(path))
     except ValidationError as exc:
         raise validation_error(exc, file=str(path), model=SuiteFile) from None
     specs = []
@@ -469,11 +466,7 @@ def resolve_task(config: TaskConfig, base_dir: Path | None = None) -> TaskSpec:
         loader = spec.file_source
         if loader is None:
             raise UserError(f"task {spec.id} takes no data file (its items are generated)", field="path")
-        path = Path(config.path).expanduser()
-        if base_dir is not None and not path.is_absolute():
-            path = base_dir / path
-        if not path.exists():
-            raise UserError(f"data file {str(path)!r} does not exist", field="path")
+        path = user_path(config.path, base=base_dir, field="path", what="data file", directories=True)
         spec = spec.model_copy(
             update={"source": loader, "source_args": {**spec.file_args, "path": str(path.resolve())}, "demo_args": spec.file_demo_args}
         )

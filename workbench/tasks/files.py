@@ -5,14 +5,13 @@ line and the field, before anything runs.
 
 from __future__ import annotations
 
-import csv
 import functools
-import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import UserError
+from ..core.input_files import csv_rows, json_lines, parse_json
 from . import CAPACITY, SOURCES, TaskItem, TaskSpec, seeded_order, with_choices
 
 SOURCE = "custom.file"
@@ -21,51 +20,37 @@ ANSWER_FIELDS = ("target", "targets", "choices")
 
 def records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) of a .jsonl or .csv file; a malformed line is a UserError."""
-    try:
-        if path.suffix.lower() == ".csv":
-            yield from _csv_records(path)
-        elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-            yield from _jsonl_records(path)
-        else:
-            raise UserError("a task data file must be .jsonl or .csv", file=str(path))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read task data ({exc})", file=str(path)) from None
+    if path.suffix.lower() == ".csv":
+        yield from _csv_records(path)
+    elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+        yield from _jsonl_records(path)
+    else:
+        raise UserError("a task data file must be .jsonl or .csv", file=str(path))
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"not valid JSON: {exc.msg} (column {exc.colno})", file=str(path), field=f"line {number}") from None
-            if not isinstance(record, dict):
-                raise UserError("each line must be a JSON object", file=str(path), field=f"line {number}")
-            yield number, record
+    for number, record in json_lines(path):
+        if not isinstance(record, dict):
+            raise UserError("each line must be a JSON object", file=str(path), field=f"line {number}")
+        yield number, record
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """CSV cells are text; `targets` and `choices` cells hold JSON lists, empty cells are absent."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        reader = csv.DictReader(handle)
-        start = 2
-        for row in reader:
-            number, start = start, reader.line_num + 1
-            record: dict[str, Any] = {}
-            for key, value in row.items():
-                if key is None:
-                    raise UserError("more cells than header columns", file=str(path), field=f"line {number}")
-                if value is None or value == "":
-                    continue
-                if key in ("targets", "choices"):
-                    try:
-                        value = json.loads(value)
-                    except json.JSONDecodeError:
-                        raise UserError("must be a JSON list, e.g. [\"a\", \"b\"]", file=str(path), field=f"line {number}, field {key!r}") from None
-                record[key] = value
-            yield number, record
+    for number, row in csv_rows(path):
+        record: dict[str, Any] = {}
+        for key, value in row.items():
+            if key is None:
+                raise UserError("more cells than header columns", file=str(path), field=f"line {number}")
+            if value is None or value == "":
+                continue
+            if key in ("targets", "choices"):
+                try:
+                    value = parse_json(value, str(path))
+                except UserError as exc:
+                    raise UserError(f'must be a JSON list, e.g. ["a", "b"] ({exc.detail})', file=str(path), field=f"line {number}, field {key!r}") from None
+            record[key] = value
+        yield number, record
 
 
 def _text(value: Any) -> str | None:

@@ -8,7 +8,6 @@ for orthography_starts_with) over the workbench's own word lists (tasks/data/ii_
 from __future__ import annotations
 
 import functools
-import json
 import math
 import random
 import re
@@ -16,9 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from ..core.errors import UserError
+from ..core.input_files import load_json, load_yaml
 from ..core.paths import data_dir
 from ..core.registry import Registry
 from . import CAPACITY, SOURCES, TaskItem, TaskSpec, seeded_order
@@ -27,7 +26,7 @@ from .generators import Example, register_drawn, register_enumerated
 
 @functools.cache
 def word_lists() -> dict[str, Any]:
-    return yaml.safe_load((data_dir("tasks") / "data" / "ii_words.yaml").read_text(encoding="utf-8"))
+    return load_yaml(data_dir("tasks") / "data" / "ii_words.yaml")
 
 
 def _args_range(spec: TaskSpec, low: int, high: int) -> range:
@@ -220,12 +219,7 @@ def _ii_file(path: str, split: str, task: str) -> Path:
 
 @functools.lru_cache(maxsize=64)
 def _read_json(path: str, mtime_ns: int) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read ({exc})", file=path) from None
-    except json.JSONDecodeError as exc:
-        raise UserError(f"not valid JSON: {exc.msg}", file=path, field=f"line {exc.lineno}") from None
+    return load_json(path)
 
 
 def _ii_examples(spec: TaskSpec) -> tuple[Path, dict[str, Any]]:

@@ -20,10 +20,10 @@ import re
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..core.errors import UserError
+from ..core.input_files import load_yaml
 from ..core.paths import data_dir
 from ..scoring.scorers import Unparseable
 from ..scoring.metrics import METRICS, PARSERS
@@ -72,11 +72,13 @@ class Inventory(BaseModel):
 @functools.cache
 def load_inventory(name: str) -> Inventory:
     path = data_dir("tasks") / "inventories" / f"{name}.yaml"
-    try:
-        return Inventory.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except FileNotFoundError:
+    if not path.is_file():
         known = ", ".join(sorted(p.stem for p in path.parent.glob("*.yaml")))
-        raise UserError(f"unknown inventory {name!r} (inventories: {known})", field="source_args.inventory") from None
+        raise UserError(f"unknown inventory {name!r} (inventories: {known})", field="source_args.inventory")
+    try:
+        return Inventory.model_validate(load_yaml(path))
+    except UserError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any defect of the bank is reported with its file
         raise UserError(f"bad inventory file: {exc}", file=str(path)) from None
 

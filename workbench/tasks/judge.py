@@ -30,10 +30,10 @@ import string
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from ..core.errors import UserError, validation_error
+from ..core.errors import validation_error
+from ..core.input_files import load_yaml
 from ..core.messages import Message
 from ..core.paths import data_dir
 from ..plugins import load_builtins
@@ -282,10 +282,7 @@ def _or_list(parts: Sequence[str]) -> str:
 
 def load_rubric_file(path: Any) -> Rubric:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Rubric.model_validate(raw)
-    except (OSError, yaml.YAMLError) as exc:
-        raise UserError(f"cannot read rubric: {exc}", file=str(path)) from None
+        return Rubric.model_validate(load_yaml(path))
     except ValidationError as exc:
         raise validation_error(exc, file=str(path), model=Rubric, whole="rubric") from None
 
