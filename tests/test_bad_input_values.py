@@ -182,7 +182,7 @@ def test_latex_and_markdown_exports_hold_no_control_characters(text: str) -> Non
 
 def test_an_error_message_shows_control_characters_as_escapes(tmp_path: Path) -> None:
     missing = tmp_path / "study\x1b[2J.yaml"
-    message = _refused(run_cli("run", str(missing), "--db", str(tmp_path / "log.duckdb"), timeout=60), "cannot read study file")
+    message = _refused(run_cli("run", str(missing), "--db", str(tmp_path / "log.duckdb"), timeout=60), "cannot read the file")
     assert "study\\x1b[2J.yaml" in message
 
 
