@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .core.errors import LogDamaged, LogFault, UserError
+from .core.paths import segments_dir
 
 
 @dataclass(frozen=True)
@@ -154,10 +155,6 @@ FLUSH_ORDER = ("runs", "conditions", "calls", "rounds", "scores", "trials", "run
 TRIAL_CHILDREN = ("calls", "rounds", "scores")
 BATCH_CLOSERS = ("trials", "run_events")  # the last of FLUSH_ORDER: see _listed_batches
 WRITERS = "writers"  # segments/writers/WRITER.lock: flocked while the writer WRITER is alive
-
-
-def segments_dir(db_path: Path) -> Path:
-    return db_path.with_name(db_path.name + ".segments")
 
 
 def log_exists(db_path: Path) -> bool:

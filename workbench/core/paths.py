@@ -78,6 +78,11 @@ DUCKDB_MAGIC, DUCKDB_MAGIC_AT = b"DUCK", 8
 _WHAT_TO_NAME = "name a DuckDB log, a new file or a directory to hold one"
 
 
+def segments_dir(db_path: Path) -> Path:
+    """The folder of a log's Parquet segments, beside its DuckDB file."""
+    return db_path.with_name(db_path.name + ".segments")
+
+
 def _check_log_file(path: Path) -> None:
     """An existing log path must be a DuckDB file: /dev/null, a pipe or another program's file
     is refused before any command opens it, so none is read as a log or written over."""
@@ -92,5 +97,6 @@ def _check_log_file(path: Path) -> None:
         return  # a new log
     except OSError as exc:
         raise UserError(f"cannot read {path} ({exc.strerror}): {_WHAT_TO_NAME}", field="--db") from None
-    if header[DUCKDB_MAGIC_AT:] != DUCKDB_MAGIC:
+    # with its segments beside it the file was a log, damaged since: the store names it and offers `log repair`
+    if header[DUCKDB_MAGIC_AT:] != DUCKDB_MAGIC and not segments_dir(path).is_dir():
         raise UserError(f"{path} is not a DuckDB file ({'empty' if not header else 'no DuckDB header'}): {_WHAT_TO_NAME}", field="--db")

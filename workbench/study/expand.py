@@ -68,6 +68,7 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                                     "consumes_gold": solver.consumes_gold,
                                     "extractor": extractor,
                                     "verify": None,
+                                    "attempt": 1,
                                 },
                             )
                         )
