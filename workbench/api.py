@@ -116,6 +116,12 @@ class RunResult:
         """Errored trials that ended in a transient error and that running the study again retries."""
         return sum(self.transient_kinds.values())
 
+    def retry_notes(self) -> list[str]:
+        """Lines saying which trials ran again after a transient error, how many a re-run retries and which gave up."""
+        from .run.retry import retry_notes
+
+        return retry_notes(self.retried, self.transient_kinds, self.transient_exhausted)
+
     @property
     def db_path(self) -> str:
         return self.db

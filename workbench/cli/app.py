@@ -86,32 +86,11 @@ def run(
         out.print_json(json.dumps(result.to_json()))
     else:
         _print_run(result)
-    _print_transient_errors(result)
+    for note in result.retry_notes():
+        err.print(note, highlight=False, soft_wrap=True)
     if result.interrupted:
         interrupts.resumable(result.run_id)
         interrupts.exit_interrupted()
-
-
-def _print_transient_errors(result: Any) -> None:
-    """What became of the trials that ended in a transient error, and what a re-run does with them."""
-    from ..run.retry import MAX_ATTEMPTS, describe
-
-    if result.retried:
-        err.print(f"ran {_trials(result.retried)} again that had ended in transient errors (the earlier attempts stay in the log)")
-    if result.transient_errors:
-        err.print(
-            f"{_trials(result.transient_errors)} ended in transient errors ({describe(result.transient_kinds)}); "
-            "run the same command again to retry them"
-        )
-    if result.transient_exhausted:
-        err.print(
-            f"{_trials(result.transient_exhausted)} still ended in transient errors after {MAX_ATTEMPTS} attempts each; "
-            "they stay errors (--fresh starts a new run)"
-        )
-
-
-def _trials(n: int) -> str:
-    return f"{n} trial{'' if n == 1 else 's'}"
 
 
 def _print_run(result: Any) -> None:

@@ -90,6 +90,23 @@ def last_error_kind(calls: list[dict[str, Any]]) -> str | None:
     return calls[-1]["error_kind"] if calls else None
 
 
+def retry_notes(retried: int, kinds: Mapping[str, int], exhausted: int, max_attempts: int = MAX_ATTEMPTS) -> list[str]:
+    """What became of a run's trials that ended in a transient error, and what a re-run does with
+    them: the lines the CLI prints (and any other front end shows)."""
+    notes = []
+    if retried:
+        notes.append(f"ran {_trials(retried)} again that had ended in transient errors (the earlier attempts stay in the log)")
+    if kinds:
+        notes.append(f"{_trials(sum(kinds.values()))} ended in transient errors ({describe(kinds)}); run the same command again to retry them")
+    if exhausted:
+        notes.append(f"{_trials(exhausted)} still ended in transient errors after {max_attempts} attempts each; they stay errors (--fresh starts a new run)")
+    return notes
+
+
+def _trials(n: int) -> str:
+    return f"{n} trial{'' if n == 1 else 's'}"
+
+
 def describe(kinds: Mapping[str, int]) -> str:
     """E.g. `server unreachable`, or `server unreachable: 7, no answer in time: 2`."""
     ordered = Counter(kinds).most_common()
