@@ -677,3 +677,15 @@ def check_model(model: str, prompt: str, *, api_base: str | None = None, log: Lo
             await gateway.close()
 
     return asyncio.run(check())
+
+
+# -- the UI's Design page: study drafts, previews of conditions, credentials ------------------------
+
+
+# -- runs in the background and their progress, read from the log ----------------------------------
+
+
+# -- ratings of outputs ----------------------------------------------------------------------------
+
+
+# -- exports as bytes (the UI's downloads) ---------------------------------------------------------

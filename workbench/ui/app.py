@@ -1,0 +1,24 @@
+"""The UI's entry: the page list and the settings every page shares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+PAGES = Path(__file__).resolve().parent / "pages"
+
+# (file in pages/, title, icon): the order of the navigation
+PAGE_LIST = (
+    ("design.py", "Design", ":material/edit_note:"),
+    ("run.py", "Run", ":material/play_arrow:"),
+    ("results.py", "Results", ":material/table_chart:"),
+    ("rate.py", "Rate", ":material/star_rate:"),
+    ("export.py", "Export", ":material/download:"),
+)
+
+
+def main() -> None:
+    st.set_page_config(page_title="Prompt-Affect Workbench", layout="wide")
+    pages = [st.Page(PAGES / file, title=title, icon=icon, default=i == 0) for i, (file, title, icon) in enumerate(PAGE_LIST)]
+    st.navigation(pages).run()

@@ -1,0 +1,1 @@
+"""The pages, each a script Streamlit runs (and AppTest can run alone)."""

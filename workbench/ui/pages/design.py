@@ -1,0 +1,11 @@
+"""The Design page."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from workbench.ui.common import log_path, page_errors
+
+st.title("Design")
+with page_errors():
+    db = log_path()
