@@ -9,7 +9,6 @@ from typing import Annotated, Any, Optional
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
 from ..core.errors import UserError
@@ -64,7 +63,7 @@ def list_stimuli(
         table.add_column(column, overflow="fold")
     for row in rows:
         text = row["text"] if row["text"] is not None else f"(rendered from {', '.join(row['params']) or 'its data'})"
-        source = "authored (workbench)" if row.get("authored") else "cited"
+        source = row.get("authored_by") or "cited"
         table.add_row(row["id"], row["family"], row["placement"], text, source)
     out.print(table, highlight=False)
 
