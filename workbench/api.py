@@ -680,6 +680,33 @@ def check_model(model: str, prompt: str, *, api_base: str | None = None, log: Lo
 
 
 # -- the UI's Design page: study drafts, previews of conditions, credentials ------------------------
+# The stimulus browser: the library's catalogue and the exact messages of a condition.
+from .stimuli.catalog import Catalogue, CatalogEntry, Parameter  # noqa: E402  (the section's result types)
+from .study.preview import AppliedEntry, ConditionPreview, PreviewCall  # noqa: E402
+
+__all__ += ["AppliedEntry", "CatalogEntry", "Catalogue", "ConditionPreview", "Parameter", "PreviewCall", "preview_condition", "stimulus_catalogue"]
+
+
+def stimulus_catalogue(study_path: str | Path | None = None) -> Catalogue:
+    """The stimulus library by family: each stimulus's id, version, text, citation or authored
+    label, parameters (kind, range or choices, default), placements and variants. With
+    `study_path`, that study's stimulus files are in it too."""
+    from .study.preview import study_catalogue
+
+    return study_catalogue(study_path)
+
+
+def preview_condition(
+    stimuli: Sequence[str | Mapping[str, Any]], task: str, *, example: int = 0, seed: int | None = None, solver: str | None = None,
+    solver_params: Mapping[str, Any] | None = None, study_path: str | Path | None = None,
+) -> ConditionPreview:
+    """The exact messages a condition with `stimuli` (references as a study file writes them:
+    "EP02" or {"id": "SAC/warmth", "level": 5, "placement": "system"}) sends on example `example`
+    of `task`, built by the runner's own code (workbench.study.preview)."""
+    from .study.preview import preview_condition as preview
+
+    return preview(stimuli, task, example=example, seed=seed, solver=solver, solver_params=solver_params, study_path=study_path)
+
 
 
 # -- runs in the background and their progress, read from the log ----------------------------------

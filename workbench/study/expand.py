@@ -7,7 +7,7 @@ resumed run recognises what it has already done.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..core.seeds import draw_demos, query_seed
@@ -24,6 +24,11 @@ def trial_id(run_id: str, condition: str, model_id: str, task_id: str, item_id: 
 
 def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
     """All trials of a run, ordered so that the conditions of one example run side by side."""
+    return list(iter_trials(study, run_id))
+
+
+def iter_trials(study: ResolvedStudy, run_id: str) -> Iterator[Trial]:
+    """The trials of `expand`, one at a time, in its order (a preview takes the few it shows)."""
     spec = study.spec
     solvers = {name: study.solver_of(name) for name in study.conditions}
     # A condition's stimuli, and those its prompt applies, once for all its trials unless one
@@ -32,7 +37,6 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
         name: None if any(s.varies_by_item for s in stimuli) else (stimuli, prompt_stage(stimuli))
         for name, stimuli in study.conditions.items()
     }
-    trials: list[Trial] = []
     for model in spec.models:
         for ref in spec.tasks:
             task = study.tasks[ref.task]
@@ -49,30 +53,27 @@ def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
                     for condition, condition_stimuli in study.conditions.items():
                         solver = dspy or solvers[condition]
                         stimuli, in_prompt = shared[condition] or _for_item(condition_stimuli, meta)
-                        trials.append(
-                            holding(
-                                Trial,
-                                {
-                                    "trial_id": trial_id(run_id, condition, model.id, task.id, item.id, repeat),
-                                    "run_id": run_id,
-                                    "condition": condition,
-                                    "model": model,
-                                    "task": task,
-                                    "item": item,
-                                    "repeat": repeat,
-                                    "seed": seed,
-                                    "stimuli": stimuli,
-                                    "messages": apply_all(base, in_prompt),
-                                    "solver": solver.solver,
-                                    "solver_params": solver.params,
-                                    "consumes_gold": solver.consumes_gold,
-                                    "extractor": extractor,
-                                    "verify": None,
-                                    "attempt": 1,
-                                },
-                            )
+                        yield holding(
+                            Trial,
+                            {
+                                "trial_id": trial_id(run_id, condition, model.id, task.id, item.id, repeat),
+                                "run_id": run_id,
+                                "condition": condition,
+                                "model": model,
+                                "task": task,
+                                "item": item,
+                                "repeat": repeat,
+                                "seed": seed,
+                                "stimuli": stimuli,
+                                "messages": apply_all(base, in_prompt),
+                                "solver": solver.solver,
+                                "solver_params": solver.params,
+                                "consumes_gold": solver.consumes_gold,
+                                "extractor": extractor,
+                                "verify": None,
+                                "attempt": 1,
+                            },
                         )
-    return trials
 
 
 def _for_item(stimuli: tuple[AppliedStimulus, ...], meta: Mapping[str, Any]) -> tuple[tuple[AppliedStimulus, ...], tuple[AppliedStimulus, ...]]:

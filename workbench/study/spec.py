@@ -286,15 +286,19 @@ def draw_sample(task: TaskSpec, ref: TaskRef, seed: int) -> TaskSample:
 
 def load_study(path: str | Path, library: StimulusLibrary | None = None) -> ResolvedStudy:
     """Read and validate a study file; raise UserError on the first problem."""
+    return resolve_study(read_spec(path), str(path), library)
+
+
+def read_spec(path: str | Path) -> StudySpec:
+    """A study file's spec, its fields validated, nothing it names resolved yet."""
     label = str(path)
     raw = load_yaml(path)
     if not isinstance(raw, dict):
         raise UserError("a study file must be a mapping with name, models, conditions and tasks", file=label)
     try:
-        spec = StudySpec.model_validate(raw)
+        return StudySpec.model_validate(raw)
     except ValidationError as exc:
         raise validation_error(exc, file=label, model=StudySpec) from None
-    return resolve_study(spec, label, library)
 
 
 def _resolve_task(ref: TaskRef, index: int, label: str, base: Path, study_seed: int) -> tuple[TaskSpec, TaskRef, TaskSample]:
@@ -317,14 +321,22 @@ def _resolve_task(ref: TaskRef, index: int, label: str, base: Path, study_seed: 
     return task, ref.model_copy(update={"data_sha256": digest}), sample
 
 
+def study_library(spec: StudySpec, label: str, library: StimulusLibrary | None = None) -> StimulusLibrary:
+    """The stimulus library a study's conditions draw from: `library` (the built-in one) plus the
+    study's stimulus files, found relative to the study file."""
+    library = library or builtin_library()
+    if not spec.stimulus_files:
+        return library
+    base = Path(label).parent
+    files = [user_path(p, base=base, field=f"stimulus_files[{i}]", file=label, what="stimulus file") for i, p in enumerate(spec.stimulus_files)]
+    return library.with_files(files)
+
+
 def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None = None) -> ResolvedStudy:
     _check_credentials(spec, label)
     load_builtins()  # the solvers, task sources and providers the study names
-    library = library or builtin_library()
+    library = study_library(spec, label, library)
     base = Path(label).parent
-    if spec.stimulus_files:
-        files = [user_path(p, base=base, field=f"stimulus_files[{i}]", file=label, what="stimulus file") for i, p in enumerate(spec.stimulus_files)]
-        library = library.with_files(files)
     tasks: dict[str, TaskSpec] = {}
     samples: dict[str, TaskSample] = {}
     refs: list[TaskRef] = []
