@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..core.errors import UserError, validation_error
-from ..core.input_files import load_yaml, user_path
+from ..core.input_files import load_yaml, parse_yaml, text_as_file, user_path
 from ..core.schema import Name, Seed, Strict
 from ..core.text import NAME_MAX
 from ..plugins import load_builtins
@@ -286,10 +286,25 @@ def draw_sample(task: TaskSpec, ref: TaskRef, seed: int) -> TaskSample:
 
 def load_study(path: str | Path, library: StimulusLibrary | None = None) -> ResolvedStudy:
     """Read and validate a study file; raise UserError on the first problem."""
-    label = str(path)
-    raw = load_yaml(path)
+    return study_from_raw(load_yaml(path), str(path), library)
+
+
+def study_from_text(text: str, label: str, library: StimulusLibrary | None = None) -> ResolvedStudy:
+    """A study's text validated as if read from the file `label` (where it will be saved: relative
+    paths in it resolve from there), within the caps and with the messages of `load_study`."""
+    return study_from_raw(parse_yaml(text_as_file(text, label), label), label, library)
+
+
+def study_mapping(raw: Any, label: str) -> dict[str, Any]:
+    """A parsed study file's top level, which must be a mapping."""
     if not isinstance(raw, dict):
         raise UserError("a study file must be a mapping with name, models, conditions and tasks", file=label)
+    return raw
+
+
+def study_from_raw(raw: Any, label: str, library: StimulusLibrary | None = None) -> ResolvedStudy:
+    """A parsed study file (plain data) validated and resolved."""
+    raw = study_mapping(raw, label)
     try:
         spec = StudySpec.model_validate(raw)
     except ValidationError as exc:
