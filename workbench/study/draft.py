@@ -22,14 +22,13 @@ from ..core.input_files import load_yaml, parse_yaml
 from ..plugins import load_builtins
 from ..providers.local_models import LOCAL_MODELS
 from ..solvers.base import SOLVERS
-from ..solvers.heart import FEEDBACK, SCHEDULES, STRATEGIES
+from ..solvers.heart import FEEDBACK, SCHEDULES, SOLVER as HEART_SOLVER, STRATEGIES  # HEART_SOLVER: the solver whose settings the form shows
 from ..solvers.heart.plan import DEFAULT_PHRASES, ORACLE_STRATEGY, PHRASE_CHOICES, HeartConfig
 from ..stimuli import feedback_phrases
 from ..tasks import TaskConfig, builtin_tasks, resolve_task
 from .spec import ResolvedStudy, StudySpec, study_from_text, study_mapping
 
 SIMULATED_MODEL = "sim/default"  # a simulated model (any sim/<name>): answers at once, no server
-HEART_SOLVER = "heart"
 WHOLE_LIMIT = 2**53 - 1  # the largest whole number a browser's number input holds exactly
 
 # What the Design page starts from: the quickstart's shape on the embedded model.
@@ -173,10 +172,6 @@ def schedule_value(name: Any, options: Any, original: Any) -> Any:
     if name is None:
         return None
     return {"name": name, **options} if isinstance(options, Mapping) and options else name
-
-
-def condition_uses_heart(condition: Mapping[str, Any]) -> bool:
-    return condition.get("solver") == HEART_SOLVER
 
 
 def new_condition_name(draft: Mapping[str, Any], base: str) -> str:

@@ -1,0 +1,9 @@
+"""The stimulus library browser (placeholder until the ui-stimuli part lands)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def stimulus_browser(task: str | None, key: str = "stimuli") -> dict[str, Any] | None:
+    return None
