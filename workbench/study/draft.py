@@ -22,13 +22,14 @@ from ..core.input_files import load_yaml, parse_yaml
 from ..plugins import load_builtins
 from ..providers.local_models import LOCAL_MODELS
 from ..solvers.base import SOLVERS
-from ..solvers.heart import FEEDBACK, SCHEDULES, SOLVER as HEART_SOLVER, STRATEGIES  # HEART_SOLVER: the solver whose settings the form shows
+from ..solvers.heart import FEEDBACK, SCHEDULES, SOLVER, STRATEGIES
 from ..solvers.heart.plan import DEFAULT_PHRASES, ORACLE_STRATEGY, PHRASE_CHOICES, HeartConfig
 from ..stimuli import feedback_phrases
 from ..tasks import TaskConfig, builtin_tasks, resolve_task
 from .spec import ResolvedStudy, StudySpec, study_from_text, study_mapping
 
 SIMULATED_MODEL = "sim/default"  # a simulated model (any sim/<name>): answers at once, no server
+HEART_SOLVER = SOLVER  # the solver whose settings the form shows
 WHOLE_LIMIT = 2**53 - 1  # the largest whole number a browser's number input holds exactly
 
 # What the Design page starts from: the quickstart's shape on the embedded model.
