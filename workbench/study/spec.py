@@ -286,13 +286,18 @@ def draw_sample(task: TaskSpec, ref: TaskRef, seed: int) -> TaskSample:
 
 def load_study(path: str | Path, library: StimulusLibrary | None = None) -> ResolvedStudy:
     """Read and validate a study file; raise UserError on the first problem."""
-    return study_from_raw(load_yaml(path), str(path), library)
+    return resolve_study(read_spec(path), str(path), library)
+
+
+def read_spec(path: str | Path) -> StudySpec:
+    """A study file's spec, its fields validated, nothing it names resolved yet."""
+    return spec_of(load_yaml(path), str(path))
 
 
 def study_from_text(text: str, label: str, library: StimulusLibrary | None = None) -> ResolvedStudy:
     """A study's text validated as if read from the file `label` (where it will be saved: relative
     paths in it resolve from there), within the caps and with the messages of `load_study`."""
-    return study_from_raw(parse_yaml(text_as_file(text, label), label), label, library)
+    return resolve_study(spec_of(parse_yaml(text_as_file(text, label), label), label), label, library)
 
 
 def study_mapping(raw: Any, label: str) -> dict[str, Any]:
@@ -302,14 +307,12 @@ def study_mapping(raw: Any, label: str) -> dict[str, Any]:
     return raw
 
 
-def study_from_raw(raw: Any, label: str, library: StimulusLibrary | None = None) -> ResolvedStudy:
-    """A parsed study file (plain data) validated and resolved."""
-    raw = study_mapping(raw, label)
+def spec_of(raw: Any, label: str) -> StudySpec:
+    """A parsed study file's spec (plain data from the file `label`), its fields validated."""
     try:
-        spec = StudySpec.model_validate(raw)
+        return StudySpec.model_validate(study_mapping(raw, label))
     except ValidationError as exc:
         raise validation_error(exc, file=label, model=StudySpec) from None
-    return resolve_study(spec, label, library)
 
 
 def _resolve_task(ref: TaskRef, index: int, label: str, base: Path, study_seed: int) -> tuple[TaskSpec, TaskRef, TaskSample]:

@@ -5,5 +5,5 @@ from __future__ import annotations
 from typing import Any
 
 
-def stimulus_browser(task: str | None, key: str = "stimuli") -> dict[str, Any] | None:
+def stimulus_browser(task: str | None, key: str = "stimuli", study_path: str | None = None) -> dict[str, Any] | None:
     return None

@@ -96,6 +96,11 @@ def yaml_field(label: str, value: Any, name: str, field: str, area: bool = False
         return value
 
 
+def show_error(message: str) -> None:
+    """The one-line message the CLI prints. It may quote user text: escape it with common.md_text once the safety part adds it."""
+    st.error(message)
+
+
 def entries(draft: dict[str, Any], section: str) -> list[Any]:
     found = draft.get(section)
     return list(found) if isinstance(found, list) else []
@@ -110,7 +115,7 @@ left, right = st.columns([4, 1], vertical_alignment="bottom")
 left.text_input("Study file", value=state.get(STUDY_PATH, ""), key=OPEN, help="A study file to fill the form from.")
 right.button("Open", on_click=open_file)
 if OPEN_ERROR in state:
-    st.error(state[OPEN_ERROR])
+    show_error(state[OPEN_ERROR])
 st.button("New study", on_click=replace_draft, args=(api.new_draft(),))
 
 draft: dict[str, Any] = dict(state[DRAFT])
@@ -124,7 +129,7 @@ models = entries(draft, "models")
 for i, model in enumerate(models):
     if not isinstance(model, dict):
         continue
-    cols = st.columns([3, 3, 2, 2, 1], vertical_alignment="bottom")
+    cols = st.columns([3, 3, 2, 2, 1.3], vertical_alignment="bottom")
     with cols[0]:
         chosen = choice("Model", model.get("id"), api.model_choices(), f"models.{i}.id", "(choose)")
     typed = cols[1].text_input("Or a litellm model string", key=key("models", i, "typed"), placeholder="e.g. openai/gpt-4o-mini")
@@ -213,7 +218,7 @@ st.subheader("Conditions")
 conditions = entries(draft, "conditions")
 first_task = tasks[0].get("task") if tasks and isinstance(tasks[0], dict) else None
 with st.expander("Add a condition from the stimulus library"):
-    picked = stimulus_browser(first_task if isinstance(first_task, str) else None, key="design_stimuli")
+    picked = stimulus_browser(first_task if isinstance(first_task, str) else None, key="design_stimuli", study_path=state[SAVE_AS])
 if picked:
     conditions.append({"name": api.new_condition_name(draft, str(picked.get("id"))), "stimuli": [picked]})
 for i, condition in enumerate(conditions):
@@ -263,7 +268,7 @@ state[DRAFT] = draft
 st.subheader("Check")
 resolved = None
 if problems:
-    st.error(problems[0])
+    show_error(problems[0])
 else:
     try:
         resolved = api.check_draft(draft, state[SAVE_AS])
@@ -271,7 +276,7 @@ else:
         for warning in api.study_warnings(resolved):
             st.text(f"warning: {warning}")
     except api.UserError as exc:
-        st.error(str(exc))
+        show_error(str(exc))
 
 with st.expander("Plan", expanded=True):
     if resolved is None:
@@ -285,7 +290,7 @@ with st.expander("Plan", expanded=True):
                 st.text(f"power at a {plan.effect * 100:+.0f}-point difference (exact McNemar, baseline {plan.baseline:g})")
                 st.dataframe([p.to_dict() for p in plan.power], hide_index=True)
         except (api.UserError, api.LogFault) as exc:
-            st.error(str(exc))
+            show_error(str(exc))
 
 with st.expander("YAML"):
     st.code(api.render_draft(draft), language="yaml")
@@ -300,5 +305,5 @@ if cols[2].button("Save"):
         st.success("Saved" if saved.written else "Saved (the file held this study already)")
         st.text(saved.path)
     except api.UserError as exc:
-        st.error(str(exc))
+        show_error(str(exc))
 
