@@ -234,6 +234,20 @@ def test_study_text_goes_through_the_file_caps(tmp_path: Path) -> None:
     assert api.check_study_text(text, "studies/quickstart.yaml").spec_hash() == api.load_study("studies/quickstart.yaml").spec_hash()
 
 
+def test_a_schedule_keeps_its_written_form_until_edited() -> None:
+    written = {"name": "alternating"}
+    name, options = api.schedule_parts(written)
+    assert api.schedule_value(name, options, written) is written
+    assert api.schedule_value("random", {"emotions": ["anger"]}, written) == {"name": "random", "emotions": ["anger"]}
+    assert api.schedule_value("static", None, written) == "static"
+
+
+def test_a_field_typed_as_bad_yaml_names_the_study_and_field(tmp_path: Path) -> None:
+    with pytest.raises(api.UserError) as caught:
+        api.parse_field("[EP02", str(tmp_path / "s.yaml"), "conditions[1].stimuli")
+    assert str(caught.value).startswith(f"{tmp_path / 's.yaml'}: conditions[1].stimuli (line 1): not valid YAML: ")
+
+
 def test_credential_status_of_local_and_simulated_models_is_empty() -> None:
     assert api.credential_status(["local/default", "sim/x", "local/qwen-1.5b"]) == []
 

@@ -144,10 +144,11 @@ for i, model in enumerate(models):
     with cols[4]:
         remove_button("models", i)
     models[i] = api.updated(model, id=typed.strip() or chosen, params=params)
-st.button("Add model", on_click=add_item, args=("models", {"id": "local/default", "params": {"temperature": 0.0, "max_tokens": 32}}))
+ids = [m["id"] for m in models if isinstance(m, dict) and isinstance(m.get("id"), str)]
+unused = next((m for m in api.model_choices() if m not in ids), api.SIMULATED_MODEL)
+st.button("Add model", on_click=add_item, args=("models", {"id": unused, "params": {"temperature": 0.0, "max_tokens": 32}}))
 draft = api.updated(draft, models=models if "models" in draft or models else None)
 
-ids = [m["id"] for m in models if isinstance(m, dict) and isinstance(m.get("id"), str)]
 variables = api.credential_status(ids)
 if variables:
     st.dataframe([{"model": v.model, "variable": v.name, "status": "set" if v.set else "not set"} for v in variables], hide_index=True)
