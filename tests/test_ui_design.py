@@ -252,6 +252,33 @@ def test_credential_status_of_local_and_simulated_models_is_empty() -> None:
     assert api.credential_status(["local/default", "sim/x", "local/qwen-1.5b"]) == []
 
 
+def test_credential_status_leaves_the_environment_to_other_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """While litellm is asked with the environment hidden, only the asking thread sees it empty."""
+    import threading
+
+    from workbench.providers import environment
+    from workbench.providers.litellm_provider import _litellm
+
+    utils = _litellm().utils
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    environment._variables_of.cache_clear()
+    asker: list[bool] = []
+    other: list[bool] = []
+    real = utils.validate_environment
+
+    def spied(**kwargs: Any) -> Any:
+        asker.append("OPENAI_API_KEY" in utils.os.environ)
+        thread = threading.Thread(target=lambda: other.append("OPENAI_API_KEY" in utils.os.environ))
+        thread.start()
+        thread.join()
+        return real(**kwargs)
+
+    monkeypatch.setattr(utils, "validate_environment", spied)
+    assert [(v.name, v.set) for v in api.credential_status(["openai/gpt-4o-mini"])] == [("OPENAI_API_KEY", True)]
+    assert asker == [False] and other == [True]
+    assert utils.os is environment.os  # the real module is back
+
+
 # -- random edits never raise out of the page -------------------------------------------------------
 def _edit(at: AppTest, data: hs.DataObject) -> None:
     kinds = [k for k in ("text_input", "number_input", "selectbox", "checkbox", "text_area", "button") if len(getattr(at, k))]

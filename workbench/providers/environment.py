@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -31,23 +31,29 @@ class EnvVariable:
         return {"model": self.model, "variable": self.name, "set": self.set}
 
 
-class _EnvironView(Mapping[str, str]):
-    """`os.environ`, except empty for the threads that asked (`hidden.on`)."""
+class _EnvironView(MutableMapping[str, str]):
+    """`os.environ`, except empty for the threads that asked (`hidden.on`); writes go to `os.environ`."""
 
     def __init__(self) -> None:
         self.hidden = threading.local()
 
-    def _real(self) -> Mapping[str, str]:
+    def _seen(self) -> Mapping[str, str]:
         return {} if getattr(self.hidden, "on", False) else os.environ
 
     def __getitem__(self, key: str) -> str:
-        return self._real()[key]
+        return self._seen()[key]
+
+    def __setitem__(self, key: str, value: str) -> None:
+        os.environ[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del os.environ[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._real())
+        return iter(self._seen())
 
     def __len__(self) -> int:
-        return len(self._real())
+        return len(self._seen())
 
 
 class _OsView:
