@@ -144,6 +144,15 @@ def test_bad_value_shows_the_runners_message(tmp_path: Path) -> None:
     assert [e.value for e in at.error] == [cli_error(study, tmp_path / "log.duckdb")]
 
 
+@pytest.mark.parametrize("override", [{"models": "local/default"}, {"tasks": 5}, {"conditions": {"name": "control"}}, {"repeats": "two"}, {"seed": 2**70}], ids=str)
+def test_a_value_the_form_cannot_show_is_kept_and_named(override: dict[str, Any], tmp_path: Path) -> None:
+    study = write_study(tmp_path / "odd.yaml", sim_study(**override))
+    at = open_study(page(tmp_path / "log.duckdb"), study)
+    assert not at.exception
+    assert [e.value for e in at.error] == [cli_error(study, tmp_path / "log.duckdb")]
+    assert {k: yaml.safe_load(at.code[0].value)[k] for k in override} == override
+
+
 def test_bad_edit_shows_the_runners_message(tmp_path: Path) -> None:
     """An edit in the form is checked as the file it will be saved as: the message `workbench run` prints for that file."""
     good = write_study(tmp_path / "good.yaml", sim_study())

@@ -683,7 +683,7 @@ def check_model(model: str, prompt: str, *, api_base: str | None = None, log: Lo
 # -- the UI's Design page: study drafts, previews of conditions, credentials ------------------------
 from .study.draft import (  # noqa: E402  (the Design page's form: drafts and their choices)
     check_draft, choices_with, edited, field_text, form_number, form_text, heart_choices, model_choices, new_condition_name, new_draft, open_draft, parse_field, policy_choices,
-    render_draft, schedule_parts, schedule_value, solver_choices, task_choices, task_examples, updated, HEART_SOLVER, SIMULATED_MODEL, WHOLE_LIMIT,
+    render_draft, schedule_parts, schedule_value, solver_choices, task_choices, task_examples, updated, with_entries, HEART_SOLVER, SIMULATED_MODEL, WHOLE_LIMIT,
 )
 
 
@@ -737,7 +737,7 @@ def credential_status(models: Sequence[str]) -> list[Any]:
 __all__ += [
     "SavedStudy", "check_draft", "check_study_text", "choices_with", "credential_status", "edited", "field_text", "form_number", "form_text", "heart_choices", "model_choices", "new_condition_name",
     "new_draft", "open_draft", "parse_field", "policy_choices", "render_draft", "save_study", "schedule_parts", "schedule_value",
-    "solver_choices", "task_choices", "task_examples", "updated", "HEART_SOLVER", "SIMULATED_MODEL", "WHOLE_LIMIT",
+    "solver_choices", "task_choices", "task_examples", "updated", "with_entries", "HEART_SOLVER", "SIMULATED_MODEL", "WHOLE_LIMIT",
 ]
 
 

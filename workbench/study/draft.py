@@ -93,6 +93,15 @@ def updated(mapping: Mapping[str, Any] | None, **values: Any) -> dict[str, Any]:
     return result
 
 
+def with_entries(draft: Mapping[str, Any], section: str, items: list[Any]) -> dict[str, Any]:
+    """The draft with its list `section` (models, tasks, conditions) set to `items`; a value there
+    that is not a list is kept for the check to name, and an absent section stays absent while empty."""
+    current = draft.get(section)
+    if (current is not None and not isinstance(current, list)) or (current is None and not items):
+        return dict(draft)
+    return updated(draft, **{section: items})
+
+
 def edited(original: Any, shown: Any, value: Any) -> Any:
     """A field's value after the form: the original while the widget still shows what it was
     given (so values the widget cannot hold, and unset keys, survive a save), else the widget's."""

@@ -147,7 +147,7 @@ for i, model in enumerate(models):
 ids = [m["id"] for m in models if isinstance(m, dict) and isinstance(m.get("id"), str)]
 unused = next((m for m in api.model_choices() if m not in ids), api.SIMULATED_MODEL)
 st.button("Add model", on_click=add_item, args=("models", {"id": unused, "params": {"temperature": 0.0, "max_tokens": 32}}))
-draft = api.updated(draft, models=models if "models" in draft or models else None)
+draft = api.with_entries(draft, "models", models)
 
 variables = api.credential_status(ids)
 if variables:
@@ -181,7 +181,7 @@ for i, task in enumerate(tasks):
             except api.UserError as exc:
                 st.text(str(exc))
 st.button("Add task", on_click=add_item, args=("tasks", {"task": "ii/sum", "n": 20}))
-draft = api.updated(draft, tasks=tasks if "tasks" in draft or tasks else None)
+draft = api.with_entries(draft, "tasks", tasks)
 
 
 # -- conditions ----------------------------------------------------------------------------------
@@ -244,7 +244,7 @@ for i, condition in enumerate(conditions):
 add_cols = st.columns(2)
 add_cols[0].button("Add condition", on_click=add_item, args=("conditions", {"name": api.new_condition_name(draft, "condition")}))
 add_cols[1].button("Add HEART condition", on_click=add_item, args=("conditions", {"name": api.new_condition_name(draft, "heart"), "solver": api.HEART_SOLVER, "solver_params": {"rounds": 3, "mode": "oracle"}}))
-draft = api.updated(draft, conditions=conditions if "conditions" in draft or conditions else None)
+draft = api.with_entries(draft, "conditions", conditions)
 names = [c["name"] for c in conditions if isinstance(c, dict) and isinstance(c.get("name"), str)]
 draft = api.updated(draft, control=choice("Control", draft.get("control"), names, "control", "(default: control, else the first without stimuli)"))
 draft = api.updated(draft, sweep=yaml_field("Sweep (YAML)", draft.get("sweep"), "sweep", "sweep", area=True))
