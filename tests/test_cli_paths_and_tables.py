@@ -60,6 +60,15 @@ def test_db_through_a_file_is_a_one_line_error(tmp_path: Path, rest: list[str], 
     assert result.stderr.strip().count("\n") == 0 and f"--db: {blocking} is a file" in result.stderr
 
 
+@pytest.mark.parametrize("given_path", ["x" * 300, "runs/a\x00b.duckdb"], ids=["name too long", "NUL byte"])
+def test_db_naming_no_file_is_a_one_line_error(given_path: str) -> None:
+    with pytest.raises(UserError, match="^--db: the log path .* is (too long|not a valid file name)"):
+        resolve_db_path(given_path)
+    if "\x00" not in given_path:  # a process argument cannot hold a NUL byte
+        result = run_cli("runs", "list", "--db", given_path)
+        assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.strip().count("\n") == 0
+
+
 def test_tables_print_whole_at_80_columns(tmp_path: Path) -> None:
     result = run_cli("tasks", "list", env={"COLUMNS": "80"})
     assert result.returncode == 0, result.stderr

@@ -61,10 +61,11 @@ def plan(
 ) -> Any:
     """What running `study` would take (workbench.reports.plan.Plan): no model call (unless `measure`
     times local models), nothing written. `to_json()` is what `workbench plan --json` prints."""
+    from .core.paths import resolve_db_path
     from .reports.plan import BadFigure, plan_study
 
     try:
-        return plan_study(_resolved(study), Path(db), log=log or _quiet, fresh=fresh, use_cache=use_cache, effect=effect, baseline=baseline, measure=measure)
+        return plan_study(_resolved(study), resolve_db_path(db), log=log or _quiet, fresh=fresh, use_cache=use_cache, effect=effect, baseline=baseline, measure=measure)
     except BadFigure as exc:
         raise UserError(exc.detail, field=f"--{exc.parameter}") from None
 
@@ -707,6 +708,64 @@ def preview_condition(
 
     return preview(stimuli, task, example=example, seed=seed, solver=solver, solver_params=solver_params, study_path=study_path)
 
+from .study.draft import (  # noqa: E402  (the Design page's form: drafts and their choices)
+    check_draft, choices_with, edited, field_text, form_number, form_text, heart_choices, model_choices, new_condition_name, new_draft, open_draft, parse_field, policy_choices,
+    render_draft, schedule_parts, schedule_value, solver_choices, task_choices, task_examples, updated, with_entries, HEART_SOLVER, SIMULATED_MODEL, WHOLE_LIMIT,
+)
+
+
+def check_study_text(text: str, path: str | Path) -> ResolvedStudy:
+    """A study's text checked as `workbench run` checks the file `path` it will be saved as (its
+    relative paths resolve from there): the same caps, rules and one-line UserError."""
+    from .study.spec import study_from_text
+
+    return study_from_text(text, str(path))
+
+
+@dataclass(frozen=True)
+class SavedStudy:
+    """A study saved from a draft: where, whether a write was needed, and its run identity."""
+
+    path: str
+    written: bool
+    spec_hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "written": self.written, "spec_hash": self.spec_hash}
+
+
+def save_study(draft: Mapping[str, Any], path: str | Path, *, overwrite: bool = False) -> SavedStudy:
+    """Write a draft as the study file `path` (atomically) once it passes `workbench run`'s checks
+    there; a different file already at `path` is replaced only with `overwrite`."""
+    from .export import write_atomic
+    from .study.draft import needs_write
+
+    label = str(path)
+    text = render_draft(draft)
+    needed = needs_write(label, text, overwrite)
+    resolved = check_study_text(text, label)
+    if needed:
+        try:
+            write_atomic(Path(label).expanduser(), text)
+        except OSError as exc:
+            raise UserError(f"cannot write the file ({exc.strerror or exc})", file=label) from None
+    return SavedStudy(label, needed, resolved.spec_hash())
+
+
+def credential_status(models: Sequence[str]) -> list[Any]:
+    """For each model, the environment variables its provider reads keys from and whether each is
+    set (workbench.providers.environment.EnvVariable: names only, never a value); local/* and sim/*
+    need none."""
+    from .providers.environment import credential_status as of_model
+
+    return [variable for model in dict.fromkeys(models) for variable in of_model(model)]
+
+
+__all__ += [
+    "SavedStudy", "check_draft", "check_study_text", "choices_with", "credential_status", "edited", "field_text", "form_number", "form_text", "heart_choices", "model_choices", "new_condition_name",
+    "new_draft", "open_draft", "parse_field", "policy_choices", "render_draft", "save_study", "schedule_parts", "schedule_value",
+    "solver_choices", "task_choices", "task_examples", "updated", "with_entries", "HEART_SOLVER", "SIMULATED_MODEL", "WHOLE_LIMIT",
+]
 
 
 # -- runs in the background and their progress, read from the log ----------------------------------

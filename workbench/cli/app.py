@@ -145,25 +145,23 @@ def _print_warning(message: str) -> None:
     err.print(Text.assemble(("warning:", "bold yellow"), f" {visible(message)}"), highlight=False, soft_wrap=True)
 
 
-def _count(value: int | None) -> str:
-    return "unknown" if value is None else str(value)
-
-
 def _print_plan(plan: Any) -> None:
+    from ..reports.plan import count_text, duration_text
+
     console = _wide_console()
     table = Table(title=f"plan: {plan.study} (run {plan.run_id})", caption="calls ≤: the program's calls at most (loops to their last round) plus the judge's; cached: trials whose first request is in the log's cache")
     for column in ("model", "condition", "solver", "trials", "done", "calls/trial ≤", "calls ≤", "cached", "new calls ≤"):
         table.add_column(column, justify="left" if column in ("model", "condition", "solver") else "right")
     for c in plan.conditions:
-        table.add_row(c.model, c.condition, c.solver, str(c.trials), str(c.trials_done), _count(c.calls_per_trial_max), _count(c.calls_max), str(c.cached_first_calls), _count(c.new_calls_max))
+        table.add_row(c.model, c.condition, c.solver, str(c.trials), str(c.trials_done), count_text(c.calls_per_trial_max), count_text(c.calls_max), str(c.cached_first_calls), count_text(c.new_calls_max))
     console.print(table)
     table = Table(title="spending", caption=f"time: new calls x mean latency / concurrency {plan.concurrency}; tokens: the prompts on each program's longest path, max_tokens per answer")
     for column in ("model", "new calls ≤", "prompt tokens ≤", "completion tokens ≤", "s/call", "latency from", "time ≤", "cost ≤ (USD)", "price from"):
         table.add_column(column, justify="left" if column in ("model", "latency from", "price from") else "right")
     for m in plan.models:
         table.add_row(
-            m.model, _count(m.new_calls_max), str(m.prompt_tokens_max), f"{m.completion_tokens_max}{' (assumed)' if m.max_tokens_assumed else ''}",
-            "" if m.latency_s is None else f"{m.latency_s:.3f}", m.latency_source, _duration(m.seconds_max),
+            m.model, count_text(m.new_calls_max), str(m.prompt_tokens_max), f"{m.completion_tokens_max}{' (assumed)' if m.max_tokens_assumed else ''}",
+            "" if m.latency_s is None else f"{m.latency_s:.3f}", m.latency_source, duration_text(m.seconds_max),
             "unknown" if m.cost_usd_max is None else f"{m.cost_usd_max:.4f}", m.cost_source,
         )
     console.print(table)
@@ -177,19 +175,7 @@ def _print_plan(plan: Any) -> None:
                 shown.add((r.model, r.task))
                 table.add_row(r.model, r.task, str(r.n), str(r.comparisons), f"{r.power:.3f}", "" if r.n_for_80 is None else str(r.n_for_80))
         console.print(table)
-    cost = "unknown" if plan.cost_usd_max is None else f"{plan.cost_usd_max:.4f} USD"
-    console.print(
-        f"trials {plan.trials} ({plan.trials_done} done), model calls at most {_count(plan.calls_max)} "
-        f"({plan.cached_first_calls} first calls cached, at most {_count(plan.new_calls_max)} new), "
-        f"time at most {_duration(plan.seconds_max)}, cost at most {cost}; log: {plan.db}",
-        highlight=False,
-    )
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+    console.print(plan.summary(), highlight=False)
 
 
 def _print_condition_table(summary: Any, rows: list[Any], control: str, policy: Any, costs: dict[Any, Any], flagged: set[tuple[str, str]], extractor: str | None) -> None:

@@ -54,7 +54,7 @@ def shown(text: object, limit: int = 60) -> str:
     return quoted if len(quoted) <= limit else f"{quoted[: limit - 5]}...{quoted[-1]} ({len(str(text))} characters)"
 
 
-def _path_problem(exc: OSError | ValueError) -> str:
+def path_problem(exc: OSError | ValueError) -> str:
     """What is wrong with a path, as a phrase after the path: "does not exist", ..."""
     if not isinstance(exc, OSError):  # a NUL byte, or a lone surrogate that cannot be encoded
         return "is not a valid file name"
@@ -81,7 +81,7 @@ def user_path(given: str | Path, *, base: Path | None = None, field: str, file: 
     except RuntimeError:  # `~name` of an unknown user
         raise bad("starts with ~ of an unknown user") from None
     except (OSError, ValueError) as exc:
-        raise bad(_path_problem(exc)) from None
+        raise bad(path_problem(exc)) from None
     if not (stat.S_ISREG(mode) or (directories and stat.S_ISDIR(mode))):
         raise bad(f"is {_kind(mode)}, not a {'file or directory' if directories else 'regular file'}")
     return base / path if base is not None else path
@@ -94,7 +94,7 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read the file: it {_path_problem(exc)}", file=label) from None
+        raise UserError(f"cannot read the file: it {path_problem(exc)}", file=label) from None
     try:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):  # checked before fdopen, which refuses a directory with IsADirectoryError
@@ -105,6 +105,10 @@ def read_bytes(path: str | Path, limit: int) -> bytes:
         raise UserError(f"cannot read the file ({exc.strerror})", file=label) from None
     finally:
         os.close(fd)
+    return within_limit(data, limit, label)
+
+
+def within_limit(data: bytes, limit: int, label: str) -> bytes:
     if len(data) > limit:
         raise UserError(f"the file is larger than {limit:,} bytes, the most this kind of file may have", file=label)
     return data
@@ -123,6 +127,12 @@ def decode(data: bytes, file: str) -> str:
 
 def read_text(path: str | Path, limit: int = YAML_LIMIT) -> str:
     return decode(read_bytes(path, limit), str(path))
+
+
+def text_as_file(text: str, label: str, limit: int = YAML_LIMIT) -> str:
+    """Text given in place of a file's (typed in an editor) held to the file's caps: at most
+    `limit` bytes of UTF-8 (a lone surrogate is refused as a file's invalid byte is)."""
+    return decode(within_limit(text.encode("utf-8", "surrogatepass"), limit, label), label)
 
 
 # -- YAML ----------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import UserError
+from .input_files import path_problem, shown
 
 _PACKAGE = Path(__file__).resolve().parent.parent  # workbench/ (this module lives in workbench/core/)
 
@@ -59,8 +60,15 @@ DEFAULT_DB = Path("runs") / "workbench.duckdb"
 def resolve_db_path(given: str | Path) -> Path:
     """The log file a `--db` value names. A directory (one that exists, or any path written with
     a trailing slash, created when the log is written) holds its log as DEFAULT_DB.name; any other
-    path is the file itself. A path through an existing file is refused."""
-    text = str(given)
+    path is the file itself. A path through an existing file, or one that names no file (a NUL
+    byte, a name too long), is refused."""
+    try:
+        return _resolve_db_path(str(given))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"the log path {shown(str(given))} {path_problem(exc)}: {_WHAT_TO_NAME}", field="--db") from None
+
+
+def _resolve_db_path(text: str) -> Path:
     path = Path(text)
     if text.endswith(("/", os.sep)) or path.is_dir():
         path = path / DEFAULT_DB.name

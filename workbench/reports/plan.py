@@ -121,6 +121,25 @@ class Plan(Record):
         """What `workbench plan --json` prints."""
         return self.to_dict(json_safe=True)
 
+    def summary(self) -> str:
+        """The line `workbench plan` ends with: trials, calls, cached, time and cost at most."""
+        cost = "unknown" if self.cost_usd_max is None else f"{self.cost_usd_max:.4f} USD"
+        return (
+            f"trials {self.trials} ({self.trials_done} done), model calls at most {count_text(self.calls_max)} "
+            f"({self.cached_first_calls} first calls cached, at most {count_text(self.new_calls_max)} new), "
+            f"time at most {duration_text(self.seconds_max)}, cost at most {cost}; log: {self.db}"
+        )
+
+
+def count_text(value: int | None) -> str:
+    return "unknown" if value is None else str(value)
+
+
+def duration_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
 
 # -- power ------------------------------------------------------------------------------------
 def comparison_power(study: ResolvedStudy, effect: float = REFERENCE_EFFECT, baseline: float = 0.5, alpha: float = 0.05) -> list[ComparisonPower]:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..core.errors import UserError, validation_error
-from ..core.input_files import load_yaml, user_path
+from ..core.input_files import load_yaml, parse_yaml, text_as_file, user_path
 from ..core.schema import Name, Seed, Strict
 from ..core.text import NAME_MAX
 from ..plugins import load_builtins
@@ -291,12 +291,26 @@ def load_study(path: str | Path, library: StimulusLibrary | None = None) -> Reso
 
 def read_spec(path: str | Path) -> StudySpec:
     """A study file's spec, its fields validated, nothing it names resolved yet."""
-    label = str(path)
-    raw = load_yaml(path)
+    return spec_of(load_yaml(path), str(path))
+
+
+def study_from_text(text: str, label: str, library: StimulusLibrary | None = None) -> ResolvedStudy:
+    """A study's text validated as if read from the file `label` (where it will be saved: relative
+    paths in it resolve from there), within the caps and with the messages of `load_study`."""
+    return resolve_study(spec_of(parse_yaml(text_as_file(text, label), label), label), label, library)
+
+
+def study_mapping(raw: Any, label: str) -> dict[str, Any]:
+    """A parsed study file's top level, which must be a mapping."""
     if not isinstance(raw, dict):
         raise UserError("a study file must be a mapping with name, models, conditions and tasks", file=label)
+    return raw
+
+
+def spec_of(raw: Any, label: str) -> StudySpec:
+    """A parsed study file's spec (plain data from the file `label`), its fields validated."""
     try:
-        return StudySpec.model_validate(raw)
+        return StudySpec.model_validate(study_mapping(raw, label))
     except ValidationError as exc:
         raise validation_error(exc, file=label, model=StudySpec) from None
 
