@@ -217,3 +217,15 @@ def test_page_start_watch_cancel_resume(tmp_path: Path, db: Path) -> None:
     assert any(t.endswith(": finished") for t in texts(at))
     assert list(at.dataframe[-1].value["status"]) == ["finished"]
     assert button(at, "Resume").disabled and not button(at, "Start run").disabled
+
+
+def test_page_a_failed_process(tmp_path: Path, db: Path) -> None:
+    """A process that failed shows its exit code and the CLI's one-line error, as text."""
+    study = slow_study(tmp_path)
+    api.start_run(study, db)
+    study.unlink()
+    wait_for(lambda: not api.background_run(db).running, "the process to end")
+    at = page(db)
+    assert any(t.endswith("failed (exit code 2)") for t in texts(at))
+    assert at.code[0].value.startswith("error:") and "study.yaml" in at.code[0].value
+    assert not button(at, "Resume").disabled and not at.exception

@@ -45,21 +45,22 @@ def _time_left(seconds: float | None) -> str:
 
 
 def _process_line(launch: Any) -> str:
-    said = {"running": "running", "finished": "finished", "interrupted": "interrupted (resume runs what is left)", "lost": "ended without an exit code"}
+    said = {"running": "running", "finished": "finished", "interrupted": "interrupted", "lost": "ended without an exit code"}
     line = f"Process for run {launch.launch.run_id}: {said.get(launch.state, 'failed')}"
     if launch.exit_code not in (None, 0):
         line += f" (exit code {launch.exit_code})"
     return line
 
 
-def _show_progress(db: Path, was_running: bool) -> None:
+def _show_launch(db: Path) -> Any:
+    """The latest launch's process and its run's progress; returns the launch (None: none)."""
     launch = api.background_run(db)
     if launch is None:
         st.text("No run was started from this page on this log yet.")
-        return
+        return None
     st.text(_process_line(launch))
-    if launch.message and not launch.running:
-        st.code(launch.message, language=None)
+    if launch.state == "failed" and launch.message:
+        st.code(launch.message, language=None)  # the CLI's one-line error
     progress = api.run_progress(db, launch.launch.run_id)
     if progress is None:
         st.text("Starting: the run is not in the log yet.")
@@ -68,7 +69,7 @@ def _show_progress(db: Path, was_running: bool) -> None:
         st.progress(progress.fraction)
         st.text(f"errors: {progress.errors}, no answer: {progress.no_answer}")
         if launch.running:
-            st.text(_time_left(progress.time_left_s))
+            st.text("finishing: folding the log together" if progress.done >= progress.planned else _time_left(progress.time_left_s))
         if progress.conditions:
             st.dataframe(
                 [{"model": c.model, "condition": c.condition, "trials": c.done, "errors": c.errors, "no answer": c.no_answer, "accuracy": c.accuracy}
@@ -77,8 +78,15 @@ def _show_progress(db: Path, was_running: bool) -> None:
                 column_config={"accuracy": st.column_config.NumberColumn(format="%.3f")},
             )
             st.caption(f"Running accuracy: errors count as {_policy(progress.errors_policy)}, no answers as {_policy(progress.no_answer_policy)}.")
-    if was_running and not launch.running:
-        st.rerun(scope="app")  # the buttons and the runs table change when the process ends
+    return launch
+
+
+def _show_progress(db: Path, was_running: bool) -> None:
+    """What a page shows of the runs: redrawn every REFRESH_S while a process runs."""
+    launch = _show_launch(db)
+    _show_runs(db)
+    if was_running and not (launch is not None and launch.running):
+        st.rerun(scope="app")  # the buttons change when the process ends
 
 
 def _policy(policy: str) -> str:
@@ -119,4 +127,3 @@ with page_errors():
         if clicked and _act(action, db, study):
             st.rerun()  # the buttons show the new state
     st.fragment(run_every=REFRESH_S if running else None)(_show_progress)(db, running)
-    _show_runs(db)
