@@ -769,6 +769,112 @@ __all__ += [
 
 
 # -- runs in the background and their progress, read from the log ----------------------------------
+from .reports.progress import ConditionProgress, RunProgress  # noqa: E402  (this part's records, light imports)
+from .run.background import LaunchState as BackgroundRun  # noqa: E402
+
+__all__ += [
+    "BackgroundRun", "ConditionProgress", "RunProgress", "background_run", "background_runs", "cancel_run", "has_log", "resume_run",
+    "run_progress", "run_statuses", "start_run",
+]
+
+
+def _log_file(db: str | Path) -> Path:
+    from .core.paths import resolve_db_path
+
+    return resolve_db_path(db).absolute()
+
+
+def has_log(db: str | Path) -> bool:
+    """Whether the log `db` (a file, or a directory holding one, as --db takes it) exists yet."""
+    from .store import log_exists
+
+    return log_exists(_log_file(db))
+
+
+def start_run(study: str | Path, db: str | Path) -> BackgroundRun:
+    """Start `workbench run STUDY --db DB` (the CLI itself) in a detached background process and
+    return its state; it outlives the caller, and `background_run(db)` finds it again. The study
+    is validated first: a bad one raises UserError and starts nothing. A run that a live process
+    runs already (launched here or a `workbench run` in a terminal) raises UserError too."""
+    from .run import background
+    from .run.scheduler import already_running, run_id_for
+    from .store import run_lock_holder
+
+    log_file = _log_file(db)
+    resolved = load_study(study)
+    run_id = run_id_for(resolved, fresh=False)
+    launched = background.launch_of(log_file, run_id)
+    pid = launched.launch.pid if launched is not None and launched.running else run_lock_holder(log_file, run_id)
+    if pid is not None:
+        raise UserError(already_running(run_id, pid))
+    return background.start(Path(study).absolute(), log_file, run_id)
+
+
+def background_run(db: str | Path, run_id: str | None = None) -> BackgroundRun | None:
+    """The latest background launch on the log `db` (or the one of `run_id`) as it stands now:
+    running, finished, interrupted, failed (with the CLI's one-line message) or lost; None: none."""
+    from .run import background
+
+    log_file = _log_file(db)
+    if run_id is not None:
+        return background.launch_of(log_file, run_id)
+    found = background.launches(log_file)
+    return found[0] if found else None
+
+
+def background_runs(db: str | Path) -> list[BackgroundRun]:
+    """Every background launch on the log `db`, the latest first."""
+    from .run import background
+
+    return background.launches(_log_file(db))
+
+
+def _launched(db: str | Path, run_id: str | None) -> BackgroundRun:
+    found = background_run(db, run_id)
+    if found is None:
+        raise UserError("no run was started in the background on this log", file=str(db))
+    return found
+
+
+def cancel_run(db: str | Path, run_id: str | None = None, *, wait_s: float = 30.0) -> BackgroundRun:
+    """Interrupt the background run (default: the latest launch) as Ctrl-C does: it stops, exits
+    130 and resumes later. Waits up to `wait_s` for it to end and returns its state then."""
+    from .run import background
+
+    return background.interrupt(_launched(db, run_id), wait_s)
+
+
+def resume_run(db: str | Path, run_id: str | None = None) -> BackgroundRun:
+    """Launch the study of a background run (default: the latest launch) again: the CLI resumes its run."""
+    return start_run(_launched(db, run_id).launch.study, db)
+
+
+def run_progress(db: str | Path, run_id: str) -> RunProgress | None:
+    """`run_id`'s progress read from the log while it is written (cheap: a page polls it); None
+    while the run is not in the log yet (its process starting)."""
+    from .reports.progress import read_progress
+
+    return read_progress(_log_file(db), run_id)
+
+
+def run_statuses(db: str | Path) -> RunList:
+    """The runs of the log with a status that says whether a process runs them now: `running`
+    (a live process holds the run's lock), `finished`, `interrupted`, or `stopped` (its last
+    session ended without a word: killed). Resuming any but a finished one runs what is left."""
+    from .store import run_lock_holder
+
+    from .reports.progress import SESSION_ENDS
+
+    log_file = _log_file(db)
+    listing = list_runs(log_file)
+
+    def status(row: dict[str, Any]) -> str:
+        if run_lock_holder(log_file, row["run_id"]) is not None:
+            return "running"
+        return str(row["status"]) if row["status"] in SESSION_ENDS else "stopped"  # a session's last word, or none: killed
+
+    return RunList(listing.db, tuple({**row, "status": status(row)} for row in listing.runs))
+
 
 
 # -- ratings of outputs ----------------------------------------------------------------------------

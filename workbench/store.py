@@ -646,6 +646,25 @@ def run_lock(db_path: Path, run_id: str) -> Iterator[None]:
         handle.close()
 
 
+def run_lock_holder(db_path: Path, run_id: str) -> int | None:
+    """The pid of the live process holding the run's lock, or None. Read without locking (a probe
+    taking the lock, even for a moment, could refuse a run starting then): the file exists while
+    held, and a killed holder's pid is no longer alive."""
+    try:
+        holder = db_path.with_name(run_lock_name(db_path, run_id)).read_text().strip()
+    except OSError:
+        return None
+    if not holder.isdigit():
+        return None
+    try:
+        os.kill(int(holder), 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:  # alive, another user's
+        pass
+    return int(holder)
+
+
 def _open_run_lock(lock_path: Path, run_id: str) -> IO[str]:
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     while True:

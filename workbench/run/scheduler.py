@@ -83,6 +83,12 @@ def run_id_for(study: ResolvedStudy, fresh: bool) -> str:
     return f"{base}-{time.strftime('%Y%m%dT%H%M%S')}" if fresh else base
 
 
+def already_running(run_id: str, pid: int | None) -> str:
+    """What refuses a second process for a run that one runs (the CLI adds its --fresh)."""
+    holder = f" (pid {pid})" if pid else ""
+    return f"run {run_id} is already running in another process{holder}; wait for it to finish or stop it (a stopped run resumes where it was)"
+
+
 class Runner:
     def __init__(
         self, study: ResolvedStudy, db_path: Path, *, fresh: bool = False, use_cache: bool = True, log: Notice | None = None,
@@ -181,11 +187,7 @@ class Runner:
             try:
                 held.enter_context(run_lock(self.db_path, self.run_id))
             except RunLocked as exc:
-                holder = f" (pid {exc.pid})" if exc.pid else ""
-                raise UserError(
-                    f"run {self.run_id} is already running in another process{holder}; wait for it to finish or stop it "
-                    "(a stopped run resumes where it was), or pass --fresh to start a separate run"
-                ) from None
+                raise UserError(f"{already_running(self.run_id, exc.pid)}, or pass --fresh to start a separate run") from None
             return await self._run()
 
     async def _run(self) -> RunSummary:
