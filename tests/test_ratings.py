@@ -329,7 +329,6 @@ COMPACTOR = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
 def test_two_raters_in_two_processes_lose_nothing(fresh_log: tuple[Path, str]) -> None:
     """Two raters save at the same time while a third process folds segments into the file (as a
     running run's writer does): every rating is in the log afterwards, once."""
