@@ -57,7 +57,7 @@ def test_a_version_1_log_is_read_as_it_is_and_migrated_on_the_next_compaction(tm
     con.close()
     assert compact(db)
     raw = duckdb.connect(str(db), read_only=True)
-    assert [v for (v,) in raw.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3, 4, 5, 6, 7, 8] == list(range(1, SCHEMA_VERSION + 1))
+    assert [v for (v,) in raw.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()] == [1, 2, 3, 4, 5, 6, 7, 8, 9] == list(range(1, SCHEMA_VERSION + 1))
     columns = {(t, c) for t, c in raw.execute("SELECT table_name, column_name FROM duckdb_columns()").fetchall()}
     assert {("trials", "attempt"), ("calls", "attempt"), ("trials", "consumes_gold"), ("conditions", "solver"), ("rounds", "round_id"), ("rounds", "verdict"), ("trials", "extractor"), ("scores", "rule"), ("trials", "item_json")} <= columns
     assert sorted(raw.execute("SELECT trial_id FROM trials").fetchall()) == [("old-1",), ("old-2",)]

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from .core.errors import LogDamaged, LogFault, UserError
 from .run.control import Progress, ProgressCallback, StopHandle
-from .study.spec import ResolvedStudy, load_study
+from .study.spec import RATING_EXAMPLE, NoRatingBlock, ResolvedStudy, load_study
 
 __all__ = [
     "ComparisonResult", "ExportResult", "LogCheck", "LogDamaged", "LogFault", "LogRepair", "Progress", "RunList", "RunResult", "StopHandle",
@@ -878,6 +878,166 @@ def run_statuses(db: str | Path) -> RunList:
 
 
 # -- ratings of outputs ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RatingScaleInfo:
+    """A scale as the rater sees it: its points and their labels (a point without one: "")."""
+
+    name: str
+    points: tuple[int, ...]
+    labels: Mapping[int, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "points": list(self.points), "labels": {str(k): v for k, v in self.labels.items()}}
+
+
+@dataclass(frozen=True)
+class RatingQueue:
+    """What a rater has left to rate in a run, in their order (blind: inputs and responses only),
+    and how far they are: `done` of `total` units rated."""
+
+    run_id: str
+    rater: str
+    mode: str
+    scales: tuple[RatingScaleInfo, ...]
+    pending: tuple[Any, ...]  # workbench.stats.ratings.Unit, the next first
+    done: int
+    total: int
+
+    @property
+    def next(self) -> Any | None:
+        return self.pending[0] if self.pending else None
+
+    def progress_text(self) -> str:
+        return f"{self.done} of {self.total} rated"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "rater": self.rater, "mode": self.mode, "scales": [s.to_json() for s in self.scales],
+            "pending": [u.to_dict() for u in self.pending], "done": self.done, "total": self.total,
+        }
+
+
+@dataclass(frozen=True)
+class RatingAnalysis:
+    """A run's ratings: per scale, Krippendorff's alpha across raters and the comparison table
+    of the conditions against the control (a trial's score: the mean of its ratings)."""
+
+    run_id: str
+    raters: tuple[str, ...]
+    ratings: int
+    agreement: tuple[Any, ...]  # workbench.stats.ratings.Agreement per scale
+    tables: Mapping[str, Any]  # scale -> workbench.stats.table.Comparison (scales with ratings)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id, "raters": list(self.raters), "ratings": self.ratings,
+            "agreement": [a.to_dict(json_safe=True) for a in self.agreement],
+            "scales": {name: table.to_dict(json_safe=True) for name, table in self.tables.items()},
+        }
+
+
+def _rating_run(db: str | Path, run_id: str | None) -> tuple[Path, Any, Any]:
+    """The log, an open reader and the run's rating plan (default run: the latest)."""
+    from .stats.ratings import rating_plan
+
+    db = _existing_log(db)
+    con = _reader(db)
+    try:
+        if run_id is None:
+            latest = con.execute("SELECT run_id FROM runs ORDER BY created_at DESC LIMIT 1").fetchone()
+            if latest is None:
+                raise UserError("the log holds no runs", file=str(db))
+            run_id = latest[0]
+        elif con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] == 0:
+            raise UserError(f"no run {run_id!r} in this log", file=str(db), field="--run")
+        return db, con, rating_plan(con, run_id, str(db))
+    except BaseException:
+        con.close()
+        raise
+
+
+def rating_scales(db: str | Path, run_id: str | None = None) -> tuple[RatingScaleInfo, ...]:
+    """The scales of a run's rating block; NoRatingBlock (a UserError) when its study has none."""
+    _, con, plan = _rating_run(db, run_id)
+    con.close()
+    return _scales_of(plan)
+
+
+def _scales_of(plan: Any) -> tuple[RatingScaleInfo, ...]:
+    return tuple(RatingScaleInfo(s.name, tuple(s.points()), dict(s.labels)) for s in plan.spec.scales)
+
+
+def _queue_of(plan: Any, placed: Sequence[Any], rated: set[str], rater: str) -> RatingQueue:
+    pending = tuple(p.unit for p in placed if p.unit.unit_id not in rated)
+    return RatingQueue(plan.run_id, rater, plan.spec.mode, _scales_of(plan), pending, len(placed) - len(pending), len(placed))
+
+
+def rating_queue(db: str | Path, run_id: str | None, rater: str) -> RatingQueue:
+    """The outputs `rater` has still to rate in a run (default: the latest), blind and in the
+    rater's seeded order (workbench.stats.ratings), with their progress."""
+    from .stats.ratings import check_rater, queue, rated_units
+
+    rater = check_rater(rater)
+    _, con, plan = _rating_run(db, run_id)
+    try:
+        return _queue_of(plan, queue(con, plan, rater), rated_units(con, plan.run_id, rater), rater)
+    finally:
+        con.close()
+
+
+def save_rating(db: str | Path, run_id: str, rater: str, unit_id: str, values: Mapping[str, Mapping[str, Any]]) -> RatingQueue:
+    """Log `rater`'s rating of one unit of the queue: `values` maps each output's side ("" for a
+    single output, "A"/"B" in a pair) to a value per scale. A value off its scale, an unknown unit
+    or one the rater rated already is a UserError; nothing is written then. Returns the queue after it."""
+    from .stats.ratings import check_rater, queue, rated_units, rating_rows
+    from .store import SegmentWriter
+
+    rater = check_rater(rater)
+    path, con, plan = _rating_run(db, run_id)
+    try:
+        placed = queue(con, plan, rater)
+        rated = rated_units(con, plan.run_id, rater)
+    finally:
+        con.close()
+    unit = next((p for p in placed if p.unit.unit_id == unit_id), None)
+    if unit is None:
+        raise UserError(f"no output {unit_id!r} to rate in run {plan.run_id}", field="unit_id")
+    if unit_id in rated:
+        raise UserError(f"{rater} has rated {unit_id} already (a rating is kept as first given)", field="unit_id")
+    rows = rating_rows(plan, unit, rater, values)
+    with SegmentWriter(path) as writer:  # a batch of its own: no lock on the file, beside a run's writer
+        writer.write({"ratings": rows}, fold=False)
+    return _queue_of(plan, placed, rated | {unit_id}, rater)
+
+
+def rating_analysis(db: str | Path, run_id: str | None = None, **options: Any) -> RatingAnalysis:
+    """A run's ratings analysed like any score: per scale, the conditions against the control with
+    `compare`'s tests, intervals and corrections (`options`: adjust, family, test, level) and
+    Krippendorff's alpha across raters at the block's `agreement` level."""
+    from .stats.ratings import agreement, compare_scale, ratings_frame
+
+    chosen = CompareOptions(**options)
+    _check_options(chosen)
+    _, con, plan = _rating_run(db, run_id)
+    try:
+        ratings = ratings_frame(con, plan.run_id)
+        spec = json.loads(con.execute("SELECT spec_json FROM runs WHERE run_id = ?", [plan.run_id]).fetchone()[0])
+    finally:
+        con.close()
+    order = [c["name"] for c in spec.get("conditions", [])]
+    tasks = [t["task"] for t in spec.get("tasks", [])]
+    compared = {"adjust": chosen.adjust, "family": chosen.family, "test": chosen.test, "level": chosen.level}
+    agreements, tables = [], {}
+    for scale in plan.spec.scales:
+        rated = ratings[ratings["scale"] == scale.name]
+        agreements.append(agreement(rated, scale.name, plan.spec.agreement))
+        table = compare_scale(rated, plan.control, order, tasks, **compared)
+        if table is not None:
+            tables[scale.name] = table
+    return RatingAnalysis(plan.run_id, tuple(sorted(set(ratings["rater"]))), len(ratings), tuple(agreements), tables)
+
+
+__all__ += ["NoRatingBlock", "RATING_EXAMPLE", "RatingAnalysis", "RatingQueue", "RatingScaleInfo", "rating_analysis", "rating_queue", "rating_scales", "save_rating"]
 
 
 # -- exports as bytes (the UI's downloads) ---------------------------------------------------------

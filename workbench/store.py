@@ -144,11 +144,21 @@ TABLES: dict[str, Table] = {
             attempts="score_attempts",
             defaults=_FIRST_ATTEMPT,
         ),
+        Table(
+            "ratings",  # one row per rater, output rated and scale (the UI's Rate page): one batch per rating
+            ("run_id", "rater", "unit_id", "trial_id", "scale"),
+            (
+                ("run_id", "VARCHAR"), ("rater", "VARCHAR"), ("unit_id", "VARCHAR"), ("trial_id", "VARCHAR"), ("attempt", "INTEGER"),
+                ("scale", "VARCHAR"), ("value", "INTEGER"), ("rated_at", "TIMESTAMP"), ("position", "INTEGER"), ("order_seed", "BIGINT"),
+                ("side", "VARCHAR"), ("partner_trial_id", "VARCHAR"),
+            ),
+        ),
     )
 }
 
 # Written in this order in every flush; readers ignore rows whose parent row is not yet there.
-FLUSH_ORDER = ("runs", "conditions", "calls", "rounds", "scores", "trials", "run_events")
+# Ratings come in batches of their own, of trials logged earlier: they need no closing file.
+FLUSH_ORDER = ("ratings", "runs", "conditions", "calls", "rounds", "scores", "trials", "run_events")
 # Rows that belong to a trial: they count once their batch has landed, that is once a file written
 # after them in the same batch is there: the trials (a run's batch) or a run event (a re-score's
 # batch of scores rows for trials logged earlier, which closes with a `rescored` event).
@@ -768,6 +778,14 @@ def _trial_attempts(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"UPDATE {name} SET attempt = 1 WHERE attempt IS NULL")
 
 
+def _ratings_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Migration 9, as written: ratings of outputs by human raters (the UI's Rate page)."""
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS ratings (run_id VARCHAR, rater VARCHAR, unit_id VARCHAR, trial_id VARCHAR, attempt INTEGER, "
+        "scale VARCHAR, value INTEGER, rated_at TIMESTAMP, position INTEGER, order_seed BIGINT, side VARCHAR, partner_trial_id VARCHAR)"
+    )
+
+
 # Applied in order, each once, recorded in schema_migrations. A file written by an older version
 # gains the new tables and columns (NULL in its old rows) the next time a run compacts into it.
 MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], ...] = (
@@ -779,15 +797,16 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[duckdb.DuckDBPyConnection], None]], 
     (6, "runs.stimuli_sha256 (stimulus texts and solver plans of the run)", _stimuli_fingerprint),
     (7, "the log tables without primary-key indexes (compaction keeps one row per key)", _unindexed_keys),
     (8, "trials, calls, rounds and scores: attempt (a trial retried on resume keeps its earlier attempts)", _trial_attempts),
+    (9, "ratings table (blind ratings of outputs by raters, one row per rater, output and scale)", _ratings_table),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 
-# A new log starts at BASELINE_VERSION in one script: the tables as migrations 1 to 8 leave them
+# A new log starts at BASELINE_VERSION in one script: the tables as migrations 1 to 9 leave them
 # (tests/test_migrations.py checks it), made without replaying seven migrations' forty statements
 # (20 ms of the 45 ms that making a new log took). A later migration applies on top, and is
 # folded into the script (a new log's tables equal the replayed ones: the test checks it).
-BASELINE_VERSION = 8
+BASELINE_VERSION = 9
 _BASELINE = (
     "CREATE TABLE runs (run_id VARCHAR, name VARCHAR, study_path VARCHAR, spec_json VARCHAR, spec_hash VARCHAR, seed BIGINT, "
     "trials_planned BIGINT, created_at TIMESTAMP, workbench_version VARCHAR, git_sha VARCHAR, packages_json VARCHAR, "
@@ -810,6 +829,8 @@ _BASELINE = (
     "call_id VARCHAR, call_ids_json VARCHAR, error VARCHAR, asserts_error BOOLEAN, attempt INTEGER);"
     "CREATE TABLE scores (trial_id VARCHAR, run_id VARCHAR, extractor VARCHAR, answer VARCHAR, score DOUBLE, status VARCHAR, "
     "rule VARCHAR, contains_gold BOOLEAN, scored_at TIMESTAMP, attempt INTEGER);"
+    "CREATE TABLE ratings (run_id VARCHAR, rater VARCHAR, unit_id VARCHAR, trial_id VARCHAR, attempt INTEGER, scale VARCHAR, "
+    "value INTEGER, rated_at TIMESTAMP, position INTEGER, order_seed BIGINT, side VARCHAR, partner_trial_id VARCHAR);"
 )
 
 

@@ -414,6 +414,45 @@ def export(
 
 
 @app.command()
+def ratings(
+    db: DbOption = DEFAULT_DB,
+    run: RunOption = None,
+    adjust: AdjustOption = "holm",
+    family: FamilyOption = "model",
+    test: TestOption = "auto",
+    level: LevelOption = 0.95,
+    as_json: JsonOption = False,
+) -> None:
+    """Ratings of a run's outputs (its study's `rating` block; the UI's Rate page): agreement between
+    raters (Krippendorff's alpha) and each condition against the control, per scale."""
+    from .. import api
+
+    analysis = api.rating_analysis(db, run, adjust=adjust, family=family, test=test, level=level)
+    if as_json:
+        out.print_json(json.dumps(analysis.to_json()))
+        return
+    out.print(f"run {analysis.run_id}: {analysis.ratings} ratings by {len(analysis.raters)} rater(s)", highlight=False)
+    agreement = Table(title="agreement (Krippendorff's alpha)")
+    for column in ("scale", "alpha", "level", "raters", "outputs rated twice+", "note"):
+        agreement.add_column(column)
+    for a in analysis.agreement:
+        agreement.add_row(a.scale, "" if a.alpha is None else f"{a.alpha:.3f}", a.level, str(a.raters), str(a.units), a.note or "")
+    out.print(agreement)
+    for scale, table in analysis.tables.items():
+        rows = Table(title=f"{scale}: mean rating against {table.control}")
+        for column in ("model", "task", "condition", "examples", "mean", "difference", "interval", "p", "p adjusted", "test"):
+            rows.add_column(column, justify="left" if column in ("model", "task", "condition", "test") else "right")
+        for r in table.rows:
+            interval = "" if r.ci_low is None else f"{r.ci_low:.2f} to {r.ci_high:.2f}"
+            rows.add_row(r.model, r.task, r.condition, str(r.examples), _number(r.accuracy), _number(r.delta), interval, _number(r.p_value), _number(r.p_adjusted), r.test or "")
+        _wide_console().print(rows)
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.3g}"
+
+
+@app.command()
 def rescore(
     run: Annotated[str, typer.Argument(help="The run id (see `workbench runs list`).")],
     extractor: Annotated[str, typer.Option("--extractor", help="The answer extractor to score the stored responses with, e.g. strict or flexible.")],

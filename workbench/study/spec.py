@@ -116,6 +116,77 @@ class TaskRef(Strict):
         return {True: DEFAULT_SHOTS, False: 0}.get(value, value) if isinstance(value, bool) else value
 
 
+# The scale a `rating:` block gets when it names none. EmotionPrompt's human study (Li et al. 2023,
+# arXiv:2307.11760, v7) had 106 participants rate outputs on "performance, truthfulness, and
+# responsibility" (its abstract, verbatim); the 1-5 range and the end labels are authored by the
+# workbench (the paper's tables could not be read: ../shared/reference/protocols.md, section 1).
+EMOTIONPROMPT_SCALES = ("performance", "truthfulness", "responsibility")
+RATING_MODES = ("single", "pair")
+
+
+class RatingScale(Strict):
+    """One scale of a rating block: whole points from `min` to `max`; `labels` names some or all points."""
+
+    name: Name
+    min: int = 1
+    max: int = 5
+    labels: dict[int, str] = Field(default_factory=dict)
+
+    @field_validator("min", "max", mode="before")
+    @classmethod
+    def _whole(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"must be a whole number; got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _points(self) -> RatingScale:
+        if not self.min < self.max <= self.min + 100:
+            raise ValueError(f"max must be above min and at most min + 100 points; got min {self.min}, max {self.max}")
+        outside = sorted(k for k in self.labels if not self.min <= k <= self.max)
+        if outside:
+            raise ValueError(f"labels name point {outside[0]}, outside the scale ({self.min} to {self.max})")
+        return self
+
+    def points(self) -> list[int]:
+        return list(range(self.min, self.max + 1))
+
+
+def _default_scales() -> list[RatingScale]:
+    return [RatingScale(name=name, labels={1: "very poor", 5: "very good"}) for name in EMOTIONPROMPT_SCALES]
+
+
+class RatingSpec(Strict):
+    """`rating:` in a study file: blind human rating of the run's outputs (the UI's Rate page).
+
+    conditions, tasks: which to rate (default all); mode `pair` shows each rated condition's output
+    beside the control's on the same example, sides drawn at random; seed: the order's (default the
+    study's seed)."""
+
+    scales: list[RatingScale] = Field(default_factory=_default_scales, min_length=1)
+    mode: Literal["single", "pair"] = "single"
+    conditions: list[str] | None = None
+    tasks: list[str] | None = None
+    seed: Seed | None = None
+    agreement: Literal["interval", "ordinal"] = "interval"  # Krippendorff's alpha's level of measurement
+
+    @model_validator(mode="after")
+    def _unique_scales(self) -> RatingSpec:
+        names = [s.name for s in self.scales]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"scale names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+
+# What the UI's Rate page offers a run without a rating block.
+RATING_EXAMPLE = "rating:\n  scales:\n    - {name: quality, min: 1, max: 5, labels: {1: very poor, 5: very good}}\n  mode: single"
+
+
+class NoRatingBlock(UserError):
+    """A run's study has no `rating:` block: nothing of it is rated."""
+
+
 class StudySpec(Strict):
     name: Name  # printable: the run id, the terminal and the exports show it; no file is named by it
     description: str = ""
@@ -132,6 +203,7 @@ class StudySpec(Strict):
     extractor: str = DEFAULT_EXTRACTOR  # how a metric-scored task's answer is read from the response
     stimulus_files: list[str] = Field(default_factory=list)
     judge: ModelSpec | None = None  # the model that grades judge-scored tasks (any model id)
+    rating: RatingSpec | None = None  # blind human rating of the outputs (the UI's Rate page)
 
     @model_validator(mode="after")
     def _unique_names(self) -> StudySpec:
@@ -152,7 +224,12 @@ class StudySpec(Strict):
         return [] if self.sweep is None else (list(self.sweep) if isinstance(self.sweep, list) else [self.sweep])
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        """The logged spec, which the run id hashes. `rating` appears only when a study sets it, so
+        the run identity of a study without one is what it was before the key existed."""
+        dumped = self.model_dump(mode="json")
+        if dumped.get("rating") is None:
+            dumped.pop("rating", None)
+        return json.dumps(dumped, sort_keys=True, separators=(",", ":"))
 
 
 def control_of(conditions: list[ConditionSpec], control: str | None) -> str:
@@ -398,6 +475,7 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
                         field=f"{where}.simulate.{key}",
                     )
     _check_programs_and_judge(spec, tasks, condition_specs, label)
+    _check_rating(spec, condition_specs, label)
     _check_extractors(spec, label)
     _check_trial_count(spec, samples, len(condition_specs), label)
     return ResolvedStudy(spec=spec, path=label, tasks=tasks, conditions=conditions, condition_specs=tuple(condition_specs), samples=samples)
@@ -494,3 +572,23 @@ def _check_extractors(spec: StudySpec, label: str) -> None:
     for field, name in named:
         if name not in EXTRACTORS:
             raise UserError(EXTRACTORS.unknown_message(name), file=label, field=field)
+
+
+def _check_rating(spec: StudySpec, condition_specs: list[ConditionSpec], label: str) -> None:
+    """The rating block names conditions and tasks of the study; pair mode needs the control and another."""
+    rating = spec.rating
+    if rating is None:
+        return
+    conditions = [c.name for c in condition_specs]
+    known = {"conditions": conditions, "tasks": [t.task for t in spec.tasks]}
+    for key, names in known.items():
+        for index, name in enumerate(getattr(rating, key) or []):
+            if name not in names:
+                raise UserError(f"unknown {key[:-1]} {name!r} (allowed: {', '.join(names)})", file=label, field=f"rating.{key}[{index}]")
+    rated = rating.conditions or conditions
+    control = control_of(condition_specs, spec.control)
+    if rating.mode == "pair" and (control not in rated or len(set(rated)) < 2):
+        raise UserError(
+            f"pair mode shows each rated condition beside the control {control!r}: list the control and at least one other condition",
+            file=label, field="rating.conditions",
+        )
