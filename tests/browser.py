@@ -202,6 +202,25 @@ class UI:
             time.sleep(0.1)
         raise TimeoutError(f"the page did not finish running within {timeout} s")
 
+    def drawn(self) -> bool:
+        """Idle, every st.dataframe has drawn its cells (the grid draws after the script ends)
+        and every image of the main block has loaded or failed to."""
+        return self.idle() and bool(self.driver.execute_script(
+            """const main = document.querySelector('[data-testid="stMain"]');
+            const grids = Array.from(main.querySelectorAll('[data-testid="stDataFrame"]'));
+            const images = Array.from(main.querySelectorAll('img'));
+            return grids.every(g => g.querySelector('[role="gridcell"]')) && images.every(i => i.complete);"""
+        ))
+
+    def wait_drawn(self, timeout: float = 60) -> None:
+        self.wait_ready(timeout)
+        wait_for(self.drawn, timeout, "the page's tables and images to draw", poll=0.05)
+
+    def main_text(self) -> str:
+        """The main block's text, st.dataframe's cells included (the grid is a canvas; it keeps
+        the cells it shows in the DOM for accessibility). Markup turned into elements is no text."""
+        return self.driver.execute_script("return document.querySelector('[data-testid=\"stMain\"]').textContent")
+
     def text(self) -> str:
         """The page's visible text."""
         return self.driver.find_element(By.TAG_NAME, "body").text

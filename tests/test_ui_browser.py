@@ -135,16 +135,10 @@ def xss_log(tmp_path: Path) -> Path:
     return db
 
 
-def page_text(ui: UI) -> str:
-    """The main block's text, the cells of st.dataframe's grid (drawn on a canvas, its text kept
-    in the DOM for accessibility) included; markup turned into elements is not text."""
-    return ui.driver.execute_script('return document.querySelector(\'[data-testid="stMain"]\').textContent')
-
-
 def assert_shown_as_text(ui: UI, *texts: str) -> None:
-    shown = page_text(ui)
+    ui.wait_drawn()
     for text in texts:
-        assert text in shown, text
+        wait_for(lambda: text in ui.main_text(), 10, f"the text {text!r}")
     assert ui.driver.execute_script("return document.querySelectorAll('img[src=\"x\"]').length") == 0
     assert not ui.driver.execute_script("return Array.from(document.scripts).some(s => s.text.includes('alert('))")
     assert ui.alert_text() is None
@@ -219,7 +213,8 @@ def test_design_run_read_and_rate_on_the_embedded_model(tmp_path: Path, local_se
     wait_for(ui.images, 60, "a figure")
     ui.screenshot("flow-4-results")
     ui.select("Example", ui.options("Example")[0])
-    paired = page_text(ui)
+    ui.wait_drawn()
+    paired = ui.main_text()
     assert all(condition in paired for condition in ("control", "EP02", "NP01"))
     ui.screenshot("flow-5-paired")
 
