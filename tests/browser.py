@@ -186,21 +186,29 @@ class UI:
             and self.driver.find_elements(By.CSS_SELECTOR, '[data-testid="stMain"]')
         )
 
-    def wait_ready(self, timeout: float = 60, settle: float = 0.5) -> None:
-        """Wait until Streamlit finished running the page's script, idle for `settle` seconds
-        (a rerun an interaction triggers starts a moment after it)."""
+    def settled(self, state: Callable[[], bool], what: str, timeout: float = 60, settle: float = 0.5) -> float:
+        """Wait until state() has held for `settle` seconds (a rerun an interaction triggers
+        starts a moment after it); the time.monotonic() at which it began to hold."""
         deadline = time.monotonic() + timeout
-        idle_since: float | None = None
+        since: float | None = None
         while time.monotonic() < deadline:
             now = time.monotonic()
-            if self.idle():
-                idle_since = idle_since or now
-                if now - idle_since >= settle:
-                    return
-            else:
-                idle_since = None
-            time.sleep(0.1)
-        raise TimeoutError(f"the page did not finish running within {timeout} s")
+            try:
+                holds = state()
+            except StaleElementReferenceException:  # a rerun replaced the element
+                holds = False
+            if not holds:
+                since = None
+            elif since is None:
+                since = now
+            elif now - since >= settle:
+                return since
+            time.sleep(0.05)
+        raise TimeoutError(f"waited {timeout} s for {what}")
+
+    def wait_ready(self, timeout: float = 60) -> float:
+        """Wait until Streamlit finished running the page's script; when it did."""
+        return self.settled(self.idle, "the page's script to finish", timeout)
 
     def drawn(self) -> bool:
         """Idle, every st.dataframe has drawn its cells (the grid draws after the script ends)
@@ -212,9 +220,9 @@ class UI:
             return grids.every(g => g.querySelector('[role="gridcell"]')) && images.every(i => i.complete);"""
         ))
 
-    def wait_drawn(self, timeout: float = 60) -> None:
-        self.wait_ready(timeout)
-        wait_for(self.drawn, timeout, "the page's tables and images to draw", poll=0.05)
+    def wait_drawn(self, timeout: float = 60) -> float:
+        """Wait until the page is drawn (see drawn); when it was."""
+        return self.settled(self.drawn, "the page's tables and images to draw", timeout)
 
     def main_text(self) -> str:
         """The main block's text, st.dataframe's cells included (the grid is a canvas; it keeps
