@@ -88,29 +88,25 @@ def test_ui_listens_on_loopback_only(tmp_path: Path) -> None:
         assert all(_refused(address, server.port) for address in others), others
 
 
-def test_no_usage_statistics_and_no_request_leaves_the_machine(tmp_path: Path, ui_for) -> None:
+def test_no_usage_statistics() -> None:
     # The options `streamlit run app.py` reads (the user's ~/.streamlit and the repo's .streamlit)
     read = "import json, streamlit.config as c; print(json.dumps([c.get_option(o) for o in ('browser.gatherUsageStats', 'server.address', 'server.headless')]))"
     shown = subprocess.run([sys.executable, "-c", read], cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert json.loads(shown) == [False, "127.0.0.1", True]
 
-    ui = ui_for(tmp_path / "workbench.duckdb", performance_log=True)
-    for page in PAGES:
-        ui.open(page)
-    ui.screenshot("offline-last-page")
-    hosts = {urlsplit(url).hostname for url in network_urls(ui.driver) if urlsplit(url).scheme not in ("data", "blob")}
-    assert hosts == {"127.0.0.1"}, hosts
 
+# --- every page opens, and loads nothing from elsewhere
 
-# --- every page opens
-
-def test_every_page_opens_on_an_empty_log(tmp_path: Path, ui_for) -> None:
-    ui = ui_for(tmp_path / "empty" / "workbench.duckdb")
+@pytest.mark.slow  # about 12 s: a server, a browser, five pages
+def test_every_page_opens_on_an_empty_log_and_loads_only_from_127_0_0_1(tmp_path: Path, ui_for) -> None:
+    ui = ui_for(tmp_path / "empty" / "workbench.duckdb", performance_log=True)
     for page in PAGES:
         ui.open(page)
         ui.screenshot(f"smoke-{page}")
         assert ui.exceptions() == [], page
         assert "Page not found" not in ui.text(), page
+    hosts = {urlsplit(url).hostname for url in network_urls(ui.driver) if urlsplit(url).scheme not in ("data", "blob")}
+    assert hosts == {"127.0.0.1"}, hosts
 
 
 # --- user text is shown as text
@@ -145,6 +141,7 @@ def assert_shown_as_text(ui: UI, *texts: str) -> None:
     assert not [url for url in network_urls(ui.driver) if XSS_FETCH in url]
 
 
+@pytest.mark.slow  # about 20 s: a simulated run, a server, a browser, two pages
 def test_user_text_is_shown_as_text(tmp_path: Path, ui_for) -> None:
     db = xss_log(tmp_path)
     ui = ui_for(db, performance_log=True)
