@@ -284,21 +284,25 @@ class UI:
         self.button(text, timeout).click()
         self.wait_ready()
 
-    def select(self, label: str, option: str, timeout: float = 30) -> None:
-        """Choose `option` in the selectbox labelled `label`."""
+    def _open_list(self, label: str, timeout: float) -> list[WebElement]:
+        """Open the selectbox labelled `label` (a combobox); its options."""
         box = self.widget("stSelectbox", label, timeout)
-        box.find_element(By.CSS_SELECTOR, '[data-baseweb="select"]').click()
-        xpath = f'//li[@role="option"][normalize-space(.)={_xpath_text(option)}]'
-        wait_for(lambda: self.driver.find_elements(By.XPATH, xpath), timeout, f"the option {option!r} of {label!r}")[0].click()
+        box.find_element(By.CSS_SELECTOR, 'button[aria-haspopup="listbox"]').click()
+        return wait_for(lambda: self.driver.find_elements(By.CSS_SELECTOR, '[role="listbox"] [role="option"]'), timeout, f"the options of {label!r}")
+
+    def select(self, label: str, option: str, timeout: float = 30) -> None:
+        """Choose `option` (its text as shown) in the selectbox labelled `label`."""
+        items = self._open_list(label, timeout)
+        matching = [item for item in items if item.text.strip() == option]
+        if not matching:
+            raise LookupError(f"{option!r} is not an option of {label!r}: {[item.text for item in items]}")
+        matching[0].click()
         self.wait_ready()
 
-    def options(self, label: str) -> list[str]:
-        """The options of the selectbox labelled `label` (opens it, then closes it)."""
-        box = self.widget("stSelectbox", label)
-        box.find_element(By.CSS_SELECTOR, '[data-baseweb="select"]').click()
-        items = wait_for(lambda: self.driver.find_elements(By.CSS_SELECTOR, 'li[role="option"]'), 10, f"the options of {label!r}")
-        texts = [item.text for item in items]
-        self.driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
+    def options(self, label: str, timeout: float = 30) -> list[str]:
+        """The options of the selectbox labelled `label`, as shown (opens it, then closes it)."""
+        texts = [item.text.strip() for item in self._open_list(label, timeout)]
+        self.text_input(label).send_keys(Keys.ESCAPE)
         return texts
 
     def check(self, label: str, on: bool = True) -> None:
