@@ -233,6 +233,12 @@ class UI:
         """The page's visible text."""
         return self.driver.find_element(By.TAG_NAME, "body").text
 
+    def scroll_to(self, text: str, timeout: float = 10) -> None:
+        """Scroll the element whose own text is `text` (a heading, a label) to the top of the window."""
+        xpath = f'//*[@data-testid="stMain"]//*[normalize-space(text())={_xpath_text(text)}]'
+        element = wait_for(lambda: self.driver.find_elements(By.XPATH, xpath), timeout, f"the text {text!r}")[0]
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", element)
+
     def exceptions(self) -> list[str]:
         """The text of every exception box Streamlit shows (a traceback)."""
         return [e.text for e in self.driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')]
@@ -247,7 +253,10 @@ class UI:
         except NoAlertPresentException:
             return None
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str, at: str | None = None) -> Path:
+        """Save the window as artifacts/NAME.png, scrolled first to the element whose own text is `at`."""
+        if at is not None:
+            self.scroll_to(at)
         path = artifacts_dir() / f"{name}.png"
         self.driver.save_screenshot(str(path))
         return path

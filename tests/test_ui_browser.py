@@ -155,9 +155,8 @@ def test_user_text_is_shown_as_text(tmp_path: Path, ui_for) -> None:
     assert ui.exceptions() == []
     assert_shown_as_text(ui, XSS_CONDITION)
 
-    ui.wait_text("Paired view")
     ui.check("Only changed outcomes", False)
-    ui.screenshot("xss-paired")
+    ui.screenshot("xss-paired", at="Paired view")
     assert_shown_as_text(ui, XSS_CONDITION, XSS_RESPONSE)
 
 
@@ -216,7 +215,7 @@ def test_design_run_read_and_rate_on_the_embedded_model(tmp_path: Path, local_se
     ui.wait_drawn()
     paired = ui.main_text()
     assert all(condition in paired for condition in ("control", "EP02", "NP01"))
-    ui.screenshot("flow-5-paired")
+    ui.screenshot("flow-5-paired", at="Paired view")
 
     ui.open("rate")
     ui.type_text("Rater", "tester")
