@@ -6,7 +6,7 @@ The log (4 conditions x 250 examples x 100 repeats on a simulated model, run thr
 made once per seed and kept in --cache. The page is `streamlit run app.py` (tests/browser.py starts
 it as the README says) in Debian's headless Chromium; each round is a fresh browser session (the
 server, and any cache the page keeps in it, stays up: the first round is the cold one and is shown
-apart). Drawn means: Streamlit's script has ended, every st.dataframe has drawn its cells, every
+apart, with met_first). Drawn means: Streamlit's script has ended, every st.dataframe has drawn its cells, every
 image has loaded, held for 0.5 s (not counted). The library's side is api.compare (the table),
 the forest plot and heatmap rendered to PNG (export/figures.py) and a page of trials
 (api.list_trials); what the page itself calls is the page's business, so the parts are shown apart.
@@ -59,11 +59,14 @@ def the_log(cache: Path, seed: int) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     study, db = folder / "bench-ui.yaml", folder / "bench-ui.duckdb"
     study.write_text(yaml.safe_dump(_study(seed), sort_keys=False))
+    trials = len(CONDITIONS) * EXAMPLES * REPEATS
+    if db.exists() and any(run["trials_done"] == trials for run in api.list_runs(db).runs):
+        return db
     started = time.perf_counter()
-    result = api.run(study, db)  # resumes or finds the run finished
-    if result.trials_done != len(CONDITIONS) * EXAMPLES * REPEATS:
-        raise SystemExit(f"{db}: {result.trials_done} trials, not {len(CONDITIONS) * EXAMPLES * REPEATS}")
-    print(f"log: {db} ({result.trials_done} trials, {time.perf_counter() - started:.1f} s to make or find)", file=sys.stderr)
+    result = api.run(study, db)  # resumes a run cut short
+    if result.trials_done != trials:
+        raise SystemExit(f"{db}: {result.trials_done} trials, not {trials}")
+    print(f"log: {db} ({result.trials_done} trials, made in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
     return db
 
 
@@ -137,6 +140,7 @@ def main() -> None:
         "target_s": TARGET_S,
         # met only when the page drew a table and figures: a page without them is not the Results page yet
         "met": drawn_everything and _median(page, "seconds") < TARGET_S,
+        "met_first": drawn_everything and page[0]["seconds"] < TARGET_S,  # a fresh server: nothing cached
         "screenshot": last["screenshot"],
     }
     if args.json:
@@ -147,7 +151,7 @@ def main() -> None:
     print(f"  library: compare {lib['compare']:.2f} s, figures {lib['figures']:.2f} s, {TRIALS_PAGE} trials {lib['trials']:.2f} s; total {lib['total']:.2f} s")
     print(f"  page in Chromium: {result['page_s']:.2f} s (first round {result['page_first_s']:.2f} s; rounds {result['page_rounds_s']})")
     print(f"  drawn: {result['page_tables']} table(s), {result['page_images']} image(s), {result['page_exceptions']} exception(s)")
-    print(f"  target: page < {TARGET_S:.0f} s; met: {str(result['met']).lower()}")
+    print(f"  target: page < {TARGET_S:.0f} s; met: {str(result['met']).lower()} (first round: {str(result['met_first']).lower()})")
 
 
 if __name__ == "__main__":
