@@ -204,8 +204,11 @@ def test_design_run_read_and_rate_on_the_embedded_model(tmp_path: Path, local_se
 
     wait_for(finished, 600, "the run to finish", poll=1)
     assert seen == sorted(seen) and len(seen) > 1, seen  # the progress grew while the run ran
+    # the process ends after the last trial (it folds the log together): Start run comes back then
+    wait_for(lambda: ui.button("Start run").is_enabled(), 120, "the run's process to end", poll=1)
     ui.wait_ready()
     ui.screenshot("flow-3-run-done")
+    assert ui.exceptions() == []
 
     ui.open("results")
     assert ui.dataframes()
