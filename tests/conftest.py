@@ -4,11 +4,12 @@ the expensive preparation happens once per machine."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,3 +72,34 @@ def sim_study(**overrides: Any) -> dict[str, Any]:
 def write_study(path: Path, study: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(study, sort_keys=False))
     return path
+
+
+@pytest.fixture
+def ui_for(request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """ui_for(db, env=None) -> tests/browser.py's UI: `streamlit run app.py` serving the log `db`
+    and a headless Chromium on it, both stopped after the test; a failing test leaves a
+    screenshot of every browser it opened in the artifacts folder."""
+    from browser import UI, browser, ui_server
+
+    with contextlib.ExitStack() as stack:
+        opened: list[Any] = []
+
+        def open_ui(db: Path, env: dict[str, str] | None = None, *, performance_log: bool = False) -> Any:
+            server = stack.enter_context(ui_server(db, env))
+            ui = UI(stack.enter_context(browser(performance_log=performance_log)), server)
+            opened.append(ui)
+            return ui
+
+        request.node.opened_uis = opened
+        yield open_ui
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Screenshot the browsers of a failed UI test (see ui_for) before they close."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for i, ui in enumerate(getattr(item, "opened_uis", ())):
+            with contextlib.suppress(Exception):  # a dead browser has nothing to show
+                ui.screenshot(f"FAILED-{item.name}-{i}")

@@ -19,6 +19,6 @@ PAGE_LIST = (
 
 
 def main() -> None:
-    st.set_page_config(page_title="Prompt-Affect Workbench", layout="wide")
+    st.set_page_config(page_title="Prompt-Affect Workbench", page_icon="📊", layout="wide")
     pages = [st.Page(PAGES / file, title=title, icon=icon, default=i == 0) for i, (file, title, icon) in enumerate(PAGE_LIST)]
     st.navigation(pages).run()

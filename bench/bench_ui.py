@@ -1,0 +1,158 @@
+"""The Results page of a 100,000-trial log: how long the browser takes to draw it (from navigation
+to the table and figures on screen) beside how long the library takes for the same table, in the
+same run. Target (issue 14): the page in under 5 s.
+
+The log (4 conditions x 250 examples x 100 repeats on a simulated model, run through api.run) is
+made once per seed and kept in --cache. The page is `streamlit run app.py` (tests/browser.py starts
+it as the README says) in Debian's headless Chromium; each round is a fresh browser session (the
+server, and any cache the page keeps in it, stays up: the first round is the cold one and is shown
+apart, with met_first). Drawn means: Streamlit's script has ended, every st.dataframe has drawn its cells, every
+image has loaded, held for 0.5 s (not counted). The library's side is api.compare (the table),
+the forest plot and heatmap rendered to PNG (export/figures.py) and a page of trials
+(api.list_trials); what the page itself calls is the page's business, so the parts are shown apart.
+
+    python bench/bench_ui.py [--rounds 3] [--seed 0] [--cache runs/bench-ui] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests"))  # the browser harness
+
+from browser import UI, browser, ui_server  # noqa: E402
+
+from workbench import api  # noqa: E402
+
+TARGET_S = 5.0
+CONDITIONS = ("control", "EP02", "NP01", "EP07")
+EXAMPLES, REPEATS = 250, 100  # x 4 conditions: 100,000 trials
+TRIALS_PAGE = 200  # trials the library side lists, as a page of the paired view would
+
+
+def _study(seed: int) -> dict[str, Any]:
+    return {
+        "name": "bench-ui",
+        "models": [{"id": "sim/bench", "simulate": {"accuracy": {"control": 0.5, "EP02": 0.6, "NP01": 0.45, "EP07": 0.55}}}],
+        "conditions": [{"name": c, **({"stimuli": [c]} if c != "control" else {})} for c in CONDITIONS],
+        "tasks": [{"task": "ii/sum", "n": EXAMPLES}],
+        "repeats": REPEATS,
+        "seed": seed,
+        "concurrency": 64,
+    }
+
+
+def the_log(cache: Path, seed: int) -> Path:
+    """The 100,000-trial log of `seed`, made on first use (a finished run is not run again)."""
+    folder = cache / f"seed-{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    study, db = folder / "bench-ui.yaml", folder / "bench-ui.duckdb"
+    study.write_text(yaml.safe_dump(_study(seed), sort_keys=False))
+    trials = len(CONDITIONS) * EXAMPLES * REPEATS
+    if db.exists() and any(run["trials_done"] == trials for run in api.list_runs(db).runs):
+        return db
+    started = time.perf_counter()
+    result = api.run(study, db)  # resumes a run cut short
+    if result.trials_done != trials:
+        raise SystemExit(f"{db}: {result.trials_done} trials, not {trials}")
+    print(f"log: {db} ({result.trials_done} trials, made in {time.perf_counter() - started:.1f} s)", file=sys.stderr)
+    return db
+
+
+def _seconds(action: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def _figures_png(db: Path) -> None:
+    from workbench.export.figures import forest_figure, heatmap_figure
+
+    table = api.compare(db).table
+    for figure in (forest_figure(table), heatmap_figure(table)):
+        figure.savefig(io.BytesIO(), format="png")
+
+
+def library_round(db: Path) -> dict[str, float]:
+    parts = {
+        "compare": _seconds(lambda: api.compare(db)),
+        "figures": _seconds(lambda: _figures_png(db)),  # includes its own compare
+        "trials": _seconds(lambda: api.list_trials(db, limit=TRIALS_PAGE)),
+    }
+    return {**parts, "total": sum(parts.values())}
+
+
+def page_round(server: Any) -> dict[str, Any]:
+    """One fresh browser session: navigation to the Results page until it is drawn."""
+    with browser() as driver:
+        ui = UI(driver, server)
+        started = time.monotonic()
+        ui.open("results", timeout=300)
+        drawn = ui.wait_drawn(timeout=300)
+        return {
+            "seconds": drawn - started,
+            "tables": len(ui.dataframes()),
+            "images": len(ui.images()),
+            "errors": len(ui.exceptions()),
+            "screenshot": str(ui.screenshot("bench-ui-results")),
+        }
+
+
+def _median(rounds: list[dict[str, Any]], key: str) -> float:
+    return statistics.median(r[key] for r in rounds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", type=Path, default=REPO / "runs" / "bench-ui", help="where the log of each seed is kept")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+
+    db = the_log(args.cache, args.seed)
+    library = [library_round(db) for _ in range(args.rounds)]
+    with ui_server(db) as server:
+        page = [page_round(server) for _ in range(args.rounds)]
+    last = page[-1]
+    drawn_everything = last["tables"] > 0 and last["images"] > 0 and last["errors"] == 0
+    result = {
+        "trials": len(CONDITIONS) * EXAMPLES * REPEATS,
+        "rounds": args.rounds,
+        "library_s": {key: round(_median(library, key), 3) for key in library[0]},
+        "page_s": round(_median(page, "seconds"), 3),
+        "page_first_s": round(page[0]["seconds"], 3),
+        "page_rounds_s": [round(r["seconds"], 3) for r in page],
+        "page_tables": last["tables"],
+        "page_images": last["images"],
+        "page_exceptions": last["errors"],
+        "target_s": TARGET_S,
+        # met only when the page drew a table and figures: a page without them is not the Results page yet
+        "met": drawn_everything and _median(page, "seconds") < TARGET_S,
+        "met_first": drawn_everything and page[0]["seconds"] < TARGET_S,  # a fresh server: nothing cached
+        "screenshot": last["screenshot"],
+    }
+    if args.json:
+        print(json.dumps(result))
+        return
+    lib = result["library_s"]
+    print(f"Results page of a {result['trials']:,}-trial log, median of {args.rounds} rounds")
+    print(f"  library: compare {lib['compare']:.2f} s, figures {lib['figures']:.2f} s, {TRIALS_PAGE} trials {lib['trials']:.2f} s; total {lib['total']:.2f} s")
+    print(f"  page in Chromium: {result['page_s']:.2f} s (first round {result['page_first_s']:.2f} s; rounds {result['page_rounds_s']})")
+    print(f"  drawn: {result['page_tables']} table(s), {result['page_images']} image(s), {result['page_exceptions']} exception(s)")
+    print(f"  target: page < {TARGET_S:.0f} s; met: {str(result['met']).lower()} (first round: {str(result['met_first']).lower()})")
+
+
+if __name__ == "__main__":
+    main()
