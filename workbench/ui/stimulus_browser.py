@@ -109,7 +109,11 @@ def stimulus_browser(task: str | None, key: str = "stimuli", study_path: str | N
     """Browse the stimulus library; return the reference of the stimulus to add as a condition
     when "Add as condition" is pressed, else None. `task`: whose example the messages are shown
     on; `study_path`: a study whose stimulus files (and task entry) count too."""
-    catalogue = api.stimulus_catalogue(study_path)
+    try:
+        catalogue = api.stimulus_catalogue(study_path)
+    except api.UserError as exc:  # the study's own stimulus files do not load: browse the library's
+        st.text(f"The study's stimulus files are left out: {exc}")
+        catalogue, study_path = api.stimulus_catalogue(None), None
     family = st.selectbox("Family", catalogue.families, key=f"{key}.family")
     entries = {entry.id: entry for entry in catalogue.of_family(family)}
     chosen = st.selectbox("Stimulus", list(entries), format_func=lambda sid: _label(entries[sid]), key=f"{key}.stimulus.{family}")

@@ -4,6 +4,7 @@ check, the plan and the save are `workbench.api` calls."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -219,7 +220,8 @@ st.subheader("Conditions")
 conditions = entries(draft, "conditions")
 first_task = tasks[0].get("task") if tasks and isinstance(tasks[0], dict) else None
 with st.expander("Add a condition from the stimulus library"):
-    picked = stimulus_browser(first_task if isinstance(first_task, str) else None, key="design_stimuli", study_path=state[SAVE_AS])
+    saved = state[SAVE_AS] if Path(state[SAVE_AS]).is_file() else None  # a study not saved yet has no stimulus files to add
+    picked = stimulus_browser(first_task if isinstance(first_task, str) else None, key="design_stimuli", study_path=saved)
 if picked:
     conditions.append({"name": api.new_condition_name(draft, str(picked.get("id"))), "stimuli": [picked]})
 for i, condition in enumerate(conditions):
