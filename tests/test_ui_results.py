@@ -102,9 +102,9 @@ def test_the_table_is_what_compare_prints(log: Path) -> None:
 def test_filters_change_the_table_as_compare_would(log: Path) -> None:
     at = page(log)
     before = table(at)
-    at.multiselect[0].unselect("NP01").run()
-    selectbox(at, "Correction").select("bonferroni").run()
-    selectbox(at, "Errors").select("exclude").run()
+    at.multiselect[0].unselect("NP01")
+    selectbox(at, "Correction").select("bonferroni")
+    selectbox(at, "Errors").select("exclude")
     at.select_slider[0].set_value(0.9).run()
     assert not at.exception
     expected = api.compare(log, conditions=("EP02",), adjust="bonferroni", errors="exclude", level=0.9).to_json()
