@@ -271,7 +271,7 @@ def cost_figure(costs: Sequence[ConditionCost], title: str = "") -> Figure:
     """Gain against cost (`workbench compare`'s `gain against cost`): each condition's final
     accuracy against the mean tokens a trial spent, its mean rounds beside it."""
     models = list(dict.fromkeys(c.model for c in costs)) or [""]
-    colours = _colours([c.condition for c in costs])
+    colours = _colours([c.condition for c in costs if c.mean_rounds is not None] + [c.condition for c in costs])  # the loops as the rounds figure colours them
     figure = Figure(figsize=(4.2 * len(models) + 0.4, 3.2), layout="constrained")
     for index, model in enumerate(models):
         ax = figure.add_subplot(1, len(models), index + 1)
