@@ -330,6 +330,13 @@ class ComparisonResult:
     rounds: tuple[Any, ...]
     reports: Mapping[str, list[dict[str, Any]]]
 
+    def to_frame(self) -> Any:
+        """Every table of the comparison as one pandas DataFrame, a row per line of the CSV export
+        (its `table` column says which table: workbench.export.TABLE_NAMES)."""
+        from .export import comparison_frame
+
+        return comparison_frame(self.table)
+
     def to_json(self) -> dict[str, Any]:
         payload = {"run_id": self.run_id, "name": self.name, **self.table.to_dict(json_safe=True)}
         return {**payload, "costs": [c.to_dict() for c in self.costs], "rounds": [p.to_dict() for p in self.rounds], **self.reports}
@@ -360,15 +367,23 @@ def partial_warning(table: Any, run_id: str) -> str | None:
     )
 
 
-def _check_options(options: CompareOptions) -> None:
+def compare_choices() -> dict[str, tuple[str, ...]]:
+    """What each of `compare`'s options allows (the extractors: those a log may hold scores of)."""
+    from .scoring.extract import EXTRACTORS
     from .stats.multiplicity import METHODS as ADJUST_METHODS
     from .stats.table import ERROR_POLICIES, FAMILIES, TEST_NAMES
 
-    choices = {"--adjust": (options.adjust, tuple(ADJUST_METHODS)), "--family": (options.family, tuple(FAMILIES)), "--test": (options.test, TEST_NAMES)}
+    return {"adjust": tuple(ADJUST_METHODS), "family": tuple(FAMILIES), "test": tuple(TEST_NAMES), "errors": tuple(ERROR_POLICIES),
+            "no_answer": tuple(ERROR_POLICIES), "extractor": tuple(EXTRACTORS)}
+
+
+def _check_options(options: CompareOptions) -> None:
+    allowed = compare_choices()
+    choices = {"--adjust": (options.adjust, allowed["adjust"]), "--family": (options.family, allowed["family"]), "--test": (options.test, allowed["test"])}
     if options.errors is not None:
-        choices["--errors"] = (options.errors, ERROR_POLICIES)
+        choices["--errors"] = (options.errors, allowed["errors"])
     if options.no_answer is not None:
-        choices["--no-answer"] = (options.no_answer, ERROR_POLICIES)
+        choices["--no-answer"] = (options.no_answer, allowed["no_answer"])
     for option, (value, allowed) in choices.items():
         if value not in allowed:
             raise UserError(f"{value!r} is not allowed (allowed: {', '.join(allowed)})", field=option)
@@ -416,8 +431,6 @@ def compare(db: str | Path, run_id: str | None = None, *, log: Log | None = None
     tasks; `options` are CompareOptions' fields (adjust, family, test, conditions, control,
     errors, level, no_answer, extractor). `log` gets the partial-run warning."""
     from .reports import run_reports
-    from .reports.rounds import gain_and_cost
-    from .stats.extractor_view import use_extractor
 
     db, chosen = Path(db), _options(options)
     data, table = _comparison_table(db, run_id, chosen)
@@ -427,14 +440,23 @@ def compare(db: str | Path, run_id: str | None = None, *, log: Log | None = None
     con = _reader(db)
     try:
         reports = run_reports(con, data.run_id, chosen.control or data.control)  # e.g. traits, sac_induced, as `run` shows them
-        use_extractor(con, data.run_id, chosen.extractor)
-        costs, curve = gain_and_cost(con, data.run_id, table.errors_policy, table.no_answer_policy)
+        costs, curve = _gain_and_cost(con, data, table, chosen.extractor)
     finally:
         con.close()
-    loops = {(c.model, c.condition) for c in costs if c.mean_rounds is not None}
-    curve = [p for p in in_study_order(curve, data.conditions) if (p.model, p.condition) in loops]
     reports = {name: in_study_order(found, data.conditions) for name, found in reports.items()}
     return ComparisonResult(data.run_id, data.name, table, tuple(costs), tuple(curve), reports)
+
+
+def _gain_and_cost(con: Any, data: Any, table: Any, extractor: str | None) -> tuple[list[Any], list[Any]]:
+    """Every condition's gain against cost and the rounds of those that loop (in the study's
+    order), under the table's extractor and policies; `con` is left showing that extractor."""
+    from .reports.rounds import gain_and_cost
+    from .stats.extractor_view import use_extractor
+
+    use_extractor(con, data.run_id, extractor)
+    costs, curve = gain_and_cost(con, data.run_id, table.errors_policy, table.no_answer_policy)
+    loops = {(c.model, c.condition) for c in costs if c.mean_rounds is not None}
+    return costs, [p for p in in_study_order(curve, data.conditions) if (p.model, p.condition) in loops]
 
 
 def _options(options: Mapping[str, Any]) -> CompareOptions:
@@ -442,6 +464,54 @@ def _options(options: Mapping[str, Any]) -> CompareOptions:
     if isinstance(conditions, str):  # the CLI's comma-separated list
         conditions = tuple(c.strip() for c in conditions.split(",") if c.strip())
     return CompareOptions(**{**options, "conditions": None if conditions is None else tuple(conditions)})
+
+
+# -- the UI's Results page: what changes a log, a comparison's figures, a run's examples -----------
+def log_stamp(db: str | Path) -> tuple[int, ...]:
+    """A cheap fingerprint of the log `db` (sizes and times of its files, nothing read): it
+    changes whenever a trial lands, so a cache keyed on it shows a run being written as it fills."""
+    from .store import log_stamp as stamp
+
+    return stamp(Path(db))
+
+
+def figures_png(compared: ComparisonResult) -> dict[str, bytes]:
+    """The comparison's figures as PNG, by the names `workbench export --figures` gives their
+    files: forest and heatmap, and for a run whose conditions loop, rounds and cost."""
+    from .export.figures import comparison_figures, png_bytes
+
+    return {name: png_bytes(figure) for name, figure in comparison_figures(compared.table, compared.rounds, compared.costs).items()}
+
+
+def comparison_notes(compared: ComparisonResult) -> list[str]:
+    """The sentences that explain the comparison's table, as `workbench compare` prints them under it."""
+    from .export import notes
+
+    return notes(compared.table)
+
+
+@dataclass(frozen=True)
+class ExampleList:
+    """A run's examples (task, item), each with the conditions whose outcome differs from the
+    control's on it in some repeat (workbench.reports.trial_view.ExampleEntry)."""
+
+    run_id: str
+    examples: tuple[Any, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "examples": [e.to_dict(True) for e in self.examples]}
+
+
+def list_examples(db: str | Path, run_id: str | None = None, *, extractor: str | None = None) -> ExampleList:
+    """The examples of a run (default: the latest) and where their outcomes changed, read without
+    the prompts and responses; `list_trials(item=...)` then reads one example's trials."""
+    from .reports.trial_view import example_index
+
+    found, examples = example_index(Path(db), run_id, extractor=extractor)
+    return ExampleList(found, tuple(examples))
+
+
+__all__ += ["ExampleList", "compare_choices", "comparison_notes", "figures_png", "list_examples", "log_stamp"]
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -482,8 +552,9 @@ def export(
     if files_only and request.to_stdout:
         raise UserError("the table or the trials would go to stdout, which carries the JSON: pass --out FILE (and --trials FILE)", field="--json")
     table = None
+    chosen = _options(options)
     if request.table is not None or request.figures is not None:
-        data, table = _comparison_table(db, run_id, _options(options))
+        data, table = _comparison_table(db, run_id, chosen)
         warning = partial_warning(table, data.run_id)
         if warning:
             (log or _quiet)(warning)
@@ -508,7 +579,12 @@ def export(
     if request.figures is not None:
         from .export.figures import write_figures
 
-        written.extend(write_figures(table, request.figures, provenance=provenance))
+        con = _reader(db)
+        try:
+            costs, curve = _gain_and_cost(con, data, table, chosen.extractor)  # a loop's rounds and cost, as `compare` shows them
+        finally:
+            con.close()
+        written.extend(write_figures(table, request.figures, provenance=provenance, rounds=curve, costs=costs))
     for path in request.bib_paths():
         write_atomic(path, bib_text)
         written.append(path)
@@ -528,9 +604,10 @@ class TrialList:
 
 def list_trials(
     db: str | Path, run_id: str | None = None, *, condition: str | None = None, task: str | None = None, changed: bool = False,
-    score: int | None = None, status: str | None = None, extractor: str | None = None, limit: int | None = None,
+    score: int | None = None, status: str | None = None, extractor: str | None = None, limit: int | None = None, item: str | None = None,
 ) -> TrialList:
-    """Trials of a run (default: the latest), filtered as `workbench trials` filters them."""
+    """Trials of a run (default: the latest), filtered as `workbench trials` filters them; `item`:
+    one example's trials only."""
     from .scoring.extract import ERROR, NO_ANSWER, OK
     from .reports.trial_view import trial_listing
 
@@ -538,7 +615,7 @@ def list_trials(
     if status is not None and status not in statuses:
         raise UserError(f"{status!r} is not allowed (allowed: {', '.join(statuses)})", field="--status")
     return TrialList(trial_listing(
-        Path(db), run_id, condition=condition, task=task, changed=changed, score=score, status=status, extractor=extractor, limit=limit,
+        Path(db), run_id, condition=condition, task=task, changed=changed, score=score, status=status, extractor=extractor, limit=limit, item=item,
     ))
 
 

@@ -172,6 +172,21 @@ def log_exists(db_path: Path) -> bool:
     return db_path.exists() or segments_dir(db_path).exists()
 
 
+def log_stamp(db_path: Path) -> tuple[int, ...]:
+    """A cheap fingerprint of the log's state (its file's and its segments' sizes and times, no
+    read): it changes whenever a trial lands or a compaction runs, so a cache keyed on it is
+    never stale. All zeros when there is no log."""
+    stamp = [0, 0, 0, 0, 0]
+    with contextlib.suppress(FileNotFoundError):
+        stat = db_path.stat()
+        stamp[:2] = [stat.st_mtime_ns, stat.st_size]
+    for path in segments_dir(db_path).glob("*/*.parquet"):
+        with contextlib.suppress(FileNotFoundError):  # compacted away meanwhile
+            stat = path.stat()
+            stamp[2:] = [stamp[2] + 1, max(stamp[3], stat.st_mtime_ns), stamp[4] + stat.st_size]
+    return tuple(stamp)
+
+
 def _segment_files(db_path: Path, table: str) -> list[Path]:
     directory = segments_dir(db_path) / table
     return sorted(directory.glob("*.parquet")) if directory.is_dir() else []

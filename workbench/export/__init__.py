@@ -16,6 +16,7 @@ import math
 import os
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 from pathlib import Path
 
 from ..core.text import visible
@@ -468,12 +469,17 @@ def to_csv(comparison: Comparison, title: str = "") -> str:
     return buffer.getvalue()
 
 
-def to_parquet(comparison: Comparison, title: str = "") -> bytes:
-    """The CSV's records as a typed Parquet table (for pandas, R's arrow, DuckDB)."""
+def comparison_frame(comparison: Comparison) -> Any:
+    """The CSV's records as a typed pandas DataFrame (the Parquet export, the Results page)."""
     import pandas as pd
 
     records = comparison_records(comparison)
-    return frame_to_parquet(pd.DataFrame(records, columns=_columns(records)))
+    return pd.DataFrame(records, columns=_columns(records))
+
+
+def to_parquet(comparison: Comparison, title: str = "") -> bytes:
+    """The CSV's records as a typed Parquet table (for pandas, R's arrow, DuckDB)."""
+    return frame_to_parquet(comparison_frame(comparison))
 
 
 def frame_to_parquet(frame: object) -> bytes:
@@ -507,4 +513,4 @@ def export_table(comparison: Comparison, fmt: str, out: Path, title: str = "", s
     return Path(out)
 
 
-__all__ = ["ALL_TASKS", "FORMATS", "comparison_records", "export_table", "latex_escape", "markdown_escape", "row_cells", "to_csv", "to_latex", "to_markdown", "to_parquet"]
+__all__ = ["ALL_TASKS", "FORMATS", "comparison_frame", "comparison_records", "export_table", "latex_escape", "markdown_escape", "row_cells", "to_csv", "to_latex", "to_markdown", "to_parquet"]

@@ -1,6 +1,7 @@
 """Figures for papers, as vector PDF (embedded TrueType text) and PNG (matplotlib, without
 pyplot's global state): a forest plot of every effect with its interval, and a task-by-condition
-heatmap of the differences with their marks and intervals.
+heatmap of the differences with their marks and intervals; for conditions that loop (HEART), the
+score by round and the gain against the tokens spent.
 
 Ready to go into a paper as they are: no title (the caption is the paper's), no run id on the
 figure (it is in the PDF's metadata), the model named only when there are several, a legend of
@@ -10,8 +11,10 @@ conditions, ColorBrewer's RdBu for the diverging heatmap).
 
 from __future__ import annotations
 
+import io
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from . import MARKS, condition_label, significance_mark
 from .paper import ALL_TASKS_LABEL, signed, suite_prefix
+from ..reports.rounds import ConditionCost, RoundPoint
 from ..stats.table import ALL_TASKS, GOLD_MARK, Comparison
 
 FIGURE_FORMATS = ("pdf", "png")
@@ -208,9 +212,103 @@ def _max_tasks(comparison: Comparison) -> int:
     return max([len({r.task for r in comparison.rows if r.model == m}) for m in {r.model for r in comparison.rows}] + [1])
 
 
-def write_figures(comparison: Comparison, directory: Path, title: str = "", provenance: str = "") -> list[Path]:
-    """forest.pdf/.png and heatmap.pdf/.png in `directory`; the run's provenance goes in the
-    PDFs' metadata, never on the figure."""
+def write_figures(
+    comparison: Comparison, directory: Path, title: str = "", provenance: str = "", rounds: Sequence[RoundPoint] = (), costs: Sequence[ConditionCost] = (),
+) -> list[Path]:
+    """forest.pdf/.png and heatmap.pdf/.png in `directory`, and for a run whose conditions loop
+    rounds.pdf/.png and cost.pdf/.png; the run's provenance goes in the PDFs' metadata, never on
+    the figure."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    return forest_plot(comparison, directory / "forest", title, provenance) + heatmap(comparison, directory / "heatmap", title, provenance)
+    written = forest_plot(comparison, directory / "forest", title, provenance) + heatmap(comparison, directory / "heatmap", title, provenance)
+    for name, figure in loop_figures(rounds, costs, title).items():
+        written += _save(figure, directory / name, provenance)
+    return written
+
+
+ROUND_STYLES = (("accuracy", "-", "held answer"), ("pass_at", ":", "pass@t (a correct answer in rounds 0..t)"))
+
+
+def _gold_name(condition: str, consumes_gold: bool) -> str:
+    return f"{condition} {GOLD_MARK}" if consumes_gold else condition
+
+
+def rounds_figure(points: Sequence[RoundPoint], title: str = "") -> Figure:
+    """Per model, each looping condition's score by round (what `workbench compare` prints as
+    `per round`): the accuracy of the answer held after round t (solid) and pass@t (dotted),
+    then the trial's final answer as its strategy settled it (the `final` tick)."""
+    models = list(dict.fromkeys(p.model for p in points)) or [""]
+    last = max([p.round for p in points if p.round is not None] + [0])
+    figure = Figure(figsize=(4.2 * len(models) + 1.8, 3.2), layout="constrained")
+    colours = _colours([p.condition for p in points])
+    for index, model in enumerate(models):
+        ax = figure.add_subplot(1, len(models), index + 1)
+        mine = [p for p in points if p.model == model]
+        for condition in dict.fromkeys(p.condition for p in mine):
+            curve = [p for p in mine if p.condition == condition]
+            x = [last + 1 if p.round is None else p.round for p in curve]
+            for field_name, style, _ in ROUND_STYLES:
+                label = text_safe(_gold_name(condition, any(p.consumes_gold for p in curve))) if style == "-" else None
+                ax.plot(x, [getattr(p, field_name) for p in curve], linestyle=style, marker="o", markersize=3, color=colours[condition], label=label)
+        ax.set_xticks(range(last + 2))
+        ax.set_xticklabels([*map(str, range(last + 1)), "final"])
+        ax.set_xlabel("round t")
+        ax.set_ylabel("mean score")
+        ax.set_ylim(-0.02, 1.02)
+        if len(models) > 1:
+            ax.set_title(text_safe(model), fontsize=9)
+    handles, labels = figure.axes[0].get_legend_handles_labels()
+    handles += [Line2D([], [], color="0.3", linestyle=style, label=text) for _, style, text in ROUND_STYLES]
+    gold = any(p.consumes_gold for p in points)
+    figure.legend(handles=handles, loc="outside right upper", fontsize=7, frameon=False,
+                  title=text_safe(f"{GOLD_MARK}: read gold labels (oracle verifier)") if gold else None, title_fontsize=7)
+    if title:
+        figure.suptitle(text_safe(title), fontsize=9)
+    return figure
+
+
+def cost_figure(costs: Sequence[ConditionCost], title: str = "") -> Figure:
+    """Gain against cost (`workbench compare`'s `gain against cost`): each condition's final
+    accuracy against the mean tokens a trial spent, its mean rounds beside it."""
+    models = list(dict.fromkeys(c.model for c in costs)) or [""]
+    colours = _colours([c.condition for c in costs if c.mean_rounds is not None] + [c.condition for c in costs])  # the loops as the rounds figure colours them
+    figure = Figure(figsize=(4.2 * len(models) + 0.4, 3.2), layout="constrained")
+    for index, model in enumerate(models):
+        ax = figure.add_subplot(1, len(models), index + 1)
+        for cost in (c for c in costs if c.model == model):
+            ax.plot([cost.mean_tokens], [cost.accuracy], marker="D" if cost.mean_rounds is not None else "o", color=colours[cost.condition], linestyle="none")
+            rounds = "" if cost.mean_rounds is None else f" ({cost.mean_rounds:.2f} rounds)"
+            ax.annotate(text_safe(_gold_name(cost.condition, cost.consumes_gold) + rounds), (cost.mean_tokens, cost.accuracy),
+                        textcoords="offset points", xytext=(4, 3), fontsize=7)
+        ax.set_xlabel("mean tokens per trial (prompt + completion)")
+        ax.set_ylabel("accuracy of the final answer")
+        ax.set_ylim(-0.02, 1.08)
+        ax.margins(x=0.25)
+        if len(models) > 1:
+            ax.set_title(text_safe(model), fontsize=9)
+    notes = ["diamond: a loop (mean feedback rounds in brackets), circle: a single answer"]
+    if any(c.consumes_gold for c in costs):
+        notes.append(f"{GOLD_MARK} read gold labels (oracle verifier): an upper bound")
+    figure.text(0.0, 0.0, text_safe("; ".join(notes)), fontsize=7, ha="left", va="top")
+    if title:
+        figure.suptitle(text_safe(title), fontsize=9)
+    return figure
+
+
+def loop_figures(rounds: Sequence[RoundPoint], costs: Sequence[ConditionCost], title: str = "") -> dict[str, Figure]:
+    """The figures of a run whose conditions loop (none without rounds): per-round curves, gain against cost."""
+    return {"rounds": rounds_figure(rounds, title), "cost": cost_figure(costs, title)} if rounds else {}
+
+
+def comparison_figures(comparison: Comparison, rounds: Sequence[RoundPoint] = (), costs: Sequence[ConditionCost] = (), title: str = "") -> dict[str, Figure]:
+    """Every figure of a comparison by file name (without its suffix): what `export --figures`
+    writes and the Results page shows."""
+    return {"forest": forest_figure(comparison, title), "heatmap": heatmap_figure(comparison, title), **loop_figures(rounds, costs, title)}
+
+
+def png_bytes(figure: Figure, dpi: int = 110) -> bytes:
+    """A figure as PNG, for a screen."""
+    buffer = io.BytesIO()
+    with matplotlib.rc_context(RC):
+        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return buffer.getvalue()

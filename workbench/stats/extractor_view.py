@@ -29,11 +29,12 @@ def _extracting_scorers() -> list[str]:
 def own_extractor(con: Any, run_id: str) -> str | None:
     """The extractor(s) the run scored its trials with, as one label ("flexible", or
     "flexible+strict" where task entries chose differently); None when no task used one."""
-    rows = con.execute(
-        f"SELECT DISTINCT {_OWN} AS own FROM trials t WHERE t.run_id = ? AND own IS NOT NULL ORDER BY own",
-        [_extracting_scorers(), run_id],
-    ).fetchall()
-    return "+".join(r[0] for r in rows) or None
+    named = [r[0] for r in con.execute("SELECT DISTINCT extractor FROM trials WHERE run_id = ?", [run_id]).fetchall()]
+    if None in named:  # a trial naming none (judge-graded, or logged before extractors): ask its task (slower: its JSON, per trial)
+        named = [r[0] for r in con.execute(
+            f"SELECT DISTINCT {_OWN} AS own FROM trials t WHERE t.run_id = ? AND own IS NOT NULL", [_extracting_scorers(), run_id],
+        ).fetchall()]
+    return "+".join(sorted(n for n in named if n is not None)) or None
 
 
 def use_extractor(con: Any, run_id: str, extractor: str | None) -> str | None:
