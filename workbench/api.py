@@ -843,9 +843,8 @@ def log_state(db: str | Path) -> LogState:
         return LogState(str(db), "writing", "A run is writing to this log now: the pages show it as it stands, and more as you reload.", schema)
     if not seen.has_runs:
         return LogState(str(db), "empty", "This log holds no run yet: running a study fills it.", schema)
-    if schema is not None and (schema, seen.storage) != (SCHEMA_VERSION, STORAGE_VERSION):
-        return LogState(
-            str(db), "older", f"This log was written by an older workbench (schema {schema}, DuckDB storage {seen.storage}; today's: {SCHEMA_VERSION}, "
-            f"{STORAGE_VERSION}): it is read as it is, and the next run or re-score on it upgrades it in place.", schema,
-        )
+    storage = "" if seen.storage == STORAGE_VERSION else f"; DuckDB storage {seen.storage}, today's {STORAGE_VERSION}"
+    if schema is not None and (schema < SCHEMA_VERSION or storage):
+        by = f"an older workbench (schema {schema}; today's is {SCHEMA_VERSION}{storage})" if schema < SCHEMA_VERSION else f"another DuckDB ({storage[2:]})"
+        return LogState(str(db), "older", f"This log was written by {by}: it is read as it is, and the next run or re-score on it upgrades it in place.", schema)
     return LogState(str(db), "current", "The log is in today's schema.", schema)
