@@ -165,3 +165,16 @@ def test_an_unreachable_model_server_is_one_line_of_words(monkeypatch: pytest.Mo
     assert not at.exception
     [line] = [e.value.replace("\\", "") for e in at.error]
     assert line.startswith("openai/test-model at http://127.0.0.1:9/v1: server unreachable (") and "\n" not in line
+
+
+def test_an_embedded_model_whose_server_does_not_start_is_one_line_of_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Breaking the embedded server for real would break the machine's model cache: its start fails here as it does there."""
+    from workbench.providers import litellm_provider
+
+    def failing(model_id: str, log: object) -> None:
+        raise RuntimeError("the llama.cpp server exited with code 1;\nsee /tmp/server.log")
+
+    monkeypatch.setattr(litellm_provider, "ensure_server", failing)
+    check = api.check_model("local/default", "What is 2 + 3?")
+    assert not check.ok and check.kind == "server_start"
+    assert check.summary == "local/default: its model server did not start (the llama.cpp server exited with code 1; see /tmp/server.log)"

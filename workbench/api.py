@@ -650,6 +650,9 @@ def repair_log(db: str | Path) -> LogRepair:
 
 
 # -- models --------------------------------------------------------------------------------------
+SERVER_START = "server_start"  # ModelCheck.kind of an embedded model whose server did not start
+
+
 @dataclass(frozen=True)
 class ModelCheck:
     """One prompt answered by one model through the gateway (cache off, one retry)."""
@@ -669,7 +672,7 @@ class ModelCheck:
 
         if self.ok:
             return f"{self.model} answered in {self.latency_s:.2f} s"
-        words = TRANSIENT_KINDS.get(self.kind or "") or (self.kind or "failed").replace("_", " ")
+        words = {**TRANSIENT_KINDS, SERVER_START: "its model server did not start"}.get(self.kind or "") or (self.kind or "failed").replace("_", " ")
         return f"{self.model}{f' at {self.api_base}' if self.api_base else ''}: {words} ({' '.join(str(self.error).split())})"
 
     def to_json(self) -> dict[str, Any]:
@@ -688,7 +691,10 @@ def check_model(model: str, prompt: str, *, api_base: str | None = None, log: Lo
     spec = model_spec(id=model, api_base=api_base, params={"temperature": 0.0, "max_tokens": 32}, max_retries=1)
 
     async def check() -> ModelCheck:
-        gateway = await GatewaySettings(models=(spec,), use_cache=False).open(log or _quiet)
+        try:
+            gateway = await GatewaySettings(models=(spec,), use_cache=False).open(log or _quiet)
+        except RuntimeError as exc:  # an embedded model's server that does not start (workbench.providers.local_models)
+            return ModelCheck(model=model, ok=False, answer=None, error=" ".join(str(exc).split()), latency_s=0.0, kind=SERVER_START, api_base=api_base)
         try:
             messages = (Message.text("system", "You are a helpful assistant."), Message.text("user", prompt))
             request = ModelRequest.build(spec.id, to_dicts(messages), spec.params, 0, "check")
