@@ -8,6 +8,10 @@ import gzip
 import html
 import logging
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +21,7 @@ from hypothesis import strategies as st
 from markdown_it import MarkdownIt
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO
+from conftest import REPO, sim_study, write_study
 from workbench import api
 from workbench.store import SCHEMA_VERSION, SegmentWriter, compact, segments_dir
 from workbench.ui.common import md_text
@@ -178,3 +182,22 @@ def test_an_embedded_model_whose_server_does_not_start_is_one_line_of_words(monk
     check = api.check_model("local/default", "What is 2 + 3?")
     assert not check.ok and check.kind == "server_start"
     assert check.summary == "local/default: its model server did not start (the llama.cpp server exited with code 1; see /tmp/server.log)"
+
+
+def test_a_log_a_real_run_is_writing_is_said_so_on_the_export_page(tmp_path: Path) -> None:
+    study = sim_study(name="slow", tasks=[{"task": "ii/sum", "n": 40}], concurrency=1)
+    study["models"][0]["simulate"]["latency_ms"] = 250  # 120 trials: half a minute, longer than the test looks
+    db = tmp_path / "live.duckdb"
+    process = subprocess.Popen([sys.executable, "-m", "workbench.cli", "run", str(write_study(tmp_path / "s.yaml", study)), "--db", str(db)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while api.log_state(db).state != "writing":
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.poll() is not None else "no writer"
+            time.sleep(0.2)
+        at = page("export", db)
+        assert not at.exception, at.exception
+        assert any("A run is writing to this log now" in line for line in said(at)), said(at)
+    finally:
+        process.send_signal(signal.SIGINT)  # stops as Ctrl-C does: it resumes later
+        process.wait(timeout=60)
