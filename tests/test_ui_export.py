@@ -36,7 +36,7 @@ def labelled(widgets, label: str):
     return next(w for w in widgets if w.label == label)
 
 
-@pytest.mark.slow  # two figures rendered twice and three CLI processes: 15 s alone, more on a busy machine
+@pytest.mark.slow  # the figures rendered twice and three CLI processes: 14 s
 def test_the_downloads_are_what_workbench_export_writes(log: tuple[Path, str], downloads: Downloads, tmp_path: Path) -> None:
     db, run_id = log
     at = AppTest.from_file(PAGE, default_timeout=120)
@@ -67,7 +67,6 @@ def test_the_downloads_are_what_workbench_export_writes(log: tuple[Path, str], d
         assert figures.read(name) == (out / "figures" / name).read_bytes(), name
 
 
-@pytest.mark.slow  # the figures rendered four times
 def test_an_export_of_one_log_is_the_same_bytes_every_time(log: tuple[Path, str], tmp_path: Path) -> None:
     """The PDFs' date is the run's start, from the log, not the clock: two exports a second apart agree."""
     db, run_id = log

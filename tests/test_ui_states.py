@@ -156,7 +156,7 @@ def test_md_text_makes_no_markup_of_attacks(text: str) -> None:
     assert rendered_text(md_text(text)) == text
 
 
-@pytest.mark.slow  # the client's retries of a refused connection take about 20 s
+@pytest.mark.slow  # the client's retries of a refused connection back off: 5 to 20 s
 def test_an_unreachable_model_server_is_one_line_of_words(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-key")  # litellm wants one before it connects
 
