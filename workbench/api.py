@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -538,22 +538,45 @@ def export(
     ExportResult.stdout), the per-trial data, figures and a references.bib beside them. Every
     content is made before any file is written; `files_only` refuses an export to stdout (the
     CLI's --json, whose manifest stdout carries). `options`: as for `compare`."""
-    from .export.bibliography import run_bibliography
     from .export import write_atomic
-    from .export.context import ExportContext, run_provenance
-    from .export.layouts import render
     from .export.request import check_bib_paths, resolve
-    from .export.trials import TRIAL_RENDERERS, trial_records
-    from .stats import load_run
 
-    db = Path(db)
     request = resolve(layout, format, out, trials, None if figures is None else Path(figures), bib=bib)
     check_bib_paths(request.bib_paths())
     if files_only and request.to_stdout:
         raise UserError("the table or the trials would go to stdout, which carries the JSON: pass --out FILE (and --trials FILE)", field="--json")
+    made = _export_contents(Path(db), run_id, request, relative=relative, standalone=standalone, log=log, options=options)
+    written: list[Path] = []
+    stdout: list[str] = []
+    for path, content in made.contents:
+        if path is None:
+            stdout.append(content if isinstance(content, str) else content.decode())
+        else:
+            write_atomic(path, content)
+            written.append(path)
+    return ExportResult(made.run_id, tuple(written), request.to_stdout, "".join(stdout))
+
+
+@dataclass(frozen=True)
+class _ExportContents:
+    run_id: str
+    contents: tuple[tuple[Path | None, str | bytes], ...]  # (path, None: stdout; content), in the order they are written
+    provenance: Any  # workbench.export.context.Provenance
+
+
+def _export_contents(db: Path, run_id: str | None, request: Any, *, relative: bool, standalone: bool, log: Log | None, options: Mapping[str, Any]) -> _ExportContents:
+    """Every file an export request (workbench.export.request.ExportRequest) asks for, made before
+    any is written: `export` writes them, `export_files` hands them over as bytes."""
+    from .export.bibliography import run_bibliography
+    from .export.context import ExportContext, run_provenance
+    from .export.figures import figure_files
+    from .export.layouts import render
+    from .export.trials import TRIAL_RENDERERS, trial_records
+    from .stats import load_run
+
     table = None
     chosen = _options(options)
-    if request.table is not None or request.figures is not None:
+    if request.tables or request.figures is not None:
         data, table = _comparison_table(db, run_id, chosen)
         warning = partial_warning(table, data.run_id)
         if warning:
@@ -561,34 +584,24 @@ def export(
     else:
         data = load_run(db, run_id)
     provenance = run_provenance(db, data.run_id)
-    contents: list[tuple[Any, str | bytes]] = []  # (path or None for stdout, content): all made before any is written
-    if request.table is not None:
-        context = ExportContext(name=data.name, provenance=provenance, relative=relative, standalone=standalone)
-        contents.append((request.table.path, render(table, request.layout, request.table.format.name, context)))
+    contents: list[tuple[Path | None, str | bytes]] = []
+    context = ExportContext(name=data.name, provenance=provenance.text, relative=relative, standalone=standalone)
+    contents += [(output.path, render(table, request.layout, output.format.name, context)) for output in request.tables]
     if request.trials is not None:
         contents.append((request.trials.path, TRIAL_RENDERERS[request.trials.format.name](trial_records(db, data.run_id))))
-    bib_text = run_bibliography(db, data.run_id) if request.bib_paths() else ""
-    written: list[Path] = []
-    stdout: list[str] = []
-    for path, content in contents:
-        if path is None:
-            stdout.append(content if isinstance(content, str) else content.decode())
-        else:
-            write_atomic(path, content)
-            written.append(path)
     if request.figures is not None:
-        from .export.figures import write_figures
-
         con = _reader(db)
         try:
             costs, curve = _gain_and_cost(con, data, table, chosen.extractor)  # a loop's rounds and cost, as `compare` shows them
         finally:
             con.close()
-        written.extend(write_figures(table, request.figures, provenance=provenance, rounds=curve, costs=costs))
-    for path in request.bib_paths():
-        write_atomic(path, bib_text)
-        written.append(path)
-    return ExportResult(data.run_id, tuple(written), request.to_stdout, "".join(stdout))
+        figures = figure_files(table, provenance=provenance.text, created=provenance.started, rounds=curve, costs=costs)
+        contents += [(request.figures / name, content) for name, content in figures.items()]
+    bib_paths = request.bib_paths()
+    if bib_paths:
+        bib_text = run_bibliography(db, data.run_id)
+        contents += [(path, bib_text) for path in bib_paths]
+    return _ExportContents(data.run_id, tuple(contents), provenance)
 
 
 # -- listings ------------------------------------------------------------------------------------
@@ -715,6 +728,9 @@ def repair_log(db: str | Path) -> LogRepair:
 
 
 # -- models --------------------------------------------------------------------------------------
+SERVER_START = "server_start"  # ModelCheck.kind of an embedded model whose server did not start
+
+
 @dataclass(frozen=True)
 class ModelCheck:
     """One prompt answered by one model through the gateway (cache off, one retry)."""
@@ -724,6 +740,18 @@ class ModelCheck:
     answer: str | None
     error: str | None
     latency_s: float
+    kind: str | None = None  # the error's kind (workbench.providers.base: connection, timeout, authentication...)
+    api_base: str | None = None
+
+    @property
+    def summary(self) -> str:
+        """One line in words: the answer's time, or what failed where (e.g. `server unreachable`)."""
+        from .providers.base import TRANSIENT_KINDS
+
+        if self.ok:
+            return f"{self.model} answered in {self.latency_s:.2f} s"
+        words = {**TRANSIENT_KINDS, SERVER_START: "its model server did not start"}.get(self.kind or "") or (self.kind or "failed").replace("_", " ")
+        return f"{self.model}{f' at {self.api_base}' if self.api_base else ''}: {words} ({' '.join(str(self.error).split())})"
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "ok": self.ok, "answer": self.answer, "error": self.error, "latency_s": self.latency_s}
@@ -741,7 +769,10 @@ def check_model(model: str, prompt: str, *, api_base: str | None = None, log: Lo
     spec = model_spec(id=model, api_base=api_base, params={"temperature": 0.0, "max_tokens": 32}, max_retries=1)
 
     async def check() -> ModelCheck:
-        gateway = await GatewaySettings(models=(spec,), use_cache=False).open(log or _quiet)
+        try:
+            gateway = await GatewaySettings(models=(spec,), use_cache=False).open(log or _quiet)
+        except RuntimeError as exc:  # an embedded model's server that does not start (workbench.providers.local_models)
+            return ModelCheck(model=model, ok=False, answer=None, error=" ".join(str(exc).split()), latency_s=0.0, kind=SERVER_START, api_base=api_base)
         try:
             messages = (Message.text("system", "You are a helpful assistant."), Message.text("user", prompt))
             request = ModelRequest.build(spec.id, to_dicts(messages), spec.params, 0, "check")
@@ -750,6 +781,7 @@ def check_model(model: str, prompt: str, *, api_base: str | None = None, log: Lo
             return ModelCheck(
                 model=model, ok=result.error is None, answer=result.response.text if result.response else None,
                 error=str(result.error) if result.error else None, latency_s=round(time.perf_counter() - started, 3),
+                kind=result.error.kind if result.error else None, api_base=api_base,
             )
         finally:
             await gateway.close()
@@ -1118,3 +1150,136 @@ __all__ += ["NoRatingBlock", "RATING_EXAMPLE", "RatingAnalysis", "RatingQueue", 
 
 
 # -- exports as bytes (the UI's downloads) ---------------------------------------------------------
+__all__ += ["ExportChoices", "ExportFiles", "LogState", "export_choices", "export_files", "log_state"]
+
+
+@dataclass(frozen=True)
+class ExportFiles:
+    """An export's files as bytes, by name: `table.tex`, `table.md`, `table.csv`, `table.parquet`,
+    `trials.csv` or `trials.parquet`, `figures/forest.pdf` (.png, and heatmap), `references.bib`
+    (and `figures/references.bib`). Each holds the bytes `workbench export` writes to that file
+    for the same log path, run and options: the same code makes them."""
+
+    run_id: str
+    files: Mapping[str, bytes]
+    started: Any = None  # the run's start (UTC, from the log): the date of a zip's entries
+
+    def figures_zip(self) -> bytes:
+        """The figures and their references.bib as a zip, named as `--figures DIR` writes them in
+        DIR; its bytes follow from the files and the run's start alone."""
+        from .export import zip_bytes
+        from .export.request import FIGURES_DIR
+
+        prefix = f"{FIGURES_DIR.as_posix()}/"
+        return zip_bytes({name.removeprefix(prefix): content for name, content in self.files.items() if name.startswith(prefix)}, self.started)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"run_id": self.run_id, "files": {name: len(content) for name, content in self.files.items()}}
+
+
+def export_files(
+    db: str | Path, run_id: str | None = None, *, layout: str = "full", tables: Sequence[str] = ("latex", "markdown", "csv"),
+    trials: str | None = None, figures: bool = False, relative: bool = False, standalone: bool = False, bib: bool = True,
+    log: Log | None = None, **options: Any,
+) -> ExportFiles:
+    """What `export` writes, as bytes by name, with no file written: the comparison table in each
+    of `tables` (latex, markdown, csv, parquet), the per-trial data (`trials`: trials.csv or
+    trials.parquet), the figures (`figures`) and a references.bib beside them (`bib`). `options`:
+    as for `compare`. The log's path, as given, is in the tables' provenance comment: give the
+    path `workbench export --db` gets for the same bytes."""
+    from .export.request import download_request
+
+    request = download_request(layout, tables, trials, figures, bib)
+    made = _export_contents(Path(db), run_id, request, relative=relative, standalone=standalone, log=log, options=options)
+    files = {path.as_posix(): content.encode("utf-8") if isinstance(content, str) else content for path, content in made.contents if path is not None}
+    return ExportFiles(made.run_id, files, made.provenance.started)
+
+
+@dataclass(frozen=True)
+class ExportChoices:
+    """What an export may be asked for, as `workbench export` and `compare` allow it."""
+
+    layouts: Mapping[str, str]  # name -> what it shows
+    tables: tuple[str, ...]  # formats of the comparison table
+    trials: tuple[str, ...]  # formats of the per-trial data
+    adjust: tuple[str, ...]
+    family: tuple[str, ...]
+    test: tuple[str, ...]
+    policies: tuple[str, ...]  # for errors and for no answers
+    conditions: tuple[str, ...] = ()  # the run's, in the study's order (--control, --conditions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "layouts": dict(self.layouts)}
+
+
+def export_choices(db: str | Path | None = None, run_id: str | None = None) -> ExportChoices:
+    """The layouts, formats and comparison options an export takes (the UI's choices), with the
+    conditions of the run `run_id` of the log `db` when given."""
+    from .export.layouts import FORMATS, LAYOUTS
+    from .stats.multiplicity import METHODS as ADJUST_METHODS
+    from .stats.table import ERROR_POLICIES, FAMILIES, TEST_NAMES
+    from .store import query
+
+    conditions: tuple[str, ...] = ()
+    if db is not None and run_id is not None:
+        logged = query(_existing_log(db), "SELECT r.spec_json, c.condition FROM conditions c JOIN runs r USING (run_id) WHERE c.run_id = ?", [run_id])
+        order = [c.get("name") for c in json.loads(logged[0]["spec_json"] or "{}").get("conditions", [])] if logged else []
+        conditions = tuple(sorted({row["condition"] for row in logged}, key=lambda c: (order.index(c) if c in order else len(order), c)))
+    formats = [FORMATS.get(name) for name in FORMATS]
+    return ExportChoices(
+        {name: LAYOUTS.get(name).description for name in LAYOUTS}, tuple(f.name for f in formats if not f.per_trial),
+        tuple(f.name for f in formats if f.per_trial), tuple(ADJUST_METHODS), tuple(FAMILIES), tuple(TEST_NAMES), tuple(ERROR_POLICIES), conditions,
+    )
+
+
+# -- the log's state, as every page says it before reading the log ---------------------------------
+@dataclass(frozen=True)
+class LogState:
+    """What a page tells of its log before it reads it: `state` (LOG_STATES) and a one-line
+    `message` in words; `readable` when the pages can show it."""
+
+    db: str
+    state: str
+    message: str
+    schema: int | None = None  # the file's schema version (None: no file yet)
+
+    @property
+    def readable(self) -> bool:
+        return self.state in READABLE_STATES
+
+    def to_json(self) -> dict[str, Any]:
+        return {"db": self.db, "state": self.state, "message": self.message, "schema": self.schema, "readable": self.readable}
+
+
+LOG_STATES = ("missing", "unreadable", "damaged", "newer", "writing", "empty", "older", "current")
+READABLE_STATES = ("writing", "empty", "older", "current")
+
+
+def log_state(db: str | Path) -> LogState:
+    """The state of the log `db`, cheaply (its file opened, not read; its segments' footers read):
+    no log yet, not a log, damaged (`check_log` reads every file whole), written by a newer
+    workbench, being written by a run now, empty, written by an older workbench (read as it is,
+    upgraded by the next run or re-score on it), or current."""
+    from .store import SCHEMA_VERSION, STORAGE_VERSION, glance, log_exists
+
+    db = Path(db)
+    if not log_exists(db):
+        return LogState(str(db), "missing", f"No log at {db} yet: running a study makes it (the Run page, or `workbench run STUDY --db {db}`).")
+    try:
+        seen = glance(db)
+    except LogFault as exc:  # LogDamaged: its message names the file and `workbench log repair`
+        return LogState(str(db), "damaged", str(exc))
+    except UserError as exc:
+        return LogState(str(db), "unreadable", str(exc))
+    schema = seen.schema
+    if schema is not None and schema > SCHEMA_VERSION:
+        return LogState(str(db), "newer", f"This log was written by a newer workbench (schema {schema}; this one knows up to {SCHEMA_VERSION}): update the workbench to read it.", schema)
+    if seen.writers:
+        return LogState(str(db), "writing", "A run is writing to this log now: the pages show it as it stands, and more as you reload.", schema)
+    if not seen.has_runs:
+        return LogState(str(db), "empty", "This log holds no run yet: running a study fills it.", schema)
+    storage = "" if seen.storage == STORAGE_VERSION else f"; DuckDB storage {seen.storage}, today's {STORAGE_VERSION}"
+    if schema is not None and (schema < SCHEMA_VERSION or storage):
+        by = f"an older workbench (schema {schema}; today's is {SCHEMA_VERSION}{storage})" if schema < SCHEMA_VERSION else f"another DuckDB ({storage[2:]})"
+        return LogState(str(db), "older", f"This log was written by {by}: it is read as it is, and the next run or re-score on it upgrades it in place.", schema)
+    return LogState(str(db), "current", "The log is in today's schema.", schema)

@@ -306,10 +306,10 @@ def _reason(exc: BaseException, path: Path) -> str:
     return line.split(". ")[0].rstrip(".!")
 
 
-def _segment_damage(path: Path) -> Damage | None:
-    """Whether a segment reads whole (a segment gone meanwhile was folded into the file: not damaged)."""
+def _segment_damage(path: Path, read: Callable[[Path], Any] = pq.read_table) -> Damage | None:
+    """Whether a segment reads whole (`read`: or its footer); a segment gone meanwhile was folded into the file: not damaged."""
     try:
-        pq.read_table(path)
+        read(path)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, pa.ArrowException) as exc:
@@ -591,14 +591,22 @@ def _held_writer_lock(root: Path, writer_id: str) -> IO[str]:
     return handle
 
 
+def _lock_held(lock: Path) -> bool | None:
+    """Whether a live process holds a writer's lock file (None: the file is gone). Probing takes
+    the flock for a moment, which no writer waits for: it locks its file before naming it."""
+    with contextlib.suppress(FileNotFoundError), open(lock, "r") as handle:
+        return not _flock(handle, blocking=False)
+    return None
+
+
 def _dead_writers(root: Path) -> dict[str, Path]:
     """The lock files, by writer, that no process holds: their writers ended, were killed or closed."""
-    dead: dict[str, Path] = {}
-    for lock in (root / WRITERS).glob("*.lock"):
-        with contextlib.suppress(FileNotFoundError), open(lock, "r") as handle:
-            if _flock(handle, blocking=False):
-                dead[lock.stem] = lock
-    return dead
+    return {lock.stem: lock for lock in (root / WRITERS).glob("*.lock") if _lock_held(lock) is False}
+
+
+def live_writers(db_path: Path) -> int:
+    """How many live processes write to the log now (a run or a re-score: each holds its writer's lock)."""
+    return sum(_lock_held(lock) is True for lock in (segments_dir(Path(db_path)) / WRITERS).glob("*.lock"))
 
 
 def _writer_of(path: Path) -> str | None:
@@ -930,18 +938,59 @@ def file_versions(db_path: Path) -> tuple[str, int]:
     with _inspecting:  # one connection of the process's DuckDB, used by one thread at a time
         con = _process_duckdb()
         with _attached(con, db_path, "inspected", "READ_ONLY"):
-            _check_file_size(con, "inspected", db_path)
-            tags = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 'inspected'").fetchone()[0]
-            listed = con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE database_name = 'inspected' AND table_name = 'schema_migrations'"
-            ).fetchone()[0]
-            schema = con.execute("SELECT coalesce(max(version), 0) FROM inspected.schema_migrations").fetchone()[0] if listed else 0
-            return str(tags.get("storage_version", "")).rstrip("+"), int(schema)
+            return _inspected_versions(con, db_path)
+
+
+def _inspected_versions(con: duckdb.DuckDBPyConnection, db_path: Path) -> tuple[str, int]:
+    _check_file_size(con, "inspected", db_path)
+    tags = con.execute("SELECT tags FROM duckdb_databases() WHERE database_name = 'inspected'").fetchone()[0]
+    schema = con.execute("SELECT coalesce(max(version), 0) FROM inspected.schema_migrations").fetchone()[0] if _inspected_has(con, "schema_migrations") else 0
+    return str(tags.get("storage_version", "")).rstrip("+"), int(schema)
+
+
+def _inspected_has(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = 'inspected' AND table_name = ?", [table]).fetchone()[0])
 
 
 def is_current(db_path: Path) -> bool:
     """Whether a log file is in today's storage version and schema (else the next compaction upgrades it)."""
     return file_versions(db_path) == (STORAGE_VERSION, SCHEMA_VERSION)
+
+
+@dataclass(frozen=True)
+class Glance:
+    """What a log shows without reading its rows: its file's storage and schema versions (None: no
+    file yet, only a first run's segments), whether it holds a run, how many processes write to it."""
+
+    storage: str | None
+    schema: int | None
+    has_runs: bool
+    writers: int
+
+
+def glance(db_path: Path) -> Glance:
+    """A cheap look at an existing log, for a page that shows its state on every redraw: its file
+    is opened (not read), its segments' footers read. A damaged file or footer raises LogDamaged
+    (`check_log` reads every file whole), a file DuckDB cannot open beside no segments UserError."""
+    db_path = Path(db_path)
+    found = [d for d in (_segment_damage(p, pq.read_metadata) for table in TABLES for p in _segment_files(db_path, table)) if d is not None]
+    if found:
+        raise _damaged(db_path, found)
+    storage: str | None = None
+    schema: int | None = None
+    in_file = False
+    if db_path.is_file():
+        with _inspecting:
+            con = _process_duckdb()
+            try:
+                with _attached(con, db_path, "inspected", "READ_ONLY"):
+                    storage, schema = _inspected_versions(con, db_path)
+                    in_file = _inspected_has(con, "runs") and bool(con.execute("SELECT EXISTS (SELECT 1 FROM inspected.runs)").fetchone()[0])
+            except duckdb.Error as exc:  # with segments beside it, _attached raised LogDamaged
+                raise UserError(f"is not a workbench log (DuckDB cannot open it: {_reason(exc, db_path)})", file=str(db_path)) from None
+    elif db_path.exists():
+        raise UserError("is a directory, not a log file", file=str(db_path))
+    return Glance(storage, schema, in_file or bool(_segment_files(db_path, "runs")), live_writers(db_path))
 
 
 def _start_draft(db_path: Path, draft: Path) -> None:

@@ -15,7 +15,9 @@ import io
 import math
 import os
 import re
-from collections.abc import Callable, Sequence
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 from pathlib import Path
 
@@ -503,6 +505,24 @@ def write_atomic(path: Path, content: str | bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# A zip's entries carry a date; the earliest it can say stands in when the run's start is unknown.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def zip_bytes(files: Mapping[str, bytes], date: datetime | None = None) -> bytes:
+    """A zip of `files` (name -> content) whose bytes follow from them alone: entries in the given
+    order, each dated `date` (the run's start, from the log), never the clock."""
+    stamp = ZIP_EPOCH if date is None else max(ZIP_EPOCH, date.timetuple()[:6])
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            entry = zipfile.ZipInfo(name, date_time=stamp)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o644 << 16  # a plain readable file
+            archive.writestr(entry, content)
+    return buffer.getvalue()
 
 
 def export_table(comparison: Comparison, fmt: str, out: Path, title: str = "", standalone: bool = False) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 
@@ -17,8 +18,17 @@ class ExportContext:
     standalone: bool = False  # LaTeX: a complete document
 
 
-def run_provenance(db_path: Path, run_id: str) -> str:
-    """Where a table comes from, for a comment in the file: run, study, log, workbench version."""
+@dataclass(frozen=True)
+class Provenance:
+    """Where an export comes from, all of it read from the log (never the clock), so the same log
+    exports the same bytes: the comment line, and the run's start (UTC) for the files' dates."""
+
+    text: str
+    started: datetime | None
+
+
+def run_provenance(db_path: Path, run_id: str) -> Provenance:
+    """Where a table comes from, for a comment in the file: run, study, log (its path as given), workbench version."""
     from ..store import connect_reader
 
     con = connect_reader(Path(db_path))
@@ -29,4 +39,5 @@ def run_provenance(db_path: Path, run_id: str) -> str:
     name, created, version, sha = row or (None, None, None, None)
     started = f", started {created:%Y-%m-%d %H:%M}" if created else ""
     commit = f" (commit {sha[:12]})" if sha else ""
-    return f"Run {run_id} of study {name!r}{started}; log {db_path}; Prompt-Affect Workbench {version or 'unknown'}{commit}."
+    text = f"Run {run_id} of study {name!r}{started}; log {db_path}; Prompt-Affect Workbench {version or 'unknown'}{commit}."
+    return Provenance(text, created.replace(tzinfo=timezone.utc) if created else None)  # the log's times are UTC (core.clock)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import io
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import matplotlib
@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
-from . import MARKS, condition_label, significance_mark
+from . import MARKS, condition_label, significance_mark, write_atomic
 from .paper import ALL_TASKS_LABEL, signed, suite_prefix
 from ..reports.rounds import ConditionCost, RoundPoint
 from ..stats.table import ALL_TASKS, GOLD_MARK, Comparison
@@ -43,20 +43,17 @@ def text_safe(text: str) -> str:
     return str(text).replace("\\", "\\\\").replace("$", r"\$")
 
 
-def _save(figure: Figure, base: Path, provenance: str = "") -> list[Path]:
-    written = []
+def _rendered(figure: Figure, name: str, provenance: str = "", created: datetime | None = None) -> dict[str, bytes]:
+    """The figure as NAME.pdf and NAME.png. The PDF's date is `created` (the run's start, from the
+    log), never the clock, so the same log gives the same bytes; without it the PDF has none."""
+    files = {}
     for fmt in FIGURE_FORMATS:
-        path = base.with_suffix(f".{fmt}")
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        metadata = {"Creator": "Prompt-Affect Workbench", "Subject": " ".join(provenance.split())} if fmt == "pdf" else None
-        try:
-            with matplotlib.rc_context(RC):
-                figure.savefig(tmp, format=fmt, dpi=200, bbox_inches="tight", metadata=metadata)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-        written.append(path)
-    return written
+        metadata = {"Creator": "Prompt-Affect Workbench", "Subject": " ".join(provenance.split()), "CreationDate": created} if fmt == "pdf" else None
+        buffer = io.BytesIO()
+        with matplotlib.rc_context(RC):
+            figure.savefig(buffer, format=fmt, dpi=200, bbox_inches="tight", metadata=metadata)
+        files[f"{name}.{fmt}"] = buffer.getvalue()
+    return files
 
 
 def _significant(p: float | None) -> bool:
@@ -196,14 +193,6 @@ def heatmap_figure(comparison: Comparison, title: str = "") -> Figure:
     return figure
 
 
-def forest_plot(comparison: Comparison, base: Path, title: str = "", provenance: str = "") -> list[Path]:
-    return _save(forest_figure(comparison, title), base, provenance)
-
-
-def heatmap(comparison: Comparison, base: Path, title: str = "", provenance: str = "") -> list[Path]:
-    return _save(heatmap_figure(comparison, title), base, provenance)
-
-
 def _max_conditions(comparison: Comparison) -> int:
     return max([len({r.condition for r in comparison.rows if r.model == m}) for m in {r.model for r in comparison.rows}] + [1])
 
@@ -212,17 +201,28 @@ def _max_tasks(comparison: Comparison) -> int:
     return max([len({r.task for r in comparison.rows if r.model == m}) for m in {r.model for r in comparison.rows}] + [1])
 
 
-def write_figures(
-    comparison: Comparison, directory: Path, title: str = "", provenance: str = "", rounds: Sequence[RoundPoint] = (), costs: Sequence[ConditionCost] = (),
-) -> list[Path]:
-    """forest.pdf/.png and heatmap.pdf/.png in `directory`, and for a run whose conditions loop
+def figure_files(
+    comparison: Comparison, title: str = "", provenance: str = "", created: datetime | None = None,
+    rounds: Sequence[RoundPoint] = (), costs: Sequence[ConditionCost] = (),
+) -> dict[str, bytes]:
+    """forest.pdf/.png and heatmap.pdf/.png by name, and for a run whose conditions loop
     rounds.pdf/.png and cost.pdf/.png; the run's provenance goes in the PDFs' metadata, never on
     the figure."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written = forest_plot(comparison, directory / "forest", title, provenance) + heatmap(comparison, directory / "heatmap", title, provenance)
-    for name, figure in loop_figures(rounds, costs, title).items():
-        written += _save(figure, directory / name, provenance)
+    files: dict[str, bytes] = {}
+    for name, figure in comparison_figures(comparison, rounds, costs, title).items():
+        files.update(_rendered(figure, name, provenance, created))
+    return files
+
+
+def write_figures(
+    comparison: Comparison, directory: Path, title: str = "", provenance: str = "", created: datetime | None = None,
+    rounds: Sequence[RoundPoint] = (), costs: Sequence[ConditionCost] = (),
+) -> list[Path]:
+    """The figures of `figure_files`, written in `directory`."""
+    written = []
+    for name, content in figure_files(comparison, title, provenance, created, rounds, costs).items():
+        write_atomic(Path(directory) / name, content)
+        written.append(Path(directory) / name)
     return written
 
 

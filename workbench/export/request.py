@@ -4,6 +4,7 @@ data's, the figures' directory, and where a references.bib goes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +25,14 @@ class Output:
 @dataclass(frozen=True)
 class ExportRequest:
     layout: str
-    table: Output | None
+    tables: tuple[Output, ...]  # the comparison table: one format each (the CLI writes one)
     trials: Output | None
     figures: Path | None
     bib: bool = True
 
     @property
     def outputs(self) -> list[Output]:
-        return [o for o in (self.table, self.trials) if o is not None]
+        return [*self.tables, *([self.trials] if self.trials is not None else [])]
 
     @property
     def to_stdout(self) -> bool:
@@ -46,8 +47,7 @@ class ExportRequest:
 
 
 def resolve(layout: str, fmt: str | None, out: str | None, trials: str | None, figures: Path | None, bib: bool = True) -> ExportRequest:
-    if layout not in LAYOUTS:
-        raise UserError(f"{layout!r} is not allowed (allowed: {', '.join(LAYOUTS)})", field="--layout")
+    _check_layout(layout)
     if fmt is not None and fmt not in FORMATS:
         raise UserError(f"{fmt!r} is not allowed (allowed: {', '.join(FORMATS)})", field="--format")
     chosen = _output(FORMATS.get(fmt) if fmt else None, out)
@@ -60,7 +60,36 @@ def resolve(layout: str, fmt: str | None, out: str | None, trials: str | None, f
         raise UserError("nothing to export: give a table (--format or --out FILE), --trials FILE or --figures DIR", field="--format")
     if chosen is not None and per_trial is not None and chosen.path is None and per_trial.path is None:
         raise UserError("the table and the per-trial data cannot both go to stdout; give one of them a file", field="--out")
-    return ExportRequest(layout, chosen, per_trial, figures, bib)
+    return ExportRequest(layout, () if chosen is None else (chosen,), per_trial, figures, bib)
+
+
+def _check_layout(layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise UserError(f"{layout!r} is not allowed (allowed: {', '.join(LAYOUTS)})", field="--layout")
+
+
+# Where the downloads go, by name, in no directory: as an export with these names writes them.
+TABLE_NAME, TRIALS_NAME, FIGURES_DIR = "table", "trials", Path("figures")
+
+
+def download_request(layout: str, tables: Sequence[str], trials: str | None, figures: bool, bib: bool = True) -> ExportRequest:
+    """An export to named files (the UI's downloads): the table in each of the `tables` formats as
+    table.SUFFIX, the per-trial data as trials.SUFFIX, the figures in figures/, and a
+    references.bib beside them, as `workbench export --out table.tex --trials trials.csv --figures figures` writes them."""
+    _check_layout(layout)
+    chosen = [_named(name, per_trial=False, field="--format") for name in dict.fromkeys(tables)]
+    per_trial = None if trials is None else _named(trials, per_trial=True, field="--trials")
+    return ExportRequest(
+        layout, tuple(Output(f, Path(TABLE_NAME + f.suffixes[0])) for f in chosen),
+        None if per_trial is None else Output(per_trial, Path(TRIALS_NAME + per_trial.suffixes[0])), FIGURES_DIR if figures else None, bib,
+    )
+
+
+def _named(name: str, per_trial: bool, field: str) -> Format:
+    allowed = [f for f in FORMATS if FORMATS.get(f).per_trial == per_trial]
+    if name not in allowed:
+        raise UserError(f"{name!r} is not allowed (allowed: {', '.join(allowed)})", field=field)
+    return FORMATS.get(name)
 
 
 def _output(fmt: Format | None, out: str | None) -> Output | None:
