@@ -178,6 +178,46 @@ def test_design_run_read_and_rate_on_the_embedded_model(tmp_path: Path, local_se
     ui.click("Open")
     ui.type_text("n", "4")
     ui.wait_text("Valid")
+    ui.type_text("Rating (YAML: the Rate page's scales, e.g. {scales: [{name: quality, min: 1, max: 5}]})", json.dumps(RATING))
+    ui.wait_text("Valid")
+    ui.type_text("Save as", str(study))
+    ui.click("Save")
+    ui.screenshot("flow-1-design")
+    assert study.exists()
+    assert yaml.safe_load(study.read_text())["rating"] == RATING
+
+    ui.open("run")
+    ui.screenshot("xss-run")
+    assert_shown_as_text(ui, api.list_runs(db).runs[0]["run_id"])  # the runs table lists the run
+
+    ui.open("results")
+    ui.screenshot("xss-results")
+    assert ui.exceptions() == []
+    assert_shown_as_text(ui, XSS_CONDITION)
+
+    ui.check("Only changed outcomes", False)
+    ui.screenshot("xss-paired", at="Paired view")
+    assert_shown_as_text(ui, XSS_CONDITION, XSS_RESPONSE)
+
+
+# --- the whole flow on the embedded model
+
+PROGRESS = re.compile(r"(\d+) of (\d+) trials")
+RATED = re.compile(r"(\d+) of (\d+) rated")
+RATING = {"scales": [{"name": "quality", "min": 1, "max": 5}]}  # one scale: one radio labelled "Rating"
+
+
+@pytest.mark.slow
+@pytest.mark.local_model
+def test_design_run_read_and_rate_on_the_embedded_model(tmp_path: Path, local_server, ui_for) -> None:
+    ui = ui_for(tmp_path / "flow.duckdb")
+    study = tmp_path / "small.yaml"
+
+    ui.open("design")
+    ui.type_text("Study file", str(REPO / "studies" / "quickstart.yaml"))
+    ui.click("Open")
+    ui.type_text("n", "4")
+    ui.wait_text("Valid")
     ui.type_text("Save as", str(study))
     ui.click("Save")
     ui.screenshot("flow-1-design")
@@ -228,4 +268,23 @@ def test_design_run_read_and_rate_on_the_embedded_model(tmp_path: Path, local_se
         ui.screenshot(f"flow-6-rate-{i + 1}")
     match = RATED.search(ui.text())
     assert match and int(match[1]) == 3, ui.text()
-    # TODO(lead): check the three ratings are in the log through the ratings api
+    queue = api.rating_queue(tmp_path / "flow.duckdb", api.list_runs(tmp_path / "flow.duckdb").runs[-1]["run_id"], "tester")
+    assert queue.done == 3, queue.progress_text()  # the three ratings are in the log
+
+
+def test_the_app_refuses_to_serve_when_not_bound_to_loopback() -> None:
+    """Started outside the checkout (no .streamlit/config.toml), Streamlit would listen on every
+    address: the app then shows one line saying how to start it, and no page."""
+    from streamlit import config
+    from streamlit.testing.v1 import AppTest
+
+    before = config.get_option("server.address")
+    try:
+        for address, served in ((None, False), ("0.0.0.0", False), ("127.0.0.1", True)):
+            config.set_option("server.address", address)
+            at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60).run()
+            assert not at.exception
+            assert bool(at.title) == served, (address, [e.value for e in at.error])
+            assert bool(at.error) != served or at.title, address
+    finally:
+        config.set_option("server.address", before)

@@ -196,7 +196,7 @@ def test_plan_of_a_bad_log_path_shows_one_line(db: str, tmp_path: Path) -> None:
     at.sidebar.text_input[0].set_value(db)
     at = at.run()
     assert not at.exception, at.exception
-    errors = [e.value for e in at.error]
+    errors = [e.value.replace("\\", "") for e in at.error]  # the line as shown: common.md_text escapes it for markdown
     assert (errors == [] and db == "") or (len(errors) == 1 and errors[0].startswith("--db: the log path "))
 
 
@@ -290,9 +290,9 @@ def test_credential_status_leaves_the_environment_to_other_threads(monkeypatch: 
 
 # -- random edits never raise out of the page -------------------------------------------------------
 def _edit(at: AppTest, data: hs.DataObject) -> None:
-    kinds = [k for k in ("text_input", "number_input", "selectbox", "checkbox", "text_area", "button") if len(getattr(at, k))]
-    kind = data.draw(hs.sampled_from(kinds))
-    widget = data.draw(hs.sampled_from(list(getattr(at, kind))))
+    usable = {k: [w for w in getattr(at, k) if not w.disabled] for k in ("text_input", "number_input", "selectbox", "checkbox", "text_area", "button")}  # a user cannot edit a disabled one
+    kind = data.draw(hs.sampled_from([k for k, found in usable.items() if found]))
+    widget = data.draw(hs.sampled_from(usable[kind]))
     if kind in ("text_input", "text_area"):
         widget.set_value(data.draw(hs.one_of(hs.text(max_size=30), hs.sampled_from(["[EP02]", "{a: [", "all", "- x", "[{id: SAC/warmth, level: 9}]"]))))
     elif kind == "number_input":

@@ -1260,9 +1260,10 @@ def log_state(db: str | Path) -> LogState:
     no log yet, not a log, damaged (`check_log` reads every file whole), written by a newer
     workbench, being written by a run now, empty, written by an older workbench (read as it is,
     upgraded by the next run or re-score on it), or current."""
+    from .core.paths import resolve_db_path
     from .store import SCHEMA_VERSION, STORAGE_VERSION, glance, log_exists
 
-    db = Path(db)
+    db = resolve_db_path(db)  # as the CLI reads --db: a folder holds its log; a path naming no file is a UserError
     if not log_exists(db):
         return LogState(str(db), "missing", f"No log at {db} yet: running a study makes it (the Run page, or `workbench run STUDY --db {db}`).")
     try:

@@ -36,11 +36,11 @@ def log_path() -> Path:
     if DB_KEY not in st.session_state:
         st.session_state[DB_KEY] = default_db()
     value = st.sidebar.text_input("Log file", key=DB_KEY, help="The DuckDB log the runs are written to (the CLI's --db).")
-    state = api.log_state(value)
+    state = api.log_state(value)  # a path naming no file: a UserError, which page_errors shows
     alert = STATE_ALERTS.get(state.state, "error")
     if alert is not None:
         getattr(st.sidebar, alert)(md_text(state.message), icon=f":material/{alert}:")
-    return Path(value)
+    return Path(state.db)
 
 
 def one_line(text: str) -> str:

@@ -250,6 +250,7 @@ draft = api.with_entries(draft, "conditions", conditions)
 names = [c["name"] for c in conditions if isinstance(c, dict) and isinstance(c.get("name"), str)]
 draft = api.updated(draft, control=choice("Control", draft.get("control"), names, "control", "(default: control, else the first without stimuli)"))
 draft = api.updated(draft, sweep=yaml_field("Sweep (YAML)", draft.get("sweep"), "sweep", "sweep", area=True))
+draft = api.updated(draft, rating=yaml_field("Rating (YAML: the Rate page's scales, e.g. {scales: [{name: quality, min: 1, max: 5}]})", draft.get("rating"), "rating", "rating", area=True))
 
 # -- the run's settings --------------------------------------------------------------------------
 st.subheader("Run settings")

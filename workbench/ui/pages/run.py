@@ -83,8 +83,9 @@ def _show_launch(db: Path) -> Any:
 
 def _show_progress(db: Path, was_running: bool) -> None:
     """What a page shows of the runs: redrawn every REFRESH_S while a process runs."""
-    launch = _show_launch(db)
-    _show_runs(db)
+    with page_errors():  # a fragment shows its own errors: the page's handler does not see them
+        launch = _show_launch(db)
+        _show_runs(db)
     if was_running and not (launch is not None and launch.running):
         st.rerun(scope="app")  # the buttons change when the process ends
 
