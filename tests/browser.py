@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 from selenium import webdriver
@@ -173,6 +174,19 @@ class UI:
     def open(self, page: str, timeout: float = 60) -> None:
         """Load a page by name: "design", "run", "results", "rate" or "export" (a key of PAGES)."""
         self.driver.get(f"{self.server.url}/{PAGES[page]}")
+        self.wait_ready(timeout)
+
+    def go(self, page: str, timeout: float = 60) -> None:
+        """Move to a page as a user does, by its link in the sidebar: the browser keeps its
+        Streamlit session, so what one page put in the session (a saved study's path) reaches the next."""
+        def link() -> Any:
+            for anchor in self.driver.find_elements(By.CSS_SELECTOR, '[data-testid="stSidebarNav"] a'):
+                if urlsplit(anchor.get_attribute("href") or "").path.strip("/") == PAGES[page]:
+                    return anchor
+            return None
+
+        wait_for(link, timeout, f"the sidebar's link to {page}").click()
+        wait_for(lambda: urlsplit(self.driver.current_url).path.strip("/") == PAGES[page], timeout, f"the {page} page")
         self.wait_ready(timeout)
 
     def idle(self) -> bool:

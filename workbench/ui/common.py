@@ -16,6 +16,7 @@ from .. import api
 from ..core.paths import DEFAULT_DB
 
 DB_KEY = "db"  # session_state key of the log path, shared by every page
+CHOSEN_DB_KEY = "chosen_db"  # the log chosen, kept across pages (no widget owns it)
 RUN_KEY = "run_id"  # session_state key of the chosen run
 
 log = logging.getLogger("workbench.ui")  # the server's log: where a bug's traceback goes, never the page
@@ -30,12 +31,21 @@ def default_db() -> str:
 STATE_ALERTS = {"missing": "info", "empty": "info", "writing": "info", "older": "info", "current": None}
 
 
+def _keep_db() -> None:
+    st.session_state[CHOSEN_DB_KEY] = st.session_state[DB_KEY]
+
+
 def log_path() -> Path:
     """The log every page reads and writes, chosen in the sidebar (default: $WORKBENCH_DB, else
     the CLI's default), with its state in words under it (api.log_state)."""
-    if DB_KEY not in st.session_state:
-        st.session_state[DB_KEY] = default_db()
-    value = st.sidebar.text_input("Log file", key=DB_KEY, help="The DuckDB log the runs are written to (the CLI's --db).")
+    # Streamlit forgets a widget's value when another page is shown: the choice is kept under a
+    # key no widget owns, and the input starts from it on every page.
+    if CHOSEN_DB_KEY not in st.session_state:
+        st.session_state[CHOSEN_DB_KEY] = st.session_state.get(DB_KEY) or default_db()
+    st.session_state[DB_KEY] = st.session_state[CHOSEN_DB_KEY]
+    value = st.sidebar.text_input(
+        "Log file", key=DB_KEY, on_change=_keep_db, help="The DuckDB log the runs are written to (the CLI's --db).",
+    )
     state = api.log_state(value)  # a path naming no file: a UserError, which page_errors shows
     alert = STATE_ALERTS.get(state.state, "error")
     if alert is not None:
