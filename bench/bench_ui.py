@@ -4,9 +4,10 @@ same run. Target (issue 14): the page in under 5 s.
 
 The log (4 conditions x 250 examples x 100 repeats on a simulated model, run through api.run) is
 made once per seed and kept in --cache. The page is `streamlit run app.py` (tests/browser.py starts
-it as the README says) in Debian's headless Chromium; each round is a fresh browser session (the
-server, and any cache the page keeps in it, stays up: the first round is the cold one and is shown
-apart, with met_first). Drawn means: Streamlit's script has ended, every st.dataframe has drawn its cells, every
+it as the README says) in Debian's headless Chromium; each round starts a fresh server, draws the
+Results page of a small log first (the server's one-time imports, not counted), then chooses the
+big log in the sidebar and times the page from Enter until drawn (nothing of it cached yet); a
+second look at the page (its cache warm) is shown apart. Drawn means: Streamlit's script has ended, every st.dataframe has drawn its cells, every
 image has loaded, held for 0.5 s (not counted). The library's side is api.compare (the table),
 the forest plot and heatmap rendered to PNG (export/figures.py) and a page of trials
 (api.list_trials); what the page itself calls is the page's business, so the parts are shown apart.
@@ -31,7 +32,8 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))  # the browser harness
 
-from browser import UI, browser, ui_server  # noqa: E402
+from browser import UI, browser, ui_server, wait_for  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 
 from workbench import api  # noqa: E402
 
@@ -93,20 +95,40 @@ def library_round(db: Path) -> dict[str, float]:
     return {**parts, "total": sum(parts.values())}
 
 
-def page_round(server: Any) -> dict[str, Any]:
-    """One fresh browser session: navigation to the Results page until it is drawn."""
-    with browser() as driver:
+def warm_log(cache: Path) -> Path:
+    """A small log whose Results page warms the server (its imports) without caching the big one."""
+    folder = cache / "warm"
+    folder.mkdir(parents=True, exist_ok=True)
+    study, db = folder / "warm.yaml", folder / "warm.duckdb"
+    study.write_text(yaml.safe_dump({**_study(0), "name": "warm", "tasks": [{"task": "ii/sum", "n": 5}], "repeats": 1}, sort_keys=False))
+    if not db.exists():
+        api.run(study, db)
+    return db
+
+
+def page_round(db: Path, warm: Path) -> dict[str, Any]:
+    """One round on a fresh server, nothing of the big log cached in it: the Results page of a
+    small log is drawn first (the server's one-time imports, not counted), then the big log is
+    chosen in the sidebar and the page timed from Enter until drawn; then a second look (the
+    page's cache warm), by leaving for the Run page and coming back."""
+    with ui_server(warm) as server, browser() as driver:
         ui = UI(driver, server)
-        started = time.monotonic()
         ui.open("results", timeout=300)
-        drawn = ui.wait_drawn(timeout=300)
-        return {
-            "seconds": drawn - started,
-            "tables": len(ui.dataframes()),
-            "images": len(ui.images()),
-            "errors": len(ui.exceptions()),
-            "screenshot": str(ui.screenshot("bench-ui-results")),
-        }
+        ui.wait_drawn(timeout=300)
+        field = ui.text_input("Log file")
+        field.send_keys(Keys.CONTROL, "a")
+        field.send_keys(Keys.DELETE)
+        field.send_keys(str(db))
+        started = time.monotonic()
+        field.send_keys(Keys.ENTER)
+        per_condition = str(EXAMPLES * REPEATS)  # the big log's n per condition, in its table's cells
+        wait_for(lambda: per_condition in ui.main_text(), 300, "the big log's table on the page", poll=0.05)
+        seconds = ui.wait_drawn(timeout=300) - started
+        found = {"tables": len(ui.dataframes()), "images": len(ui.images()), "errors": len(ui.exceptions()), "screenshot": str(ui.screenshot("bench-ui-results"))}
+        ui.go("run", timeout=300)
+        again = time.monotonic()
+        ui.go("results", timeout=300)
+        return {"seconds": seconds, "again_seconds": ui.wait_drawn(timeout=300) - again, **found}
 
 
 def _median(rounds: list[dict[str, Any]], key: str) -> float:
@@ -123,8 +145,8 @@ def main() -> None:
 
     db = the_log(args.cache, args.seed)
     library = [library_round(db) for _ in range(args.rounds)]
-    with ui_server(db) as server:
-        page = [page_round(server) for _ in range(args.rounds)]
+    warm = warm_log(args.cache)
+    page = [page_round(db, warm) for _ in range(args.rounds)]
     last = page[-1]
     drawn_everything = last["tables"] > 0 and last["images"] > 0 and last["errors"] == 0
     result = {
@@ -132,7 +154,7 @@ def main() -> None:
         "rounds": args.rounds,
         "library_s": {key: round(_median(library, key), 3) for key in library[0]},
         "page_s": round(_median(page, "seconds"), 3),
-        "page_first_s": round(page[0]["seconds"], 3),
+        "page_again_s": round(_median(page, "again_seconds"), 3),
         "page_rounds_s": [round(r["seconds"], 3) for r in page],
         "page_tables": last["tables"],
         "page_images": last["images"],
@@ -140,7 +162,6 @@ def main() -> None:
         "target_s": TARGET_S,
         # met only when the page drew a table and figures: a page without them is not the Results page yet
         "met": drawn_everything and _median(page, "seconds") < TARGET_S,
-        "met_first": drawn_everything and page[0]["seconds"] < TARGET_S,  # a fresh server: nothing cached
         "screenshot": last["screenshot"],
     }
     if args.json:
@@ -149,9 +170,9 @@ def main() -> None:
     lib = result["library_s"]
     print(f"Results page of a {result['trials']:,}-trial log, median of {args.rounds} rounds")
     print(f"  library: compare {lib['compare']:.2f} s, figures {lib['figures']:.2f} s, {TRIALS_PAGE} trials {lib['trials']:.2f} s; total {lib['total']:.2f} s")
-    print(f"  page in Chromium: {result['page_s']:.2f} s (first round {result['page_first_s']:.2f} s; rounds {result['page_rounds_s']})")
+    print(f"  page in Chromium, nothing cached: {result['page_s']:.2f} s (rounds {result['page_rounds_s']}); a second look: {result['page_again_s']:.2f} s")
     print(f"  drawn: {result['page_tables']} table(s), {result['page_images']} image(s), {result['page_exceptions']} exception(s)")
-    print(f"  target: page < {TARGET_S:.0f} s; met: {str(result['met']).lower()} (first round: {str(result['met_first']).lower()})")
+    print(f"  target: page < {TARGET_S:.0f} s; met: {str(result['met']).lower()}")
 
 
 if __name__ == "__main__":
