@@ -98,7 +98,7 @@ def test_compare_labels_a_partial_run_and_tests_only_complete_examples(tmp_path:
     with the progress, and leaves out examples whose repeats are not all logged in both."""
     study = {
         "name": "partial",
-        "models": [{"id": "sim/slow", "params": {"temperature": 0.0}, "simulate": {"accuracy": {"control": 0.5, "EP02": 0.7}, "latency_ms": 40}}],
+        "models": [{"id": "sim/slow", "params": {"temperature": 0.0}, "simulate": {"accuracy": {"control": 0.5, "EP02": 0.7}, "latency_ms": 250}}],  # ~30 s in all: under load the poll below still sees it part way
         "conditions": [{"name": "control"}, {"name": "EP02", "stimuli": ["EP02"]}],
         "tasks": [{"task": "ii/sum", "n": 60}],
         "repeats": 2,
