@@ -93,6 +93,7 @@ class Runner:
     def __init__(
         self, study: ResolvedStudy, db_path: Path, *, fresh: bool = False, use_cache: bool = True, log: Notice | None = None,
         progress: ProgressCallback | None = None, stop: StopHandle | None = None, max_attempts: int = MAX_ATTEMPTS,
+        events: tuple[tuple[str, dict[str, Any]], ...] = (),
     ) -> None:
         self.study = study
         self.db_path = Path(db_path)
@@ -102,6 +103,7 @@ class Runner:
         self.progress: ProgressCallback | None = progress
         self.stop = stop or StopHandle()
         self.cache = ResponseCache()  # the log's answers the pending trials may use, and theirs
+        self.events = events  # logged as run_events at each session's start (a search's trial number)
         self.max_attempts = max_attempts  # a trial that ended in a transient error runs again on resume until it has run this often
         self.summary = RunSummary(run_id=self.run_id, db_path=str(self.db_path), trials_planned=0, transient=TransientErrors(max_attempts))
 
@@ -223,6 +225,8 @@ class Runner:
             log.add("run_events", self._event("resumed" if done else "started", pending=len(pending), retried=len(retry)))
             if self.study.warnings:
                 log.add("run_events", self._event("warnings", messages=self.study.warnings))
+            for event, detail in self.events:
+                log.add("run_events", self._event(event, **detail))
             await log.flush()
             self._report()
             settings = gateway_settings(self.study, pending, use_cache=self.use_cache)
