@@ -29,6 +29,7 @@ import optuna
 import pandas as pd
 
 from ..core.errors import UserError
+from ..core.pauses import pause_point
 from ..core.seeds import stable_seed
 from ..run.scheduler import Runner
 from ..run.simulate import simulated_frame
@@ -119,7 +120,8 @@ def split_study(study: ResolvedStudy, split: str, items: dict[str, tuple[Any, ..
         models.append(model.model_copy(update=update))
     run_spec = spec.model_copy(update={
         "name": f"{spec.name}.{split}", "conditions": [ConditionSpec.model_validate(c) for c in conditions], "sweep": None,
-        "search": None, "control": None, "rating": None, "models": models})
+        "search": None, "control": None, "rating": None, "models": models,
+        "tasks": [ref.model_copy(update={"data_sha256": None}) for ref in spec.tasks]})  # the split's own, set below
     resolved = resolve_study(run_spec, study.path)
     refs, samples = [], dict(resolved.samples)
     for ref in resolved.spec.tasks:
@@ -231,6 +233,7 @@ def _next_trial(study: optuna.Study, budget: int, lock: Path | None) -> optuna.T
         _reap(study)
         if len(study.get_trials(deepcopy=False, states=COUNTED)) >= budget:
             return None
+        pause_point("search_ask")  # a test holds two workers here: without the lock both would ask
         trial = study.ask()
         trial.set_user_attr("worker", _me())
         return trial

@@ -36,11 +36,11 @@ MAX_LISTED = 10_000
 
 
 class Range(Strict):
-    """An int range when both ends are whole numbers, else a float range."""
+    """An int range when both ends (and the step) are written as whole numbers (`1`, not `1.0`), else a float range."""
 
-    low: float
-    high: float
-    step: float | None = None
+    low: int | float
+    high: int | float
+    step: int | float | None = None
     log: bool = False
 
     @model_validator(mode="after")
@@ -53,7 +53,7 @@ class Range(Strict):
 
     @property
     def is_int(self) -> bool:
-        return float(self.low).is_integer() and float(self.high).is_integer() and (self.step is None or float(self.step).is_integer())
+        return all(isinstance(v, int) for v in (self.low, self.high, self.step if self.step is not None else 0))
 
 
 Choice = Range | list[Any]
