@@ -190,3 +190,36 @@ def test_with_nothing_planted_the_confirmation_is_significant_at_about_alpha() -
     assert rejected <= 0.05 + 3 * np.sqrt(0.05 * 0.95 / 200), rejected
     dev, test = np.mean([f["dev_delta"] for f in found]), np.mean([f["delta"] for f in found])
     assert dev > test + 0.03  # the dev estimate of the chosen winner is biased up; the test one is not
+
+
+def test_pruning_stops_candidates_worse_than_the_control_early(tmp_path: Path) -> None:
+    """Every candidate but the planted one answers far worse than the control: with pruning they
+    stop after a chunk or two of the dev examples (fewer trials logged), the planted one completes."""
+    space = {"stimulus": ["EP01", "EP02", "EP03"], "placement": ["suffix"]}
+    path = _study(tmp_path, {"space": space, "trials": 6, "dev": 20, "test": 20, "pruning": True},
+                  accuracy={"control": 0.8, "EP02.suffix": 0.95}, n=40)
+    text = path.read_text().replace("default_accuracy: 0.5", "default_accuracy: 0.1")
+    path.write_text(text)
+    db = tmp_path / "log.duckdb"
+    result = api.search(path, db)
+    trials = _journal_trials(db)
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    assert pruned and result.n_trials == 6 and result.winner["name"] == "EP02.suffix"
+    assert all(len(t.intermediate_values) < 20 for t in pruned)
+    con = connect_reader(db)
+    try:
+        logged = dict(con.execute("SELECT condition, count(*) FROM trials JOIN runs USING (run_id) WHERE runs.name = 'searched.dev' GROUP BY 1").fetchall())
+    finally:
+        con.close()
+    assert all(logged[t.user_attrs["condition"]["name"]] < 20 for t in pruned)
+
+
+def test_every_candidate_pruned_leaves_the_control_and_says_so() -> None:
+    text = yaml.safe_dump({
+        "name": "worse", "models": [{"id": "sim/a", "simulate": {"default_accuracy": 0.05, "accuracy": {"control": 0.95}}}],
+        "conditions": [{"name": "control"}], "tasks": [{"task": "math/word_problems", "n": 40}],
+        "search": {"space": {"stimulus": ["EP01", "EP02"]}, "trials": 3, "dev": 20, "test": 10, "pruning": True},
+    })
+    found = search(study_from_text(text, "worse.yaml"), simulated)
+    assert found["winner"]["name"] == "control" and found["best_value"] is None and found["n_trials"] == 3
+    assert "all 3 candidates were pruned" in found["note"]

@@ -1299,12 +1299,13 @@ class SearchResult:
     search: str
     storage: str
     best_params: dict[str, Any]
-    best_value: float
-    best_trial: int
+    best_value: float | None  # None: every candidate was pruned (`note` says so; `winner` is the control)
+    best_trial: int | None
     n_trials: int
     winner: dict[str, Any]
     model_params: dict[str, Any]
     confirmation: dict[str, Any]
+    note: str | None = None
 
     def winner_condition(self) -> dict[str, Any]:
         """The winner as a study file's `conditions[]` entry."""
@@ -1344,6 +1345,7 @@ def search(
     result = SearchResult(
         search=facts["search"], storage=facts["storage"], best_params=facts["best_params"], best_value=facts["best_value"], best_trial=facts["best_trial"],
         n_trials=facts["n_trials"], winner=facts["winner"], model_params=facts["model_params"], confirmation={k: facts[k] for k in _CONFIRMATION},
+        note=facts["note"],
     )
     if winner_study is not None:
         write_winner_study(resolved, result, winner_study)

@@ -126,6 +126,9 @@ def search(
         out.print_json(json.dumps(result.to_json()))
         return
     c = result.confirmation
+    if result.note:
+        out.print(f"{result.search}: {result.n_trials} trials; {result.note}", highlight=False, soft_wrap=True)
+        return
     out.print(f"{result.search}: {result.n_trials} trials, {c['candidates']} candidates; best {result.winner['name']} (trial {result.best_trial}, dev score {result.best_value:.3f})", highlight=False, soft_wrap=True)
     out.print(f"winner - control: dev {_num(c['dev_delta'])}; test {_num(c['delta'])} [{_num(c['ci_low'])}, {_num(c['ci_high'])}] p={_num(c['p_value'])} ({c['test']}, n={c['n_test']})", highlight=False, soft_wrap=True)
 

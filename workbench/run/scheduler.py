@@ -93,7 +93,7 @@ class Runner:
     def __init__(
         self, study: ResolvedStudy, db_path: Path, *, fresh: bool = False, use_cache: bool = True, log: Notice | None = None,
         progress: ProgressCallback | None = None, stop: StopHandle | None = None, max_attempts: int = MAX_ATTEMPTS,
-        events: tuple[tuple[str, dict[str, Any]], ...] = (),
+        events: tuple[tuple[str, dict[str, Any]], ...] = (), only: frozenset[str] | None = None,
     ) -> None:
         self.study = study
         self.db_path = Path(db_path)
@@ -103,6 +103,7 @@ class Runner:
         self.progress: ProgressCallback | None = progress
         self.stop = stop or StopHandle()
         self.cache = ResponseCache()  # the log's answers the pending trials may use, and theirs
+        self.only = only  # item ids: this session runs only their trials (a search's chunk of examples); None: all
         self.events = events  # logged as run_events at each session's start (a search's trial number)
         self.max_attempts = max_attempts  # a trial that ended in a transient error runs again on resume until it has run this often
         self.summary = RunSummary(run_id=self.run_id, db_path=str(self.db_path), trials_planned=0, transient=TransientErrors(max_attempts))
@@ -206,6 +207,8 @@ class Runner:
         pending = [t for t in trials if t.trial_id not in done]
         if retry:
             pending = [dataclasses.replace(t, attempt=retry[t.trial_id]) if t.trial_id in retry else t for t in trials if t.trial_id not in done or t.trial_id in retry]
+        if self.only is not None:
+            pending = [t for t in pending if t.item.id in self.only]
         self.summary.retried = len(retry)
         self.summary.trials_done = len(done) - len(retry)
         # and the trials run now add theirs as they land

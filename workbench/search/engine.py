@@ -44,10 +44,14 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial on stde
 LOCK_WAIT_S = 0.2  # how often a worker looks again at a run another worker is running
 
 
-class Evaluator(Protocol):
-    """Runs a split study and returns its trials scored (workbench.stats.table.scored_frame)."""
+Events = tuple[tuple[str, dict[str, Any]], ...]
 
-    def __call__(self, study: ResolvedStudy, events: tuple[tuple[str, dict[str, Any]], ...]) -> pd.DataFrame: ...
+
+class Evaluator(Protocol):
+    """Runs a split study (of its examples, those in `only`, or all) and returns its trials
+    scored (workbench.stats.table.scored_frame): all of them logged so far."""
+
+    def __call__(self, study: ResolvedStudy, events: Events, only: frozenset[str] | None = None) -> pd.DataFrame: ...
 
 
 @dataclass(frozen=True)
@@ -57,9 +61,9 @@ class LogEvaluator:
     db: Path
     say: Callable[[str], None] = lambda _: None
 
-    def __call__(self, study: ResolvedStudy, events: tuple[tuple[str, dict[str, Any]], ...]) -> pd.DataFrame:
+    def __call__(self, study: ResolvedStudy, events: Events, only: frozenset[str] | None = None) -> pd.DataFrame:
         while True:  # another worker running the same run: wait for it, then find its trials logged
-            runner = Runner(study, self.db, log=self.say, events=events)
+            runner = Runner(study, self.db, log=self.say, events=events, only=only)
             try:
                 summary = asyncio.run(runner.run())
                 break
@@ -73,9 +77,32 @@ class LogEvaluator:
         return scored_frame(data.frame, study.spec.errors, study.spec.no_answer)
 
 
-def simulated(study: ResolvedStudy, events: tuple[tuple[str, dict[str, Any]], ...]) -> pd.DataFrame:
+def simulated(study: ResolvedStudy, events: Events, only: frozenset[str] | None = None) -> pd.DataFrame:
     """In process on `sim/` models, nothing logged (statistical checks of the search itself)."""
-    return scored_frame(simulated_frame(study), study.spec.errors, study.spec.no_answer)
+    frame = simulated_frame(study)
+    return scored_frame(frame if only is None else frame[frame["item_id"].isin(only)], study.spec.errors, study.spec.no_answer)
+
+
+class ControlWilcoxonPruner(optuna.pruners.BasePruner):
+    """Prunes a candidate when, on the dev examples it has reported (a step per example), a
+    one-sided Wilcoxon signed-rank test says it scores below the control on the same examples.
+    Optuna's WilcoxonPruner tests against the best trial so far; the search tests against the
+    control, the comparison its confirmation makes."""
+
+    MIN_DIFFERENCES = 5  # examples where the two differ, before any test
+
+    def __init__(self, p_threshold: float) -> None:
+        self.p_threshold = p_threshold
+        self.control: dict[int, float] = {}
+
+    def prune(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+        from scipy.stats import wilcoxon
+
+        diffs = [v - self.control[s] for s, v in trial.intermediate_values.items() if s in self.control and not np.isnan(v)]
+        nonzero = [d for d in diffs if d != 0]
+        if len(nonzero) < self.MIN_DIFFERENCES:
+            return False
+        return bool(wilcoxon(nonzero, alternative="less").pvalue < self.p_threshold)
 
 
 def splits(study: ResolvedStudy) -> dict[str, dict[str, tuple[Any, ...]]]:
@@ -257,19 +284,48 @@ class Search:
         self.control = control_condition(self.study)
         self.name = self.study.spec.name
         storage, self.lock = storage_of(self.search, self.db, self.name)
+        self.pruner = ControlWilcoxonPruner(self.search.prune_p)
         self.optuna = optuna.create_study(
-            storage=storage, study_name=self.name, direction="maximize", load_if_exists=True,
+            storage=storage, study_name=self.name, direction="maximize", load_if_exists=True, pruner=self.pruner,
             sampler=sampler_of(self.search, self.ids, self.study.spec.seed + self.seed_offset))
+        # the pruner's steps: the dev examples in split order, a chunk at a time (a quarter of each task's)
+        self.steps: dict[str, int] = {}
+        self.chunks: list[frozenset[str]] = []
+        dev = self._splits["dev"]
+        size = max(2, -(-self.search.dev // 4))
+        for start in range(0, self.search.dev, size):
+            self.chunks.append(frozenset(item.id for items in dev.values() for item in items[start : start + size]))
+        for task, items in dev.items():
+            for item in items:
+                self.steps.setdefault(f"{task}\x1f{item.id}", len(self.steps))
 
     def scores(self, split: str, conditions: list[dict[str, Any]], model_params: dict[str, Any] | None = None,
-               events: tuple[tuple[str, dict[str, Any]], ...] = ()) -> pd.DataFrame:
+               events: Events = (), only: frozenset[str] | None = None) -> pd.DataFrame:
         study = split_study(self.study, split, self._splits[split], conditions, model_params or {})
-        frame = self.evaluate(study, events)
+        frame = self.evaluate(study, events, only)
+        frame["step"] = frame["example"].map(self.steps)
         frame["example"] = frame["model"].astype(str) + "\x1f" + frame["example"]  # paired per model too
         return frame
 
     def control_dev(self) -> pd.DataFrame:
-        return self.scores("dev", [self.control], events=(("search_control", {"search": self.name}),))
+        frame = self.scores("dev", [self.control], events=(("search_control", {"search": self.name}),))
+        self.pruner.control = _per_step(frame)
+        return frame
+
+    def candidate_score(self, trial: optuna.Trial, condition: dict[str, Any], model_params: dict[str, Any], events: Events) -> float:
+        """The candidate's mean dev score; with pruning, run a chunk of examples at a time, each
+        example's score reported as a step, and stopped (TrialPruned) once it is worse than the control."""
+        if not self.search.pruning:
+            return _mean(self.scores("dev", [condition], model_params, events))
+        seen: frozenset[str] = frozenset()
+        for chunk in self.chunks:
+            seen |= chunk
+            frame = self.scores("dev", [condition], model_params, events, only=seen)
+            for step, value in _per_step(frame[frame["item_id"].isin(chunk)]).items():
+                trial.report(value, step)  # each example once, when its chunk has run
+            if len(seen) < sum(map(len, self.chunks)) and trial.should_prune():  # all seen: it completes
+                raise optuna.TrialPruned()
+        return _mean(frame)
 
     def run_trials(self) -> None:
         """Ask, run and tell trials until the storage holds the budget (with other workers' trials)."""
@@ -280,14 +336,20 @@ class Search:
             trial.set_user_attr("condition", condition)
             trial.set_user_attr("model_params", model_params)
             try:
-                frame = self.scores("dev", [condition], model_params, (("search_trial", {"search": self.name, "trial": trial.number, "params": values}),))
+                value = self.candidate_score(trial, condition, model_params, (("search_trial", {"search": self.name, "trial": trial.number, "params": values}),))
+            except optuna.TrialPruned:
+                self.optuna.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                continue
             except BaseException:
                 self.optuna.tell(trial, state=optuna.trial.TrialState.FAIL)
                 self.optuna.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
                 raise
-            self.optuna.tell(trial, float(np.nanmean(frame["value"])) if frame["value"].notna().any() else 0.0)
+            self.optuna.tell(trial, value)
 
     def confirm(self, control_dev: pd.DataFrame) -> dict[str, Any]:
+        finished = len(self.optuna.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
+        if not self.optuna.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            return self._nothing_to_confirm(finished)
         best = self.optuna.best_trial
         winner, model_params = best.user_attrs["condition"], best.user_attrs["model_params"]
         complete = self.optuna.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -301,13 +363,32 @@ class Search:
             stats = compare_pair(per_example(test_frame).pair(self.control["name"], winner["name"]), "auto", self.search.level)
         return {
             "winner": winner, "model_params": model_params, "best_trial": best.number, "best_params": dict(best.params),
-            "best_value": best.value, "n_trials": len(complete) + len(self.optuna.get_trials(deepcopy=False, states=(optuna.trial.TrialState.PRUNED,))),
+            "best_value": best.value, "n_trials": finished, "note": None,
             "candidates": len({t.user_attrs["condition"]["name"] for t in complete}),
             "control_dev": float(np.mean(dev_pair.x)) if dev_pair.x.size else None,
             "dev_delta": float(np.mean(dev_pair.y - dev_pair.x)) if dev_pair.x.size else None,
             "n_test": int(test_frame["example"].nunique()), "level": self.search.level,
             **{k: stats.get(k) for k in ("delta", "ci_low", "ci_high", "p_value", "test")},
         }
+
+
+    def _nothing_to_confirm(self, finished: int) -> dict[str, Any]:
+        """Every candidate was pruned: none is a winner, the control stays."""
+        return {
+            "winner": self.control, "model_params": {}, "best_trial": None, "best_params": {}, "best_value": None, "n_trials": finished,
+            "candidates": 0, "control_dev": None, "dev_delta": None, "n_test": 0, "level": self.search.level,
+            **dict.fromkeys(("delta", "ci_low", "ci_high", "p_value", "test")),
+            "note": f"all {finished} candidates were pruned (worse than the control on the dev examples they ran): no winner to confirm",
+        }
+
+
+def _mean(frame: pd.DataFrame) -> float:
+    return float(np.nanmean(frame["value"])) if frame["value"].notna().any() else 0.0
+
+
+def _per_step(frame: pd.DataFrame) -> dict[int, float]:
+    """Each example's mean value (over models and repeats), by its step."""
+    return {int(step): float(v) for step, v in frame.groupby("step")["value"].mean().items() if not np.isnan(v)}
 
 
 def search(study: ResolvedStudy, evaluate: Evaluator, db: Path | None = None, *, budget: int | None = None, seed_offset: int = 0) -> dict[str, Any]:

@@ -109,6 +109,8 @@ class SearchSpec(Strict):
     test: int = Field(ge=2)  # other examples of each task the winner and the control are confirmed on
     storage: str | None = None  # default: <log>.search/<study name>.journal; or an Optuna storage URL
     level: float = Field(0.95, gt=0, lt=1)  # the confirmation's interval level
+    pruning: bool = False  # stop a candidate whose dev examples so far are worse than the control's (one-sided Wilcoxon)
+    prune_p: float = Field(0.1, gt=0, lt=1)  # the p-value below which it stops
 
     @field_validator("sampler")
     @classmethod
