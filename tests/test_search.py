@@ -223,3 +223,10 @@ def test_every_candidate_pruned_leaves_the_control_and_says_so() -> None:
     found = search(study_from_text(text, "worse.yaml"), simulated)
     assert found["winner"]["name"] == "control" and found["best_value"] is None and found["n_trials"] == 3
     assert "all 3 candidates were pruned" in found["note"]
+
+
+def test_a_space_of_sac_levels_and_temperatures_loads(tmp_path: Path) -> None:
+    """A stimulus that needs a parameter is checked with the searched parameter's first value."""
+    space = {"stimulus": ["SAC/warmth", "none"], "params": {"level": {"low": 1, "high": 5}}, "model": {"temperature": {"low": 0.0, "high": 1.0}}}
+    search_spec = load_study(_study(tmp_path, {"space": space, "trials": 2, "dev": 4, "test": 4})).spec.search
+    assert search_spec.space.params["level"].is_int and not search_spec.space.model["temperature"].is_int

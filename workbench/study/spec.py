@@ -26,7 +26,7 @@ from ..solvers.base import DEFAULT_SOLVER, SOLVERS, consumes_gold, prepare_solve
 from ..solvers.dspy_programs import DSPY_PROGRAMS
 from ..stimuli import AppliedStimulus, StimulusLibrary, builtin_library, choose_solver, resolve
 from ..tasks import DEFAULT_SHOTS, TaskConfig, TaskItem, TaskSpec, resolve_task
-from .search import SearchSpec, candidate_names, stimulus_ids
+from .search import Range, SearchSpec, candidate_names, stimulus_ids
 from .sweep import SweepSpec, expand_all
 
 
@@ -505,10 +505,12 @@ def _check_search(spec: StudySpec, library: StimulusLibrary, label: str) -> set[
             raise UserError(exc.detail, file=label, field=f"{where}.stimulus.family") from None
         family_ids = [item.id for item in library.items(space.stimulus.family)]
     ids = [i for i in stimulus_ids(space, family_ids) if i != "none"]
+    # each stimulus resolved with the first value of each searched parameter (a range's low end)
+    params = {key: choice.low if isinstance(choice, Range) else choice[0] for key, choice in space.params.items()}
     for index, stimulus_id in enumerate(ids):
         field = f"{where}.stimulus" if family_ids else f"{where}.stimulus[{index}]"
         try:
-            resolve(library, stimulus_id)
+            resolve(library, stimulus_id, params=params)
         except UserError as exc:
             raise UserError(exc.detail, file=label, field=field) from None
     for index, placement in enumerate(space.placement):
