@@ -102,6 +102,7 @@ BAD_BLOCKS = [
     ({"space": {"heart": {"rounds": 2, "emotions": ["boredom"]}}}, "search.space.heart", "boredom"),
     ({"space": {"placement": ["suffix"]}}, "search.space", "needs `stimulus`, `heart` or `model`"),
     ({"space": {"placement": ["suffix"], "heart": {"rounds": 1, "emotions": ["anger"]}}}, "search.space", "add `stimulus`"),
+    ({"storage": "postgresql://searcher:hunter22@127.0.0.1/searches"}, "search.storage", "PGPASSWORD"),
     ({"sampler": "grid", "space": {"stimulus": ["EP01"], "model": {"temperature": {"low": 0.0, "high": 1.0}}}}, "search", "finite space"),
 ]
 
@@ -122,6 +123,13 @@ def test_generated_bad_counts_name_their_field(tmp_path: Path, key: str, value: 
     with pytest.raises(UserError) as caught:
         load_study(path)
     assert f"search.{key}" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_storage_that_does_not_open_is_one_line(tmp_path: Path) -> None:
+    path = _study(tmp_path, {**SMALL, "storage": "nosuchdb://127.0.0.1:9/x"})
+    result = run_cli("search", str(path), "--db", str(tmp_path / "log.duckdb"), timeout=120)
+    assert result.returncode == 2 and "search.storage" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_cli_refuses_a_bad_block_with_exit_code_2(tmp_path: Path) -> None:

@@ -285,9 +285,13 @@ class Search:
         self.name = self.study.spec.name
         storage, self.lock = storage_of(self.search, self.db, self.name)
         self.pruner = ControlWilcoxonPruner(self.search.prune_p)
-        self.optuna = optuna.create_study(
-            storage=storage, study_name=self.name, direction="maximize", load_if_exists=True, pruner=self.pruner,
-            sampler=sampler_of(self.search, self.ids, self.study.spec.seed + self.seed_offset))
+        try:
+            self.optuna = optuna.create_study(
+                storage=storage, study_name=self.name, direction="maximize", load_if_exists=True, pruner=self.pruner,
+                sampler=sampler_of(self.search, self.ids, self.study.spec.seed + self.seed_offset))
+        except Exception as exc:  # noqa: BLE001 - whatever the storage's driver raises, one line naming the key
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise UserError(f"cannot open the search's storage: {first}", file=self.study.path, field="search.storage") from None
         # the pruner's steps: the dev examples in split order, a chunk at a time (a quarter of each task's)
         self.steps: dict[str, int] = {}
         self.chunks: list[frozenset[str]] = []

@@ -495,6 +495,11 @@ def _check_search(spec: StudySpec, library: StimulusLibrary, label: str) -> set[
         if spec.search.dev + spec.search.test > int(ref.n):
             raise UserError(f"the search's dev ({spec.search.dev}) and test ({spec.search.test}) splits need {spec.search.dev + spec.search.test} "
                             f"of the task's examples; it draws n={ref.n}: raise tasks[{index}].n or lower them", file=label, field="search.test")
+    if spec.search.storage is not None:  # a password in a storage URL would be logged and shown: it comes from elsewhere
+        found = find_credential({}, spec.search.storage)
+        if found:
+            raise UserError("the storage URL holds a credential, which would be logged and shown: give it through the environment "
+                            "(PGPASSWORD or ~/.pgpass, which the PostgreSQL driver reads)", file=label, field="search.storage")
     space = spec.search.space
     where = "search.space"
     family_ids: list[str] = []
