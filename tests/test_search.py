@@ -238,3 +238,17 @@ def test_a_space_of_sac_levels_and_temperatures_loads(tmp_path: Path) -> None:
     space = {"stimulus": ["SAC/warmth", "none"], "params": {"level": {"low": 1, "high": 5}}, "model": {"temperature": {"low": 0.0, "high": 1.0}}}
     search_spec = load_study(_study(tmp_path, {"space": space, "trials": 2, "dev": 4, "test": 4})).spec.search
     assert search_spec.space.params["level"].is_int and not search_spec.space.model["temperature"].is_int
+
+
+def test_grid_over_a_family_and_none_visits_each_candidate_once() -> None:
+    """The grid (asked and told by the search's loop, which Optuna's own stop does not fit) covers
+    the family's ten ids and `none` in eleven trials; `none` planted best sends what the control
+    sends, so there is nothing to confirm and the result says so."""
+    text = yaml.safe_dump({
+        "name": "grid", "models": [{"id": "sim/a", "simulate": {"default_accuracy": 0.3, "accuracy": {"none": 0.95}}}],
+        "conditions": [{"name": "control"}], "tasks": [{"task": "math/word_problems", "n": 30}],
+        "search": {"space": {"stimulus": {"family": "negativeprompt", "none": True}}, "sampler": "grid", "trials": 11, "dev": 10, "test": 10},
+    })
+    found = search(study_from_text(text, "grid.yaml"), simulated)
+    assert found["candidates"] == 11 and found["n_trials"] == 11
+    assert found["winner"]["name"] == "none" and "nothing to confirm" in found["note"]

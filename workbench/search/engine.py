@@ -35,7 +35,7 @@ from ..run.scheduler import Runner
 from ..run.simulate import simulated_frame
 from ..stats.frame import load_run
 from ..stats.table import compare_pair, per_example, scored_frame
-from ..study.search import NONE, SAMPLER_ALIASES, Range, SearchSpec, candidate, categorical_values
+from ..study.search import NONE, SAMPLER_ALIASES, Range, SearchSpec, candidate, categorical_values, stimulus_ids
 from ..study.spec import ConditionSpec, ResolvedStudy, TaskSample, resolve_study
 from ..study.sweep import _UNSAFE
 
@@ -187,11 +187,21 @@ def suggest(trial: optuna.Trial, search: SearchSpec, ids: list[str]) -> dict[str
     return values
 
 
-def sampler_of(search: SearchSpec, ids: list[str], seed: int) -> optuna.samplers.BaseSampler:
+class AskTellGrid(optuna.samplers.GridSampler):
+    """Optuna's grid, asked and told by the search's own loop, whose budget ends the search: the
+    grid's stop when it is exhausted (`study.stop`, which works only inside `study.optimize`) is
+    left out."""
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial, state: optuna.trial.TrialState, values: Any) -> None:
+        return None
+
+
+def sampler_of(search: SearchSpec, family: list[str], seed: int) -> optuna.samplers.BaseSampler:
+    """The block's sampler, seeded; `family`: the ids of the space's stimulus family, if it names one."""
     name = SAMPLER_ALIASES.get(search.sampler, search.sampler)
     cls = getattr(optuna.samplers, name)
     if name == "GridSampler":
-        return cls(categorical_values(search.space, ids), seed=seed)
+        return AskTellGrid(categorical_values(search.space, family), seed=seed)
     return cls(seed=seed)
 
 
@@ -279,7 +289,8 @@ class Search:
 
     def __post_init__(self) -> None:
         self.search = _search(self.study)
-        self.ids = family_ids(self.study) or [i for i in (self.search.space.stimulus or []) if isinstance(self.search.space.stimulus, list)]
+        family = family_ids(self.study)
+        self.ids = stimulus_ids(self.search.space, family)  # the stimulus choices, `none` among them if asked
         self._splits = splits(self.study)
         self.control = control_condition(self.study)
         self.name = self.study.spec.name
@@ -288,7 +299,7 @@ class Search:
         try:
             self.optuna = optuna.create_study(
                 storage=storage, study_name=self.name, direction="maximize", load_if_exists=True, pruner=self.pruner,
-                sampler=sampler_of(self.search, self.ids, self.study.spec.seed + self.seed_offset))
+                sampler=sampler_of(self.search, family, self.study.spec.seed + self.seed_offset))
         except Exception as exc:  # noqa: BLE001 - whatever the storage's driver raises, one line naming the key
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise UserError(f"cannot open the search's storage: {first}", file=self.study.path, field="search.storage") from None
@@ -359,15 +370,17 @@ class Search:
         complete = self.optuna.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         dev = self.scores("dev", [winner], model_params)
         dev_pair = per_example(pd.concat([control_dev, dev])).pair(self.control["name"], winner["name"])
+        note = None
         if winner["name"] == self.control["name"] or winner["name"] == NONE and not winner.get("solver"):
             test_frame = self.scores("test", [self.control])
             stats: dict[str, Any] = {"delta": 0.0}
+            note = f"the best candidate, {winner['name']}, sends what the control sends: nothing to confirm"
         else:
             test_frame = self.scores("test", [self.control, winner], model_params, (("search_confirm", {"search": self.name, "trial": best.number}),))
             stats = compare_pair(per_example(test_frame).pair(self.control["name"], winner["name"]), "auto", self.search.level)
         return {
             "winner": winner, "model_params": model_params, "best_trial": best.number, "best_params": dict(best.params),
-            "best_value": best.value, "n_trials": finished, "note": None,
+            "best_value": best.value, "n_trials": finished, "note": note,
             "candidates": len({t.user_attrs["condition"]["name"] for t in complete}),
             "control_dev": float(np.mean(dev_pair.x)) if dev_pair.x.size else None,
             "dev_delta": float(np.mean(dev_pair.y - dev_pair.x)) if dev_pair.x.size else None,
