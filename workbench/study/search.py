@@ -103,10 +103,11 @@ class SearchSpace(Strict):
 class SearchSpec(Strict):
     space: SearchSpace
     objective: Literal["score"] = "score"  # the mean score on the dev split (the study's errors and no_answer policies)
+    # counts are whole numbers as written: `20`, not `20.0` or "20"
     sampler: Name = "tpe"  # tpe, grid, random, brute_force, or a class of optuna.samplers (seeded by the study's seed)
-    trials: int = Field(20, ge=1, le=100_000)
-    dev: int = Field(ge=2)  # examples of each task the candidates are scored on
-    test: int = Field(ge=2)  # other examples of each task the winner and the control are confirmed on
+    trials: int = Field(20, ge=1, le=100_000, strict=True)
+    dev: int = Field(ge=2, strict=True)  # examples of each task the candidates are scored on
+    test: int = Field(ge=2, strict=True)  # other examples of each task the winner and the control are confirmed on
     storage: str | None = None  # default: <log>.search/<study name>.journal; or an Optuna storage URL
     level: float = Field(0.95, gt=0, lt=1)  # the confirmation's interval level
     pruning: bool = False  # stop a candidate whose dev examples so far are worse than the control's (one-sided Wilcoxon)
