@@ -252,3 +252,12 @@ def test_grid_over_a_family_and_none_visits_each_candidate_once() -> None:
     found = search(study_from_text(text, "grid.yaml"), simulated)
     assert found["candidates"] == 11 and found["n_trials"] == 11
     assert found["winner"]["name"] == "none" and "nothing to confirm" in found["note"]
+
+
+def test_a_search_block_leaves_the_run_identity_alone(tmp_path: Path) -> None:
+    """`search:` chooses which conditions a search runs; a study's own run keeps its id with or without it."""
+    quickstart = REPO / "studies" / "quickstart.yaml"
+    raw = yaml.safe_load(quickstart.read_text())
+    raw["search"] = {"space": {"stimulus": ["EP01", "EP02"]}, "dev": 5, "test": 5}
+    (tmp_path / "quickstart.yaml").write_text(yaml.safe_dump(raw))
+    assert load_study(tmp_path / "quickstart.yaml").spec_hash() == load_study(quickstart).spec_hash()

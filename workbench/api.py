@@ -1327,15 +1327,15 @@ def search(
     `trials` overrides the block's budget (all workers together run that many); `workers` more
     processes share the search's storage. `winner_study`: a study file written with the control and
     the winner (the search block dropped)."""
-    from .search.engine import LogEvaluator, search as run_search
+    from .search.engine import LogEvaluator, Search, conclude
 
     resolved = _resolved(study)
     if workers < 1:
         raise UserError(f"workers must be at least 1; got {workers}", field="--workers")
-    say = log or _quiet
+    engine = Search(resolved, LogEvaluator(Path(db), log or _quiet), Path(db), trials)  # opens the storage: a bad one fails here, alone
     others = [_spawn_worker(resolved, Path(db), trials, index) for index in range(1, workers)]
     try:
-        facts = run_search(resolved, LogEvaluator(Path(db), say), Path(db), budget=trials)
+        facts = conclude(engine)
     finally:
         for process in others:
             process.join()

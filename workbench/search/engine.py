@@ -410,7 +410,11 @@ def _per_step(frame: pd.DataFrame) -> dict[int, float]:
 
 def search(study: ResolvedStudy, evaluate: Evaluator, db: Path | None = None, *, budget: int | None = None, seed_offset: int = 0) -> dict[str, Any]:
     """Run a search's trials (those its storage lacks) and confirm its winner: the facts SearchResult reports."""
-    engine = Search(study, evaluate, db, budget, seed_offset)
+    return conclude(Search(study, evaluate, db, budget, seed_offset))
+
+
+def conclude(engine: Search) -> dict[str, Any]:
+    """The control's dev run, the trials the storage lacks, and the confirmation of the winner."""
     control_dev = engine.control_dev()
     engine.run_trials()
     return {"search": engine.name, "storage": _storage_label(engine), **engine.confirm(control_dev)}
