@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import json
 import os
 import random
 import socket
@@ -425,6 +424,3 @@ def _storage_label(engine: Search) -> str:
         return engine.search.storage
     return str(engine.lock.with_suffix("")) if engine.lock is not None else "memory"
 
-
-def to_json_safe(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
