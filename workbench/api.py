@@ -25,7 +25,7 @@ from .study.spec import RATING_EXAMPLE, NoRatingBlock, ResolvedStudy, load_study
 __all__ = [
     "ComparisonResult", "ExportResult", "LogCheck", "LogDamaged", "LogFault", "LogRepair", "Progress", "RunList", "RunResult", "StopHandle",
     "TrialList", "UserError", "check_log", "compare", "export", "list_runs", "list_trials", "load_study", "log_fault_of", "plan", "repair_log", "run",
-    "run_async", "study_warnings", "summarise",
+    "run_async", "SearchResult", "search", "study_warnings", "summarise",
 ]
 
 Log = Callable[[str], None]
@@ -1284,3 +1284,105 @@ def log_state(db: str | Path) -> LogState:
         by = f"an older workbench (schema {schema}; today's is {SCHEMA_VERSION}{storage})" if schema < SCHEMA_VERSION else f"another DuckDB ({storage[2:]})"
         return LogState(str(db), "older", f"This log was written by {by}: it is read as it is, and the next run or re-score on it upgrades it in place.", schema)
     return LogState(str(db), "current", "The log is in today's schema.", schema)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """A search of a study's `search:` space (`workbench search --json`): the best candidate on the
+    dev split and its confirmation against the control on the disjoint test split.
+
+    `confirmation`: `delta` (winner minus control on the test split) with `ci_low`, `ci_high`,
+    `p_value` and `test` (the paired test `compare` chooses), beside `dev_delta` (the same
+    difference on the dev split the winner was chosen on: larger, the winner's curse) and
+    `candidates` (distinct candidate conditions scored)."""
+
+    search: str
+    storage: str
+    best_params: dict[str, Any]
+    best_value: float | None  # None: every candidate was pruned (`note` says so; `winner` is the control)
+    best_trial: int | None
+    n_trials: int
+    winner: dict[str, Any]
+    model_params: dict[str, Any]
+    confirmation: dict[str, Any]
+    note: str | None = None
+
+    def winner_condition(self) -> dict[str, Any]:
+        """The winner as a study file's `conditions[]` entry."""
+        return dict(self.winner)
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+_CONFIRMATION = ("delta", "ci_low", "ci_high", "p_value", "test", "dev_delta", "control_dev", "candidates", "n_test", "level")
+
+
+def search(
+    study: str | Path | ResolvedStudy, db: str | Path, *, trials: int | None = None, workers: int = 1, log: Log | None = None,
+    winner_study: str | Path | None = None,
+) -> SearchResult:
+    """Run (or resume) the Optuna search of `study`'s `search:` block, logging every model call of
+    its candidates to `db` as runs named `<study>.dev` and `<study>.test`, then confirm the winner.
+    `trials` overrides the block's budget (all workers together run that many); `workers` more
+    processes share the search's storage. `winner_study`: a study file written with the control and
+    the winner (the search block dropped)."""
+    from .search.engine import LogEvaluator, Search, conclude
+
+    resolved = _resolved(study)
+    if workers < 1:
+        raise UserError(f"workers must be at least 1; got {workers}", field="--workers")
+    engine = Search(resolved, LogEvaluator(Path(db), log or _quiet), Path(db), trials)  # opens the storage: a bad one fails here, alone
+    others = [_spawn_worker(resolved, Path(db), trials, index) for index in range(1, workers)]
+    try:
+        facts = conclude(engine)
+    finally:
+        for process in others:
+            process.join()
+    failed = [p.exitcode for p in others if p.exitcode]
+    if failed:
+        raise UserError(f"{len(failed)} search worker process(es) failed (exit code {failed[0]})", field="--workers")
+    result = SearchResult(
+        search=facts["search"], storage=facts["storage"], best_params=facts["best_params"], best_value=facts["best_value"], best_trial=facts["best_trial"],
+        n_trials=facts["n_trials"], winner=facts["winner"], model_params=facts["model_params"], confirmation={k: facts[k] for k in _CONFIRMATION},
+        note=facts["note"],
+    )
+    if winner_study is not None:
+        write_winner_study(resolved, result, winner_study)
+    return result
+
+
+def _spawn_worker(study: ResolvedStudy, db: Path, trials: int | None, index: int) -> Any:
+    import multiprocessing
+
+    process = multiprocessing.get_context("spawn").Process(target=_search_worker, args=(study.path, str(db), trials, index), daemon=False)
+    process.start()
+    return process
+
+
+def _search_worker(path: str, db: str, trials: int | None, index: int) -> None:
+    """A second worker of `search`: its trials only (the first confirms), its sampler seeded apart."""
+    from .search.engine import LogEvaluator, Search
+
+    engine = Search(load_study(path), LogEvaluator(Path(db)), Path(db), trials, seed_offset=index)
+    engine.run_trials()
+
+
+def write_winner_study(study: ResolvedStudy, result: SearchResult, out: str | Path) -> None:
+    """The study file with its control and the search's winner as conditions, the search block and
+    sweeps dropped, the winner's model parameters set on every model."""
+    import yaml
+
+    from .core.input_files import load_yaml
+
+    raw = dict(load_yaml(study.path))
+    raw.pop("search", None)
+    raw.pop("sweep", None)
+    control = [c for c in raw.get("conditions", []) if isinstance(c, dict) and c.get("name") == study.control_name]
+    raw["conditions"] = (control or [{"name": study.control_name}]) + [result.winner_condition()]
+    if result.model_params:
+        raw["models"] = [{**m, "params": {**m.get("params", {}), **result.model_params}} for m in raw["models"]]
+    target = Path(out)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(yaml.safe_dump(raw, sort_keys=False))
+    temporary.replace(target)  # nothing half written

@@ -108,6 +108,36 @@ def _print_run(result: Any) -> None:
 
 
 @app.command()
+def search(
+    study: Annotated[Path, typer.Argument(help="Study file (YAML) with a `search:` block.")],
+    db: DbOption = DEFAULT_DB,
+    trials: Annotated[Optional[int], typer.Option("--trials", min=1, help="Trials in all (default: the block's `trials`); a resumed search runs only those it lacks.")] = None,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Processes sharing the search.")] = 1,
+    write: Annotated[Optional[Path], typer.Option("--write", help="Write a study file with the control and the winner.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search a study's `search:` space with Optuna (or resume the search), then confirm the winner on the test split."""
+    from .. import api
+
+    resolved = api.load_study(study)
+    with contextlib.redirect_stdout(sys.stderr):
+        result = api.search(resolved, db, trials=trials, workers=workers, log=lambda m: err.print(m, highlight=False), winner_study=write)
+    if as_json:
+        out.print_json(json.dumps(result.to_json()))
+        return
+    c = result.confirmation
+    if result.note:
+        out.print(f"{result.search}: {result.n_trials} trials; {result.note}", highlight=False, soft_wrap=True)
+        return
+    out.print(f"{result.search}: {result.n_trials} trials, {c['candidates']} candidates; best {result.winner['name']} (trial {result.best_trial}, dev score {result.best_value:.3f})", highlight=False, soft_wrap=True)
+    out.print(f"winner - control: dev {_num(c['dev_delta'])}; test {_num(c['delta'])} [{_num(c['ci_low'])}, {_num(c['ci_high'])}] p={_num(c['p_value'])} ({c['test']}, n={c['n_test']})", highlight=False, soft_wrap=True)
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+@app.command()
 def plan(
     study: Annotated[Path, typer.Argument(help="Study file (YAML).")],
     db: DbOption = DEFAULT_DB,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 PAUSE_ENV = "WORKBENCH_PAUSE_AT"
 HOLD_S = 2.0
-POINTS = frozenset({"startup", "compaction"})  # where the workbench calls pause_point
+POINTS = frozenset({"startup", "compaction", "search_ask"})  # where the workbench calls pause_point
 
 
 def pause_point(name: str) -> None:

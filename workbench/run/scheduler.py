@@ -93,6 +93,7 @@ class Runner:
     def __init__(
         self, study: ResolvedStudy, db_path: Path, *, fresh: bool = False, use_cache: bool = True, log: Notice | None = None,
         progress: ProgressCallback | None = None, stop: StopHandle | None = None, max_attempts: int = MAX_ATTEMPTS,
+        events: tuple[tuple[str, dict[str, Any]], ...] = (), only: frozenset[str] | None = None,
     ) -> None:
         self.study = study
         self.db_path = Path(db_path)
@@ -102,6 +103,8 @@ class Runner:
         self.progress: ProgressCallback | None = progress
         self.stop = stop or StopHandle()
         self.cache = ResponseCache()  # the log's answers the pending trials may use, and theirs
+        self.only = only  # item ids: this session runs only their trials (a search's chunk of examples); None: all
+        self.events = events  # logged as run_events at each session's start (a search's trial number)
         self.max_attempts = max_attempts  # a trial that ended in a transient error runs again on resume until it has run this often
         self.summary = RunSummary(run_id=self.run_id, db_path=str(self.db_path), trials_planned=0, transient=TransientErrors(max_attempts))
 
@@ -204,6 +207,8 @@ class Runner:
         pending = [t for t in trials if t.trial_id not in done]
         if retry:
             pending = [dataclasses.replace(t, attempt=retry[t.trial_id]) if t.trial_id in retry else t for t in trials if t.trial_id not in done or t.trial_id in retry]
+        if self.only is not None:
+            pending = [t for t in pending if t.item.id in self.only]
         self.summary.retried = len(retry)
         self.summary.trials_done = len(done) - len(retry)
         # and the trials run now add theirs as they land
@@ -223,6 +228,8 @@ class Runner:
             log.add("run_events", self._event("resumed" if done else "started", pending=len(pending), retried=len(retry)))
             if self.study.warnings:
                 log.add("run_events", self._event("warnings", messages=self.study.warnings))
+            for event, detail in self.events:
+                log.add("run_events", self._event(event, **detail))
             await log.flush()
             self._report()
             settings = gateway_settings(self.study, pending, use_cache=self.use_cache)

@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..scoring.extract import DIAGNOSTIC_EXTRACTORS, ERROR, NO_ANSWER, OK
 from ..core.records import Record
-from .table import ALL_TASKS, Comparison, _compare_pair, _ordered, per_example, scored_frame
+from .table import ALL_TASKS, Comparison, compare_pair, _ordered, per_example, scored_frame
 
 ALPHA = 0.05
 STRICT, FLEXIBLE = DIAGNOSTIC_EXTRACTORS
@@ -129,7 +129,7 @@ def _indicators(scores: pd.DataFrame, extractor: str) -> pd.DataFrame:
 def _effect(frame: pd.DataFrame, column: str, control: str, condition: str, level: float) -> dict[str, Any]:
     """Paired difference of `column` (condition - control) over the examples both have, as the table computes it."""
     matrix = per_example(frame.rename(columns={column: "value"})[["example", "condition", "value"]])
-    return _compare_pair(matrix.pair(control, condition), "auto", level)
+    return compare_pair(matrix.pair(control, condition), "auto", level)
 
 
 def _subset(frame: pd.DataFrame, model: str, task: str) -> pd.DataFrame:

@@ -315,7 +315,7 @@ def _estimate_fields(prefix: str, est: Estimate | None) -> dict[str, float | Non
     return {prefix: est.estimate, f"{prefix}_low": est.low, f"{prefix}_high": est.high, f"{prefix}_note": est.note}
 
 
-def _compare_pair(pair: Pair, test: str, level: float) -> dict[str, Any]:
+def compare_pair(pair: Pair, test: str, level: float) -> dict[str, Any]:
     """Every statistic of one comparison (control x, condition y, aligned by example)."""
     x, y = pair.x, pair.y
     if x.size == 0:
@@ -419,7 +419,7 @@ def compare(
             for condition in names:
                 trials = subset[subset["condition"] == condition]
                 pair = matrix.pair(control, condition)
-                stats = {} if condition == control else _compare_pair(pair, test, level)
+                stats = {} if condition == control else compare_pair(pair, test, level)
                 row = ComparisonRow(
                     model=str(model), condition=str(condition), task=str(task), control=control,
                     n=len(trials), errors=int(trials["is_error"].sum()), no_answer=int(trials["is_no_answer"].sum()),

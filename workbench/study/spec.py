@@ -26,6 +26,7 @@ from ..solvers.base import DEFAULT_SOLVER, SOLVERS, consumes_gold, prepare_solve
 from ..solvers.dspy_programs import DSPY_PROGRAMS
 from ..stimuli import AppliedStimulus, StimulusLibrary, builtin_library, choose_solver, resolve
 from ..tasks import DEFAULT_SHOTS, TaskConfig, TaskItem, TaskSpec, resolve_task
+from .search import Range, SearchSpec, candidate_names, stimulus_ids
 from .sweep import SweepSpec, expand_all
 
 
@@ -204,6 +205,7 @@ class StudySpec(Strict):
     stimulus_files: list[str] = Field(default_factory=list)
     judge: ModelSpec | None = None  # the model that grades judge-scored tasks (any model id)
     rating: RatingSpec | None = None  # blind human rating of the outputs (the UI's Rate page)
+    search: SearchSpec | None = None  # an Optuna search over candidate conditions (workbench/search/)
 
     @model_validator(mode="after")
     def _unique_names(self) -> StudySpec:
@@ -225,10 +227,12 @@ class StudySpec(Strict):
 
     def canonical_json(self) -> str:
         """The logged spec, which the run id hashes. `rating` appears only when a study sets it, so
-        the run identity of a study without one is what it was before the key existed."""
+        the run identity of a study without one is what it was before the key existed. `search`
+        never appears: it chooses which conditions a search runs, each run's spec lists them."""
         dumped = self.model_dump(mode="json")
         if dumped.get("rating") is None:
             dumped.pop("rating", None)
+        dumped.pop("search", None)
         return json.dumps(dumped, sort_keys=True, separators=(",", ":"))
 
 
@@ -465,10 +469,11 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
             raise UserError(exc.detail, file=label, field=f"{where}.{exc.field}" if exc.field else where) from None
         conditions[condition.name] = with_program
         condition_specs.append(condition.model_copy(update={"solver": solver, "solver_params": plan}))
+    searched = _check_search(spec, library, label)
     for where, model in _named_models(spec):
         for key in ("accuracy", "answer_format"):
             for name in (getattr(model.simulate, key) if model.simulate else {}):
-                if name not in conditions:
+                if name not in conditions and name not in searched:
                     raise UserError(
                         f"unknown condition {name!r} (conditions: {', '.join(conditions)})",
                         file=label,
@@ -479,6 +484,54 @@ def resolve_study(spec: StudySpec, label: str, library: StimulusLibrary | None =
     _check_extractors(spec, label)
     _check_trial_count(spec, samples, len(condition_specs), label)
     return ResolvedStudy(spec=spec, path=label, tasks=tasks, conditions=conditions, condition_specs=tuple(condition_specs), samples=samples)
+
+
+def _check_search(spec: StudySpec, library: StimulusLibrary, label: str) -> set[str]:
+    """The search block's stimuli, placements and HEART emotions must exist; returns the names of
+    its candidates when the space is finite (a simulated model may plant accuracy on them)."""
+    if spec.search is None:
+        return set()
+    for index, ref in enumerate(spec.tasks):
+        if spec.search.dev + spec.search.test > int(ref.n):
+            raise UserError(f"the search's dev ({spec.search.dev}) and test ({spec.search.test}) splits need {spec.search.dev + spec.search.test} "
+                            f"of the task's examples; it draws n={ref.n}: raise tasks[{index}].n or lower them", file=label, field="search.test")
+    if spec.search.storage is not None:  # a password in a storage URL would be logged and shown: it comes from elsewhere
+        found = find_credential({}, spec.search.storage)
+        if found:
+            raise UserError("the storage URL holds a credential, which would be logged and shown: give it through the environment "
+                            "(PGPASSWORD or ~/.pgpass, which the PostgreSQL driver reads)", file=label, field="search.storage")
+    space = spec.search.space
+    where = "search.space"
+    family_ids: list[str] = []
+    if space.stimulus is not None and not isinstance(space.stimulus, list):
+        try:
+            library.family(space.stimulus.family)
+        except UserError as exc:
+            raise UserError(exc.detail, file=label, field=f"{where}.stimulus.family") from None
+        family_ids = [item.id for item in library.items(space.stimulus.family)]
+    ids = [i for i in stimulus_ids(space, family_ids) if i != "none"]
+    # each stimulus resolved with the first value of each searched parameter (a range's low end)
+    params = {key: choice.low if isinstance(choice, Range) else choice[0] for key, choice in space.params.items()}
+    for index, stimulus_id in enumerate(ids):
+        field = f"{where}.stimulus" if family_ids else f"{where}.stimulus[{index}]"
+        try:
+            resolve(library, stimulus_id, params=params)
+        except UserError as exc:
+            raise UserError(exc.detail, file=label, field=field) from None
+    for index, placement in enumerate(space.placement):
+        try:
+            resolve(library, ids[0], placement=placement) if ids else None
+        except UserError as exc:
+            raise UserError(exc.detail, file=label, field=f"{where}.placement[{index}]") from None
+    if space.heart is not None:
+        heart = space.heart
+        steps = (heart.emotions * heart.rounds)[: max(heart.rounds, len(heart.emotions))]
+        params = {**heart.params, "rounds": len(steps), "mode": heart.mode, "schedule": {"name": "sequence", "steps": steps}}
+        try:
+            prepare_solver("heart", params, (), library)
+        except UserError as exc:
+            raise UserError(exc.detail, file=label, field=f"{where}.heart.{exc.field}" if exc.field else f"{where}.heart") from None
+    return candidate_names(space, family_ids) or set()
 
 
 def _named_models(spec: StudySpec) -> list[tuple[str, ModelSpec]]:

@@ -1,0 +1,1 @@
+"""Optuna searches over candidate conditions, each scored through the same runner as `workbench run`."""
