@@ -35,6 +35,26 @@ def local_server() -> Iterator[Any]:
     server.release()
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL server from Debian's binaries for the whole session (tests/postgres.py):
+    in a temporary directory, on 127.0.0.1 only, stopped and removed at the end. Skipped only
+    where the binaries are absent (`.ci/run` installs them, so CI runs it)."""
+    from postgres import bin_dir, postgres_server
+
+    binaries = bin_dir()
+    if binaries is None:
+        pytest.skip("PostgreSQL is not installed (/usr/lib/postgresql/<version>/bin/initdb); .ci/run installs Debian's postgresql")
+    with postgres_server(binaries) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres: Any) -> str:
+    """postgresql://workbench@127.0.0.1:PORT/search: a trusted role, no password."""
+    return str(postgres.url)
+
+
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 900, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run `workbench ARGS` in a subprocess, as a user would."""
     return subprocess.run(

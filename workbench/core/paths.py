@@ -42,11 +42,16 @@ def cache_lock_path(name: str) -> Path:
     return lock_path
 
 
-@contextlib.contextmanager
-def cache_lock(name: str) -> Iterator[None]:
+def cache_lock(name: str) -> contextlib.AbstractContextManager[None]:
     """Serialise preparation across processes (tests and CLI runs may start together)."""
-    lock_path = cache_lock_path(name)
-    with open(lock_path, "w") as handle:
+    return file_lock(cache_lock_path(name))
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: Path) -> Iterator[None]:
+    """An exclusive flock on `lock_path` (created if missing): the kernel releases it when its
+    holder dies, so a killed process never blocks the others."""
+    with open(lock_path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
