@@ -157,7 +157,7 @@ def test_gold_reading_conditions_are_flagged_per_task_and_explained_in_the_figur
     assert per_task.count("oracle GOLD") == 2 and "GOLD: read gold labels" in per_task
     data = load_run(db)
     captured: list = []
-    monkeypatch.setattr(figures, "_save", lambda figure, base, provenance="": captured.append(figure) or [])
+    monkeypatch.setattr(figures, "_rendered", lambda figure, name, provenance="", created=None: captured.append(figure) or {})
     figures.write_figures(compare(data.frame, data.control), tmp_path / "figs")
     assert len(captured) == 2
     for figure in captured:
