@@ -158,7 +158,8 @@ def test_two_workers_share_one_journal_and_run_exactly_the_budget(tmp_path: Path
 
 
 def test_a_killed_search_resumes_with_exactly_the_budget_and_no_repeated_calls(tmp_path: Path) -> None:
-    path = _study(tmp_path, {**SMALL, "trials": 5, "dev": 20, "test": 10}, latency_ms=40)
+    # 400 ms a call: a candidate's run takes seconds, so a loaded machine's slow polling still kills it midway
+    path = _study(tmp_path, {**SMALL, "trials": 5, "dev": 20, "test": 10}, latency_ms=400)
     db = tmp_path / "log.duckdb"
     process = subprocess.Popen([sys.executable, "-m", "workbench.cli", "search", str(path), "--db", str(db)], stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
