@@ -23,6 +23,8 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
+from .processes import alive
+
 if TYPE_CHECKING:
     import optuna
 
@@ -87,18 +89,8 @@ def _fail_abandoned(study: optuna.Study) -> None:
     host = socket.gethostname()
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         owner_host, _, pid = str(trial.user_attrs.get(OWNER_ATTR, "")).rpartition(":")
-        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+        if owner_host == host and pid.isdigit() and not alive(int(pid)):
             try:
                 study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
             except (ValueError, RuntimeError):  # finished meanwhile by its owner or another worker
                 pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process holds that id
-        return True
-    return True

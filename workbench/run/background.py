@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.processes import process_start
+
 INTERRUPTED = 130  # the CLI's exit code after an interrupt (workbench.cli.interrupts): the run resumes later
 CLI = ("-m", "workbench.cli")
 SUPERVISOR = "workbench.run.background"  # this module, run as the supervisor
@@ -97,7 +99,7 @@ def start(study: Path, db: Path, run_id: str) -> LaunchState:
         process = subprocess.Popen(
             [sys.executable, "-m", SUPERVISOR, str(record)], start_new_session=True, stdin=subprocess.DEVNULL, stdout=own, stderr=own,
         )
-    launch = Launch(run_id, str(study), str(db), process.pid, draft.started_at, _process_start(process.pid) or 0)
+    launch = Launch(run_id, str(study), str(db), process.pid, draft.started_at, process_start(process.pid) or 0)
     _write_atomic(record, json.dumps(launch.to_json()))
     return state_of(launch)
 
@@ -122,19 +124,8 @@ def supervise(record: Path) -> int:
     return code
 
 
-def _process_start(pid: int) -> int | None:
-    """When `pid` started (clock ticks since boot), or None if it is no live process (gone, or a zombie)."""
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reap it when this process started it and it has ended
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] in ("Z", "X") else int(fields[19])
-
-
 def _alive(launch: Launch) -> bool:
-    return _process_start(launch.pid) == launch.pid_started
+    return process_start(launch.pid) == launch.pid_started
 
 
 def _last_line(path: Path) -> str:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import random
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,6 +28,8 @@ import pandas as pd
 
 from ..core.errors import UserError
 from ..core.pauses import pause_point
+from ..core.paths import file_lock
+from ..core.processes import process_start
 from ..core.seeds import stable_seed
 from ..run.scheduler import Runner
 from ..run.simulate import simulated_frame
@@ -220,37 +221,22 @@ def storage_of(search: SearchSpec, db: Path | None, name: str) -> tuple[Any, Pat
     return optuna.storages.JournalStorage(JournalFileBackend(str(path))), path.with_name(path.name + ".ask-lock")
 
 
-@contextlib.contextmanager
-def _asking(lock: Path | None) -> Iterator[None]:
+def _asking(lock: Path | None) -> contextlib.AbstractContextManager[None]:
     if lock is None:
-        yield
-        return
+        return contextlib.nullcontext()
     lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _process_start(pid: int) -> str | None:
-    """A process's start time (clock ticks since boot), so a reused pid is not taken for a live worker."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
+    return file_lock(lock)
 
 
 def _me() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": _process_start(os.getpid())}
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": process_start(os.getpid())}
 
 
 def _dead(trial: optuna.trial.FrozenTrial) -> bool:
     worker = trial.user_attrs.get("worker")
     if worker is None:  # asked, then killed before it could say whose it is (both under the ask lock)
         return True
-    return worker["host"] == socket.gethostname() and _process_start(worker["pid"]) != worker["start"]
+    return worker["host"] == socket.gethostname() and process_start(worker["pid"]) != worker["start"]
 
 
 COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
