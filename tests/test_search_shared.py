@@ -134,3 +134,27 @@ def test_a_trial_that_keeps_failing_is_asked_again_at_most_twice(tmp_path: Path)
     assert all(t.params == first.params for t in retries)
     assert RETRY_OF_ATTR not in fresh.user_attrs  # drawn anew
     assert waiting.user_attrs[RETRY_OF_ATTR] == fresh.number and waiting.params == fresh.params
+
+
+def test_a_failed_trial_s_retry_takes_its_place_and_the_budget_holds(tmp_path: Path) -> None:
+    """core.shared_trials alone: a trial whose objective raises is failed, its values asked again
+    (the retry holds the place the failure freed), and the resumed run ends with exactly the
+    budget of trials that did not fail, the retry among them with the failed trial's values."""
+    from workbench.core.shared_trials import run_shared_trials
+
+    opened = open_storage(str(tmp_path / "toy.journal"))
+    study = optuna.create_study(study_name="toy", storage=opened.storage, sampler=optuna.samplers.RandomSampler(seed=3))
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", 0.0, 1.0)
+        if trial.number == 2:
+            raise RuntimeError("stopped midway")
+        return x
+
+    with pytest.raises(RuntimeError, match="stopped midway"):
+        run_shared_trials(study, objective, 5, opened.budget_lock)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE", "FAIL", "WAITING"]
+    assert run_shared_trials(study, objective, 5, opened.budget_lock) == 3
+    states = [t.state.name for t in study.trials]
+    assert states.count("COMPLETE") == 5 and states.count("FAIL") == 1 and len(states) == 6
+    assert study.trials[3].user_attrs[RETRY_OF_ATTR] == 2 and study.trials[3].params == study.trials[2].params
