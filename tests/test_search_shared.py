@@ -51,7 +51,7 @@ def _query(db: Path, sql: str) -> list[tuple[Any, ...]]:
         con.close()
 
 
-@pytest.mark.slow  # 10-25 s: two worker processes (one spawned, which imports the workbench) and seven runs
+@pytest.mark.slow  # 15-30 s (on a busy machine): two worker processes (one spawned, which imports the workbench) and seven runs
 def test_two_workers_search_on_postgresql_and_run_exactly_the_budget(postgres_url: str, tmp_path: Path) -> None:
     name = f"pg_search_{time.monotonic_ns()}"  # the session's server holds every test's studies
     path = _study(tmp_path, {**SMALL, "trials": 4}, name=name)
