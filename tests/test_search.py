@@ -24,6 +24,7 @@ from conftest import REPO, run_cli
 from workbench import api
 from workbench.core.errors import UserError
 from workbench.core.pauses import PAUSE_ENV
+from workbench.core.shared_trials import OWNER_ATTR
 from workbench.run.simulate import reseeded
 from workbench.search.engine import search, simulated
 from workbench.store import connect_reader
@@ -152,7 +153,7 @@ def test_two_workers_share_one_journal_and_run_exactly_the_budget(tmp_path: Path
     assert all(w.returncode == 0 for w in workers), [err for _, err in outputs]
     trials = _journal_trials(db)
     assert _complete(trials) == 3 and len(trials) == 3
-    workers_seen = {t.user_attrs["worker"]["pid"] for t in trials}
+    workers_seen = {int(t.user_attrs[OWNER_ATTR].rpartition(":")[2]) for t in trials}
     assert workers_seen == {w.pid for w in workers}  # both took trials
     assert _repeated_calls(db) == 0
 

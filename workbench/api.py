@@ -1320,20 +1320,21 @@ _CONFIRMATION = ("delta", "ci_low", "ci_high", "p_value", "test", "dev_delta", "
 
 def search(
     study: str | Path | ResolvedStudy, db: str | Path, *, trials: int | None = None, workers: int = 1, log: Log | None = None,
-    winner_study: str | Path | None = None,
+    winner_study: str | Path | None = None, storage: str | None = None,
 ) -> SearchResult:
     """Run (or resume) the Optuna search of `study`'s `search:` block, logging every model call of
     its candidates to `db` as runs named `<study>.dev` and `<study>.test`, then confirm the winner.
     `trials` overrides the block's budget (all workers together run that many); `workers` more
     processes share the search's storage. `winner_study`: a study file written with the control and
-    the winner (the search block dropped)."""
+    the winner (the search block dropped). `storage` (`--storage`): the search's Optuna storage in
+    place of the block's `storage` (README: Search storage)."""
     from .search.engine import LogEvaluator, Search, conclude
 
     resolved = _resolved(study)
     if workers < 1:
         raise UserError(f"workers must be at least 1; got {workers}", field="--workers")
-    engine = Search(resolved, LogEvaluator(Path(db), log or _quiet), Path(db), trials)  # opens the storage: a bad one fails here, alone
-    others = [_spawn_worker(resolved, Path(db), trials, index) for index in range(1, workers)]
+    engine = Search(resolved, LogEvaluator(Path(db), log or _quiet), Path(db), trials, storage_setting=storage)  # opens the storage: a bad one fails here, alone
+    others = [_spawn_worker(resolved, Path(db), trials, index, storage) for index in range(1, workers)]
     try:
         facts = conclude(engine)
     finally:
@@ -1352,19 +1353,20 @@ def search(
     return result
 
 
-def _spawn_worker(study: ResolvedStudy, db: Path, trials: int | None, index: int) -> Any:
+def _spawn_worker(study: ResolvedStudy, db: Path, trials: int | None, index: int, storage: str | None) -> Any:
     import multiprocessing
 
-    process = multiprocessing.get_context("spawn").Process(target=_search_worker, args=(study.path, str(db), trials, index), daemon=False)
+    process = multiprocessing.get_context("spawn").Process(target=_search_worker, args=(study.path, str(db), trials, index, storage), daemon=False)
     process.start()
     return process
 
 
-def _search_worker(path: str, db: str, trials: int | None, index: int) -> None:
-    """A second worker of `search`: its trials only (the first confirms), its sampler seeded apart."""
+def _search_worker(path: str, db: str, trials: int | None, index: int, storage: str | None) -> None:
+    """A second worker of `search`: its trials only (the first confirms), its sampler seeded apart,
+    on the first one's storage."""
     from .search.engine import LogEvaluator, Search
 
-    engine = Search(load_study(path), LogEvaluator(Path(db)), Path(db), trials, seed_offset=index)
+    engine = Search(load_study(path), LogEvaluator(Path(db)), Path(db), trials, seed_offset=index, storage_setting=storage)
     engine.run_trials()
 
 

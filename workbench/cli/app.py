@@ -114,6 +114,7 @@ def search(
     trials: Annotated[Optional[int], typer.Option("--trials", min=1, help="Trials in all (default: the block's `trials`); a resumed search runs only those it lacks.")] = None,
     workers: Annotated[int, typer.Option("--workers", min=1, help="Processes sharing the search.")] = 1,
     write: Annotated[Optional[Path], typer.Option("--write", help="Write a study file with the control and the winner.")] = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="The search's Optuna storage in place of the block's `storage`: a journal file, postgresql://USER@HOST[:PORT]/DB (password from PGPASSWORD) or sqlite:///PATH.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search a study's `search:` space with Optuna (or resume the search), then confirm the winner on the test split."""
@@ -121,7 +122,7 @@ def search(
 
     resolved = api.load_study(study)
     with contextlib.redirect_stdout(sys.stderr):
-        result = api.search(resolved, db, trials=trials, workers=workers, log=lambda m: err.print(m, highlight=False), winner_study=write)
+        result = api.search(resolved, db, trials=trials, workers=workers, log=lambda m: err.print(m, highlight=False), winner_study=write, storage=storage)
     if as_json:
         out.print_json(json.dumps(result.to_json()))
         return

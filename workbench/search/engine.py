@@ -4,18 +4,16 @@ call is a `calls` row, cached and resumable as any run's), scored by its mean; t
 once on the dev split. The winner and the control then run on the disjoint test split and are
 compared by the paired test `compare` uses, beside the dev estimate (the winner's curse).
 
-Trials are counted under a file lock before each is asked for, so workers sharing a storage run
-exactly the budget together; a trial left RUNNING by a dead process (same host, its pid gone) is
-failed and its values asked again, so its half-done run resumes rather than repeats.
+Workers sharing a storage (core.optuna_storage) run exactly the budget together, and a failed
+trial (its process killed, or its run stopped) has its values asked again, so its half-done run
+resumes rather than repeats: both are core.shared_trials'.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,10 +25,9 @@ import optuna
 import pandas as pd
 
 from ..core.errors import UserError
-from ..core.pauses import pause_point
-from ..core.paths import file_lock
-from ..core.processes import process_start
+from ..core.optuna_storage import SearchStorage, open_storage
 from ..core.seeds import stable_seed
+from ..core.shared_trials import run_shared_trials
 from ..run.scheduler import Runner
 from ..run.simulate import simulated_frame
 from ..stats.frame import load_run
@@ -205,60 +202,24 @@ def sampler_of(search: SearchSpec, family: list[str], seed: int) -> optuna.sampl
     return cls(seed=seed)
 
 
-def storage_of(search: SearchSpec, db: Path | None, name: str) -> tuple[Any, Path | None]:
-    """The Optuna storage and the lock file workers take to ask for a trial: a journal file beside
-    the log (`<log>.search/<name>.journal`) unless the study names a storage URL; in memory
-    without a log."""
-    if search.storage is not None:
-        lock = Path(f"{db}.search") / f"{_UNSAFE.sub('_', name)}.ask-lock" if db else None
-        return search.storage, lock
-    if db is None:
-        return optuna.storages.InMemoryStorage(), None
-    from optuna.storages.journal import JournalFileBackend
-
-    path = Path(f"{db}.search") / f"{_UNSAFE.sub('_', name)}.journal"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path))), path.with_name(path.name + ".ask-lock")
-
-
-def _asking(lock: Path | None) -> contextlib.AbstractContextManager[None]:
-    if lock is None:
-        return contextlib.nullcontext()
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    return file_lock(lock)
+def search_storage(study: ResolvedStudy, db: Path | None, storage: str | None = None) -> SearchStorage:
+    """The search's Optuna storage (core.optuna_storage): `storage` (`--storage`) or the study's
+    `search.storage`, a relative file taken from the log's directory; by default a journal file
+    beside the log, `<log>.search/<study name>.journal`; in memory without a log (the `simulated`
+    evaluator's statistical checks)."""
+    setting = storage if storage is not None else _search(study).storage
+    if setting is None:
+        if db is None:
+            return SearchStorage(optuna.storages.InMemoryStorage(), "memory", lambda _name: contextlib.nullcontext())
+        folder = Path(f"{db}.search")
+        folder.mkdir(parents=True, exist_ok=True)
+        setting = str(folder / f"{_UNSAFE.sub('_', study.spec.name)}.journal")
+    return open_storage(setting, base_dir=db.parent if db is not None else None, **_storage_source(study, storage))
 
 
-def _me() -> dict[str, Any]:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": process_start(os.getpid())}
-
-
-def _dead(trial: optuna.trial.FrozenTrial) -> bool:
-    worker = trial.user_attrs.get("worker")
-    if worker is None:  # asked, then killed before it could say whose it is (both under the ask lock)
-        return True
-    return worker["host"] == socket.gethostname() and process_start(worker["pid"]) != worker["start"]
-
-
-COUNTED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.RUNNING)
-
-
-def _reap(study: optuna.Study) -> None:
-    """Trials a dead process left RUNNING: failed, and their values asked again (the next ask gets them)."""
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if _dead(trial):
-            study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-            study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
-
-
-def _next_trial(study: optuna.Study, budget: int, lock: Path | None) -> optuna.Trial | None:
-    with _asking(lock):
-        _reap(study)
-        if len(study.get_trials(deepcopy=False, states=COUNTED)) >= budget:
-            return None
-        pause_point("search_ask")  # a test holds two workers here: without the lock both would ask
-        trial = study.ask()
-        trial.set_user_attr("worker", _me())
-        return trial
+def _storage_source(study: ResolvedStudy, storage: str | None) -> dict[str, Any]:
+    """Where a storage setting was given, as a UserError names it: `--storage` or the study file's key."""
+    return {"file": None, "field": "--storage"} if storage is not None else {"file": study.path, "field": "search.storage"}
 
 
 @dataclass
@@ -270,6 +231,7 @@ class Search:
     db: Path | None = None
     budget: int | None = None
     seed_offset: int = 0
+    storage_setting: str | None = None  # `--storage`: overrides the study's `search.storage`
     _splits: dict[str, dict[str, tuple[Any, ...]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -279,15 +241,15 @@ class Search:
         self._splits = splits(self.study)
         self.control = control_condition(self.study)
         self.name = self.study.spec.name
-        storage, self.lock = storage_of(self.search, self.db, self.name)
+        self.storage = search_storage(self.study, self.db, self.storage_setting)
         self.pruner = ControlWilcoxonPruner(self.search.prune_p)
         try:
             self.optuna = optuna.create_study(
-                storage=storage, study_name=self.name, direction="maximize", load_if_exists=True, pruner=self.pruner,
+                storage=self.storage.storage, study_name=self.name, direction="maximize", load_if_exists=True, pruner=self.pruner,
                 sampler=sampler_of(self.search, family, self.study.spec.seed + self.seed_offset))
         except Exception as exc:  # noqa: BLE001 - whatever the storage's driver raises, one line naming the key
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise UserError(f"cannot open the search's storage: {first}", file=self.study.path, field="search.storage") from None
+            raise UserError(f"cannot open the search's storage {self.storage.shown}: {first}", **_storage_source(self.study, self.storage_setting)) from None
         # the pruner's steps: the dev examples in split order, a chunk at a time (a quarter of each task's)
         self.steps: dict[str, int] = {}
         self.chunks: list[frozenset[str]] = []
@@ -328,23 +290,17 @@ class Search:
         return _mean(frame)
 
     def run_trials(self) -> None:
-        """Ask, run and tell trials until the storage holds the budget (with other workers' trials)."""
-        budget = self.budget or self.search.trials
-        while (trial := _next_trial(self.optuna, budget, self.lock)) is not None:
-            values = suggest(trial, self.search, self.ids)
-            condition, model_params = candidate(self.search.space, values, {})
-            trial.set_user_attr("condition", condition)
-            trial.set_user_attr("model_params", model_params)
-            try:
-                value = self.candidate_score(trial, condition, model_params, (("search_trial", {"search": self.name, "trial": trial.number, "params": values}),))
-            except optuna.TrialPruned:
-                self.optuna.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                continue
-            except BaseException:
-                self.optuna.tell(trial, state=optuna.trial.TrialState.FAIL)
-                self.optuna.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
-                raise
-            self.optuna.tell(trial, value)
+        """Run trials until the storage holds the budget (with other workers' trials): the shared
+        budget, and a failed trial's values asked again, are core.shared_trials'."""
+        run_shared_trials(self.optuna, self.objective, self.budget or self.search.trials, self.storage.budget_lock)
+
+    def objective(self, trial: optuna.Trial) -> float:
+        """A trial's candidate, drawn (or its values kept, when it runs a failed trial again) and scored."""
+        values = suggest(trial, self.search, self.ids)
+        condition, model_params = candidate(self.search.space, values, {})
+        trial.set_user_attr("condition", condition)
+        trial.set_user_attr("model_params", model_params)
+        return self.candidate_score(trial, condition, model_params, (("search_trial", {"search": self.name, "trial": trial.number, "params": values}),))
 
     def confirm(self, control_dev: pd.DataFrame) -> dict[str, Any]:
         finished = len(self.optuna.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
@@ -406,7 +362,6 @@ def conclude(engine: Search) -> dict[str, Any]:
 
 
 def _storage_label(engine: Search) -> str:
-    if engine.search.storage is not None:
-        return engine.search.storage
-    return str(engine.lock.with_suffix("")) if engine.lock is not None else "memory"
+    """The storage as shown: never a password (core.optuna_storage refuses one in a URL)."""
+    return engine.storage.shown
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..core.errors import UserError, validation_error
 from ..core.input_files import load_yaml, parse_yaml, text_as_file, user_path
+from ..core.optuna_storage import check_storage
 from ..core.schema import Name, Seed, Strict
 from ..core.text import NAME_MAX
 from ..plugins import load_builtins
@@ -496,6 +497,7 @@ def _check_search(spec: StudySpec, library: StimulusLibrary, label: str) -> set[
             raise UserError(f"the search's dev ({spec.search.dev}) and test ({spec.search.test}) splits need {spec.search.dev + spec.search.test} "
                             f"of the task's examples; it draws n={ref.n}: raise tasks[{index}].n or lower them", file=label, field="search.test")
     if spec.search.storage is not None:  # a password in a storage URL would be logged and shown: it comes from elsewhere
+        check_storage(spec.search.storage, file=label)  # its kind and form, without connecting
         found = find_credential({}, spec.search.storage)
         if found:
             raise UserError("the storage URL holds a credential, which would be logged and shown: give it through the environment "
