@@ -1294,7 +1294,12 @@ class SearchResult:
     `confirmation`: `delta` (winner minus control on the test split) with `ci_low`, `ci_high`,
     `p_value` and `test` (the paired test `compare` chooses), beside `dev_delta` (the same
     difference on the dev split the winner was chosen on: larger, the winner's curse) and
-    `candidates` (distinct candidate conditions scored)."""
+    `candidates` (distinct candidate conditions scored).
+
+    `pareto`: a search of several objectives (`objective: [score, tokens]`) reports its Pareto
+    front, one entry per candidate (`trial`, `params`, `condition`, `score`, `tokens`), highest
+    score first; the candidate it confirms is that first one, and `best_value` is its score. None
+    for a search of one objective."""
 
     search: str
     storage: str
@@ -1306,6 +1311,7 @@ class SearchResult:
     model_params: dict[str, Any]
     confirmation: dict[str, Any]
     note: str | None = None
+    pareto: list[dict[str, Any]] | None = None
 
     def winner_condition(self) -> dict[str, Any]:
         """The winner as a study file's `conditions[]` entry."""
@@ -1346,7 +1352,7 @@ def search(
     result = SearchResult(
         search=facts["search"], storage=facts["storage"], best_params=facts["best_params"], best_value=facts["best_value"], best_trial=facts["best_trial"],
         n_trials=facts["n_trials"], winner=facts["winner"], model_params=facts["model_params"], confirmation={k: facts[k] for k in _CONFIRMATION},
-        note=facts["note"],
+        note=facts["note"], pareto=facts["pareto"],
     )
     if winner_study is not None:
         write_winner_study(resolved, result, winner_study)

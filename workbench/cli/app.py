@@ -132,6 +132,9 @@ def search(
         return
     out.print(f"{result.search}: {result.n_trials} trials, {c['candidates']} candidates; best {result.winner['name']} (trial {result.best_trial}, dev score {result.best_value:.3f})", highlight=False, soft_wrap=True)
     out.print(f"winner - control: dev {_num(c['dev_delta'])}; test {_num(c['delta'])} [{_num(c['ci_low'])}, {_num(c['ci_high'])}] p={_num(c['p_value'])} ({c['test']}, n={c['n_test']})", highlight=False, soft_wrap=True)
+    if result.pareto:
+        front = ", ".join(f"{m['condition']} ({m['score']:.3f}, {m['tokens']:.0f} tokens)" for m in result.pareto)
+        out.print(f"Pareto front, highest score first (the one confirmed): {front}", highlight=False, soft_wrap=True)
 
 
 def _num(value: Any) -> str:

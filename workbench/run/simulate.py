@@ -25,7 +25,7 @@ from ..study.spec import ResolvedStudy, StudySpec, resolve_study
 from .execute import solve_and_score, status
 from .gateway import Gateway, GatewaySettings
 
-FRAME_COLUMNS = ["model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls"]
+FRAME_COLUMNS = ["model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls", "tokens"]
 
 
 async def _outcome(trial: Trial, gateway: Gateway) -> dict[str, Any]:
@@ -40,6 +40,7 @@ async def _outcome(trial: Trial, gateway: Gateway) -> dict[str, Any]:
         "score": scored.value,
         "status": status(solution, scored),
         "n_calls": len(calls.calls),
+        "tokens": sum(c.response.prompt_tokens + c.response.completion_tokens for c in calls.calls if c.response is not None),
     }
 
 

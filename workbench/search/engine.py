@@ -32,7 +32,7 @@ from ..run.scheduler import Runner
 from ..run.simulate import simulated_frame
 from ..stats.frame import load_run
 from ..stats.table import compare_pair, per_example, scored_frame
-from ..study.search import NONE, SAMPLER_ALIASES, Range, SearchSpec, candidate, categorical_values, stimulus_ids
+from ..study.search import NONE, OBJECTIVES, SAMPLER_ALIASES, Range, SearchSpec, candidate, categorical_values, stimulus_ids, stimulus_slots
 from ..study.spec import ConditionSpec, ResolvedStudy, TaskSample, resolve_study
 from ..study.sweep import _UNSAFE
 
@@ -164,9 +164,7 @@ def control_condition(study: ResolvedStudy) -> dict[str, Any]:
 def suggest(trial: optuna.Trial, search: SearchSpec, ids: list[str]) -> dict[str, Any]:
     """The trial's values of every dimension of the space."""
     space = search.space
-    values: dict[str, Any] = {}
-    if ids:
-        values["stimulus"] = trial.suggest_categorical("stimulus", ids)
+    values: dict[str, Any] = {slot: trial.suggest_categorical(slot, choices) for slot, choices in stimulus_slots(space, ids).items()}
     if space.placement:
         values["placement"] = trial.suggest_categorical("placement", space.placement)
     for prefix, choices in (("param", space.params), ("model", space.model)):
@@ -245,7 +243,7 @@ class Search:
         self.pruner = ControlWilcoxonPruner(self.search.prune_p)
         try:
             self.optuna = optuna.create_study(
-                storage=self.storage.storage, study_name=self.name, direction="maximize", load_if_exists=True, pruner=self.pruner,
+                storage=self.storage.storage, study_name=self.name, directions=[OBJECTIVES[o] for o in self.search.objectives], load_if_exists=True, pruner=self.pruner,
                 sampler=sampler_of(self.search, family, self.study.spec.seed + self.seed_offset))
         except Exception as exc:  # noqa: BLE001 - whatever the storage's driver raises, one line naming the key
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
@@ -274,11 +272,14 @@ class Search:
         self.pruner.control = _per_step(frame)
         return frame
 
-    def candidate_score(self, trial: optuna.Trial, condition: dict[str, Any], model_params: dict[str, Any], events: Events) -> float:
-        """The candidate's mean dev score; with pruning, run a chunk of examples at a time, each
+    def candidate_score(self, trial: optuna.Trial, condition: dict[str, Any], model_params: dict[str, Any], events: Events) -> float | list[float]:
+        """The candidate's mean dev score, or the value of each objective (score, tokens) in the
+        block's order; with pruning (one objective only), run a chunk of examples at a time, each
         example's score reported as a step, and stopped (TrialPruned) once it is worse than the control."""
         if not self.search.pruning:
-            return _mean(self.scores("dev", [condition], model_params, events))
+            frame = self.scores("dev", [condition], model_params, events)
+            values = [OBJECTIVE_VALUES[o](frame) for o in self.search.objectives]
+            return values if len(values) > 1 else values[0]
         seen: frozenset[str] = frozenset()
         for chunk in self.chunks:
             seen |= chunk
@@ -306,7 +307,8 @@ class Search:
         finished = len(self.optuna.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)))
         if not self.optuna.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             return self._nothing_to_confirm(finished)
-        best = self.optuna.best_trial
+        front = self.pareto()
+        best = self.optuna.best_trial if front is None else self.optuna.get_trials(deepcopy=False)[front[0]["trial"]]
         winner, model_params = best.user_attrs["condition"], best.user_attrs["model_params"]
         complete = self.optuna.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         dev = self.scores("dev", [winner], model_params)
@@ -321,7 +323,7 @@ class Search:
             stats = compare_pair(per_example(test_frame).pair(self.control["name"], winner["name"]), "auto", self.search.level)
         return {
             "winner": winner, "model_params": model_params, "best_trial": best.number, "best_params": dict(best.params),
-            "best_value": best.value, "n_trials": finished, "note": note,
+            "best_value": best.values[self.search.objectives.index("score")], "n_trials": finished, "note": note, "pareto": front,
             "candidates": len({t.user_attrs["condition"]["name"] for t in complete}),
             "control_dev": float(np.mean(dev_pair.x)) if dev_pair.x.size else None,
             "dev_delta": float(np.mean(dev_pair.y - dev_pair.x)) if dev_pair.x.size else None,
@@ -337,11 +339,33 @@ class Search:
             "candidates": 0, "control_dev": None, "dev_delta": None, "n_test": 0, "level": self.search.level,
             **dict.fromkeys(("delta", "ci_low", "ci_high", "p_value", "test")),
             "note": f"all {finished} candidates were pruned (worse than the control on the dev examples they ran): no winner to confirm",
+            "pareto": None,
         }
+
+    def pareto(self) -> list[dict[str, Any]] | None:
+        """A search of several objectives: its Pareto front (Optuna's best trials), one member per
+        candidate (its first trial), highest score first (then fewest tokens): the first is the
+        candidate the search confirms. None for a search of one objective."""
+        objectives = self.search.objectives
+        if len(objectives) == 1:
+            return None
+        front: dict[str, dict[str, Any]] = {}
+        for trial in sorted(self.optuna.best_trials, key=lambda t: t.number):
+            name = trial.user_attrs["condition"]["name"]
+            front.setdefault(name, {"trial": trial.number, "params": dict(trial.params), "condition": name, **dict(zip(objectives, trial.values))})
+        return sorted(front.values(), key=lambda m: (-m["score"], m.get("tokens", 0.0), m["trial"]))
 
 
 def _mean(frame: pd.DataFrame) -> float:
     return float(np.nanmean(frame["value"])) if frame["value"].notna().any() else 0.0
+
+
+def _tokens(frame: pd.DataFrame) -> float:
+    """Mean tokens (prompt and completion, every call) a trial cost."""
+    return float(frame["tokens"].mean()) if len(frame) else 0.0
+
+
+OBJECTIVE_VALUES: dict[str, Callable[[pd.DataFrame], float]] = {"score": _mean, "tokens": _tokens}
 
 
 def _per_step(frame: pd.DataFrame) -> dict[int, float]:

@@ -15,6 +15,7 @@ from .extractor_view import use_extractor
 
 TRIAL_COLUMNS = (
     "model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls",
+    "coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0) AS tokens",  # every call of the trial, its judge's too
     "coalesce(consumes_gold, false) AS consumes_gold",  # an oracle loop read the answer key
     "TRY_CAST(json_extract_string(task_json, '$.chance') AS DOUBLE) AS chance",  # BIG-bench's chance level, for the normalised score
 )

@@ -4,16 +4,21 @@ sampler, budget, dev/test splits and storage (the engine is workbench/search/).
     search:
       space:
         stimulus: {family: emotionprompt}     # or [EP01, NP02, none]; `none`: no stimulus
+        stack: 2                              # up to 2 distinct stimuli a candidate (default 1)
         placement: [suffix, prefix]
         params: {level: {low: 1, high: 5}}    # stimulus parameters: int range, float range or a list
         heart: {rounds: 2, mode: oracle, emotions: [anger, happiness]}   # one categorical per round
         model: {temperature: {low: 0.0, high: 1.0}}
+      objective: score                        # or [score, tokens]: a Pareto front of both
       trials: 20
       dev: 20
       test: 40
 
 A candidate is a condition named from its values as a sweep names its conditions
-(`EP02.suffix.level=3`, `heart=anger-happiness`), so planting by name and the log read alike.
+(`EP02.suffix.level=3`, `heart=anger-happiness`), so planting by name and the log read alike. A
+stack of stimuli joins their ids with `+` in the space's order (`EP02+EP07.suffix`): each slot of
+the stack is a categorical (`stimulus`, `stimulus.1`, ...; `none` allowed after the first), and
+slots that repeat a stimulus or list the same ones in another order make the same candidate.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import itertools
 import math
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..core.schema import Name, Strict
 from .sweep import condition_name
@@ -30,7 +35,12 @@ from .sweep import condition_name
 NONE = "none"  # the stimulus choice that adds no stimulus
 # Sampler names a study may write; any other class of optuna.samplers may be named too.
 SAMPLER_ALIASES = {"tpe": "TPESampler", "grid": "GridSampler", "random": "RandomSampler", "brute_force": "BruteForceSampler"}
-OBJECTIVES = ("score",)
+# Each objective of a search and Optuna's direction for it: the mean dev score, and the mean
+# tokens (prompt and completion, over every call) a dev trial costs.
+OBJECTIVES = {"score": "maximize", "tokens": "minimize"}
+MAX_STACK = 5  # the most stimuli one candidate may stack
+# Samplers of optuna.samplers that optimise a single objective only (they raise when asked for several).
+SINGLE_OBJECTIVE_SAMPLERS = ("CmaEsSampler",)
 # The most candidates a categorical space may hold when grid search or planting must list them all.
 MAX_LISTED = 10_000
 
@@ -83,6 +93,7 @@ class HeartSpace(Strict):
 
 class SearchSpace(Strict):
     stimulus: StimulusChoice | list[Name] | None = None
+    stack: int = Field(1, ge=1, le=MAX_STACK, strict=True)  # up to this many distinct stimuli a candidate, in the space's order
     placement: list[Name] = Field(default_factory=list)
     params: dict[str, Choice] = Field(default_factory=dict)  # the stimulus's parameters (SAC level, Big Five intensity)
     heart: HeartSpace | None = None
@@ -99,10 +110,19 @@ class SearchSpace(Strict):
                 raise ValueError(f"{key!r} needs at least one value")
         return self
 
+    @field_validator("stack")
+    @classmethod
+    def _stacks_stimuli(cls, value: int, info: ValidationInfo) -> int:
+        if value > 1 and info.data.get("stimulus") is None:
+            raise ValueError("`stack` stacks stimuli: add `stimulus`")
+        return value
+
 
 class SearchSpec(Strict):
     space: SearchSpace
-    objective: Literal["score"] = "score"  # the mean score on the dev split (the study's errors and no_answer policies)
+    # `score`: the mean score on the dev split (the study's errors and no_answer policies); or a list
+    # of OBJECTIVES, score among them: a multi-objective search, its Pareto front reported
+    objective: str | list[str] = "score"
     # counts are whole numbers as written: `20`, not `20.0` or "20"
     sampler: Name = "tpe"  # tpe, grid, random, brute_force, or a class of optuna.samplers (seeded by the study's seed)
     trials: int = Field(20, ge=1, le=100_000, strict=True)
@@ -124,6 +144,38 @@ class SearchSpec(Strict):
             raise ValueError(f"unknown sampler {value!r} (allowed: {', '.join(SAMPLER_ALIASES)}, or a class of optuna.samplers)")
         return value
 
+    @field_validator("sampler")
+    @classmethod
+    def _samples_every_objective(cls, value: str, info: ValidationInfo) -> str:
+        objectives = objectives_of(info.data.get("objective", "score"))
+        if len(objectives) > 1 and SAMPLER_ALIASES.get(value, value) in SINGLE_OBJECTIVE_SAMPLERS:
+            raise ValueError(f"sampler {value!r} optimises one objective; {list(objectives)} needs another (tpe, random, NSGAIISampler...)")
+        return value
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _known_objectives(cls, value: Any) -> Any:
+        names = value if isinstance(value, list) else [value]
+        allowed = ", ".join(OBJECTIVES)
+        for name in names:
+            if not (isinstance(name, str) and name in OBJECTIVES):
+                raise ValueError(f"unknown objective {name!r} (allowed: {allowed}, or a list of them such as [score, tokens])")
+        if len(set(names)) != len(names) or "score" not in names:  # the winner is the best score (of the front)
+            raise ValueError(f"the objectives name each of {allowed} at most once, score among them; got {value!r}")
+        return value
+
+    @field_validator("pruning")
+    @classmethod
+    def _prunes_one_objective(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and len(objectives_of(info.data.get("objective", "score"))) > 1:
+            raise ValueError("Optuna cannot prune a search of several objectives: set `pruning: false` or one `objective`")
+        return value
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """The objectives in the order Optuna gets their values."""
+        return objectives_of(self.objective)
+
     @model_validator(mode="after")
     def _grid_is_finite(self) -> SearchSpec:
         if SAMPLER_ALIASES.get(self.sampler, self.sampler) in ("GridSampler", "BruteForceSampler"):
@@ -131,6 +183,10 @@ class SearchSpec(Strict):
             if ranged:
                 raise ValueError(f"sampler {self.sampler!r} needs a finite space; {ranged[0]!r} is a float range (list its values)")
         return self
+
+
+def objectives_of(objective: str | list[str]) -> tuple[str, ...]:
+    return tuple(objective) if isinstance(objective, list) else (objective,)
 
 
 def stimulus_ids(space: SearchSpace, family_ids: list[str]) -> list[str]:
@@ -142,20 +198,36 @@ def stimulus_ids(space: SearchSpace, family_ids: list[str]) -> list[str]:
     return list(space.stimulus)
 
 
+def stimulus_slots(space: SearchSpace, ids: list[str]) -> dict[str, list[str]]:
+    """The categorical of each slot of the stack: the first over the stimulus choices, each later
+    one over them and `none` (a shorter stack)."""
+    if not ids:
+        return {}
+    later = ids if NONE in ids else [*ids, NONE]
+    return {"stimulus": ids, **{f"stimulus.{slot}": later for slot in range(1, space.stack)}}
+
+
+def stacked(space: SearchSpace, values: dict[str, Any]) -> list[str]:
+    """The distinct stimuli a candidate's slots chose, in the space's order (a list's order, a
+    family's ids in id order, as the library lists them), so one combination has one name."""
+    chosen = {v for k, v in values.items() if k == "stimulus" or k.startswith("stimulus.")} - {NONE}
+    return sorted(chosen, key=space.stimulus.index) if isinstance(space.stimulus, list) else sorted(chosen)
+
+
 def candidate(space: SearchSpace, values: dict[str, Any], base: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The study-file condition a candidate's values make, and its model parameters. `values` holds
-    `stimulus`, `placement`, `param.<key>`, `heart.<round>`, `model.<key>` as the space has them."""
+    `stimulus` (and `stimulus.<slot>` for a stack), `placement`, `param.<key>`, `heart.<round>`,
+    `model.<key>` as the space has them. Stacked stimuli share the placement and parameters and
+    apply in the space's order (as a condition's `stimuli` list stacks)."""
     parts: list[str] = []
     condition: dict[str, Any] = {}
-    stimulus = values.get("stimulus")
-    if stimulus is not None and stimulus != NONE:
+    stack = stacked(space, values)
+    if stack:
         params = {k.split(".", 1)[1]: v for k, v in values.items() if k.startswith("param.")}
-        ref: dict[str, Any] = {"id": stimulus, "params": params}
-        if "placement" in values:
-            ref["placement"] = values["placement"]
-        condition["stimuli"] = [ref]
-        parts.append(condition_name(stimulus, values.get("placement", ""), None, None, params))
-    elif stimulus == NONE:
+        placed = {"placement": values["placement"]} if "placement" in values else {}
+        condition["stimuli"] = [{"id": stimulus, "params": params, **placed} for stimulus in stack]
+        parts.append(condition_name("+".join(stack), values.get("placement", ""), None, None, params))
+    elif "stimulus" in values:
         parts.append(NONE)
     if space.heart is not None:
         steps = [values[f"heart.{r}"] for r in range(space.heart.rounds)]
@@ -171,10 +243,7 @@ def candidate(space: SearchSpace, values: dict[str, Any], base: dict[str, Any]) 
 
 def categorical_values(space: SearchSpace, family_ids: list[str]) -> dict[str, list[Any]] | None:
     """Every value of each dimension when all are finite (lists or int ranges with a step of 1), else None."""
-    dims: dict[str, list[Any]] = {}
-    ids = stimulus_ids(space, family_ids)
-    if ids:
-        dims["stimulus"] = ids
+    dims: dict[str, list[Any]] = dict(stimulus_slots(space, stimulus_ids(space, family_ids)))
     if space.placement:
         dims["placement"] = list(space.placement)
     for prefix, choices in (("param", space.params), ("model", space.model)):

@@ -512,6 +512,9 @@ def _check_search(spec: StudySpec, library: StimulusLibrary, label: str) -> set[
             raise UserError(exc.detail, file=label, field=f"{where}.stimulus.family") from None
         family_ids = [item.id for item in library.items(space.stimulus.family)]
     ids = [i for i in stimulus_ids(space, family_ids) if i != "none"]
+    if space.stack > 1 and space.stack > len(set(ids)):
+        raise UserError(f"a stack of {space.stack} stimuli needs {space.stack} distinct ones to choose from; the space has {len(set(ids))}",
+                        file=label, field=f"{where}.stack")
     # each stimulus resolved with the first value of each searched parameter (a range's low end)
     params = {key: choice.low if isinstance(choice, Range) else choice[0] for key, choice in space.params.items()}
     for index, stimulus_id in enumerate(ids):
