@@ -49,6 +49,14 @@ def test_bad_baselines_are_one_line_errors_naming_the_field(tmp_path: Path, base
     assert "\n" not in message and f": {field}" in message and words in message, message
 
 
+def test_a_task_with_its_own_program_is_refused_with_a_baseline(tmp_path: Path) -> None:
+    """A task's `program:` replaces every condition's solver: the baseline's instruction would be lost."""
+    study = sim_study(conditions=[{"name": "control"}], tasks=[{"task": "ii/sum", "n": 4, "program": "cot"}], search=SMALL)
+    with pytest.raises(UserError) as caught:
+        load_study(write_study(tmp_path / "s.yaml", study))
+    assert ": tasks[0].program" in str(caught.value) and "search.baseline.program" in str(caught.value)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=st.sampled_from(["breadth", "depth", "candidates", "trials"]),
        value=st.one_of(st.integers(max_value=0), st.integers(min_value=101), st.text(max_size=4), st.floats(allow_nan=True), st.none()))
