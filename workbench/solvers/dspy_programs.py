@@ -16,6 +16,7 @@ DSPy's defaults. Study files name programs, they never carry code.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -127,7 +128,14 @@ class _LoopCalls:
 
     def complete(self, request: Any) -> Any:
         with self.one_at_a_time:
-            return asyncio.run_coroutine_threadsafe(self.engine.complete(request), self.loop).result()
+            future = asyncio.run_coroutine_threadsafe(self.engine.complete(request), self.loop)
+            while True:
+                try:
+                    return future.result(timeout=1.0)
+                except concurrent.futures.TimeoutError:
+                    if not self.loop.is_running():  # stopped (interrupted): nothing will answer
+                        future.cancel()
+                        raise ModelCallFailed("the gateway's loop stopped") from None
 
     def stream(self, request: Any) -> Any:
         raise RuntimeError("the workbench does not stream")
