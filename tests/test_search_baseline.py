@@ -121,7 +121,6 @@ def test_an_optimiser_that_cannot_parse_the_replies_is_reported_and_replayed_fro
     assert _optimise_calls(db) == (sent, sent, purposes)  # replayed: the same calls, answered from the log
 
 
-@pytest.mark.slow  # about 8 s (17 s on a loaded machine): MIPROv2 and a search
 def test_miprov2_takes_its_settings_and_its_failure_is_reported(tmp_path: Path) -> None:
     """MIPROv2 zero-shot accepts the block's settings (no TypeError): on the simulated model it
     fails where it first parses a proposal, and its calls are logged."""
