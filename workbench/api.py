@@ -1312,6 +1312,10 @@ class SearchResult:
     confirmation: dict[str, Any]
     note: str | None = None
     pareto: list[dict[str, Any]] | None = None
+    # the `baseline:` block's DSPy-optimised instruction (workbench/search/baseline.py): `name`, `condition` (a study
+    # file's condition), `instructions` per task, `error`, and on the test split `vs_control` (baseline - control)
+    # and `winner_vs_baseline`, each `delta`, `ci_low`, `ci_high`, `p_value`, `test`; None without the block
+    baseline: dict[str, Any] | None = None
 
     def winner_condition(self) -> dict[str, Any]:
         """The winner as a study file's `conditions[]` entry."""
@@ -1352,7 +1356,7 @@ def search(
     result = SearchResult(
         search=facts["search"], storage=facts["storage"], best_params=facts["best_params"], best_value=facts["best_value"], best_trial=facts["best_trial"],
         n_trials=facts["n_trials"], winner=facts["winner"], model_params=facts["model_params"], confirmation={k: facts[k] for k in _CONFIRMATION},
-        note=facts["note"], pareto=facts["pareto"],
+        note=facts["note"], pareto=facts["pareto"], baseline=facts.get("baseline"),
     )
     if winner_study is not None:
         write_winner_study(resolved, result, winner_study)
@@ -1377,8 +1381,8 @@ def _search_worker(path: str, db: str, trials: int | None, index: int, storage: 
 
 
 def write_winner_study(study: ResolvedStudy, result: SearchResult, out: str | Path) -> None:
-    """The study file with its control and the search's winner as conditions, the search block and
-    sweeps dropped, the winner's model parameters set on every model."""
+    """The study file with its control and the search's winner as conditions (and the optimised
+    baseline's, if any), the search block and sweeps dropped, the winner's model parameters set on every model."""
     import yaml
 
     from .core.input_files import load_yaml
@@ -1387,7 +1391,8 @@ def write_winner_study(study: ResolvedStudy, result: SearchResult, out: str | Pa
     raw.pop("search", None)
     raw.pop("sweep", None)
     control = [c for c in raw.get("conditions", []) if isinstance(c, dict) and c.get("name") == study.control_name]
-    raw["conditions"] = (control or [{"name": study.control_name}]) + [result.winner_condition()]
+    optimised = [result.baseline["condition"]] if result.baseline and result.baseline.get("condition") else []
+    raw["conditions"] = (control or [{"name": study.control_name}]) + [result.winner_condition()] + optimised
     if result.model_params:
         raw["models"] = [{**m, "params": {**m.get("params", {}), **result.model_params}} for m in raw["models"]]
     target = Path(out)

@@ -127,6 +127,8 @@ def search(
         out.print_json(json.dumps(result.to_json()))
         return
     c = result.confirmation
+    if result.baseline:
+        out.print(_baseline_line(result.baseline), highlight=False, soft_wrap=True)
     if result.note:
         out.print(f"{result.search}: {result.n_trials} trials; {result.note}", highlight=False, soft_wrap=True)
         return
@@ -139,6 +141,15 @@ def search(
 
 def _num(value: Any) -> str:
     return "-" if value is None else f"{value:.3g}"
+
+
+def _baseline_line(baseline: dict[str, Any]) -> str:
+    """The optimised-instruction baseline in one line: its test deltas, or why there is none."""
+    if baseline["error"]:
+        return f"baseline {baseline['name']}: the optimiser failed: {baseline['error']}"
+    versus, winner = baseline["vs_control"], baseline["winner_vs_baseline"]
+    beat = f"; winner - baseline {_num(winner['delta'])} p={_num(winner['p_value'])}" if winner else ""
+    return f"baseline {baseline['name']} - control: test {_num(versus['delta'])} [{_num(versus['ci_low'])}, {_num(versus['ci_high'])}] p={_num(versus['p_value'])}{beat}"
 
 
 @app.command()

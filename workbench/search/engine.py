@@ -35,6 +35,7 @@ from ..stats.table import compare_pair, per_example, scored_frame
 from ..study.search import NONE, OBJECTIVES, SAMPLER_ALIASES, Range, SearchSpec, candidate, categorical_values, stimulus_ids, stimulus_slots
 from ..study.spec import ConditionSpec, ResolvedStudy, TaskSample, resolve_study
 from ..study.sweep import _UNSAFE
+from .baseline import Optimised, baseline_facts, optimise, starting_condition
 
 SPLITS = ("dev", "test")
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial on stderr is Optuna's, not the workbench's output
@@ -314,12 +315,14 @@ class Search:
         dev = self.scores("dev", [winner], model_params)
         dev_pair = per_example(pd.concat([control_dev, dev])).pair(self.control["name"], winner["name"])
         note = None
+        baseline = self.baseline()  # the optimised instruction, run on the test split beside them
+        beside = [baseline.condition] if baseline is not None and baseline.condition is not None else []
         if winner["name"] == self.control["name"] or winner["name"] == NONE and not winner.get("solver"):
-            test_frame = self.scores("test", [self.control])
+            test_frame = self.scores("test", [self.control, *beside])
             stats: dict[str, Any] = {"delta": 0.0}
             note = f"the best candidate, {winner['name']}, sends what the control sends: nothing to confirm"
         else:
-            test_frame = self.scores("test", [self.control, winner], model_params, (("search_confirm", {"search": self.name, "trial": best.number}),))
+            test_frame = self.scores("test", [self.control, winner, *beside], model_params, (("search_confirm", {"search": self.name, "trial": best.number}),))
             stats = compare_pair(per_example(test_frame).pair(self.control["name"], winner["name"]), "auto", self.search.level)
         return {
             "winner": winner, "model_params": model_params, "best_trial": best.number, "best_params": dict(best.params),
@@ -329,15 +332,23 @@ class Search:
             "dev_delta": float(np.mean(dev_pair.y - dev_pair.x)) if dev_pair.x.size else None,
             "n_test": int(test_frame["example"].nunique()), "level": self.search.level,
             **{k: stats.get(k) for k in ("delta", "ci_low", "ci_high", "p_value", "test")},
+            "baseline": None if baseline is None else baseline_facts(
+                baseline, test_frame, self.control["name"], winner["name"] if note is None else self.control["name"], self.search.level),
         }
 
+    def baseline(self) -> Optimised | None:
+        """The `baseline:` block's optimised instruction (None without one), optimised on the dev split."""
+        spec = self.search.baseline
+        if spec is None:
+            return None
+        return optimise(split_study(self.study, "optimise", self._splits["dev"], [starting_condition(spec)], {}), self.db, self.name, spec)
 
     def _nothing_to_confirm(self, finished: int) -> dict[str, Any]:
         """Every candidate was pruned: none is a winner, the control stays."""
         return {
             "winner": self.control, "model_params": {}, "best_trial": None, "best_params": {}, "best_value": None, "n_trials": finished,
             "candidates": 0, "control_dev": None, "dev_delta": None, "n_test": 0, "level": self.search.level,
-            **dict.fromkeys(("delta", "ci_low", "ci_high", "p_value", "test")),
+            **dict.fromkeys(("delta", "ci_low", "ci_high", "p_value", "test", "baseline")),
             "note": f"all {finished} candidates were pruned (worse than the control on the dev examples they ran): no winner to confirm",
             "pareto": None,
         }

@@ -15,7 +15,10 @@ DSPy's defaults. Study files name programs, they never carry code.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import concurrent.futures
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,9 +69,10 @@ class ModelCallFailed(RuntimeError):
 class _TrialEngine:
     """DSPy's async engine contract: one canonical request in, one response out."""
 
-    def __init__(self, generate: Generate, model_id: str) -> None:
+    def __init__(self, generate: Generate, model_id: str, purpose: str = "dspy") -> None:
         self.generate = generate
         self.model_id = model_id
+        self.purpose = purpose
         self.calls = 0
 
     async def complete(self, request: Any) -> Any:
@@ -80,7 +84,7 @@ class _TrialEngine:
             messages.append(Message.text("system", system))
         messages += [Message.text(m.role, m.text or "") for m in request.messages]
         self.calls += 1
-        result = await self.generate(tuple(messages), purpose="dspy")
+        result = await self.generate(tuple(messages), purpose=self.purpose)
         if result.text is None:
             raise ModelCallFailed(result.error or "model call failed")
         return lm15.Response(
@@ -112,23 +116,68 @@ class _NoSyncCalls:
         return None
 
 
-def trial_lm(generate: Generate, model_id: str) -> tuple[Any, _TrialEngine]:
-    """A dspy.LM whose every call is `generate(...)`: no DSPy cache, no DSPy retries."""
+class _LoopCalls:
+    """A sync engine for DSPy code that calls its LM from threads (its optimisers, `Evaluate`):
+    each call runs the async engine on `loop`, the gateway's, one at a time (a trial's calls are
+    sequential: each takes the next call index)."""
+
+    def __init__(self, engine: _TrialEngine, loop: asyncio.AbstractEventLoop) -> None:
+        self.engine = engine
+        self.loop = loop
+        self.one_at_a_time = threading.Lock()
+
+    def complete(self, request: Any) -> Any:
+        with self.one_at_a_time:
+            future = asyncio.run_coroutine_threadsafe(self.engine.complete(request), self.loop)
+            while True:
+                try:
+                    return future.result(timeout=1.0)
+                except concurrent.futures.TimeoutError:
+                    if not self.loop.is_running():  # stopped (interrupted): nothing will answer
+                        future.cancel()
+                        raise ModelCallFailed("the gateway's loop stopped") from None
+
+    def stream(self, request: Any) -> Any:
+        raise RuntimeError("the workbench does not stream")
+
+    def close(self) -> None:
+        return None
+
+
+def trial_lm(generate: Generate, model_id: str, *, purpose: str = "dspy", loop: asyncio.AbstractEventLoop | None = None) -> tuple[Any, _TrialEngine]:
+    """A dspy.LM whose every call is `generate(...)`: no DSPy cache, no DSPy retries. With `loop`
+    (where `generate` runs) it answers sync calls from other threads too."""
     import dspy
 
-    engine = _TrialEngine(generate, model_id)
-    lm = dspy.LM(f"workbench/{model_id}", engine=_NoSyncCalls(), async_engine=engine, cache=False, num_retries=0)
+    engine = _TrialEngine(generate, model_id, purpose)
+    sync = _LoopCalls(engine, loop) if loop is not None else _NoSyncCalls()
+    lm = dspy.LM(f"workbench/{model_id}", engine=sync, async_engine=engine, cache=False, num_retries=0)
     return lm, engine
 
 
 def _prepare(params: Any, stimuli: tuple[AppliedStimulus, ...], library: Any) -> tuple[dict[str, Any], tuple[AppliedStimulus, ...]]:
     """`solver: dspy` on a condition: its `solver_params` name the program every task runs."""
-    extra = set(params) - {"program"}
+    extra = set(params) - {"program", "instructions"}
     if extra:
-        raise UserError(f"unknown parameter(s) {', '.join(sorted(extra))} (allowed: program)", field="solver_params")
+        raise UserError(f"unknown parameter(s) {', '.join(sorted(extra))} (allowed: program, instructions)", field="solver_params")
     if params.get("program") not in DSPY_PROGRAMS:
         raise UserError(DSPY_PROGRAMS.unknown_message(str(params.get("program"))), field="solver_params.program")
-    return {"program": params["program"]}, stimuli
+    if "instructions" not in params:
+        return {"program": params["program"]}, stimuli
+    instructions = params["instructions"]
+    if not (isinstance(instructions, str) and instructions.strip() or isinstance(instructions, Mapping) and instructions
+            and all(isinstance(k, str) and isinstance(v, str) and v.strip() for k, v in instructions.items())):
+        raise UserError("needs a non-empty text, or a mapping of task names to non-empty texts", field="solver_params.instructions")
+    return {"program": params["program"], "instructions": instructions if isinstance(instructions, str) else dict(instructions)}, stimuli
+
+
+def program_instruction(trial: Trial) -> str:
+    """The instruction a condition's program starts from: its `instructions` (one text, or the
+    task's own entry of a mapping by task name; an optimiser found it), else the task's."""
+    override = dict(trial.solver_params).get("instructions")
+    if isinstance(override, Mapping):
+        override = override.get(trial.task.id)
+    return override or trial.task.instruction
 
 
 SOLVER_SETUPS.add("dspy", SolverSetup(prepare=_prepare, max_calls=lambda plan, stimuli: DSPY_PROGRAMS.get(plan["program"]).max_calls))
@@ -140,7 +189,7 @@ async def dspy_solver(trial: Trial, generate: Generate) -> Solution:
 
     name = dict(trial.solver_params)["program"]
     program = DSPY_PROGRAMS.get(name)
-    instructions = stimulated_instructions(trial.task.instruction, trial.stimuli)
+    instructions = stimulated_instructions(program_instruction(trial), trial.stimuli)
     signature = dspy.Signature(program.signature).with_instructions(instructions)
     module = program.build(dspy, signature)
     lm, engine = trial_lm(generate, trial.model.id)

@@ -118,6 +118,29 @@ class SearchSpace(Strict):
         return value
 
 
+class BaselineSpec(Strict):
+    """An optimised-instruction baseline (workbench/search/baseline.py): a DSPy optimiser tunes a
+    program's instruction on the dev split, on the study's first model; the instruction it finds is
+    a condition the confirmation runs beside the control and the winner."""
+
+    optimizer: Literal["copro", "miprov2"]
+    program: Name = "predict"  # a registered DSPy program (workbench/solvers/dspy_programs.py)
+    breadth: int = Field(2, ge=2, le=20, strict=True)  # COPRO: instructions proposed per round (DSPy needs more than 1)
+    depth: int = Field(1, ge=1, le=10, strict=True)  # COPRO: rounds of proposals
+    candidates: int = Field(2, ge=1, le=20, strict=True)  # MIPROv2: instructions proposed (num_candidates)
+    trials: int = Field(2, ge=1, le=100, strict=True)  # MIPROv2: its own search's trials (num_trials)
+    temperature: float | None = Field(None, ge=0, le=2)  # the proposals' temperature; default the model's own params
+
+    @field_validator("program")
+    @classmethod
+    def _known_program(cls, value: str) -> str:
+        from ..solvers.dspy_programs import DSPY_PROGRAMS
+
+        if value not in DSPY_PROGRAMS:
+            raise ValueError(DSPY_PROGRAMS.unknown_message(value))
+        return value
+
+
 class SearchSpec(Strict):
     space: SearchSpace
     # `score`: the mean score on the dev split (the study's errors and no_answer policies); or a list
@@ -132,6 +155,7 @@ class SearchSpec(Strict):
     level: float = Field(0.95, gt=0, lt=1)  # the confirmation's interval level
     pruning: bool = False  # stop a candidate whose dev examples so far are worse than the control's (one-sided Wilcoxon)
     prune_p: float = Field(0.1, gt=0, lt=1)  # the p-value below which it stops
+    baseline: BaselineSpec | None = None  # a DSPy-optimised instruction, confirmed beside the winner
 
     @field_validator("sampler")
     @classmethod

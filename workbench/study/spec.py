@@ -602,6 +602,9 @@ def _check_programs_and_judge(spec: StudySpec, tasks: dict[str, TaskSpec], condi
                 file=label,
                 field=f"tasks[{index}].program",
             )
+        if program is not None and spec.search is not None and spec.search.baseline is not None:
+            raise UserError(f"task {ref.task} runs the DSPy program {program!r} in every condition, the search's baseline too: "
+                            "name the program in search.baseline.program instead", file=label, field=f"tasks[{index}].program")
         if SCORERS.get(tasks[ref.task].scoring).needs_judge and spec.judge is None:
             raise UserError(
                 f"task {ref.task} is graded by a judge model: add `judge: {{id: local/default}}` (any model id) to the study",
