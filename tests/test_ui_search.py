@@ -10,11 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from streamlit.testing.v1 import AppTest
 
 from conftest import sim_study, write_study
+from test_search_report import STUDY
 from test_search_report import search_log as searched_log
 from workbench import api
+from workbench.search.engine import LogEvaluator, Search
+from workbench.study.spec import load_study
 
 PAGE = str(Path(__file__).resolve().parent.parent / "workbench" / "ui" / "pages" / "results.py")
 
@@ -75,3 +79,18 @@ def test_a_log_without_a_search_shows_no_search_section(tmp_path: Path) -> None:
     assert "Search" not in [h.value for h in at.header] and "Confirmation" not in [s.value for s in at.subheader]
     assert not any("Split" in d.value.columns for d in at.dataframe)
     assert at.dataframe and "Condition" in at.dataframe[0].value.columns  # the run's comparison, as before
+
+
+def test_a_search_not_confirmed_yet_shows_its_trials_and_says_so(tmp_path: Path) -> None:
+    """Its trials done, its confirmation not (a worker's, or one still running): the history shows."""
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump({**STUDY, "search": {**STUDY["search"], "trials": 3}}))
+    db = tmp_path / "log.duckdb"
+    engine = Search(load_study(path), LogEvaluator(db), db)
+    engine.control_dev()
+    engine.run_trials()
+    at = page(db)
+    assert "Not confirmed yet" in " ".join(i.value for i in at.info)
+    assert list(frame_with(at, "Best so far")["Trial"]) == [0, 1, 2]
+    assert "No importances: 3 complete trial(s): importances need at least 4." in [i.value.replace("\\", "") for i in at.info]
+    assert api.search_report(db).confirmation is None
