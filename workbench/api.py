@@ -572,6 +572,7 @@ def _export_contents(db: Path, run_id: str | None, request: Any, *, relative: bo
     from .export.figures import figure_files
     from .export.layouts import render
     from .export.trials import TRIAL_RENDERERS, trial_records
+    from .reports.searches import confirmations
     from .stats import load_run
 
     table = None
@@ -585,7 +586,7 @@ def _export_contents(db: Path, run_id: str | None, request: Any, *, relative: bo
         data = load_run(db, run_id)
     provenance = run_provenance(db, data.run_id)
     contents: list[tuple[Path | None, str | bytes]] = []
-    context = ExportContext(name=data.name, provenance=provenance.text, relative=relative, standalone=standalone)
+    context = ExportContext(name=data.name, provenance=provenance.text, relative=relative, standalone=standalone, searches=tuple(confirmations(db)))
     contents += [(output.path, render(table, request.layout, output.format.name, context)) for output in request.tables]
     if request.trials is not None:
         contents.append((request.trials.path, TRIAL_RENDERERS[request.trials.format.name](trial_records(db, data.run_id))))
@@ -1399,3 +1400,29 @@ def write_winner_study(study: ResolvedStudy, result: SearchResult, out: str | Pa
     temporary = target.with_name(target.name + ".tmp")
     temporary.write_text(yaml.safe_dump(raw, sort_keys=False))
     temporary.replace(target)  # nothing half written
+
+
+# -- reading a search ----------------------------------------------------------------------------
+def searches(db: str | Path) -> tuple[str, ...]:
+    """The searches the log `db` holds (`workbench search` runs), in the order they began."""
+    from .reports.searches import search_names
+
+    return tuple(search_names(_existing_log(db)))
+
+
+def search_report(db: str | Path, search: str | None = None, *, storage: str | None = None) -> Any:
+    """A search of the log `db` (default: its latest) as the Results page shows it
+    (workbench.reports.searches.SearchReport): every trial with the best value so far, the
+    parameters' importances, and the confirmation, the dev estimate beside the test estimate.
+    The trials come from the search's storage: the journal beside the log, else the one its
+    confirmation recorded, else `storage` (a journal path or database URL; a password comes from
+    the environment, as for the search)."""
+    from .reports.searches import search_report as report
+
+    found = searches(db)
+    if search is None and not found:
+        raise UserError("this log holds no search (run `workbench search STUDY --db LOG`)", file=str(db))
+    return report(Path(db), search if search is not None else found[-1], storage)
+
+
+__all__ += ["search_report", "searches"]

@@ -202,7 +202,8 @@ OMNIBUS_COLUMNS: tuple[tuple[str, str], ...] = (
     ("statistic", "Statistic"), ("df", "df"), ("p", "p"),
 )
 
-NUMERIC = {"n", "errors", "no_answer", "responses", "unparseable", "gold_in_zero", "accuracy", "tasks", "tau2", "i2", "p", "p_adjusted", "gee_p", "cohens_h", "conditions", "examples", "statistic", "df"}
+NUMERIC = {"n", "errors", "no_answer", "responses", "unparseable", "gold_in_zero", "accuracy", "tasks", "tau2", "i2", "p", "p_adjusted", "gee_p", "cohens_h", "conditions", "examples", "statistic", "df",
+           "candidates", "trials", "n_test"}
 
 
 def sections(comparison: Comparison) -> list[tuple[str, tuple[tuple[str, str], ...], list[dict[str, str]]]]:
@@ -415,7 +416,7 @@ def _latex_table(columns: Sequence[tuple[str, str]], rows: list[dict[str, str]],
     return "\n".join(lines)
 
 
-NAMES = ("model", "task", "condition", "control")  # text columns: never numbers, always escaped
+NAMES = ("model", "task", "condition", "control", "search", "winner")  # text columns: never numbers, always escaped
 _SIGNED_NUMBER = re.compile(r"(?<![\w$])([+-])(?=\d|inf)")
 
 
@@ -461,7 +462,11 @@ def _columns(records: list[dict[str, object]]) -> list[str]:
 def to_csv(comparison: Comparison, title: str = "") -> str:
     """Every table (per task, across tasks, pooled, all conditions at once), one line per row,
     the `table` column naming which; cells a spreadsheet would run are defused."""
-    records = comparison_records(comparison)
+    return records_csv(comparison_records(comparison))
+
+
+def records_csv(records: list[dict[str, object]]) -> str:
+    """Records as CSV, a column for every field any record has."""
     buffer = io.StringIO()
     if records:
         writer = csv.DictWriter(buffer, fieldnames=_columns(records), lineterminator="\n")

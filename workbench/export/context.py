@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,7 @@ class ExportContext:
     provenance: str = ""
     relative: bool = False  # the paper layout adds each condition's relative gain
     standalone: bool = False  # LaTeX: a complete document
+    searches: tuple[Any, ...] = ()  # the log's searches' confirmations (workbench.reports.searches.Confirmation): a table after the layout's
 
 
 @dataclass(frozen=True)

@@ -74,4 +74,7 @@ LAYOUTS.add("paper", Layout("paper", "tasks as rows, conditions as columns: the 
 
 
 def render(comparison: Comparison, layout: str, fmt: str, context: ExportContext) -> str | bytes:
-    return LAYOUTS.get(layout).renderers[fmt](comparison, context)
+    """The layout's table in the format, followed by the log's searches (workbench.export.searches), if any."""
+    from .searches import with_searches
+
+    return with_searches(LAYOUTS.get(layout).renderers[fmt](comparison, context), fmt, comparison, context.searches)

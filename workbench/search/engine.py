@@ -390,10 +390,15 @@ def search(study: ResolvedStudy, evaluate: Evaluator, db: Path | None = None, *,
 
 
 def conclude(engine: Search) -> dict[str, Any]:
-    """The control's dev run, the trials the storage lacks, and the confirmation of the winner."""
+    """The control's dev run, the trials the storage lacks, and the confirmation of the winner,
+    kept in the search's storage and its log (workbench.reports.searches)."""
+    from ..reports.searches import record_confirmation
+
     control_dev = engine.control_dev()
     engine.run_trials()
-    return {"search": engine.name, "storage": _storage_label(engine), **engine.confirm(control_dev)}
+    facts = {"search": engine.name, "storage": _storage_label(engine), **engine.confirm(control_dev)}
+    record_confirmation(engine.optuna, engine.db, facts, engine.control["name"])
+    return facts
 
 
 def _storage_label(engine: Search) -> str:

@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from workbench import api
-from workbench.ui.common import RUN_KEY, log_path, page_errors
+from workbench.ui.common import RUN_KEY, log_path, md_text, one_line, page_errors
 
 OWN = "(the run's own)"  # a filter left at the study's (or the run's) choice
 EVERY = "(all)"
@@ -63,6 +63,16 @@ def figures_of(db: str, run_id: str, options: tuple[tuple[str, Any], ...], stamp
 @st.cache_data(show_spinner=False, max_entries=8)
 def examples_of(db: str, run_id: str, extractor: str | None, stamp: tuple[int, ...]) -> list[tuple[str, str, tuple[str, ...]]]:
     return [(e.task, e.item_id, e.changed) for e in api.list_examples(db, run_id, extractor=extractor).examples]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def searches_of(db: str, stamp: tuple[int, ...]) -> tuple[str, ...]:
+    return api.searches(db)
+
+
+@st.cache_data(show_spinner="Reading the search…", max_entries=8)
+def search_of(db: str, search: str, stamp: tuple[int, ...]) -> Any:
+    return api.search_report(db, search)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -128,8 +138,7 @@ def show_table(title: str, rows: pd.DataFrame) -> None:
     if rows.empty:
         return
     st.subheader(title)
-    numbers = {name: st.column_config.NumberColumn(format="%.4g") for name in rows.columns if rows[name].dtype.kind == "f"}
-    st.dataframe(rows, hide_index=True, column_config=numbers)
+    show_table_of(rows)
 
 
 def show_comparison(compared: api.ComparisonResult, warnings: list[str]) -> None:
@@ -160,6 +169,62 @@ def show_comparison(compared: api.ComparisonResult, warnings: list[str]) -> None
         show_table("Per round", pd.DataFrame([p.to_dict() for p in compared.rounds]))
     for name, rows in compared.reports.items():
         show_table(f"Report: {name}", pd.DataFrame(rows))
+
+
+SEARCH_COLUMNS = {"trial": "Trial", "state": "State", "value": "Dev score", "best_so_far": "Best so far", "condition": "Candidate", "seconds": "Seconds"}
+
+
+def show_search(db: str, stamp: tuple[int, ...]) -> None:
+    """The log's search (the latest, or the one chosen): its confirmation, the dev estimate beside
+    the test estimate; every trial with the best so far; the parameters' importances."""
+    names = searches_of(db, stamp)
+    if not names:
+        return
+    st.header("Search")
+    name = st.selectbox("Search", names[::-1]) if len(names) > 1 else names[0]
+    try:
+        report = search_of(db, name, stamp)
+    except api.UserError as exc:  # its storage is elsewhere or gone: the runs still show below
+        st.warning(md_text(one_line(exc)), icon=":material/warning:")
+        return
+    st.text(f"Search {name}: {report.finished} trials finished · storage {report.storage}")
+    show_confirmation(report.confirmation)
+    st.subheader("History")
+    history = report.history
+    params = [c for c in history.columns if c not in (*SEARCH_COLUMNS, "started", "ended")]
+    show_table_of(history[[c for c in (*SEARCH_COLUMNS, *params, "started", "ended") if c in history]].rename(columns=SEARCH_COLUMNS))
+    if "best_so_far" in history and history["value"].notna().any():
+        st.line_chart(history.set_index("trial")[["value", "best_so_far"]].rename(columns=SEARCH_COLUMNS), x_label="Trial", y_label="Mean dev score")
+    st.subheader("Parameter importances")
+    if report.importances:
+        importances = pd.DataFrame({"Parameter": list(report.importances), "Importance": list(report.importances.values())})
+        show_table_of(importances)
+        st.bar_chart(importances, x="Parameter", y="Importance", horizontal=True)
+    else:
+        st.info(md_text(f"No importances: {report.importance_note}."))
+
+
+def show_confirmation(confirmation: Any) -> None:
+    st.subheader("Confirmation")
+    if confirmation is None:
+        st.info("Not confirmed yet: the search's winner runs on the test split when its trials are done.")
+        return
+    st.text(f"Winner: {confirmation.winner} · control: {confirmation.control} · {confirmation.candidates} candidates searched "
+            f"in {confirmation.n_trials} trials · {100 * confirmation.level:g}% interval, {confirmation.test or 'no'} test")
+    if confirmation.note:
+        st.info(md_text(confirmation.note))
+    show_table_of(pd.DataFrame([
+        {"Split": "dev (chosen on)", "Δ": confirmation.dev_delta, "Δ low": None, "Δ high": None, "p": None, "Examples": None},
+        {"Split": "test (confirmation)", "Δ": confirmation.delta, "Δ low": confirmation.ci_low, "Δ high": confirmation.ci_high,
+         "p": confirmation.p_value, "Examples": confirmation.n_test},
+    ]).astype({"Δ": float, "Δ low": float, "Δ high": float, "p": float, "Examples": "Int64"}))
+    st.caption("Δ: the winner minus the control. On the dev split the winner was chosen for its score, so its Δ there is biased upwards "
+               "(the winner's curse); the test split's examples are disjoint from them.")
+
+
+def show_table_of(rows: pd.DataFrame) -> None:
+    numbers = {name: st.column_config.NumberColumn(format="%.4g") for name in rows.columns if rows[name].dtype.kind == "f"}
+    st.dataframe(rows, hide_index=True, column_config=numbers)
 
 
 def show_figures(pngs: dict[str, bytes]) -> None:
@@ -223,6 +288,7 @@ with page_errors():
     if not runs:
         st.info("This log holds no runs yet: start one on the Run page.")
         st.stop()
+    show_search(db, stamp)
     run = choose_run(runs)
     if not run["trials_done"]:
         st.info("This run has no trials yet: its results appear here as they are logged.")
