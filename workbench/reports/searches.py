@@ -23,7 +23,7 @@ from ..core.errors import UserError
 from ..core.optuna_storage import check_storage, open_storage
 from ..core.records import Record
 from ..store import SegmentWriter, compact, connect_reader, log_exists
-from ..study.sweep import _UNSAFE
+from ..study.search import default_journal
 
 if TYPE_CHECKING:
     import optuna
@@ -165,11 +165,6 @@ class SearchReport:
             "importances": self.importances, "importance_note": self.importance_note,
             "confirmation": None if self.confirmation is None else json.loads(json.dumps(self.confirmation.to_dict(json_safe=True), default=str)),
         }
-
-
-def default_journal(db: Path, name: str) -> Path:
-    """Where a search keeps its trials unless its study names a storage (workbench/search/engine.py)."""
-    return Path(f"{db}.search") / f"{_UNSAFE.sub('_', name)}.journal"
 
 
 def search_storage_of(db: Path, name: str, storage: str | None, recorded: str | None) -> tuple[Any, str]:

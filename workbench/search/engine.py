@@ -32,9 +32,8 @@ from ..run.scheduler import Runner
 from ..run.simulate import simulated_frame
 from ..stats.frame import load_run
 from ..stats.table import compare_pair, per_example, scored_frame
-from ..study.search import NONE, OBJECTIVES, SAMPLER_ALIASES, Range, SearchSpec, candidate, categorical_values, stimulus_ids, stimulus_slots
+from ..study.search import NONE, OBJECTIVES, SAMPLER_ALIASES, default_journal, Range, SearchSpec, candidate, categorical_values, stimulus_ids, stimulus_slots
 from ..study.spec import ConditionSpec, ResolvedStudy, TaskSample, resolve_study
-from ..study.sweep import _UNSAFE
 from .baseline import Optimised, baseline_facts, optimise, starting_condition
 
 SPLITS = ("dev", "test")
@@ -210,9 +209,9 @@ def search_storage(study: ResolvedStudy, db: Path | None, storage: str | None = 
     if setting is None:
         if db is None:
             return SearchStorage(optuna.storages.InMemoryStorage(), "memory", lambda _name: contextlib.nullcontext())
-        folder = Path(f"{db}.search")
-        folder.mkdir(parents=True, exist_ok=True)
-        setting = str(folder / f"{_UNSAFE.sub('_', study.spec.name)}.journal")
+        journal = default_journal(db, study.spec.name)
+        journal.parent.mkdir(parents=True, exist_ok=True)
+        setting = str(journal)
     return open_storage(setting, base_dir=db.parent if db is not None else None, **_storage_source(study, storage))
 
 

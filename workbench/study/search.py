@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from ..core.schema import Name, Strict
-from .sweep import condition_name
+from .sweep import _UNSAFE, condition_name
 
 NONE = "none"  # the stimulus choice that adds no stimulus
 # Sampler names a study may write; any other class of optuna.samplers may be named too.
@@ -38,6 +39,12 @@ SAMPLER_ALIASES = {"tpe": "TPESampler", "grid": "GridSampler", "random": "Random
 # Each objective of a search and Optuna's direction for it: the mean dev score, and the mean
 # tokens (prompt and completion, over every call) a dev trial costs.
 OBJECTIVES = {"score": "maximize", "tokens": "minimize"}
+
+
+def default_journal(db: Path, name: str) -> Path:
+    """Where the search `name` keeps its trials when its study names no storage: a journal file
+    beside the log `db` (the engine writes it, reports read it)."""
+    return Path(f"{db}.search") / f"{_UNSAFE.sub('_', name)}.journal"
 MAX_STACK = 5  # the most stimuli one candidate may stack
 # Samplers of optuna.samplers that optimise a single objective only (they raise when asked for several).
 SINGLE_OBJECTIVE_SAMPLERS = ("CmaEsSampler",)
