@@ -29,6 +29,7 @@ from ..providers import ModelResponse
 
 MEMORY_ANSWERS = 50_000  # answers kept in memory (trials of one example run side by side: their sharing is recent)
 SPILL_EVERY = 10_000  # answers moved to the store at once
+READER_MEMORY = "256MB"  # what the log's reader may hold while the log's answers are copied
 _FIELDS = ("response_text", "prompt_tokens", "completion_tokens", "cost", "latency_s", "finish_reason")
 _SCHEMA = pa.schema([("cache_key", pa.string()), ("response_text", pa.string()), ("prompt_tokens", pa.int64()), ("completion_tokens", pa.int64()),
                      ("cost", pa.float64()), ("latency_s", pa.float64()), ("finish_reason", pa.string())])
@@ -49,7 +50,7 @@ class AnswerStore:
 
     def __init__(self) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="workbench-answers-"))
-        self._con = duckdb.connect(str(self._dir / "answers.duckdb"), config={"threads": 1, "memory_limit": "256MB"})
+        self._con = duckdb.connect(str(self._dir / "answers.duckdb"), config={"threads": 1, "memory_limit": "256MB", "temp_directory": str(self._dir / "spill")})
         self._con.execute(
             "CREATE TABLE answers (cache_key VARCHAR PRIMARY KEY, response_text VARCHAR, prompt_tokens BIGINT, "
             "completion_tokens BIGINT, cost DOUBLE, latency_s DOUBLE, finish_reason VARCHAR)"
@@ -60,11 +61,14 @@ class AnswerStore:
 
     def copy_logged(self, reader: duckdb.DuckDBPyConnection, models: Sequence[str]) -> int:
         """Copy the log's first answer of each key from `models` (`reader`: connect_reader's)."""
-        relation = reader.execute(
+        # The reader's DuckDB works within a bound too, spilling to this store's folder beyond it.
+        reader.execute(f"SET memory_limit = '{READER_MEMORY}'")
+        reader.execute(f"SET temp_directory = '{self._dir / 'spill'}'")
+        relation = reader.sql(
             "SELECT cache_key, response_text, prompt_tokens, completion_tokens, cost, latency_s, finish_reason "
             "FROM calls_landed WHERE error IS NULL AND NOT cached AND model IN (SELECT unnest(?)) "
             "QUALIFY row_number() OVER (PARTITION BY cache_key ORDER BY finished_at, started_at, call_id) = 1",
-            [list(models)],
+            params=[list(models)],
         ).to_arrow_reader(50_000)
         digests = []
         with self._lock:
