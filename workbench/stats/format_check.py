@@ -118,17 +118,18 @@ def read_format_counted(con: Any, run_id: str, extractor: str | None) -> pd.Data
     names = sorted({*DIAGNOSTIC_EXTRACTORS, chosen})
     under = {"strict": STRICT, "flexible": FLEXIBLE, "chosen": chosen}
     readings = ", ".join(
-        f"any_value(s.{column}) FILTER (WHERE s.extractor = '{name}') AS {prefix}_{column}"
+        f"any_value({column}) FILTER (WHERE extractor = '{name}') AS {prefix}_{column}"
         for prefix, name in under.items() for column in ("status", "score")
     )
+    # Each trial's readings pivoted by trial id first, then joined to its trial: joining every
+    # score row to its trial before grouping took half as long again.
     frame = con.execute(
-        f"SELECT {', '.join(GROUP)}, {', '.join(WIDE)}, count(*) AS trials FROM ("
-        f"SELECT t.model, t.condition, t.task, t.item_id, {readings}, "
-        f"any_value(s.contains_gold) FILTER (WHERE s.extractor = '{chosen}') AS chosen_gold "
-        "FROM trials t JOIN scores s ON s.trial_id = t.trial_id WHERE t.run_id = ? AND s.extractor IN (SELECT unnest(?)) "
-        "GROUP BY t.trial_id, t.model, t.condition, t.task, t.item_id) "
+        f"WITH readings AS (SELECT trial_id, {readings}, any_value(contains_gold) FILTER (WHERE extractor = '{chosen}') AS chosen_gold "
+        "FROM scores WHERE extractor IN (SELECT unnest(?)) GROUP BY trial_id) "
+        f"SELECT {', '.join(f't.{c}' for c in GROUP)}, {', '.join(WIDE)}, count(*) AS trials "
+        "FROM trials t JOIN readings r USING (trial_id) WHERE t.run_id = ? "
         f"GROUP BY ALL ORDER BY model, task, item_id, condition, {', '.join(WIDE)}",
-        [run_id, names],
+        [names, run_id],
     ).df()
     frame.attrs["extractors"] = present  # which extractors the log holds scores of
     frame.attrs["chosen"] = chosen

@@ -16,7 +16,7 @@ from .extractor_view import use_extractor
 TRIAL_COLUMNS = (
     "model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls",
     "coalesce(consumes_gold, false) AS consumes_gold",  # an oracle loop read the answer key
-    "TRY_CAST(json_extract_string(task_json, '$.chance') AS DOUBLE) AS chance",  # BIG-bench's chance level, for the normalised score
+    "TRY_CAST(json_extract_string(task_json, '$.chance') AS DOUBLE) AS chance",  # BIG-bench's chance level, for the normalised score (CHANCE)
 )
 
 
@@ -27,18 +27,26 @@ def trial_frame(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
 
 # The trials' columns the comparison table reads, grouped by DuckDB: trials that agree on all of
 # them are one row with their count (`trials`), so a run of millions is a frame of thousands.
-COUNTED_COLUMNS = ("model", "condition", "task", "item_id", "score", "status", "consumes_gold", "chance")
+COUNTED_COLUMNS = ("model", "condition", "task", "item_id", "score", "status", "coalesce(consumes_gold, false) AS consumes_gold")
+CHANCE = "TRY_CAST(json_extract_string(task_json, '$.chance') AS DOUBLE)"  # as TRIAL_COLUMNS reads it
 
 
 def counted_frame(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
     """`trial_frame` grouped: one row per model, condition, example and outcome, with `trials`,
-    how many trials it stands for (the comparison table weighs rows by it), in the same order."""
-    columns = [c for c in TRIAL_COLUMNS if c.split(" AS ")[-1] in COUNTED_COLUMNS]
-    return con.execute(
-        f"SELECT {', '.join(COUNTED_COLUMNS)}, count(*) AS trials FROM (SELECT {', '.join(columns)} FROM trials WHERE run_id = ?) "
-        f"GROUP BY ALL ORDER BY model, task, item_id, condition, status, score NULLS FIRST",
+    how many trials it stands for (the comparison table weighs rows by it), in the same order.
+    A task's chance level is read from one of its trials (a run's trials of a task share its
+    definition): parsing every trial's task JSON took most of the query's time."""
+    frame = con.execute(
+        f"SELECT {', '.join(COUNTED_COLUMNS)}, count(*) AS trials FROM trials WHERE run_id = ? "
+        "GROUP BY ALL ORDER BY model, task, item_id, condition, status, score NULLS FIRST",
         [run_id],
     ).df()
+    chance = {
+        task: con.execute(f"SELECT {CHANCE} FROM trials WHERE run_id = ? AND task = ? LIMIT 1", [run_id, task]).fetchone()[0]
+        for task in frame["task"].unique()
+    }
+    frame["chance"] = frame["task"].map(chance).astype(float)
+    return frame
 
 
 @dataclass(frozen=True)
