@@ -79,13 +79,14 @@ def run(quick: bool) -> list[dict[str, Any]]:
     peak = m["run"]["peak_kib"] * 1024 / GIB
     compare_s = m["compare"]["seconds"]
     rate = m["run"]["trials"] / m["run"]["seconds"]
-    return [
+    figures = [
         {"name": f"{label}_trials_peak_memory_gib", "value": round(peak, 3), "target": 1.0, "unit": "GiB", "met": peak < 1.0},
         {"name": f"{label}_trials_compare_seconds", "value": round(compare_s, 3), "target": 1.0, "unit": "s", "met": compare_s < 1.0},
         {"name": f"{label}_trials_per_second", "value": round(rate), "target": None, "unit": "trials/s", "met": True},
         {"name": f"{label}_trials_compare_peak_memory_gib", "value": round(m["compare"]["peak_kib"] * 1024 / GIB, 3), "target": None, "unit": "GiB", "met": True},
         {"name": f"{label}_trials_log_mb", "value": round(m["log_bytes"] / 1e6, 1), "target": None, "unit": "MB", "met": True},
     ]
+    return [{**figure, "trials": size} for figure in figures]  # the targets are for a million; quick runs a tenth
 
 
 def main() -> None:
