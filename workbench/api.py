@@ -396,10 +396,10 @@ def _comparison_table(db: Path, run_id: str | None, options: CompareOptions) -> 
     UserError before anything is read or written."""
     from .stats import compare as compare_frame
     from .stats import load_run
-    from .stats.format_check import format_diagnostic, read_format, with_format
+    from .stats.format_check import format_diagnostic, read_format_counted, with_format
 
     _check_options(options)
-    data = load_run(db, run_id, options.extractor)
+    data = load_run(db, run_id, options.extractor, counted=True)  # grouped by DuckDB: thousands of rows for millions of trials
     if data.frame.empty:
         raise UserError(f"run {data.run_id} has no trials yet", file=str(db))
     chosen = options.control or data.control
@@ -416,7 +416,7 @@ def _comparison_table(db: Path, run_id: str | None, options: CompareOptions) -> 
         raise UserError(str(exc)) from None
     con = _reader(db)
     try:
-        scores = read_format(con, data.run_id, data.extractor)
+        scores = read_format_counted(con, data.run_id, data.extractor)  # grouped by DuckDB, as the table's trials
     finally:
         con.close()
     rows = format_diagnostic(

@@ -18,6 +18,7 @@ import hashlib
 import itertools
 import os
 import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -484,6 +485,7 @@ def _set_aside(path: Path, shelf: Path, db_path: Path) -> Path:
     return target
 
 
+FOLD_BATCHES = 16  # segment files a compaction folds in with one statement (see _compact)
 COMPACT_EVERY_S = 5.0  # a writer folds its batches into the file at most this often (see SegmentWriter._compact)
 
 
@@ -884,6 +886,7 @@ def _only_table_is_migrations(con: duckdb.DuckDBPyConnection) -> bool:
 STORAGE_VERSION = "v1.3.0"
 
 
+ENGINE_MEMORY = "128MB"  # what the process's DuckDB keeps (compactions spill beyond it); 256 MB: 0.12 GB more at a fold's peak
 _engine: tuple[int, duckdb.DuckDBPyConnection] | None = None  # (the pid that made it, the DuckDB)
 _engine_lock = threading.Lock()
 _inspecting = threading.Lock()
@@ -896,7 +899,10 @@ def _process_duckdb() -> duckdb.DuckDBPyConnection:
     global _engine
     with _engine_lock:
         if _engine is None or _engine[0] != os.getpid():
-            _engine = (os.getpid(), duckdb.connect(":memory:"))
+            # Bounded: at DuckDB's default (most of the machine's memory) the pages a compaction
+            # writes stay cached, and a million-trial run's folds grew it by a gigabyte.
+            spill = Path(tempfile.gettempdir()) / f"workbench-duckdb-{os.getpid()}"
+            _engine = (os.getpid(), duckdb.connect(":memory:", config={"memory_limit": ENGINE_MEMORY, "temp_directory": str(spill)}))
         return _engine[1]
 
 
@@ -1070,19 +1076,27 @@ def _compact(db_path: Path, threads: int | None) -> bool:
                 con.execute("BEGIN TRANSACTION")
                 _migrate(con)
                 for name, paths in files.items():
-                    if not paths:
-                        continue
                     table = TABLES[name]
                     cols = ", ".join(c for c, _ in table.columns)
-                    listed = [str(p) for p in paths]
-                    available = _parquet_columns(con, listed)
-                    key_match = _key_match(table, {c for c, _ in table.columns}, available)  # the draft is migrated: it has them all
-                    select = _select_list(table, available)
-                    con.execute(
-                        f"INSERT INTO {name} ({cols}) "
-                        + _segment_rows(con, table, select, listed, available, f"WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {key_match})"),
-                        [listed],
-                    )
+                    # A few batches at a time, in the order they were written: the rows of one
+                    # statement are held at once (the build side of its key check), and a long
+                    # run's fold may take minutes of batches (1.3 GB of a million-trial run's
+                    # peak with all at once). Rows of later chunks meet the earlier ones in the table.
+                    for start in range(0, len(paths), FOLD_BATCHES):
+                        listed = [str(p) for p in paths[start : start + FOLD_BATCHES]]
+                        available = _parquet_columns(con, listed)
+                        key_match = _key_match(table, {c for c, _ in table.columns}, available)  # the draft is migrated: it has them all
+                        select = _select_list(table, available)
+                        # Checked first whether any key is in the table already (seldom): the
+                        # check holds the chunk's keys, the anti-join a hash of the whole table's.
+                        again = _keys_in_table(con, name, key_match, listed)
+                        con.execute(
+                            f"INSERT INTO {name} ({cols}) "
+                            + _segment_rows(con, table, select, listed, available, f"WHERE NOT EXISTS (SELECT 1 FROM {name} t WHERE {key_match})" if again else ""),
+                            [listed],
+                        )
+                        con.execute("COMMIT")  # the draft is private: its rows need not wait in memory for one commit at the end
+                        con.execute("BEGIN TRANSACTION")
                 con.execute("COMMIT")
                 con.execute("CHECKPOINT")
         except BaseException as exc:
@@ -1112,6 +1126,12 @@ def _segment_rows(con: duckdb.DuckDBPyConnection, table: Table, select: str, fil
         return source
     key = ", ".join(_key_values(table, available, "s."))
     return f"{source} QUALIFY row_number() OVER (PARTITION BY {key} ORDER BY filename, file_row_number) = 1"
+
+
+def _keys_in_table(con: duckdb.DuckDBPyConnection, name: str, key_match: str, files: list[str]) -> bool:
+    """Whether a row of the segment `files` has its key in the table `name` already."""
+    sql = f"SELECT EXISTS (SELECT 1 FROM {name} t SEMI JOIN read_parquet(?, union_by_name=true) s ON {key_match})"
+    return bool(con.execute(sql, [files]).fetchone()[0])
 
 
 def _repeats_keys(con: duckdb.DuckDBPyConnection, table: Table, files: list[str], available: set[str]) -> bool:

@@ -32,7 +32,7 @@ import pandas as pd
 from ..scoring.extract import NO_ANSWER
 from ..scoring.policies import Unscored
 from ..core.records import Record
-from ..scoring.metrics import is_correct
+from ..scoring.metrics import CORRECT_FROM, is_correct
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,53 @@ def _mean(series: pd.Series) -> float:
 
 def gain_and_cost(con: Any, run_id: str, errors: str = "wrong", no_answer: str = "wrong") -> tuple[list[ConditionCost], list[RoundPoint]]:
     """condition_costs and round_curve from one read of the log."""
+    if not con.execute("SELECT EXISTS (SELECT 1 FROM rounds WHERE run_id = ?)", [run_id]).fetchone()[0]:
+        return _single_answers(con, run_id, errors, no_answer)
     trials, rounds = _frames(con, run_id, errors, no_answer)
     return _costs(trials, rounds), _curve(trials, rounds)
+
+
+def _single_answers(con: Any, run_id: str, errors: str, no_answer: str) -> tuple[list[ConditionCost], list[RoundPoint]]:
+    """`gain_and_cost` of a run without rounds (no condition loops), summed by DuckDB per model,
+    condition and status: what `_costs` and `_curve` compute from every trial, as they order it."""
+    frame = con.execute(
+        "SELECT model, condition, status, count(*) AS n, count(*) FILTER (WHERE coalesce(score, 0) >= ?) AS correct, "
+        "sum(n_calls) AS calls, count(n_calls) AS calls_n, sum(prompt_tokens) AS prompt, count(prompt_tokens) AS prompt_n, "
+        "sum(completion_tokens) AS completion, count(completion_tokens) AS completion_n, "
+        "sum(prompt_tokens + completion_tokens) AS tokens, count(prompt_tokens + completion_tokens) AS tokens_n, "
+        "bool_or(coalesce(consumes_gold, false)) AS gold, min(row(task, item_id, repeat, condition)) AS first "
+        "FROM trials WHERE run_id = ? GROUP BY model, condition, status",
+        [CORRECT_FROM, run_id],
+    ).df()
+    if frame.empty:
+        return [], []
+    frame["excluded"] = Unscored(errors, no_answer).excluded(frame["status"])
+    firsts = frame.groupby(["model", "condition"], sort=False)["first"].min()
+    order = sorted(firsts.index, key=lambda key: (key[0], tuple(firsts[key])))  # the trials' order, as _frames reads them
+    costs, points = [], []
+    for model, condition in order:
+        group = frame[(frame["model"] == model) & (frame["condition"] == condition)]
+        counted = group[~group["excluded"]]
+        total = {c: float(counted[c].sum()) for c in ("n", "correct", "calls", "calls_n", "prompt", "prompt_n", "completion", "completion_n", "tokens", "tokens_n")}
+        n, trial_errors = int(group["n"].sum()), int(group.loc[group["status"] == "error", "n"].sum())
+        gold = bool(group["gold"].any())
+        accuracy = _ratio(total["correct"], total["n"])
+        mean_tokens = _ratio(total["tokens"], total["tokens_n"])
+        points.append(RoundPoint(model=str(model), condition=str(condition), round=0, n=n, errors=trial_errors, accuracy=accuracy,
+                                 pass_at=accuracy, mean_tokens=mean_tokens, consumes_gold=gold))
+        costs.append(ConditionCost(
+            model=str(model), condition=str(condition), n=n, errors=trial_errors, accuracy=accuracy, mean_rounds=None,
+            mean_calls=_ratio(total["calls"], total["calls_n"]), mean_prompt_tokens=_ratio(total["prompt"], total["prompt_n"]),
+            mean_completion_tokens=_ratio(total["completion"], total["completion_n"]), mean_tokens=mean_tokens,
+            tokens_per_correct=total["tokens"] / total["correct"] if total["correct"] else None, consumes_gold=gold,
+            no_answer=int(group.loc[group["status"] == NO_ANSWER, "n"].sum()),
+        ))
+    return costs, points
+
+
+def _ratio(total: float, count: float) -> float:
+    """A mean from its sum and count, as `_mean` gives it (0 for none)."""
+    return total / count if count else 0.0
 
 
 def round_curve(con: Any, run_id: str, errors: str = "wrong", no_answer: str = "wrong") -> list[RoundPoint]:

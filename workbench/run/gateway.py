@@ -147,8 +147,10 @@ class Gateway:
         with at most `model.max_retries` retries; a fresh answer goes into the cache."""
         use_cache = self.settings.use_cache and key is not None
         cached = None
-        if use_cache:  # a wait (a coroutine) only while another call fetches this key
+        if use_cache:  # a wait (a coroutine) only while the store is asked, or another call fetches this key
             cached = self.cache.answer(key)
+            if cached is None and self.cache.stored(key):
+                cached = await self.cache.load(key)
             if cached is None and self.cache.being_fetched(key):
                 cached = await self.cache.get(key)
         if cached is not None:

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -26,14 +26,13 @@ from .. import __version__
 from ..core.errors import UserError
 from ..scoring.extract import ERROR, NO_ANSWER, scoring_memo
 from ..providers.local_models import Notice
-from ..providers import ModelResponse
 from ..store import SCHEMA_VERSION, RunLocked, SegmentWriter, compact, connect_reader, log_exists, run_lock
 from ..providers.spec import ModelSpec
 from ..solvers.base import Trial
-from ..study.expand import expand
+from ..study.expand import count_trials, iter_trial_keys, iter_trials
 from ..study.spec import ResolvedStudy
 from .batching import BatchWriter
-from .cache import ResponseCache
+from .cache import AnswerStore, ResponseCache
 from .control import Progress, ProgressCallback, StopHandle
 from .execute import TrialRows, execute
 from .retry import MAX_ATTEMPTS, Errored, TransientErrors, errored_trials, last_error_kind, to_retry
@@ -65,11 +64,12 @@ def study_models(study: ResolvedStudy) -> list[ModelSpec]:
     return models + [judge] if judge is not None and judge.id not in {m.id for m in models} else models
 
 
-def gateway_settings(study: ResolvedStudy, trials: list[Trial], *, use_cache: bool = True) -> GatewaySettings:
-    """The gateway the run executes `trials` through: the models they call (none when there are
-    none), the study's judge, its models' retries and timeouts."""
+def gateway_settings(study: ResolvedStudy, trials: Collection[Trial] | Collection[str], *, use_cache: bool = True) -> GatewaySettings:
+    """The gateway the run executes `trials` (or trials of these model ids) through: the models
+    they call (none when there are none), the study's judge, its models' retries and timeouts."""
     judge = study.spec.judge
-    needed = [m for m in study_models(study) if m is judge or any(t.model.id == m.id for t in trials)] if trials else []
+    called = {t if isinstance(t, str) else t.model.id for t in trials}
+    needed = [m for m in study_models(study) if m is judge or m.id in called] if trials else []
     return GatewaySettings(models=tuple(needed), judge=judge, use_cache=use_cache)
 
 
@@ -109,43 +109,73 @@ class Runner:
         self.summary = RunSummary(run_id=self.run_id, db_path=str(self.db_path), trials_planned=0, transient=TransientErrors(max_attempts))
 
     # -- setup -------------------------------------------------------------------------------
-    def _landed(self, trial_ids: set[str]) -> tuple[dict[str, str], bool, dict[str, Errored]]:
-        """The run's trials already logged (id -> status), whether the run is registered, and the
+    def _landed(self) -> tuple[dict[bytes, str], bool, dict[str, Errored]]:
+        """The run's trials already logged (id digest -> status: 12 bytes, not the id's text,
+        as a resumed run of millions holds them all), whether the run is registered, and the
         errored ones among them (read only when there are some)."""
         if not log_exists(self.db_path):
             return {}, False, {}
         con = connect_reader(self.db_path)
         try:
-            rows = con.execute("SELECT trial_id, status FROM trials WHERE run_id = ?", [self.run_id]).fetchall()
+            result = con.execute("SELECT trial_id, status FROM trials WHERE run_id = ?", [self.run_id])
+            done: dict[bytes, str] = {}
+            statuses: dict[str, str] = {}  # one string per status, shared by all its trials
+            while batch := result.fetchmany(50_000):
+                for trial_id, status in batch:
+                    done[_id_digest(trial_id)] = statuses.setdefault(status, status)
             registered = bool(con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [self.run_id]).fetchone()[0])
-            done = {trial_id: status for trial_id, status in rows if trial_id in trial_ids}
-            errored = errored_trials(con, self.run_id) if ERROR in done.values() else {}
+            errored = errored_trials(con, self.run_id) if ERROR in statuses else {}
         finally:
             con.close()
-        return done, registered, {trial_id: e for trial_id, e in errored.items() if trial_id in done}
+        return done, registered, errored
 
-    def _logged_answers(self, models: list[ModelSpec]) -> ResponseCache:
-        """A cache of the log's answers from `models` (the models the pending trials call): called
-        only when trials are pending, so a run with nothing left to do reads no call history."""
-        cache = ResponseCache()
+    def _plan(self, done: dict[bytes, str], errored: dict[str, Errored]) -> Plan:
+        """One pass over the plan's trial ids (none rendered): what is done, what runs now."""
+        retry = to_retry(errored, self.max_attempts)
+        plan = Plan(retry=retry)
+        for key in iter_trial_keys(self.study, self.run_id):
+            status = done.get(_id_digest(key.trial_id))
+            if status is not None:
+                plan.done += 1
+                plan.errors += status == ERROR
+                plan.no_answer += status == NO_ANSWER
+                if key.trial_id in errored:
+                    plan.errored[key.trial_id] = errored[key.trial_id]
+            if (status is None or key.trial_id in retry) and (self.only is None or key.item_id in self.only):
+                plan.pending += 1
+                plan.models.add(key.model_id)
+        plan.retry = {trial_id: attempt for trial_id, attempt in retry.items() if trial_id in plan.errored}
+        return plan
+
+    def _pending(self, done: dict[bytes, str], retry: dict[str, int]) -> Iterator[Trial]:
+        """The trials to run now, rendered one at a time in the plan's order (a retried one as its next attempt)."""
+        for trial in iter_trials(self.study, self.run_id):
+            if self.only is not None and trial.item.id not in self.only:
+                continue
+            if trial.trial_id in retry:
+                yield dataclasses.replace(trial, attempt=retry[trial.trial_id])
+            elif _id_digest(trial.trial_id) not in done:
+                yield trial
+
+    def _logged_answers(self, models: list[str]) -> ResponseCache:
+        """A cache of the log's answers from `models` (the models the pending trials call), kept
+        in a private indexed file and looked up per batch of keys: called only when trials are
+        pending, so a run with nothing left to do reads no call history."""
         if not self.use_cache or not models or not log_exists(self.db_path):
-            return cache
-        con = connect_reader(self.db_path)
+            return ResponseCache()
+        store = AnswerStore()
         try:
-            result = con.execute(
-                "SELECT cache_key, response_text, prompt_tokens, completion_tokens, cost, latency_s, finish_reason "
-                "FROM calls_landed WHERE error IS NULL AND NOT cached AND model IN (SELECT unnest(?)) "
-                "ORDER BY finished_at, started_at, call_id",  # the first logged answer of a key is its answer
-                [[m.id for m in models]],
-            )
-            while batch := result.fetchmany(10_000):
-                for key, text, p_tok, c_tok, cost, latency, finish in batch:
-                    cache.put(key, ModelResponse(text=text, prompt_tokens=p_tok, completion_tokens=c_tok, cost=cost, latency_s=latency, finish_reason=finish))
-        finally:
-            con.close()
-        return cache
+            con = connect_reader(self.db_path)
+            try:
+                store.copy_logged(con, models)
+            finally:
+                con.close()
+        except BaseException:
+            store.close()
+            raise
+        return ResponseCache(store)
 
-    def _run_rows(self, trials: list[Trial]) -> dict[str, list[dict[str, Any]]]:
+    def _run_rows(self, planned: int) -> dict[str, list[dict[str, Any]]]:
         spec = self.study.spec
         control = self.study.control_name
         solvers = {name: self.study.solver_of(name) for name in self.study.conditions}
@@ -159,7 +189,7 @@ class Runner:
                     "spec_hash": self.study.spec_hash(),
                     "stimuli_sha256": self.study.stimuli_sha256(),
                     "seed": spec.seed,
-                    "trials_planned": len(trials),
+                    "trials_planned": planned,
                     "created_at": utc_now_us(),
                     "workbench_version": __version__,
                     "git_sha": _git_sha(),
@@ -199,22 +229,19 @@ class Runner:
 
     async def _run_trials(self) -> RunSummary:
         new_log = not log_exists(self.db_path)  # before this run's first flush creates it
-        trials = expand(self.study, self.run_id)
-        self.summary.trials_planned = len(trials)
-        done, registered, errored = self._landed({t.trial_id for t in trials})
+        # The trials are a stream: counted, checked against the log by id, and rendered only as
+        # the workers take them, so a run of millions holds no list of them.
+        self.summary.trials_planned = count_trials(self.study)
+        done, registered, errored = self._landed()
         # Trials that ended in a transient error run again, as their next attempt (the earlier ones stay logged).
-        retry = to_retry(errored, self.max_attempts)
-        pending = [t for t in trials if t.trial_id not in done]
-        if retry:
-            pending = [dataclasses.replace(t, attempt=retry[t.trial_id]) if t.trial_id in retry else t for t in trials if t.trial_id not in done or t.trial_id in retry]
-        if self.only is not None:
-            pending = [t for t in pending if t.item.id in self.only]
+        plan = self._plan(done, errored)
+        retry = plan.retry
         self.summary.retried = len(retry)
-        self.summary.trials_done = len(done) - len(retry)
+        self.summary.trials_done = plan.done - len(retry)
         # and the trials run now add theirs as they land
-        self.summary.errors = sum(s == ERROR for s in done.values()) - len(retry)
-        self.summary.no_answer = sum(s == NO_ANSWER for s in done.values())
-        for trial_id, e in errored.items():
+        self.summary.errors = plan.errors - len(retry)
+        self.summary.no_answer = plan.no_answer
+        for trial_id, e in plan.errored.items():
             if trial_id not in retry:
                 self.summary.transient.count(e.attempt, e.kind)  # used up its attempts (a permanent error counts nowhere)
         # the writer's lock, held until the run's last batch has landed, keeps other processes'
@@ -222,42 +249,47 @@ class Runner:
         with SegmentWriter(self.db_path) as segments:
             log = BatchWriter(segments)
             if not registered:
-                for table, rows in self._run_rows(trials).items():
+                for table, rows in self._run_rows(self.summary.trials_planned).items():
                     for row in rows:
                         log.add(table, row)
-            log.add("run_events", self._event("resumed" if done else "started", pending=len(pending), retried=len(retry)))
+            log.add("run_events", self._event("resumed" if plan.done else "started", pending=plan.pending, retried=len(retry)))
             if self.study.warnings:
                 log.add("run_events", self._event("warnings", messages=self.study.warnings))
             for event, detail in self.events:
                 log.add("run_events", self._event(event, **detail))
             await log.flush()
             self._report()
-            settings = gateway_settings(self.study, pending, use_cache=self.use_cache)
+            settings = gateway_settings(self.study, plan.models, use_cache=self.use_cache)
             # A log this run has just created holds no answers: no reader is built to find none.
-            self.cache = ResponseCache() if new_log else await asyncio.to_thread(self._logged_answers, list(settings.models))
+            self.cache = ResponseCache() if new_log else await asyncio.to_thread(self._logged_answers, [m.id for m in settings.models])
             pause_point("startup")
-            gateway = await settings.open(self.say, self.cache)
             try:
-                await self._schedule(pending, gateway, log)
+                gateway = await settings.open(self.say, self.cache)
+            except BaseException:
+                await self.cache.close()
+                raise
+            try:
+                await self._schedule(self._pending(done, retry), plan.pending, gateway, log)
             finally:
                 log.add("run_events", self._event("interrupted" if self.summary.interrupted else "finished", done=self.summary.trials_done))
                 try:
                     await log.flush(fold=False)  # the run compacts below: folding this batch in first would do it twice
                 finally:  # also when the disk refused the batch: the gateway's server is shared
                     await gateway.close()
+                    await self.cache.close()
                 self.summary.model_calls, self.summary.cache_hits = gateway.model_calls, gateway.cache_hits
         self.summary.compacted = await asyncio.to_thread(_compact_at_end, self.db_path)
         return self.summary
 
-    async def _schedule(self, pending: list[Trial], gateway: Gateway, log: BatchWriter) -> None:
-        """Execute `pending` at the study's concurrency, logging each trial as it lands, until all
-        are done or the stop handle (or SIGINT/SIGTERM) stops the run."""
+    async def _schedule(self, pending: Iterator[Trial], count: int, gateway: Gateway, log: BatchWriter) -> None:
+        """Execute the `count` trials of `pending` at the study's concurrency, logging each trial
+        as it lands, until all are done or the stop handle (or SIGINT/SIGTERM) stops the run."""
         stop = self.stop
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.stop)
-        queue = iter(pending)  # shared: each worker takes the next trial, so trials start in order
+        queue = pending  # shared: each worker takes the next trial, so trials start in order
 
         async def worker() -> None:
             for trial in queue:
@@ -274,7 +306,7 @@ class Runner:
         # (each task starts in a copy of this context): trials of one example that got the same
         # answer text score it once.
         with scoring_memo():
-            workers = [asyncio.ensure_future(worker()) for _ in range(min(self.study.spec.concurrency, len(pending)))]
+            workers = [asyncio.ensure_future(worker()) for _ in range(min(self.study.spec.concurrency, count))]
         try:
             all_done = asyncio.gather(*workers)
             waiter = asyncio.ensure_future(_stopped(stop))
@@ -309,6 +341,28 @@ class Runner:
             return
         s = self.summary
         self.progress(Progress(total=s.trials_planned, done=s.trials_done, errors=s.errors, no_answer=s.no_answer, run_now=s.trials_run_now, run_id=self.run_id))
+
+
+@dataclass
+class Plan:
+    """A run's trials against its log: those done (with their errors and no-answer trials, and
+    the errored ones as the log holds them), those that run now and the models they call."""
+
+    retry: dict[str, int]  # trial id -> the attempt it runs as now
+    done: int = 0
+    errors: int = 0
+    no_answer: int = 0
+    pending: int = 0
+    models: set[str] = dataclasses.field(default_factory=set)
+    errored: dict[str, Errored] = dataclasses.field(default_factory=dict)
+
+
+def _id_digest(trial_id: str) -> bytes:
+    """A trial id's compact form (ids are 24 hex digits: 12 bytes), for the set of done trials."""
+    try:
+        return bytes.fromhex(trial_id)
+    except ValueError:  # not an id this workbench made: kept whole
+        return trial_id.encode()
 
 
 _COLLECTING = threading.Lock()

@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..scoring.extract import DIAGNOSTIC_EXTRACTORS, ERROR, NO_ANSWER, OK
 from ..core.records import Record
-from .table import ALL_TASKS, Comparison, compare_pair, _ordered, per_example, scored_frame
+from .table import ALL_TASKS, Comparison, compare_pair, _ordered, per_example, scored_frame, trial_count, weighted_mean
 
 ALPHA = 0.05
 STRICT, FLEXIBLE = DIAGNOSTIC_EXTRACTORS
@@ -104,6 +104,38 @@ def read_format(con: Any, run_id: str, extractor: str | None) -> pd.DataFrame:
     ).df()
 
 
+# A trial's readings side by side (one column per extractor's status and score, the table's
+# extractor's gold mention), as `read_format_counted` reads them and `_wide` makes them of rows.
+WIDE = ("strict_status", "strict_score", "flexible_status", "flexible_score", "chosen_status", "chosen_score", "chosen_gold")
+GROUP = ["model", "condition", "task", "item_id"]
+
+
+def read_format_counted(con: Any, run_id: str, extractor: str | None) -> pd.DataFrame:
+    """What `read_format` reads, side by side per trial and grouped by DuckDB: one row per model,
+    condition, example and readings, with `trials`, how many trials it stands for."""
+    present = {r[0] for r in con.execute("SELECT DISTINCT extractor FROM scores").fetchall()}
+    chosen = extractor if extractor in present else FLEXIBLE
+    names = sorted({*DIAGNOSTIC_EXTRACTORS, chosen})
+    under = {"strict": STRICT, "flexible": FLEXIBLE, "chosen": chosen}
+    readings = ", ".join(
+        f"any_value({column}) FILTER (WHERE extractor = '{name}') AS {prefix}_{column}"
+        for prefix, name in under.items() for column in ("status", "score")
+    )
+    # Each trial's readings pivoted by trial id first, then joined to its trial: joining every
+    # score row to its trial before grouping took half as long again.
+    frame = con.execute(
+        f"WITH readings AS (SELECT trial_id, {readings}, any_value(contains_gold) FILTER (WHERE extractor = '{chosen}') AS chosen_gold "
+        "FROM scores WHERE extractor IN (SELECT unnest(?)) GROUP BY trial_id) "
+        f"SELECT {', '.join(f't.{c}' for c in GROUP)}, {', '.join(WIDE)}, count(*) AS trials "
+        "FROM trials t JOIN readings r USING (trial_id) WHERE t.run_id = ? "
+        f"GROUP BY ALL ORDER BY model, task, item_id, condition, {', '.join(WIDE)}",
+        [names, run_id],
+    ).df()
+    frame.attrs["extractors"] = present  # which extractors the log holds scores of
+    frame.attrs["chosen"] = chosen
+    return frame
+
+
 def _under(scores: pd.DataFrame, extractor: str) -> pd.DataFrame:
     return scores[scores["extractor"] == extractor].drop(columns="extractor").drop_duplicates(KEYS)
 
@@ -112,23 +144,40 @@ def _with_example(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(example=frame["task"].astype(str) + "\x1f" + frame["item_id"].astype(str))
 
 
-def _indicators(scores: pd.DataFrame, extractor: str) -> pd.DataFrame:
-    """Per trial: `unparseable` (strict) and `gold_zero` (the table's extractor), NaN without a response."""
-    strict = _under(scores, STRICT).set_index(KEYS)
-    chosen = _under(scores, extractor).set_index(KEYS)
-    out = pd.DataFrame(index=strict.index.union(chosen.index))
-    answered = strict["status"].reindex(out.index) != ERROR
-    out["unparseable"] = (strict["status"].reindex(out.index) == NO_ANSWER).astype(float).where(answered)
-    status = chosen["status"].reindex(out.index)
-    zero = (status == NO_ANSWER) | ((status == OK) & (chosen["score"].reindex(out.index).astype(float) <= 0.0))
+def _wide(scores: pd.DataFrame, extractor: str) -> pd.DataFrame:
+    """`read_format`'s rows side by side per trial, as `read_format_counted` has them (one trial a row)."""
+    under = {"strict": _under(scores, STRICT).set_index(KEYS), "flexible": _under(scores, FLEXIBLE).set_index(KEYS), "chosen": _under(scores, extractor).set_index(KEYS)}
+    index = under["strict"].index.union(under["chosen"].index).union(under["flexible"].index)
+    out = pd.DataFrame(index=index)
+    for prefix, rows in under.items():
+        out[f"{prefix}_status"] = rows["status"].reindex(index)
+        out[f"{prefix}_score"] = rows["score"].reindex(index)
+    out["chosen_gold"] = under["chosen"]["contains_gold"].reindex(index)
+    return out.reset_index()
+
+
+def _indicators(wide: pd.DataFrame) -> pd.DataFrame:
+    """Per trial (or counted row): `unparseable` (strict) and `gold_zero` (the table's extractor),
+    NaN without a response; over the trials the strict or the table's extractor read."""
+    out = wide[wide["strict_status"].notna() | wide["chosen_status"].notna()].copy()
+    answered = out["strict_status"] != ERROR
+    out["unparseable"] = (out["strict_status"] == NO_ANSWER).astype(float).where(answered)
+    status = out["chosen_status"]
+    zero = (status == NO_ANSWER) | ((status == OK) & (out["chosen_score"].astype(float) <= 0.0))
     out["zero"] = zero.astype(float).where(status != ERROR)
-    out["gold_zero"] = (zero & chosen["contains_gold"].reindex(out.index).fillna(False).astype(bool)).astype(float).where(status != ERROR)
-    return _with_example(out.reset_index())
+    out["gold_zero"] = (zero & out["chosen_gold"].astype("boolean").fillna(False).astype(bool)).astype(float).where(status != ERROR)
+    return _with_example(out)
+
+
+def _values(wide: pd.DataFrame, name: str, errors: str, no_answer: str) -> pd.DataFrame:
+    """The scored trials (or counted rows) under one extractor, as the table scores them."""
+    rows = wide[wide[f"{name}_status"].notna()].rename(columns={f"{name}_status": "status", f"{name}_score": "score"})
+    return scored_frame(rows[[*GROUP, "status", "score", *(["trials"] if "trials" in rows else [])]], errors, no_answer)
 
 
 def _effect(frame: pd.DataFrame, column: str, control: str, condition: str, level: float) -> dict[str, Any]:
     """Paired difference of `column` (condition - control) over the examples both have, as the table computes it."""
-    matrix = per_example(frame.rename(columns={column: "value"})[["example", "condition", "value"]])
+    matrix = per_example(frame.rename(columns={column: "value"})[["example", "condition", "value", *(["trials"] if "trials" in frame else [])]])
     return compare_pair(matrix.pair(control, condition), "auto", level)
 
 
@@ -160,15 +209,19 @@ def format_diagnostic(
 ) -> list[FormatRow]:
     """One row per model, task (and `all` across tasks when there are several) and condition, the
     control's first; empty when the log holds no strict and flexible scores (a log written before
-    extractors, or judge-graded tasks only). `extractor`: the table's (default: flexible)."""
-    present = set(scores["extractor"].unique())  # not set(column): iterating 100,000s of Arrow strings in Python took half a second
-    extractor = extractor if extractor in present else FLEXIBLE
+    extractors, or judge-graded tasks only). `extractor`: the table's (default: flexible).
+    `scores`: `read_format`'s rows, or `read_format_counted`'s (grouped by DuckDB)."""
+    counted = "trials" in scores
+    # not set(column): iterating 100,000s of Arrow strings in Python took half a second
+    present = scores.attrs.get("extractors", set()) if counted else set(scores["extractor"].unique())
+    extractor = scores.attrs.get("chosen") if counted else (extractor if extractor in present else FLEXIBLE)
     if scores.empty or not {STRICT, FLEXIBLE} <= present:
         return []
     if conditions is not None:
         scores = scores[scores["condition"].isin([control, *conditions])]
-    marks = _indicators(scores, extractor)
-    values = {name: scored_frame(_under(scores, name), errors, no_answer) for name in (STRICT, FLEXIBLE)}
+    wide = scores if counted else _wide(scores, extractor)
+    marks = _indicators(wide)
+    values = {name: _values(wide, prefix, errors, no_answer) for prefix, name in (("strict", STRICT), ("flexible", FLEXIBLE))}
     rows: list[FormatRow] = []
     for model in marks["model"].drop_duplicates():
         mine = marks[marks["model"] == model]
@@ -181,11 +234,11 @@ def format_diagnostic(
                 answered = trials["unparseable"].notna()
                 zero = trials["zero"] == 1.0
                 row = FormatRow(
-                    model=str(model), task=str(task), condition=str(condition), control=control, extractor=extractor,
-                    responses=int(answered.sum()),
-                    unparseable=float(trials.loc[answered, "unparseable"].mean()) if answered.any() else None,
-                    zero_scored=int(zero.sum()),
-                    gold_in_zero=float(trials.loc[zero, "gold_zero"].mean()) if zero.any() else None,
+                    model=str(model), task=str(task), condition=str(condition), control=control, extractor=str(extractor),
+                    responses=trial_count(trials, answered),
+                    unparseable=weighted_mean(trials[answered], "unparseable"),
+                    zero_scored=trial_count(trials, zero),
+                    gold_in_zero=weighted_mean(trials[zero], "gold_zero"),
                 )
                 if condition != control and control in names:
                     gold = _effect(here, "gold_zero", control, condition, level)

@@ -17,13 +17,37 @@ TRIAL_COLUMNS = (
     "model", "condition", "task", "item_id", "repeat", "score", "status", "n_calls",
     "coalesce(prompt_tokens, 0) + coalesce(completion_tokens, 0) AS tokens",  # every call of the trial, its judge's too
     "coalesce(consumes_gold, false) AS consumes_gold",  # an oracle loop read the answer key
-    "TRY_CAST(json_extract_string(task_json, '$.chance') AS DOUBLE) AS chance",  # BIG-bench's chance level, for the normalised score
+    "TRY_CAST(json_extract_string(task_json, '$.chance') AS DOUBLE) AS chance",  # BIG-bench's chance level, for the normalised score (CHANCE)
 )
 
 
 def trial_frame(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
     return con.execute(f"SELECT {', '.join(TRIAL_COLUMNS)} FROM trials WHERE run_id = ?"
         " ORDER BY model, task, item_id, repeat, condition", [run_id]).df()  # the order rows landed in is no order
+
+
+# The trials' columns the comparison table reads, grouped by DuckDB: trials that agree on all of
+# them are one row with their count (`trials`), so a run of millions is a frame of thousands.
+COUNTED_COLUMNS = ("model", "condition", "task", "item_id", "score", "status", "coalesce(consumes_gold, false) AS consumes_gold")
+CHANCE = "TRY_CAST(json_extract_string(task_json, '$.chance') AS DOUBLE)"  # as TRIAL_COLUMNS reads it
+
+
+def counted_frame(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
+    """`trial_frame` grouped: one row per model, condition, example and outcome, with `trials`,
+    how many trials it stands for (the comparison table weighs rows by it), in the same order.
+    A task's chance level is read from one of its trials (a run's trials of a task share its
+    definition): parsing every trial's task JSON took most of the query's time."""
+    frame = con.execute(
+        f"SELECT {', '.join(COUNTED_COLUMNS)}, count(*) AS trials FROM trials WHERE run_id = ? "
+        "GROUP BY ALL ORDER BY model, task, item_id, condition, status, score NULLS FIRST",
+        [run_id],
+    ).df()
+    chance = {
+        task: con.execute(f"SELECT {CHANCE} FROM trials WHERE run_id = ? AND task = ? LIMIT 1", [run_id, task]).fetchone()[0]
+        for task in frame["task"].unique()
+    }
+    frame["chance"] = frame["task"].map(chance).astype(float)
+    return frame
 
 
 @dataclass(frozen=True)
@@ -35,7 +59,7 @@ class RunData:
     conditions: tuple[str, ...]  # in the study's order
     tasks: tuple[str, ...]  # in the study's order
     trials_planned: int
-    frame: pd.DataFrame
+    frame: pd.DataFrame  # one row per trial, or per group of alike trials with their count in `trials` (counted_frame)
     repeats: int = 1  # planned per example
     no_answer: str = "wrong"  # the study's choice for trials with no answer: "wrong" or "exclude"
     extractor: str | None = None  # the extractor whose scores `frame` holds (None: no task used one)
@@ -43,13 +67,18 @@ class RunData:
     @property
     def partial(self) -> bool:
         """Fewer trials logged than planned: a run still being written, or stopped."""
-        return len(self.frame) < self.trials_planned
+        return self.trials_done < self.trials_planned
+
+    @property
+    def trials_done(self) -> int:
+        return int(self.frame["trials"].sum()) if "trials" in self.frame else len(self.frame)
 
 
-def load_run(db_path: Path, run_id: str | None = None, extractor: str | None = None) -> RunData:
+def load_run(db_path: Path, run_id: str | None = None, extractor: str | None = None, *, counted: bool = False) -> RunData:
     """The trials of `run_id` (default: the latest run in the log) with the study's control,
     policies and condition order, scored by `extractor` (default: the run's own; see
-    workbench.stats.extractor_view). UserError if there is no such log, run or extractor."""
+    workbench.stats.extractor_view). `counted`: alike trials grouped by DuckDB (counted_frame),
+    as the comparison table reads them. UserError if there is no such log, run or extractor."""
     db_path = Path(db_path)
     if not db_path.exists() and not segments_dir(db_path).exists():
         raise UserError("no log here (run a study first, or pass --db)", file=str(db_path))
@@ -67,7 +96,7 @@ def load_run(db_path: Path, run_id: str | None = None, extractor: str | None = N
         spec = json.loads(spec_json)
         flags = con.execute("SELECT condition, is_control FROM conditions WHERE run_id = ?", [run_id]).fetchall()
         used = use_extractor(con, run_id, extractor)
-        frame = trial_frame(con, run_id)
+        frame = (counted_frame if counted else trial_frame)(con, run_id)
     finally:
         con.close()
     order = tuple(c["name"] for c in spec.get("conditions", []))

@@ -234,6 +234,34 @@ def scored_frame(frame: pd.DataFrame, errors: str = "wrong", no_answer: str = "w
     return out
 
 
+def weights(frame: pd.DataFrame) -> np.ndarray:
+    """How many trials each row stands for: its `trials` (a counted frame, workbench.stats.frame), else one."""
+    return frame["trials"].to_numpy(dtype=int) if "trials" in frame else np.ones(len(frame), dtype=int)
+
+
+def trial_count(frame: pd.DataFrame, mask: pd.Series | None = None) -> int:
+    """The trials of `frame` (of its rows where `mask` holds)."""
+    w = weights(frame)
+    return int(w.sum() if mask is None else w[mask.to_numpy(dtype=bool)].sum())
+
+
+def weighted_mean(frame: pd.DataFrame, column: str) -> float | None:
+    """The mean of `column` over the trials the rows stand for, missing values left out (None: none)."""
+    values = frame[column].to_numpy(dtype=float)
+    kept = ~np.isnan(values)
+    if not kept.any():
+        return None
+    if "trials" not in frame:
+        return float(pd.Series(values[kept]).mean())
+    w = weights(frame)[kept]
+    return float((values[kept] * w).sum() / w.sum())
+
+
+def trial_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per trial: a counted frame's rows repeated by their counts (for fits on trials)."""
+    return frame.loc[frame.index.repeat(frame["trials"])] if "trials" in frame else frame
+
+
 @dataclass(frozen=True)
 class Pair:
     """One comparison's data over the examples complete in both conditions: per-example mean
@@ -287,9 +315,10 @@ def per_example(scored: pd.DataFrame, repeats: int | None = None) -> ExampleMatr
     sums, counts, logged = np.zeros(shape), np.zeros(shape, dtype=int), np.zeros(shape, dtype=int)
     values = scored["value"].to_numpy(dtype=float)
     kept = ~np.isnan(values)
-    np.add.at(sums, (rows[kept], cols[kept]), values[kept])
-    np.add.at(counts, (rows[kept], cols[kept]), 1)
-    np.add.at(logged, (rows, cols), 1)
+    w = weights(scored)
+    np.add.at(sums, (rows[kept], cols[kept]), values[kept] * w[kept] if "trials" in scored else values[kept])
+    np.add.at(counts, (rows[kept], cols[kept]), w[kept])
+    np.add.at(logged, (rows, cols), w)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     planned = repeats if repeats is not None else (int(logged.max()) if logged.size else 0)
@@ -380,7 +409,8 @@ def compare(
     no_answer: str = "wrong",
     extractor: str | None = None,
 ) -> Comparison:
-    """The comparison table of a run's trials.
+    """The comparison table of a run's trials: `frame` holds one row per trial, or is counted
+    (workbench.stats.frame.counted_frame: a `trials` column says how many trials a row stands for).
 
     conditions: the conditions to compare with the control (the family; default all);
     order, task_order: the study's order of conditions and tasks, for the rows;
@@ -415,18 +445,18 @@ def compare(
         for task in [*tasks, ALL_TASKS] if len(tasks) > 1 else tasks:
             subset = by_model if task == ALL_TASKS else by_model[by_model["task"] == task]
             matrix = per_example(subset, repeats)
-            control_acc = _mean(subset.loc[subset["condition"] == control, "value"])
+            control_acc = weighted_mean(subset[subset["condition"] == control], "value")
             for condition in names:
                 trials = subset[subset["condition"] == condition]
                 pair = matrix.pair(control, condition)
                 stats = {} if condition == control else compare_pair(pair, test, level)
                 row = ComparisonRow(
                     model=str(model), condition=str(condition), task=str(task), control=control,
-                    n=len(trials), errors=int(trials["is_error"].sum()), no_answer=int(trials["is_no_answer"].sum()),
+                    n=trial_count(trials), errors=trial_count(trials, trials["is_error"]), no_answer=trial_count(trials, trials["is_no_answer"]),
                     no_answer_policy=no_answer, extractor=extractor,
                     examples=int(pair.x.size) if condition != control else int(trials["example"].nunique()),
-                    repeats=int(trials.groupby("example").size().max()) if len(trials) else 0,
-                    accuracy=_mean(trials["value"]), control_accuracy=control_acc,
+                    repeats=int(trials.assign(trials=weights(trials)).groupby("example")["trials"].sum().max()) if len(trials) else 0,
+                    accuracy=weighted_mean(trials, "value"), control_accuracy=control_acc,
                     errors_policy=errors, level=level, adjust=adjust, family=family,
                     consumes_gold=(str(model), str(condition)) in gold, **stats,
                 )
@@ -437,7 +467,7 @@ def compare(
             pooled_rows.extend(_pooled(str(model), by_model, tasks, names, control, level, repeats, hksj))
     rows = _adjusted(rows, adjust, family)
     pooled_rows = [replace(p, consumes_gold=(p.model, p.condition) in gold) for p in _adjusted(pooled_rows, adjust, family)]
-    done = len(frame)
+    done = trial_count(frame)
     partial = planned is not None and done < planned
     notes = [f"{PARTIAL}: {done} of {planned} trials logged; tests use only examples with every repeat logged in both conditions"] if partial else []
     notes += [] if control in present else [f"control {control!r} has no trials yet: nothing to compare"]
@@ -478,11 +508,6 @@ def _omnibus(model: str, task: str, matrix: ExampleMatrix, names: list[str]) -> 
     return OmnibusRow(model, task, result.test, len(columns), int(values.shape[0]), result.statistic, result.df, result.p_value)
 
 
-def _mean(values: pd.Series) -> float | None:
-    values = values.dropna()
-    return float(values.mean()) if len(values) else None
-
-
 def _adjusted(rows: list[Row], method: str, family: str) -> list[Row]:
     """Each row's p-value adjusted within its family (FAMILIES[family] gives the row's family key)."""
     key = FAMILIES[family]
@@ -512,7 +537,7 @@ def _pooled(
     used = [t for t in tasks if pairs[t] and all(p.x.size >= 2 for p in pairs[t].values())]
     left_out = tuple((t, TOO_FEW) for t in tasks if t not in used)
     complete = [per_task[t].examples[per_task[t].complete_in(names)] for t in used]
-    kept = scored[scored["example"].isin(np.concatenate(complete) if complete else [])]
+    kept = trial_rows(scored[scored["example"].isin(np.concatenate(complete) if complete else [])])
     gee = {e.condition: e for e in gee_effects(kept, control, is_binary(kept["value"].dropna()), level)} if len(used) >= 2 else {}
     out = []
     for condition in names:

@@ -7,6 +7,7 @@ resumed run recognises what it has already done.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -25,6 +26,34 @@ def trial_id(run_id: str, condition: str, model_id: str, task_id: str, item_id: 
 def expand(study: ResolvedStudy, run_id: str) -> list[Trial]:
     """All trials of a run, ordered so that the conditions of one example run side by side."""
     return list(iter_trials(study, run_id))
+
+
+def count_trials(study: ResolvedStudy) -> int:
+    """How many trials `iter_trials` yields, without rendering any."""
+    spec = study.spec
+    examples = sum(len(study.sample_of(ref)[0]) for ref in spec.tasks)
+    return len(spec.models) * examples * spec.repeats * len(study.conditions)
+
+
+@dataclass(frozen=True, slots=True)
+class TrialKey:
+    """What identifies a trial without rendering it (a resume's first pass over the plan)."""
+
+    trial_id: str
+    model_id: str
+    item_id: str
+
+
+def iter_trial_keys(study: ResolvedStudy, run_id: str) -> Iterator[TrialKey]:
+    """The keys of `iter_trials`' trials, in its order: ids hashed, nothing rendered."""
+    spec = study.spec
+    for model in spec.models:
+        for ref in spec.tasks:
+            task_id = study.tasks[ref.task].id
+            for item in study.sample_of(ref)[0]:
+                for repeat in range(spec.repeats):
+                    for condition in study.conditions:
+                        yield TrialKey(trial_id(run_id, condition, model.id, task_id, item.id, repeat), model.id, item.id)
 
 
 def iter_trials(study: ResolvedStudy, run_id: str) -> Iterator[Trial]:
