@@ -1,30 +1,26 @@
 """The Ray executor (issue 16): `workbench run STUDY --executor ray --address HOST:PORT` on a Ray
 cluster of this machine (a head started with `ray start`, two worker slots, on 127.0.0.1 only)
 gives the log a local run gives, survives a worker killed midway and resumes after an interrupt,
-each trial logged once. The cluster is started once for the module and stopped by its process
-group at the end."""
+each trial logged once. The cluster (tests/ray_cluster.py) is started once for the module and
+stopped by pid at its end."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import secrets
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import run_cli, run_json, sim_study, write_study
+from ray_cluster import RAY_ENV, Cluster, cluster_pids, ray_cluster
 from workbench import api
 from workbench.core.errors import UserError
 from workbench.core.paths import segments_dir
@@ -32,81 +28,13 @@ from workbench.run.executors import EXECUTORS, executor_for
 from workbench.store import connect_reader
 
 ROOT = Path(__file__).resolve().parents[1]
-# Ray on loopback only (else it takes the machine's network address), reporting nothing home,
-# with a token of the module's own (not ~/.ray's); its workers import this checkout's workbench.
-RAY_ENV = {
-    "RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
-    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Cluster(NamedTuple):
-    address: str  # HOST:PORT of its head
-    pgid: int  # the process group of its head (`ray start`), whose raylet starts the workers
 
 
 @pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[Cluster]:
-    """A Ray head on 127.0.0.1 with two worker slots (two worker processes run the chunks)."""
-    port = _free_port()
-    temp = tempfile.mkdtemp(prefix="wbray", dir="/tmp")  # short: Ray's socket paths live under it
-    ray = Path(sys.executable).with_name("ray")
-    ports = [f"--{name}={_free_port()}" for name in ("ray-client-server-port", "dashboard-port", "dashboard-agent-listen-port", "dashboard-agent-grpc-port", "metrics-export-port")]
-    output = open(Path(temp) / "start.out", "w+")
-    head = subprocess.Popen(
-        [str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2", "--disable-usage-stats",
-         "--include-dashboard=false", f"--temp-dir={temp}", *ports],
-        stdout=output, stderr=subprocess.STDOUT, env={**os.environ, **RAY_ENV}, start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while "Ray runtime started" not in Path(output.name).read_text():
-            assert head.poll() is None and time.monotonic() < deadline, Path(output.name).read_text()
-            time.sleep(0.2)
-        yield Cluster(f"127.0.0.1:{port}", head.pid)  # the head leads its session's group
-    finally:
-        _stop_cluster(head)
-        output.close()
-
-
-def _stop_cluster(head: subprocess.Popen[bytes]) -> None:
-    """End the cluster: the head's process group (its servers) and the workers its raylet started
-    (each in a session of its own), by pid; nothing else."""
-    for pid in _cluster_pids(head.pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)  # a test cluster: nothing in it to shut down gently
-    head.wait(timeout=30)
-    deadline = time.monotonic() + 30
-    while _cluster_pids(head.pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not _cluster_pids(head.pid), "the Ray cluster left processes behind"
-
-
-def _processes() -> dict[int, tuple[int, int]]:
-    """Live processes: pid -> (parent, process group)."""
-    found = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            with contextlib.suppress(OSError):
-                fields = Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()
-                if fields[0] != "Z":
-                    found[int(name)] = (int(fields[1]), int(fields[2]))
-    return found
-
-
-def _cluster_pids(pgid: int) -> set[int]:
-    """The processes of the head's group and their descendants (Ray's workers start sessions of their own)."""
-    processes = _processes()
-    cluster = {pid for pid, (_, group) in processes.items() if group == pgid}
-    while grown := {pid for pid, (parent, _) in processes.items() if parent in cluster} - cluster:
-        cluster |= grown
-    return cluster
+def cluster() -> Iterator[Cluster]:
+    """One cluster for the module (it takes seconds to start): two worker slots, so two worker processes run the chunks."""
+    with ray_cluster(cpus=2) as started:
+        yield started
 
 
 def _counts(db: Path, run_id: str) -> tuple[int, int, int]:
@@ -133,9 +61,9 @@ def _ray_run(study: Path, db: Path, address: str, *extra: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_ray_run_logs_every_trial_once_and_compares_as_a_local_run(tmp_path: Path, ray_cluster: Cluster) -> None:
+def test_a_ray_run_logs_every_trial_once_and_compares_as_a_local_run(tmp_path: Path, cluster: Cluster) -> None:
     study = write_study(tmp_path / "s.yaml", sim_study(repeats=2))  # 3 conditions x 20 examples x 2 repeats
-    on_ray = run_json("run", str(study), "--db", str(tmp_path / "ray.duckdb"), "--executor", "ray", "--address", ray_cluster.address, env=RAY_ENV)
+    on_ray = run_json("run", str(study), "--db", str(tmp_path / "ray.duckdb"), "--executor", "ray", "--address", cluster.address, env=RAY_ENV)
     local = run_json("run", str(study), "--db", str(tmp_path / "local.duckdb"))
     assert on_ray["run_id"] == local["run_id"] and on_ray["trials_planned"] == 120
     assert on_ray["trials_done"] == on_ray["model_calls"] == 120
@@ -158,7 +86,7 @@ def _chunk_with_landed_batch(db: Path, pgid: int) -> int | None:
     """The pid of a Ray worker running a chunk that has landed a batch of trials already: its
     SegmentWriter's lock file is open in it, and a trials segment carries that writer's id."""
     trials = [p.name for p in (segments_dir(db) / "trials").glob("*.parquet")]
-    for pid in _cluster_pids(pgid):
+    for pid in cluster_pids(pgid):
         try:
             opened = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
         except OSError:
@@ -179,11 +107,11 @@ def _wait_for(found: callable, proc: subprocess.Popen[str], timeout_s: float = 1
 
 
 @pytest.mark.slow
-def test_a_worker_killed_midway_and_the_run_still_logs_every_trial_once(tmp_path: Path, ray_cluster: Cluster) -> None:
+def test_a_worker_killed_midway_and_the_run_still_logs_every_trial_once(tmp_path: Path, cluster: Cluster) -> None:
     study, db = _slow_study(tmp_path), tmp_path / "log.duckdb"
-    proc = subprocess.Popen([*_ray_run(study, db, ray_cluster.address), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **RAY_ENV})
+    proc = subprocess.Popen([*_ray_run(study, db, cluster.address), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **RAY_ENV})
     try:
-        victim = _wait_for(lambda: _chunk_with_landed_batch(db, ray_cluster.pgid), proc)
+        victim = _wait_for(lambda: _chunk_with_landed_batch(db, cluster.pgid), proc)
         os.kill(victim, signal.SIGKILL)
         out, errors = proc.communicate(timeout=300)
     finally:
@@ -200,9 +128,9 @@ def test_a_worker_killed_midway_and_the_run_still_logs_every_trial_once(tmp_path
 
 
 @pytest.mark.slow
-def test_an_interrupted_ray_run_resumes_without_calling_again(tmp_path: Path, ray_cluster: Cluster) -> None:
+def test_an_interrupted_ray_run_resumes_without_calling_again(tmp_path: Path, cluster: Cluster) -> None:
     study, db = _slow_study(tmp_path), tmp_path / "log.duckdb"
-    proc = subprocess.Popen([*_ray_run(study, db, ray_cluster.address), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **RAY_ENV})
+    proc = subprocess.Popen([*_ray_run(study, db, cluster.address), "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **RAY_ENV})
     try:
         _wait_for(lambda: next((segments_dir(db) / "trials").glob("*.parquet"), None), proc)  # a worker's batch landed
         proc.send_signal(signal.SIGINT)
@@ -214,7 +142,7 @@ def test_an_interrupted_ray_run_resumes_without_calling_again(tmp_path: Path, ra
     assert "interrupted: run the same command again to resume" in errors
     landed = _counts(db, _only_run(db))[0]
     assert 0 < landed < 80
-    again = run_json("run", str(study), "--db", str(db), "--executor", "ray", "--address", ray_cluster.address, env=RAY_ENV)
+    again = run_json("run", str(study), "--db", str(db), "--executor", "ray", "--address", cluster.address, env=RAY_ENV)
     assert again["trials_done"] == 80 and again["model_calls"] == 80 - landed
     assert _counts(db, again["run_id"]) == (80, 80, 80)
 
