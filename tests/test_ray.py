@@ -190,6 +190,16 @@ def test_cli_refuses_bad_executor_and_address_in_one_line(tmp_path: Path) -> Non
     assert not db.exists() and not segments_dir(db).exists()  # nothing written
 
 
+@pytest.mark.slow  # Ray retries a refused connection for about 20 s
+def test_a_cluster_that_refuses_the_run_is_one_line(tmp_path: Path, cluster: Cluster) -> None:
+    study = write_study(tmp_path / "s.yaml", sim_study())
+    without_token = {**RAY_ENV, "RAY_AUTH_MODE": "disabled"}  # the cluster wants its token
+    result = run_cli("run", str(study), "--db", str(tmp_path / "log.duckdb"), "--executor", "ray", "--address", cluster.address, env=without_token, timeout=300)
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower() or "Failed" in line]
+    assert len(errors) == 1 and errors[0].startswith(f"error: --address: could not join the Ray cluster at {cluster.address}"), result.stderr
+
+
 def test_cli_without_ray_says_how_to_install_it(tmp_path: Path) -> None:
     study = write_study(tmp_path / "s.yaml", sim_study())
     missing = tmp_path / "no_ray" / "ray"

@@ -20,10 +20,12 @@ starts a Ray instance of its own on this machine, on 127.0.0.1 only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +48,7 @@ CONNECT_TIMEOUT_S = 5.0  # an --address that does not answer fails within this (
 CHUNK_RETRIES = 3  # times Ray runs a chunk again whose worker died
 CHUNKS_PER_CPU = 4  # chunks per worker slot: finer progress and less work lost to a dead worker, against per-chunk start-up
 MAX_CHUNK_TRIALS = 5_000
+CANCEL_WAIT_S = 5.0  # for cancelled chunks' workers to be gone before what they landed is counted
 IN_FLIGHT_PER_CPU = 2  # chunks handed to Ray ahead of the workers: the rest wait in the driver, not in Ray's object store
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -101,26 +104,31 @@ class RayExecutor:
         self.address = address
         self.ray = _import_ray(address)
 
-    async def schedule(self, runner: Runner, pending: list[Trial], gateway: Gateway, log: Any) -> None:
+    async def schedule(self, runner: Runner, pending: list[Trial], gateway: Gateway, log: BatchWriter) -> None:
         if not pending:
             return
-        ray = self.ray
+        try:
+            self._join()
+            with stop_on_signals(runner.stop):  # after ray.init, which sets handlers of its own
+                cpus, chunks, resumed = await self._run_chunks(runner, pending, gateway)
+        finally:  # an interrupt while joining too: a Ray instance started for the run stops with it
+            self.ray.shutdown()
+        log.add("run_events", runner._event("ray", address=self.address, cpus=cpus, chunks=chunks, resumed=resumed))
+
+    def _join(self) -> None:
         # The driver's own Ray instance, when it starts one: on loopback, without a dashboard.
         own = {"address": "local", "include_dashboard": False} if self.address is None else {"address": self.address}
         try:
-            ray.init(**own, logging_level=logging.ERROR, log_to_driver=False)
+            with _stderr_silenced():
+                self.ray.init(**own, logging_level=logging.ERROR, log_to_driver=False)
         except (ConnectionError, RuntimeError) as exc:  # answered at the port, refused to let us in
+            if self.address is None:
+                raise
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(
                 f"could not join the Ray cluster at {self.address}: {reason} (a cluster with token authentication needs RAY_AUTH_MODE=token and its token)",
                 field="--address",
             ) from None
-        try:
-            with stop_on_signals(runner.stop):  # after ray.init, which sets handlers of its own
-                cpus, chunks, resumed = await self._run_chunks(runner, pending, gateway)
-        finally:
-            ray.shutdown()
-        log.add("run_events", runner._event("ray", address=self.address, cpus=cpus, chunks=chunks, resumed=resumed))
 
     async def _run_chunks(self, runner: Runner, pending: list[Trial], gateway: Gateway) -> tuple[int, int, int]:
         """Run the chunks, at most IN_FLIGHT_PER_CPU per worker slot handed to Ray at once;
@@ -167,12 +175,30 @@ class RayExecutor:
             for ref, _ in in_flight.values():  # interrupted, or a chunk failed: the others stop too
                 ray.cancel(ref, force=True)
         if in_flight:
-            await asyncio.wait(in_flight, timeout=CONNECT_TIMEOUT_S)  # their workers are gone: nothing lands after the count
+            await asyncio.wait(in_flight, timeout=CANCEL_WAIT_S)  # their workers are gone: nothing lands after the count
+            for future in in_flight:
+                if future.done() and not future.cancelled():
+                    future.exception()  # Ray's TaskCancelledError, expected: not reported as never retrieved
             cancelled = [trial for _, chunk in in_flight.values() for trial in chunk]
             for status, attempt in (await asyncio.to_thread(_landed, runner.db_path, runner.run_id, cancelled)).values():
                 runner.count_landed(status, attempt, None)  # what the cancelled chunks had landed
             runner._report()
         return cpus, sent, resumed
+
+
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Ray's core writes each retry of a refused connection to the process's stderr (a line a
+    second, for half a minute): the run says what went wrong in one line instead."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def chunked(pending: list[Trial], cpus: int) -> Iterator[list[Trial]]:
