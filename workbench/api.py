@@ -169,13 +169,16 @@ def loop_columns(cost: Any) -> dict[str, Any]:
 async def run_async(
     study: str | Path | ResolvedStudy, db: str | Path, *, fresh: bool = False, use_cache: bool = True,
     progress: ProgressCallback | None = None, stop: StopHandle | None = None, log: Log | None = None, max_attempts: int | None = None,
+    executor: str = "local", address: str | None = None,
 ) -> RunResult:
     """Run `study` (or resume its run) in the running event loop; see `run`."""
+    from .run.executors import executor_for
     from .run.scheduler import Runner
 
     resolved = _resolved(study)
     attempts = {} if max_attempts is None else {"max_attempts": max_attempts}
-    runner = Runner(resolved, Path(db), fresh=fresh, use_cache=use_cache, log=log or _quiet, progress=progress, stop=stop, **attempts)
+    chosen = executor_for(executor, address)  # a bad name, a missing Ray or an unreachable cluster fail before the run starts
+    runner = Runner(resolved, Path(db), fresh=fresh, use_cache=use_cache, log=log or _quiet, progress=progress, stop=stop, executor=chosen, **attempts)
     session = await runner.run()
     return await asyncio.to_thread(summarise, db, session.run_id, study=resolved, session=session)
 
@@ -183,14 +186,17 @@ async def run_async(
 def run(
     study: str | Path | ResolvedStudy, db: str | Path, *, fresh: bool = False, use_cache: bool = True,
     progress: ProgressCallback | None = None, stop: StopHandle | None = None, log: Log | None = None, max_attempts: int | None = None,
+    executor: str = "local", address: str | None = None,
 ) -> RunResult:
     """Run `study` (a path or a resolved study), or resume its run, logging every call to `db`.
     `progress` gets a Progress (done, errors, no_answer, pending) after each trial; `stop.stop()`,
     from any thread or task, ends the run as an interrupt does (RunResult.interrupted; running the
     same study again resumes it). A resume runs again the trials that ended in a transient error,
     each at most `max_attempts` times in all (default: workbench.run.retry.MAX_ATTEMPTS, 4).
+    `executor`: where the trials execute, "local" (this process) or "ray" (a Ray cluster at
+    `address`, HOST:PORT, or a Ray instance of this machine; workbench.run.ray_executor).
     Call from synchronous code; from async code use `run_async`."""
-    return asyncio.run(run_async(study, db, fresh=fresh, use_cache=use_cache, progress=progress, stop=stop, log=log, max_attempts=max_attempts))
+    return asyncio.run(run_async(study, db, fresh=fresh, use_cache=use_cache, progress=progress, stop=stop, log=log, max_attempts=max_attempts, executor=executor, address=address))
 
 
 @dataclass(frozen=True)

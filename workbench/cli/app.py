@@ -57,6 +57,8 @@ def run(
     fresh: Annotated[bool, typer.Option("--fresh", help="Start a new run instead of resuming this study's run.")] = False,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Call the models even for requests already in the log.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (as `workbench plan`) and stop: no call, nothing written.")] = False,
+    executor: Annotated[str, typer.Option("--executor", help="Where the trials execute: local (this process) or ray (a Ray cluster).")] = "local",
+    address: Annotated[Optional[str], typer.Option("--address", help="With --executor ray: the cluster's head, HOST:PORT (default: a Ray instance of this machine, started for the run).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run a study (or resume it), log every call, print the per-condition table."""
@@ -81,7 +83,7 @@ def run(
             bar.update(task_id, completed=report.done, total=report.total)
 
         with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result (--json)
-            result = api.run(resolved, db, fresh=fresh, use_cache=not no_cache, progress=progress, log=lambda m: err.print(m, highlight=False))
+            result = api.run(resolved, db, fresh=fresh, use_cache=not no_cache, progress=progress, log=lambda m: err.print(m, highlight=False), executor=executor, address=address)
     if as_json:
         out.print_json(json.dumps(result.to_json()))
     else:

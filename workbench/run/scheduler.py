@@ -20,7 +20,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from .. import __version__
 from ..core.errors import UserError
@@ -89,11 +89,19 @@ def already_running(run_id: str, pid: int | None) -> str:
     return f"run {run_id} is already running in another process{holder}; wait for it to finish or stop it (a stopped run resumes where it was)"
 
 
+class Executor(Protocol):
+    """Where a run's pending trials execute, when not in this process (workbench.run.executors
+    names them): it runs `pending`, updates the runner's summary and reports progress as the
+    local schedule does, and stops when the runner's stop handle (or SIGINT/SIGTERM) does."""
+
+    async def schedule(self, runner: Runner, pending: Iterator[Trial], count: int, gateway: Gateway, log: BatchWriter) -> None: ...
+
+
 class Runner:
     def __init__(
         self, study: ResolvedStudy, db_path: Path, *, fresh: bool = False, use_cache: bool = True, log: Notice | None = None,
         progress: ProgressCallback | None = None, stop: StopHandle | None = None, max_attempts: int = MAX_ATTEMPTS,
-        events: tuple[tuple[str, dict[str, Any]], ...] = (), only: frozenset[str] | None = None,
+        events: tuple[tuple[str, dict[str, Any]], ...] = (), only: frozenset[str] | None = None, executor: Executor | None = None,
     ) -> None:
         self.study = study
         self.db_path = Path(db_path)
@@ -105,6 +113,7 @@ class Runner:
         self.cache = ResponseCache()  # the log's answers the pending trials may use, and theirs
         self.only = only  # item ids: this session runs only their trials (a search's chunk of examples); None: all
         self.events = events  # logged as run_events at each session's start (a search's trial number)
+        self.executor = executor  # None: the trials run in this process (the local schedule)
         self.max_attempts = max_attempts  # a trial that ended in a transient error runs again on resume until it has run this often
         self.summary = RunSummary(run_id=self.run_id, db_path=str(self.db_path), trials_planned=0, transient=TransientErrors(max_attempts))
 
@@ -158,22 +167,9 @@ class Runner:
                 yield trial
 
     def _logged_answers(self, models: list[str]) -> ResponseCache:
-        """A cache of the log's answers from `models` (the models the pending trials call), kept
-        in a private indexed file and looked up per batch of keys: called only when trials are
-        pending, so a run with nothing left to do reads no call history."""
-        if not self.use_cache or not models or not log_exists(self.db_path):
-            return ResponseCache()
-        store = AnswerStore()
-        try:
-            con = connect_reader(self.db_path)
-            try:
-                store.copy_logged(con, models)
-            finally:
-                con.close()
-        except BaseException:
-            store.close()
-            raise
-        return ResponseCache(store)
+        """A cache of the log's answers from `models` (the models the pending trials call): called
+        only when trials are pending, so a run with nothing left to do reads no call history."""
+        return logged_answers(self.db_path, models) if self.use_cache else ResponseCache()
 
     def _run_rows(self, planned: int) -> dict[str, list[dict[str, Any]]]:
         spec = self.study.spec
@@ -269,7 +265,8 @@ class Runner:
                 await self.cache.close()
                 raise
             try:
-                await self._schedule(self._pending(done, retry), plan.pending, gateway, log)
+                schedule = self._schedule if self.executor is None else functools.partial(self.executor.schedule, self)
+                await schedule(self._pending(done, retry), plan.pending, gateway, log)
             finally:
                 log.add("run_events", self._event("interrupted" if self.summary.interrupted else "finished", done=self.summary.trials_done))
                 try:
@@ -285,10 +282,6 @@ class Runner:
         """Execute the `count` trials of `pending` at the study's concurrency, logging each trial
         as it lands, until all are done or the stop handle (or SIGINT/SIGTERM) stops the run."""
         stop = self.stop
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, stop.stop)
         queue = pending  # shared: each worker takes the next trial, so trials start in order
 
         async def worker() -> None:
@@ -307,7 +300,7 @@ class Runner:
         # answer text score it once.
         with scoring_memo():
             workers = [asyncio.ensure_future(worker()) for _ in range(min(self.study.spec.concurrency, count))]
-        try:
+        with stop_on_signals(stop):
             all_done = asyncio.gather(*workers)
             waiter = asyncio.ensure_future(_stopped(stop))
             await asyncio.wait([all_done, waiter], return_when=asyncio.FIRST_COMPLETED)
@@ -320,21 +313,20 @@ class Runner:
             else:
                 await all_done
             waiter.cancel()
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError):
-                    loop.remove_signal_handler(sig)
 
     def _landed_now(self, rows: TrialRows, log: BatchWriter) -> None:
         for table, table_rows in rows.tables():
             log.extend(table, table_rows)
-        status = rows.trial["status"]
+        self.count_landed(rows.trial["status"], rows.trial["attempt"], last_error_kind(rows.calls))
+
+    def count_landed(self, status: str, attempt: int, error_kind: str | None) -> None:
+        """Count a trial this session ran (here, or an executor's worker) in the summary."""
         self.summary.trials_done += 1
         self.summary.trials_run_now += 1
         self.summary.no_answer += status == NO_ANSWER
         if status == ERROR:
             self.summary.errors += 1
-            self.summary.transient.count(rows.trial["attempt"], last_error_kind(rows.calls))
+            self.summary.transient.count(attempt, error_kind)
 
     def _report(self) -> None:
         if self.progress is None:
@@ -392,6 +384,39 @@ def fewer_collections() -> Iterator[None]:
             _runs_collecting_less -= 1
             if _runs_collecting_less == 0:
                 gc.set_threshold(*_thresholds)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: StopHandle) -> Iterator[None]:
+    """SIGINT and SIGTERM trigger `stop` meanwhile (in the running loop), as a run's interrupt."""
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.stop)
+    try:
+        yield
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+
+
+def logged_answers(db_path: Path, models: list[str]) -> ResponseCache:
+    """A cache of the answers the log `db_path` holds from `models`, kept in a private indexed
+    file and looked up per batch of keys (an executor's worker builds its own the same way)."""
+    if not models or not log_exists(db_path):
+        return ResponseCache()
+    store = AnswerStore()
+    try:
+        con = connect_reader(db_path)
+        try:
+            store.copy_logged(con, models)
+        finally:
+            con.close()
+    except BaseException:
+        store.close()
+        raise
+    return ResponseCache(store)
 
 
 async def _stopped(stop: StopHandle, poll_s: float = 0.05) -> None:
