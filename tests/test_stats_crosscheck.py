@@ -16,7 +16,7 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import proportion_confint, proportion_effectsize
 from statsmodels.stats.weightstats import DescrStatsW
 
-from workbench.stats.effects import bootstrap_interval
+from workbench.stats.effects import FEW_VALUES_FACTOR, bca_interval_of_mean, bootstrap_interval, resampled_means
 from workbench.stats import PairedTable, adjust, cochran_q, cohens_h, friedman, mcnemar, newcombe_paired, odds_ratio_discordant, paired_diff_ci, paired_t, permutation_test, power_paired_binary, random_effects, relative_diff_ci, wilcoxon
 
 DATASETS = 200
@@ -205,16 +205,47 @@ def test_friedman_wilcoxon_and_paired_t_match_scipy_and_statsmodels() -> None:
 
 
 def test_paired_bootstrap_interval_is_scipy_bca_on_the_paired_differences() -> None:
+    """Differences with many distinct values go through scipy.stats.bootstrap itself: identical for a seed."""
     rng = np.random.default_rng(14)
     for index in range(DATASETS):
-        x, y = _scores(rng) if index % 2 else _binary_pairs(rng)
+        x, y = _scores(rng)
         ours = bootstrap_interval(x, y, n_resamples=999, seed=index)
         diff = np.asarray(y, dtype=float) - np.asarray(x, dtype=float)
-        if np.all(diff == diff[0]):
-            continue
+        assert np.unique(diff).size * FEW_VALUES_FACTOR > diff.size  # scipy's path
         reference = sps.bootstrap((diff,), np.mean, n_resamples=999, method="BCa", rng=np.random.default_rng(index)).confidence_interval
         assert abs(ours.low - reference.low) < TOL and abs(ours.high - reference.high) < TOL
     assert paired_diff_ci([0, 1, 1, 0, 1], [1, 1, 1, 0, 1], method="bootstrap").method == "paired_bootstrap"
+
+
+def test_bootstrap_of_few_distinct_differences_is_scipy_bca_within_monte_carlo_error() -> None:
+    """0/1 outcomes resampled as counts per value: scipy's BCa from the same bootstrap
+    distribution is identical, the distribution is scipy's index resampling's (same quantiles
+    within Monte Carlo error), and so is the interval."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(15)
+    for index in range(40):
+        x, y = _binary_pairs(rng)
+        diff = (y - x).astype(float)
+        values, counts = np.unique(diff, return_counts=True)
+        if values.size < 2 or values.size * FEW_VALUES_FACTOR > diff.size:
+            continue
+        means = resampled_means(values, counts, 999, np.random.default_rng(index))
+        given = SimpleNamespace(bootstrap_distribution=means)
+        reference = sps.bootstrap((diff,), np.mean, n_resamples=0, method="BCa", bootstrap_result=given).confidence_interval
+        assert np.allclose(bca_interval_of_mean(means, values, counts, 0.95), (reference.low, reference.high), atol=TOL, rtol=0)
+        ours = bootstrap_interval(x, y, n_resamples=4999, seed=index)
+        theirs = sps.bootstrap((diff,), np.mean, n_resamples=4999, method="BCa", rng=np.random.default_rng(index)).confidence_interval
+        # endpoints are quantiles of 4,999 draws on a grid of 1/n: they agree to a few grid steps
+        slack = 0.1 * (theirs.high - theirs.low) + 2 / diff.size
+        assert abs(ours.low - theirs.low) <= slack and abs(ours.high - theirs.high) <= slack
+    # the count-resampled means have the index-resampled means' distribution
+    diff = np.repeat([-1.0, 0.0, 1.0], [150, 500, 350])
+    values, counts = np.unique(diff, return_counts=True)
+    by_counts = resampled_means(values, counts, 20000, np.random.default_rng(1))
+    by_index = diff[np.random.default_rng(2).integers(0, diff.size, (20000, diff.size))].mean(axis=1)
+    assert sps.ks_2samp(by_counts, by_index).pvalue > 1e-3
+    assert abs(by_counts.std() - by_index.std()) < 0.03 * by_index.std()
 
 
 def test_permutation_test_is_exact_against_enumerating_every_sign_flip() -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats as sps
+from scipy.special import ndtr, ndtri
 from statsmodels.stats.proportion import proportion_confint
 
 from ..core.records import Record
@@ -105,8 +106,45 @@ def bootstrap_interval(x: ArrayLike, y: ArrayLike, level: float = 0.95, n_resamp
     mean = float(diff.mean())
     if has_zero_variance(diff):
         return constant_difference_interval(a, b, level)
-    result = sps.bootstrap((diff,), np.mean, confidence_level=level, n_resamples=n_resamples, method="BCa", rng=np.random.default_rng(seed))
-    return Estimate(mean, float(result.confidence_interval.low), float(result.confidence_interval.high), level, "paired_bootstrap")
+    values, counts = np.unique(diff, return_counts=True)
+    if values.size * FEW_VALUES_FACTOR > diff.size:
+        result = sps.bootstrap((diff,), np.mean, confidence_level=level, n_resamples=n_resamples, method="BCa", rng=np.random.default_rng(seed))
+        return Estimate(mean, float(result.confidence_interval.low), float(result.confidence_interval.high), level, "paired_bootstrap")
+    low, high = bca_interval_of_mean(resampled_means(values, counts, n_resamples, np.random.default_rng(seed)), values, counts, level)
+    return Estimate(mean, low, high, level, "paired_bootstrap")
+
+
+# Differences with at most n / FEW_VALUES_FACTOR distinct values (0/1 outcomes, means of a few
+# repeats) are resampled as counts per value: a resample's mean depends only on how often each
+# value is drawn, and those counts are multinomial(n, count / n), so k draws per resample give
+# the distribution scipy's n index draws give (20 s for n = 10,000 and 9,999 resamples here).
+FEW_VALUES_FACTOR = 8
+
+
+def resampled_means(values: np.ndarray, counts: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of n_resamples bootstrap resamples of the sample `counts` x `values`."""
+    n = int(counts.sum())
+    return rng.multinomial(n, counts / n, size=n_resamples) @ values / n
+
+
+def bca_interval_of_mean(means: np.ndarray, values: np.ndarray, counts: np.ndarray, level: float) -> tuple[float, float]:
+    """The BCa interval from the bootstrap distribution `means` of the mean of the sample
+    `counts` x `values`, as scipy.stats.bootstrap(method="BCa") computes it (Efron & Tibshirani
+    14.3, 15.4) but with the jackknife of a mean in closed form: leaving out x_i moves the mean by
+    (mean - x_i) / (n - 1) (scipy's jackknife builds n resamples of n - 1 values)."""
+    n, n_resamples = int(counts.sum()), means.size
+    mean = float(counts @ values / n)
+    # bias correction: the bootstrap means' share below the estimate (ties count half, as scipy's)
+    z0 = ndtri((np.count_nonzero(means < mean) + np.count_nonzero(means <= mean)) / (2 * n_resamples))
+    # acceleration from the jackknife influence values x_i - mean
+    centred = values - mean
+    acceleration = float(counts @ centred**3) / n**3 / (6 * (float(counts @ centred**2) / n**2) ** 1.5)
+    z_alpha = float(ndtri((1.0 - level) / 2))
+    ends = []
+    for z in (z_alpha, -z_alpha):
+        shifted = z0 + z
+        ends.append(float(np.percentile(means, 100 * ndtr(z0 + shifted / (1 - acceleration * shifted)))))
+    return ends[0], ends[1]
 
 
 def constant_difference_interval(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> Estimate:
