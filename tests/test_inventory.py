@@ -179,7 +179,8 @@ def test_the_traits_report_follows_the_runs_error_policy(policy: str, mean: floa
     con.execute("INSERT INTO runs VALUES ('r', ?)", [json.dumps({"errors": policy})])
     frame = _planted_frame()
     con.register("planted", frame)
-    con.execute("CREATE TABLE trials AS SELECT 'r' AS run_id, * FROM planted")
+    # as a log holds them: each trial with its task's definition
+    con.execute("CREATE TABLE trials AS SELECT 'r' AS run_id, *, '{\"source\": \"inventory\"}' AS task_json FROM planted")
     rows = {(r["condition"], r["trait"]): r for r in traits_report(con, "r", "control")}
     b = rows[("SAC-A", "B")]
     assert (b["mean"], b["delta"], b["n"], b["errors"]) == (mean, delta, 2, 1)

@@ -6,10 +6,12 @@ plain replies DSPy cannot parse) for the logging, the failure report and the cac
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -154,6 +156,10 @@ def test_copro_finds_an_instruction_on_the_embedded_model_and_it_is_confirmed(lo
     assert logged["instructions"] == {"ii/sum": instruction}
     sent, hits, purposes = _optimise_calls(db)
     assert sent > 0 and purposes == {"optimise", "optimise:propose"}
+    # the export's search table puts the instruction's effect beside the winner's
+    made = api.export_files(db, tables=("csv",), bib=False)
+    [row] = pd.read_csv(io.BytesIO(made.files["table.csv"])).query("table == 'search'").to_dict("records")
+    assert row["baseline"] == "dspy-copro" and row["baseline_delta"] == pytest.approx(baseline["vs_control"]["delta"])
     written = tmp_path / "winner.yaml"
     again = api.search(load_study(path), db, winner_study=written)
     assert again.baseline["instructions"] == baseline["instructions"] and again.baseline["model_calls"] == 0

@@ -246,3 +246,35 @@ def test_names_in_the_search_table_are_escaped_as_the_rest_of_an_export(search: 
     assert len(re.findall(r"(?<!\\)\|", row)) == len(COLUMNS) + 1  # no name opens a column
     latex = str(with_searches("", "latex", None, [c]))  # type: ignore[arg-type]
     assert f"{latex_escape(search)} & control & {latex_escape(winner)} & 3 & 5 &" in latex
+
+
+def _confirmed(baseline: dict[str, Any] | None) -> dict[str, Any]:
+    return {"search": "s", "storage": "", "control": "control", "winner": {"name": "EP02.suffix"}, "candidates": 3, "n_trials": 5,
+            "best_trial": 1, "best_value": 0.7, "control_dev": 0.5, "dev_delta": 0.2, "delta": 0.1, "ci_low": -0.1, "ci_high": 0.3,
+            "p_value": 0.2, "test": "mcnemar_exact", "n_test": 20, "level": 0.95, "baseline": baseline}
+
+
+def test_an_optimised_baseline_is_a_column_group_of_the_search_table_and_its_records() -> None:
+    """A confirmation with a `baseline:` block's instruction: the table shows it beside the winner
+    (its Δ against the control with the interval and p, and winner − baseline), the records carry
+    the numbers; without one (or when the optimiser found none) the table is as before."""
+    from workbench.export.searches import BASELINE_COLUMNS, COLUMNS, search_records, with_searches
+
+    stats = {"delta": 0.05, "ci_low": -0.02, "ci_high": 0.12, "p_value": 0.31, "test": "mcnemar_exact"}
+    found = {"name": "dspy-copro", "condition": {"name": "dspy-copro"}, "vs_control": stats,
+             "winner_vs_baseline": {**stats, "delta": 0.05, "p_value": 0.4}}
+    with_baseline = Confirmation.of(_confirmed(found))
+    assert (with_baseline.baseline, with_baseline.baseline_delta, with_baseline.winner_vs_baseline_p_value) == ("dspy-copro", 0.05, 0.4)
+    markdown = str(with_searches("", "markdown", None, [with_baseline]))  # type: ignore[arg-type]
+    row = next(line for line in markdown.splitlines() if line.startswith("| s |"))
+    assert len(re.findall(r"(?<!\\)\|", row)) == len(COLUMNS) + len(BASELINE_COLUMNS) + 1
+    assert f" {markdown_escape('dspy-copro')} | {markdown_escape(fmt_interval(0.05, -0.02, 0.12))} | {fmt_p(0.31)} |" in row
+    assert row.endswith(f"| {markdown_escape(fmt_number(0.05, signed=True))} | {fmt_p(0.4)} |") and "DSPy optimiser" in markdown
+    [record] = search_records([with_baseline])
+    assert (record["baseline"], record["baseline_ci_high"], record["winner_vs_baseline_delta"]) == ("dspy-copro", 0.12, 0.05)
+    for plain in (Confirmation.of(_confirmed(None)), Confirmation.of(_confirmed({**found, "condition": None, "vs_control": None}))):
+        assert plain.baseline is None
+        markdown = str(with_searches("", "markdown", None, [plain]))  # type: ignore[arg-type]
+        row = next(line for line in markdown.splitlines() if line.startswith("| s |"))
+        assert len(re.findall(r"(?<!\\)\|", row)) == len(COLUMNS) + 1 and "DSPy" not in markdown
+        assert "baseline" not in search_records([plain])[0]

@@ -179,7 +179,8 @@ def test_a_directory_is_no_journal(tmp_path: Path) -> None:
 @given(
     scheme=st.sampled_from(["postgresql", "postgres", "postgresql+psycopg", "sqlite", "mysql", "http", "", "p+q", "ftp"]),
     rest=st.text(st.characters(codec="utf-8", exclude_characters="\n"), max_size=40),
-    secret=st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="@/:?#[]%"), min_size=6, max_size=12),
+    # `~` on both sides: a secret that is no word of a message (`passwo` is in "password")
+    secret=st.text(st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="@/:?#[]%~"), min_size=4, max_size=10).map(lambda s: f"~{s}~"),
 )
 def test_generated_urls_are_checked_in_one_line_and_never_show_a_password(scheme: str, rest: str, secret: str) -> None:
     for setting in (f"{scheme}://{rest}", f"{scheme}://u:{secret}@{rest}"):

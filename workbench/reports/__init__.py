@@ -30,6 +30,14 @@ def _study_setting(con: Any, run_id: str, key: str, default: str) -> str:
     return json.loads(found[0]).get(key, default) if found and found[0] else default
 
 
+def run_tasks(con: Any, run_id: str) -> dict[str, dict[str, Any]]:
+    """The run's tasks as its trials logged them (task id -> its definition): a report asks
+    these whether it applies before it loads any item bank or the task catalog. One trial's
+    task JSON a task: parsing every trial's would cost seconds on a million trials."""
+    rows = con.execute("SELECT task, any_value(task_json) FROM trials WHERE run_id = ? GROUP BY task", [run_id]).fetchall()
+    return {task: json.loads(task_json) if task_json else {} for task, task_json in rows}
+
+
 def errors_policy(con: Any, run_id: str) -> str:
     """The run's study setting for errored trials ("wrong" or "exclude"), as its log records it."""
     return _study_setting(con, run_id, "errors", "wrong")

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..tasks import TaskSpec, builtin_tasks
+from . import run_tasks
 from ..tasks.judge import Rubric, builtin_rubrics
 from ..tasks.perspectives import perspectives_distribution
 
@@ -19,7 +20,11 @@ def _tag_rubric(task: TaskSpec) -> Rubric | None:
 
 def pds_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
     """Per model, condition and tags rubric: n, errors, mean coverage, the PDS and its entropy."""
-    rubrics = {task_id: r for task_id, spec in builtin_tasks().items() if (r := _tag_rubric(spec)) is not None}
+    judged = [task for task, spec in run_tasks(con, run_id).items() if spec.get("scoring") == "judge" or not spec]
+    if not judged:  # nothing a tags rubric grades: the catalog and rubrics stay unloaded
+        return []
+    catalog = builtin_tasks()
+    rubrics = {task_id: r for task_id in judged if task_id in catalog and (r := _tag_rubric(catalog[task_id])) is not None}
     if not rubrics:
         return []
     frame = con.execute(

@@ -60,11 +60,42 @@ class Confirmation(Record):
     level: float
     note: str | None = None
     confirmed_at: Any = None  # when the log recorded it (None: read from the storage)
+    # The `baseline:` block's optimised instruction on the test split (None without one): its
+    # condition's name, baseline - control, and winner - baseline (None when the control won).
+    baseline: str | None = None
+    baseline_delta: float | None = None
+    baseline_ci_low: float | None = None
+    baseline_ci_high: float | None = None
+    baseline_p_value: float | None = None
+    winner_vs_baseline_delta: float | None = None
+    winner_vs_baseline_p_value: float | None = None
 
     @classmethod
     def of(cls, detail: dict[str, Any], confirmed_at: Any = None) -> Confirmation:
-        names = {f.name for f in fields(cls)} - {"winner", "confirmed_at"}
-        return cls(**{k: detail.get(k) for k in names}, winner=detail["winner"]["name"], confirmed_at=confirmed_at)
+        names = {f.name for f in fields(cls)} - {"winner", "confirmed_at"} - set(BASELINE_FIELDS)
+        return cls(**{k: detail.get(k) for k in names}, winner=detail["winner"]["name"], confirmed_at=confirmed_at, **_baseline_fields(detail.get("baseline")))
+
+
+# Confirmation's baseline fields and where each is read in a confirmation's `baseline` facts.
+BASELINE_FIELDS: dict[str, tuple[str, ...]] = {
+    "baseline": ("name",),
+    "baseline_delta": ("vs_control", "delta"), "baseline_ci_low": ("vs_control", "ci_low"),
+    "baseline_ci_high": ("vs_control", "ci_high"), "baseline_p_value": ("vs_control", "p_value"),
+    "winner_vs_baseline_delta": ("winner_vs_baseline", "delta"), "winner_vs_baseline_p_value": ("winner_vs_baseline", "p_value"),
+}
+
+
+def _baseline_fields(baseline: dict[str, Any] | None) -> dict[str, Any]:
+    """A baseline that found no instruction (`condition` None) ran nothing on the test split: none."""
+    if not baseline or baseline.get("condition") is None:
+        return {}
+    found: dict[str, Any] = {}
+    for name, path in BASELINE_FIELDS.items():
+        value: Any = baseline
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        found[name] = value
+    return found
 
 
 # -- writing ---------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import pandas as pd
 
 from ..scoring.extract import ERROR, NO_ANSWER, OK
 from ..scoring.policies import Unscored
-from . import errors_policy, no_answer_policy
+from . import errors_policy, no_answer_policy, run_tasks
 from ..stats import adjust, wilcoxon
 from ..tasks import TaskSpec, builtin_tasks
 
@@ -130,8 +130,19 @@ def _trials(con: Any, run_id: str, labels: pd.DataFrame) -> pd.DataFrame:
     ).df()
 
 
+def _run_tasks_of(con: Any, run_id: str, source: str) -> dict[str, TaskSpec]:
+    """The catalog's tasks that draw on `source` and that the run has (none: nothing loaded; a
+    trial logged without its task's JSON is asked of the catalog)."""
+    present = [task for task, spec in run_tasks(con, run_id).items() if spec.get("source") == source or not spec]
+    if not present:
+        return {}
+    catalog = builtin_tasks()
+    return {task: catalog[task] for task in present if task in catalog and catalog[task].source == source}
+
+
 def traits_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
-    traits = inventory_traits()
+    tasks = _run_tasks_of(con, run_id, "inventory")
+    traits = inventory_traits(tasks) if tasks else pd.DataFrame()
     if traits.empty:
         return []
     return trait_deltas(_trials(con, run_id, traits), control, traits, errors=errors_policy(con, run_id), no_answer=no_answer_policy(con, run_id))
@@ -151,7 +162,8 @@ def sac_induced_deltas(frame: pd.DataFrame, control: str, labels: pd.DataFrame, 
 
 
 def sac_induced_report(con: Any, run_id: str, control: str) -> list[dict[str, Any]]:
-    labels = item_labels("sac_probes", ("trait", "trait_name", "factor"))
+    tasks = _run_tasks_of(con, run_id, "sac_probes")
+    labels = item_labels("sac_probes", ("trait", "trait_name", "factor"), tasks) if tasks else pd.DataFrame()
     if labels.empty:
         return []
     return sac_induced_deltas(_trials(con, run_id, labels), control, labels, errors=errors_policy(con, run_id), no_answer=no_answer_policy(con, run_id))

@@ -43,6 +43,12 @@ def use_extractor(con: Any, run_id: str, extractor: str | None) -> str | None:
     unknown extractor is named or trials of the run have no `scores` row for it."""
     if extractor is None:
         return own_extractor(con, run_id)
+    if con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'trials_as_logged'").fetchone()[0]:
+        # this reader shows an extractor already (one reader serves a whole comparison)
+        shown = con.execute("SELECT name FROM chosen_extractor").fetchone()[0]
+        if shown != extractor:
+            raise ValueError(f"this reader shows the {shown} extractor's scores, not {extractor}'s")
+        return extractor
     from ..scoring.extract import EXTRACTORS
 
     if extractor not in EXTRACTORS:
@@ -59,6 +65,7 @@ def use_extractor(con: Any, run_id: str, extractor: str | None) -> str | None:
             field="--extractor",
         )
     con.execute("CREATE OR REPLACE TEMP TABLE chosen_scores AS SELECT * FROM scores WHERE extractor = ?", [extractor])
+    con.execute("CREATE OR REPLACE TEMP TABLE chosen_extractor AS SELECT ? AS name", [extractor])
     con.execute("ALTER VIEW trials RENAME TO trials_as_logged")
     chosen = ", ".join(f"CASE WHEN s.trial_id IS NULL THEN t.{c} ELSE s.{c} END AS {c}" for c in ("answer", "score", "status", "extractor"))
     con.execute(f"CREATE VIEW trials AS SELECT t.* REPLACE ({chosen}) FROM trials_as_logged t LEFT JOIN chosen_scores s ON s.trial_id = t.trial_id")

@@ -74,15 +74,20 @@ class RunData:
         return int(self.frame["trials"].sum()) if "trials" in self.frame else len(self.frame)
 
 
-def load_run(db_path: Path, run_id: str | None = None, extractor: str | None = None, *, counted: bool = False) -> RunData:
+def load_run(
+    db_path: Path, run_id: str | None = None, extractor: str | None = None, *, counted: bool = False, con: duckdb.DuckDBPyConnection | None = None,
+) -> RunData:
     """The trials of `run_id` (default: the latest run in the log) with the study's control,
     policies and condition order, scored by `extractor` (default: the run's own; see
     workbench.stats.extractor_view). `counted`: alike trials grouped by DuckDB (counted_frame),
-    as the comparison table reads them. UserError if there is no such log, run or extractor."""
+    as the comparison table reads them. `con`: a reader of the log to use (left open, its
+    `trials` showing `extractor`), else one of its own. UserError if there is no such log, run
+    or extractor."""
     db_path = Path(db_path)
     if not db_path.exists() and not segments_dir(db_path).exists():
         raise UserError("no log here (run a study first, or pass --db)", file=str(db_path))
-    con = connect_reader(db_path)
+    own = con is None
+    con = connect_reader(db_path) if con is None else con
     try:
         runs = con.execute("SELECT run_id, name, spec_json, trials_planned FROM runs ORDER BY created_at").fetchall()
         if not runs:
@@ -98,7 +103,8 @@ def load_run(db_path: Path, run_id: str | None = None, extractor: str | None = N
         used = use_extractor(con, run_id, extractor)
         frame = (counted_frame if counted else trial_frame)(con, run_id)
     finally:
-        con.close()
+        if own:
+            con.close()
     order = tuple(c["name"] for c in spec.get("conditions", []))
     control = next((c for c, is_control in flags if is_control), None) or spec.get("control") or (order[0] if order else "control")
     tasks = tuple(t["task"] for t in spec.get("tasks", []))

@@ -217,6 +217,9 @@ def show_confirmation(confirmation: Any) -> None:
         {"Split": "dev (chosen on)", "Δ": confirmation.dev_delta, "Δ low": None, "Δ high": None, "p": None, "Examples": None},
         {"Split": "test (confirmation)", "Δ": confirmation.delta, "Δ low": confirmation.ci_low, "Δ high": confirmation.ci_high,
          "p": confirmation.p_value, "Examples": confirmation.n_test},
+        *([{"Split": f"test: {confirmation.baseline} (optimised instruction) − control", "Δ": confirmation.baseline_delta,
+            "Δ low": confirmation.baseline_ci_low, "Δ high": confirmation.baseline_ci_high, "p": confirmation.baseline_p_value,
+            "Examples": confirmation.n_test}] if confirmation.baseline else []),
     ]).astype({"Δ": float, "Δ low": float, "Δ high": float, "p": float, "Examples": "Int64"}))
     st.caption("Δ: the winner minus the control. On the dev split the winner was chosen for its score, so its Δ there is biased upwards "
                "(the winner's curse); the test split's examples are disjoint from them.")
