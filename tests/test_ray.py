@@ -147,6 +147,31 @@ def test_an_interrupted_ray_run_resumes_without_calling_again(tmp_path: Path, cl
     assert _counts(db, again["run_id"]) == (80, 80, 80)
 
 
+@pytest.mark.slow
+def test_the_driver_opens_no_model_and_the_workers_serve_a_fresh_run_from_the_log(tmp_path: Path, cluster: Cluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With Ray the `workbench run` process calls nothing: it opens no provider (a `local/...`
+    model would start a llama.cpp server there for nothing) and copies no logged answers; the
+    workers' caches, built from the log, answer a fresh run of a logged study without a call."""
+    from workbench.run import scheduler
+    from workbench.run.gateway import GatewaySettings
+
+    study, db = write_study(tmp_path / "s.yaml", sim_study()), tmp_path / "log.duckdb"
+    first = api.run(study, db)
+    assert first.model_calls == first.trials_planned
+
+    def refused(*_: object, **__: object) -> None:
+        raise AssertionError("the driver opened what only the workers use")
+
+    monkeypatch.setattr(GatewaySettings, "open", refused)
+    monkeypatch.setattr(scheduler, "logged_answers", refused)
+    for name, value in RAY_ENV.items():
+        monkeypatch.setenv(name, value)
+    again = api.run(study, db, fresh=True, executor="ray", address=cluster.address)
+    assert again.run_id != first.run_id and again.trials_done == again.trials_planned == first.trials_planned
+    assert again.model_calls == 0 and again.cache_hits == first.model_calls
+    assert _counts(db, again.run_id) == (first.trials_planned, first.trials_planned, first.trials_planned)
+
+
 def _only_run(db: Path) -> str:
     con = connect_reader(db)
     try:

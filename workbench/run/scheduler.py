@@ -256,16 +256,19 @@ class Runner:
             await log.flush()
             self._report()
             settings = gateway_settings(self.study, plan.models, use_cache=self.use_cache)
-            # A log this run has just created holds no answers: no reader is built to find none.
-            self.cache = ResponseCache() if new_log else await asyncio.to_thread(self._logged_answers, [m.id for m in settings.models])
+            # A log this run has just created holds no answers: no reader is built to find none. An
+            # executor's workers open their own models and caches: this process calls no model then,
+            # and its gateway only carries the settings and counts the workers' calls.
+            local = self.executor is None
+            self.cache = ResponseCache() if new_log or not local else await asyncio.to_thread(self._logged_answers, [m.id for m in settings.models])
             pause_point("startup")
             try:
-                gateway = await settings.open(self.say, self.cache)
+                gateway = await settings.open(self.say, self.cache) if local else Gateway(settings, {}, self.cache)
             except BaseException:
                 await self.cache.close()
                 raise
             try:
-                schedule = self._schedule if self.executor is None else functools.partial(self.executor.schedule, self)
+                schedule = self._schedule if local else functools.partial(self.executor.schedule, self)
                 await schedule(self._pending(done, retry), plan.pending, gateway, log)
             finally:
                 log.add("run_events", self._event("interrupted" if self.summary.interrupted else "finished", done=self.summary.trials_done))
