@@ -228,3 +228,19 @@ def test_cli_json_reports_the_pareto_front(tmp_path: Path) -> None:
     assert out["best_value"] == front[0]["score"] and out["winner"]["name"] == front[0]["condition"]
     assert [m["tokens"] for m in front] == sorted((m["tokens"] for m in front), reverse=True)  # more score costs more tokens
     assert all(m["tokens"] > 0 for m in front)
+
+
+def test_the_report_of_two_objectives_names_them_marks_the_front_and_ranks_for_the_score(tmp_path: Path) -> None:
+    """Read back from its journal (as the Results page and optuna-dashboard read it): a column per
+    objective under its name, the score as `value`, each trial marked on or off the front, and
+    the parameters' importances for the score rather than none."""
+    path, db = _write(tmp_path, {**TWO_OBJECTIVES, "trials": 8, "dev": 10, "test": 10}, TRADE_OFF), tmp_path / "log.duckdb"
+    result = api.search(load_study(path), db)
+    report = api.search_report(db)
+    history = report.history
+    assert {"score", "tokens", "value", "pareto"} <= set(history.columns) and not any(c.startswith("values_") for c in history.columns)
+    assert list(history["value"]) == list(history["score"])
+    on_front = set(history.loc[history["pareto"], "trial"])
+    assert {m["trial"] for m in result.pareto} <= on_front  # each candidate's first trial on the front (a repeat is on it too)
+    assert {history.loc[history["trial"] == t, "condition"].item() for t in on_front} == {m["condition"] for m in result.pareto}
+    assert report.importances and set(report.importances) <= {"stimulus", "stimulus.1"} and report.importance_note is None

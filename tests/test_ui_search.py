@@ -94,3 +94,18 @@ def test_a_search_not_confirmed_yet_shows_its_trials_and_says_so(tmp_path: Path)
     assert list(frame_with(at, "Best so far")["Trial"]) == [0, 1, 2]
     assert "No importances: 3 complete trial(s): importances need at least 4." in [i.value.replace("\\", "") for i in at.info]
     assert api.search_report(db).confirmation is None
+
+
+def test_a_search_of_two_objectives_shows_them_and_its_front(tmp_path: Path) -> None:
+    """Score and tokens under their names, each trial marked on or off the Pareto front, and the
+    importances for the score: no raw `values_0` column, no error."""
+    from test_search_space import TRADE_OFF, TWO_OBJECTIVES, _write
+
+    path, db = _write(tmp_path, {**TWO_OBJECTIVES, "trials": 8, "dev": 10, "test": 10}, TRADE_OFF), tmp_path / "log.duckdb"
+    api.search(load_study(path), db)
+    report = api.search_report(db)
+    at = page(db)
+    shown = frame_with(at, "On the Pareto front")
+    assert {"Dev score", "Dev tokens"} <= set(shown.columns) and not any(str(c).startswith("values_") or c == "score" for c in shown.columns)
+    assert list(shown["On the Pareto front"]) == list(report.history["pareto"])
+    assert list(frame_with(at, "Importance")["Parameter"]) == list(report.importances)

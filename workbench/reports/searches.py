@@ -234,7 +234,9 @@ def search_report(db: Path, name: str, storage: str | None = None) -> SearchRepo
 
 def history(study: optuna.Study) -> pd.DataFrame:
     """One row per trial, in order: Optuna's trials_dataframe with each parameter under its own
-    name, the candidate's condition, seconds, and the best value so far (one objective)."""
+    name, the candidate's condition, seconds, and the best value so far (one objective). A search
+    of several objectives has a column per objective under its name (`score`, `tokens`), `value`
+    the score, and `pareto`: whether the trial is on the front."""
     import optuna
     import pandas as pd
 
@@ -246,6 +248,13 @@ def history(study: optuna.Study) -> pd.DataFrame:
     frame = frame.rename(columns=lambda c: c.removeprefix("params_") if c.startswith("params_") else c)
     frame.insert(3, "condition", [t.user_attrs.get("condition", {}).get("name") for t in trials])
     frame["seconds"] = frame.pop("duration").dt.total_seconds()
+    if len(study.directions) > 1:
+        names = study.metric_names or [f"objective_{i}" for i in range(len(study.directions))]
+        frame = frame.rename(columns={f"values_{key}": name for i, name in enumerate(names) for key in (name, i)})
+        if "score" in frame:
+            frame.insert(2, "value", frame["score"])
+        front = {t.number for t in study.best_trials}
+        frame["pareto"] = frame["trial"].isin(front)
     if len(study.directions) == 1 and "value" in frame:
         complete = frame["value"].where(frame["state"] == "COMPLETE")
         best = complete.cummax() if study.direction == optuna.study.StudyDirection.MAXIMIZE else complete.cummin()
@@ -262,12 +271,17 @@ def param_importances(study: optuna.Study) -> tuple[dict[str, float], str | None
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if len(complete) < MIN_COMPLETE:
         return {}, f"{len(complete)} complete trial(s): importances need at least {MIN_COMPLETE}"
-    if len(study.directions) > 1:
-        return {}, "several objectives: importances are computed for one"
+    target = None
+    if len(study.directions) > 1:  # the importances for the score, the objective the winner is confirmed on
+        names = study.metric_names or []
+        if "score" not in names:
+            return {}, "several objectives, none named score: importances are computed for one"
+        index = names.index("score")
+        target = lambda t: -t.values[index]  # noqa: E731 - PED-ANOVA ranks low targets best; the score is maximised
     varying = sorted({k for t in complete for k in t.params if len({repr(u.params.get(k)) for u in complete}) > 1})
     if not varying:
         return {}, "no parameter takes more than one value among the complete trials: nothing to rank"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna's notes on few trials per quantile: the note above says what matters
-        found = optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), params=varying)
+        found = optuna.importance.get_param_importances(study, evaluator=optuna.importance.PedAnovaImportanceEvaluator(), params=varying, target=target)
     return {k: float(v) for k, v in found.items()}, None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 import random
 import time
 from collections.abc import Callable
@@ -248,6 +249,11 @@ class Search:
         except Exception as exc:  # noqa: BLE001 - whatever the storage's driver raises, one line naming the key
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise UserError(f"cannot open the search's storage {self.storage.shown}: {first}", **_storage_source(self.study, self.storage_setting)) from None
+        if len(self.search.objectives) > 1 and self.optuna.metric_names is None:
+            # the objectives by name in the storage: optuna-dashboard and the search's report show them so
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.optuna.set_metric_names(list(self.search.objectives))
         # the pruner's steps: the dev examples in split order, a chunk at a time (a quarter of each task's)
         self.steps: dict[str, int] = {}
         self.chunks: list[frozenset[str]] = []

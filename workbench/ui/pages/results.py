@@ -171,7 +171,8 @@ def show_comparison(compared: api.ComparisonResult, warnings: list[str]) -> None
         show_table(f"Report: {name}", pd.DataFrame(rows))
 
 
-SEARCH_COLUMNS = {"trial": "Trial", "state": "State", "value": "Dev score", "best_so_far": "Best so far", "condition": "Candidate", "seconds": "Seconds"}
+SEARCH_COLUMNS = {"trial": "Trial", "state": "State", "value": "Dev score", "best_so_far": "Best so far", "tokens": "Dev tokens",
+                  "pareto": "On the Pareto front", "condition": "Candidate", "seconds": "Seconds"}
 
 
 def show_search(db: str, stamp: tuple[int, ...]) -> None:
@@ -191,7 +192,7 @@ def show_search(db: str, stamp: tuple[int, ...]) -> None:
     show_confirmation(report.confirmation)
     st.subheader("History")
     history = report.history
-    params = [c for c in history.columns if c not in (*SEARCH_COLUMNS, "started", "ended")]
+    params = [c for c in history.columns if c not in (*SEARCH_COLUMNS, "score", "started", "ended")]  # `score` is `value` again
     show_table_of(history[[c for c in (*SEARCH_COLUMNS, *params, "started", "ended") if c in history]].rename(columns=SEARCH_COLUMNS))
     if "best_so_far" in history and history["value"].notna().any():
         st.line_chart(history.set_index("trial")[["value", "best_so_far"]].rename(columns=SEARCH_COLUMNS), x_label="Trial", y_label="Mean dev score")
